@@ -1,0 +1,347 @@
+/*
+ * hms_ffi.h: the C ABI of HMS FFI, version 1.0.
+ *
+ * One Rust core implements the HMS agent platform; this header is the only
+ * contract between it and every host (C, Python, Go, PHP, Ruby, ...).
+ * Everything that crosses it is an opaque 64-bit handle, a status code, or a
+ * byte buffer holding a protobuf, CBOR or JSON message whose schema lives in
+ * include/proto/hms/.
+ *
+ * Rules that hold for every function below
+ * ----------------------------------------
+ * Status.   Every fallible function returns int32_t: HMS_OK (0) or one of the
+ *           HMS_* status codes. Outputs come last, the error buffer very last.
+ *           Outputs are left untouched when a call fails.
+ * Errors.   When `err` is non-NULL and a call fails, *err receives an
+ *           hms.v1.Status message (code, message, details, origin) encoded in
+ *           the call's format, or in JSON where the function takes no format.
+ *           The return code alone is enough to branch on; `err` may be NULL.
+ * Safety.   No input crashes the host: every function runs inside a guard
+ *           that turns a panic into HMS_PANIC; NULL pointers, bad handles, bad
+ *           UTF-8 and bad payloads are reported, never dereferenced blindly.
+ *           (Pointers that are non-NULL but dangling cannot be checked.)
+ * Handles.  Runtimes, services and subscriptions are generational, typed
+ *           64-bit handles; 0 is never valid. A stale, freed, made-up or
+ *           wrong-kind handle returns HMS_INVALID_HANDLE, every time.
+ * Memory.   Input bytes (ptr, len) are borrowed for the duration of the call
+ *           only; ptr may be NULL when len is 0. Output bytes are written into
+ *           a caller-provided hms_buf, which the caller owns until it passes it
+ *           to hms_buf_free. An hms_buf may come in zeroed, or holding a buffer
+ *           this library produced earlier and nobody freed: the library then
+ *           reuses that memory, growing it if needed. Keep one zeroed hms_buf
+ *           per thread, copy each answer out, and free it once at the end.
+ * Threads.  Every function may be called from any thread at any time. The
+ *           library holds no internal lock while it calls into a host
+ *           (handlers, event callbacks), so callbacks may call back in.
+ * Limits.   Payload size (default 4 MiB) and nesting depth (default 64), set
+ *           per runtime in hms.v1.RuntimeConfig, are enforced before or while
+ *           decoding: a hostile payload fails fast with HMS_DECODE_ERROR or
+ *           HMS_RESOURCE_EXHAUSTED without allocating its declared size.
+ *
+ * Versions.  HMS_ABI_VERSION_MAJOR/MINOR below describe this header;
+ *           hms_abi_version() describes the loaded library. A binding refuses
+ *           a library of another major, or of an older minor than its own.
+ *           A published signature never changes; a change of meaning gets a
+ *           new function.
+ */
+#ifndef HMS_FFI_H
+#define HMS_FFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HMS_ABI_VERSION_MAJOR 1
+#define HMS_ABI_VERSION_MINOR 0 /* additive changes bump the minor */
+
+/* ------------------------------------------------------------------------ */
+/* Formats of every payload that crosses the boundary.                      */
+/* ------------------------------------------------------------------------ */
+
+/* Protobuf binary encoding: the schema of truth. */
+#define HMS_FORMAT_PROTOBUF 1
+/* CBOR with the data model of the proto3 JSON mapping, native CBOR types and,
+ * on output, RFC 8949 core deterministic encoding (docs/formats.md). */
+#define HMS_FORMAT_CBOR 2
+/* The proto3 JSON mapping, UTF-8. */
+#define HMS_FORMAT_JSON 3
+
+/* ------------------------------------------------------------------------ */
+/* Status codes. 0..16 are gRPC's canonical codes; 100+ are the bridge's.   */
+/* ------------------------------------------------------------------------ */
+
+#define HMS_OK 0
+#define HMS_CANCELLED 1           /* the operation or subscription was closed */
+#define HMS_UNKNOWN 2             /* an error without a better code */
+#define HMS_INVALID_ARGUMENT 3    /* a malformed argument: NULL pointer with a length, bad UTF-8, unknown format or method */
+#define HMS_DEADLINE_EXCEEDED 4   /* CallOptions.deadline_ms passed, or hms_poll timed out */
+#define HMS_NOT_FOUND 5           /* no such method, service, message type or record */
+#define HMS_ALREADY_EXISTS 6      /* a service of that name is registered already */
+#define HMS_PERMISSION_DENIED 7   /* refused by policy */
+#define HMS_RESOURCE_EXHAUSTED 8  /* a size limit: payload, queue or nesting */
+#define HMS_FAILED_PRECONDITION 9 /* the request is valid but the state forbids it */
+#define HMS_ABORTED 10            /* a concurrency conflict, e.g. a stale revision */
+#define HMS_OUT_OF_RANGE 11       /* a value past its valid range */
+#define HMS_UNIMPLEMENTED 12      /* the method exists but is not implemented */
+#define HMS_INTERNAL 13           /* an invariant of the core broke */
+#define HMS_UNAVAILABLE 14        /* the handler cannot run now (e.g. wrong thread, being unregistered) */
+#define HMS_DATA_LOSS 15          /* stored data is unreadable */
+#define HMS_UNAUTHENTICATED 16    /* missing or invalid credentials */
+#define HMS_INVALID_HANDLE 100    /* unknown, stale, freed or wrong-kind handle */
+#define HMS_DECODE_ERROR 101      /* payload does not parse in the declared format/type */
+#define HMS_HANDLER_ERROR 102     /* a host-language handler raised or returned garbage */
+#define HMS_INCOMPATIBLE 103      /* ABI or schema version mismatch */
+#define HMS_PANIC 104             /* a bug inside the core, caught at the boundary */
+
+/* ------------------------------------------------------------------------ */
+/* Versions                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* (major << 16) | minor of the loaded library. Never fails; any thread. */
+uint32_t hms_abi_version(void);
+
+/* Semantic version of the library, e.g. "1.0.0": static, NUL-terminated,
+ * never freed. Never fails; any thread. */
+const char *hms_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Owned output bytes                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* A byte buffer produced by the library and owned by the caller.
+ * data: the bytes (NULL when nothing was ever written); len: bytes of the
+ * latest output; cap: allocated capacity. Never edit these fields; zero a new
+ * one with `hms_buf b = {0};` and hand it back to the library to reuse it. */
+typedef struct hms_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} hms_buf;
+
+/* Frees the memory of *buf and zeroes it, so a second call is a no-op.
+ * buf may be NULL. Passing memory the library did not produce is undefined
+ * behaviour (the one thing this ABI cannot check). Any thread. */
+void hms_buf_free(hms_buf *buf);
+
+/* ------------------------------------------------------------------------ */
+/* Runtimes                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Handle of a runtime: one registry of services, one event bus, one store. */
+typedef uint64_t hms_runtime;
+
+/* Creates a runtime.
+ * format, config, config_len: an hms.v1.RuntimeConfig in that format;
+ *   config_len 0 gives the defaults (format must still be valid).
+ * out: receives the handle (written only on success).
+ * err: may be NULL; receives an hms.v1.Status in `format` on failure.
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (unknown format, NULL out, NULL config
+ * with a length); HMS_DECODE_ERROR (config does not parse);
+ * HMS_FAILED_PRECONDITION (data_dir unusable or held by another runtime).
+ * Any thread. */
+int32_t hms_runtime_new(int32_t format, const uint8_t *config, size_t config_len,
+                        hms_runtime *out, hms_buf *err);
+
+/* Frees a runtime. Its services are unregistered and its subscriptions
+ * closed (a thread blocked in hms_poll on one returns HMS_CANCELLED). Calls
+ * already running finish first on the threads that made them.
+ * Returns HMS_OK, or HMS_INVALID_HANDLE when rt is not a live runtime (a
+ * second free included). Any thread, but not from inside one of this
+ * runtime's handlers. */
+int32_t hms_runtime_free(hms_runtime rt);
+
+/* ------------------------------------------------------------------------ */
+/* Calls                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Calls one method: built-in and host-registered services alike.
+ * method, method_len: full name "package.Service/Method", UTF-8, e.g.
+ *   "hms.sys.v1.System/Echo"; no NUL terminator needed.
+ * format: format of request, options, response and err.
+ * request, request_len: the method's input message (empty is the default
+ *   message).
+ * options, options_len: an hms.v1.CallOptions (deadline, metadata,
+ *   credentials, trace id); may be NULL/0.
+ * response: receives the output message on success (reused if it holds a
+ *   library buffer); untouched on failure.
+ * err: may be NULL; receives an hms.v1.Status on failure.
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (bad method name, format or pointer);
+ * HMS_NOT_FOUND (no such service or method); HMS_DECODE_ERROR (request or
+ * options do not parse as their type); HMS_RESOURCE_EXHAUSTED (request or
+ * response over the size limit, nesting over the depth limit);
+ * HMS_DEADLINE_EXCEEDED (deadline passed); HMS_HANDLER_ERROR (a host handler
+ * raised or replied garbage); HMS_UNAVAILABLE (a caller-thread-only service
+ * called from another thread, or a service being unregistered);
+ * HMS_INVALID_HANDLE; or whatever status the method itself reports.
+ * Any thread; handlers may call hms_call again (nested dispatch). */
+int32_t hms_call(hms_runtime rt, const char *method, size_t method_len, int32_t format,
+                 const uint8_t *request, size_t request_len,
+                 const uint8_t *options, size_t options_len,
+                 hms_buf *response, hms_buf *err);
+
+/* ------------------------------------------------------------------------ */
+/* Services implemented by the host                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Handle of a host-registered service. */
+typedef uint64_t hms_service;
+
+/* Library-owned reply slot handed to a handler; valid only until the
+ * handler returns. The handler answers through hms_reply_set or
+ * hms_reply_error; answering neither is reported to the caller as
+ * HMS_HANDLER_ERROR. */
+typedef struct hms_reply hms_reply;
+
+/* A host handler. Called once per call of one of the service's methods.
+ * reply: where to answer; method, method_len: the short method name (e.g.
+ *   "Greet", not NUL-terminated); format: the format the service was
+ *   registered with, of request and of the expected answer; request,
+ *   request_len: the input, borrowed until the handler returns (request may
+ *   be NULL when request_len is 0); user_data: as given at registration.
+ * The handler must not unwind (throw, longjmp, panic) into the library: a
+ * binding catches its language's exceptions and answers with
+ * hms_reply_error(reply, HMS_HANDLER_ERROR, text). Runs on the calling
+ * thread, or on a library thread when the call has a deadline (unless the
+ * service is HMS_SERVICE_CALLER_THREAD). */
+typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t method_len,
+                               int32_t format, const uint8_t *request, size_t request_len,
+                               void *user_data);
+
+/* Flags of hms_service_register. */
+#define HMS_SERVICE_DEFAULT 0u
+/* Run handlers only on a host thread that is itself inside a library call of
+ * this host (synchronous nested dispatch: PHP, Ruby's Fiddle). Calls that
+ * would have to run the handler on any other thread fail with
+ * HMS_UNAVAILABLE and say why; deadlines are then checked when the handler
+ * returns instead of preempting it. */
+#define HMS_SERVICE_CALLER_THREAD 1u
+
+/* Registers a service implemented by the host.
+ * format: format of descriptor, and of every request and reply of handler.
+ * descriptor, descriptor_len: an hms.v1.ServiceDescriptor. A method with
+ *   input_type/output_type names message types known to the core (built-in,
+ *   or added with hms_schema_register): callers may use any format and the
+ *   core converts. A method with both empty takes and returns any CBOR/JSON
+ *   value, converted structurally between CBOR and JSON.
+ * flags: HMS_SERVICE_DEFAULT or HMS_SERVICE_CALLER_THREAD.
+ * handler, user_data: the callback and its context; user_data is passed back
+ *   untouched and must stay valid until hms_service_unregister returns.
+ * out: receives the service handle.
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (NULL handler, empty or malformed
+ * names, unknown format or flags); HMS_DECODE_ERROR; HMS_NOT_FOUND (an
+ * input/output type the core does not know); HMS_ALREADY_EXISTS (the name is
+ * taken); HMS_INVALID_HANDLE. Publishes a "registry.service_registered" event.
+ * Any thread. */
+int32_t hms_service_register(hms_runtime rt, int32_t format,
+                             const uint8_t *descriptor, size_t descriptor_len,
+                             uint32_t flags, hms_handler_fn handler, void *user_data,
+                             hms_service *out, hms_buf *err);
+
+/* Removes a service. New calls get HMS_NOT_FOUND at once; the function
+ * waits until calls in flight have returned (except calls running on this
+ * very thread, so a handler may unregister its own service), after which the
+ * handler and user_data are never used again. Publishes a
+ * "registry.service_unregistered" event.
+ * Returns HMS_OK or HMS_INVALID_HANDLE (a second call included). */
+int32_t hms_service_unregister(hms_service svc);
+
+/* Answers a call with bytes in the service's format (copied).
+ * Returns HMS_OK, HMS_INVALID_ARGUMENT (NULL reply or NULL data with a length)
+ * or HMS_FAILED_PRECONDITION (the reply was answered already). */
+int32_t hms_reply_set(hms_reply *reply, const uint8_t *data, size_t len);
+
+/* Answers a call with an error. code: an HMS_* status other than HMS_OK
+ * (anything else becomes HMS_UNKNOWN); message: UTF-8 text (invalid bytes are
+ * replaced), may be NULL when message_len is 0.
+ * Returns HMS_OK, HMS_INVALID_ARGUMENT or HMS_FAILED_PRECONDITION. */
+int32_t hms_reply_error(hms_reply *reply, int32_t code, const char *message, size_t message_len);
+
+/* Milliseconds left before the call's deadline; -1 when it has none, 0 when
+ * it has passed. A long-running handler can use it to give up early. */
+int64_t hms_reply_remaining_ms(const hms_reply *reply);
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Handle of a subscription to a runtime's events. */
+typedef uint64_t hms_subscription;
+
+/* Subscribes to events for polling.
+ * format: format of filter and of every event polled.
+ * filter, filter_len: an hms.events.v1.EventFilter; empty matches all.
+ * Each subscription has a bounded queue (RuntimeConfig.event_queue_capacity):
+ * when it is full the oldest events are dropped and the next poll returns one
+ * "lagged" event saying how many were lost.
+ * Returns HMS_OK, HMS_INVALID_ARGUMENT, HMS_DECODE_ERROR, HMS_INVALID_HANDLE. */
+int32_t hms_subscribe(hms_runtime rt, int32_t format,
+                      const uint8_t *filter, size_t filter_len,
+                      hms_subscription *out, hms_buf *err);
+
+/* Takes the next event of a polled subscription, waiting up to timeout_ms
+ * (0: do not wait; negative: wait until an event comes or the subscription
+ * closes). event receives an hms.events.v1.Event.
+ * Returns HMS_OK; HMS_DEADLINE_EXCEEDED (no event in time: not an error of
+ * the subscription); HMS_CANCELLED (the subscription or its runtime was
+ * closed); HMS_FAILED_PRECONDITION (a push subscription);
+ * HMS_INVALID_HANDLE. Several threads may poll one subscription; each event
+ * goes to one of them. */
+int32_t hms_poll(hms_subscription sub, int32_t timeout_ms, hms_buf *event, hms_buf *err);
+
+/* Receives one event of a push subscription: event, event_len are borrowed
+ * until the callback returns. Must not unwind into the library. */
+typedef void (*hms_event_fn)(const uint8_t *event, size_t event_len, void *user_data);
+
+/* Subscribes with a callback, run on one library thread per subscription, in
+ * event order. For hosts that accept calls from foreign threads (C, Python,
+ * Go); PHP and Ruby's Fiddle poll instead. Arguments as hms_subscribe, plus
+ * the callback and its user_data, which must stay valid until
+ * hms_unsubscribe returns.
+ * Returns HMS_OK, HMS_INVALID_ARGUMENT (NULL callback), HMS_DECODE_ERROR,
+ * HMS_INVALID_HANDLE. */
+int32_t hms_subscribe_push(hms_runtime rt, int32_t format,
+                           const uint8_t *filter, size_t filter_len,
+                           hms_event_fn callback, void *user_data,
+                           hms_subscription *out, hms_buf *err);
+
+/* Closes a subscription. Wakes pollers (HMS_CANCELLED); for a push
+ * subscription, waits until its callback has returned for the last time
+ * (unless called from inside that callback). Returns HMS_OK or
+ * HMS_INVALID_HANDLE (a second call included). */
+int32_t hms_unsubscribe(hms_subscription sub);
+
+/* ------------------------------------------------------------------------ */
+/* Schemas and conversion                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Adds message types to the process-wide schema pool, so host services can
+ * name them and hms_convert can convert them.
+ * fds, fds_len: a google.protobuf.FileDescriptorSet, protobuf-encoded. Files
+ * already known with identical content are skipped.
+ * err: may be NULL; receives an hms.v1.Status in JSON.
+ * Returns HMS_OK; HMS_DECODE_ERROR (not a FileDescriptorSet);
+ * HMS_INVALID_ARGUMENT (a file conflicts with a known one or misses an
+ * import). Any thread. */
+int32_t hms_schema_register(const uint8_t *fds, size_t fds_len, hms_buf *err);
+
+/* Converts one message between formats.
+ * type_name, type_name_len: full message name, e.g. "hms.sys.v1.EchoRequest";
+ *   empty converts any value structurally between CBOR and JSON.
+ * data, data_len: the message in from_format. out: receives it in to_format.
+ * Default limits apply (4 MiB, depth 64).
+ * err: may be NULL; receives an hms.v1.Status in JSON.
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (unknown format, protobuf without a
+ * type); HMS_NOT_FOUND (unknown type); HMS_DECODE_ERROR;
+ * HMS_RESOURCE_EXHAUSTED. Any thread. */
+int32_t hms_convert(const char *type_name, size_t type_name_len, int32_t from_format,
+                    const uint8_t *data, size_t data_len, int32_t to_format,
+                    hms_buf *out, hms_buf *err);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HMS_FFI_H */

@@ -1,0 +1,40 @@
+//! Compiles include/proto/hms/** with protox (pure Rust, so no protoc is
+//! needed), generates prost types, and saves the FileDescriptorSet that
+//! drives the descriptor-based codecs at run time.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest.join("../include/proto");
+    let mut files = Vec::new();
+    collect_protos(&proto_root, &mut files)?;
+    files.sort();
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let descriptors = protox::compile(&files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("hms_descriptors.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+    prost_build::Config::new()
+        .enable_type_names()
+        .compile_fds(descriptors)?;
+    Ok(())
+}
+
+fn collect_protos(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
