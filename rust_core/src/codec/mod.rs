@@ -1,0 +1,231 @@
+//! Protobuf, CBOR and JSON for any message type the schema pool knows, and
+//! for untyped values, all with the size and depth limits of the ABI.
+//!
+//! Typed messages go through `prost_reflect::DynamicMessage`, so schemas
+//! registered by hosts at run time convert exactly like built-in ones.
+
+pub mod cbor;
+mod json;
+mod message;
+
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+
+use crate::error::{Code, HmsError, Result};
+use crate::schema;
+
+pub use cbor::Value;
+
+/// The wire format of a payload (`HMS_FORMAT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Format {
+    Protobuf = 1,
+    Cbor = 2,
+    Json = 3,
+}
+
+impl Format {
+    pub fn from_i32(value: i32) -> Result<Format> {
+        match value {
+            1 => Ok(Format::Protobuf),
+            2 => Ok(Format::Cbor),
+            3 => Ok(Format::Json),
+            other => Err(HmsError::invalid_argument(format!(
+                "unknown format {other}: use 1 (protobuf), 2 (CBOR) or 3 (JSON)"
+            ))
+            .with_detail("format", other)),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Protobuf => "protobuf",
+            Format::Cbor => "CBOR",
+            Format::Json => "JSON",
+        }
+    }
+}
+
+/// Largest effective nesting depth: the protobuf and JSON parsers below
+/// stop at 100 levels whatever the configuration says.
+pub const MAX_DEPTH_CEILING: u32 = 100;
+
+/// Bounds every decoder enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses a payload over the size limit before any decoding.
+    pub fn check_size(&self, len: usize, what: &str) -> Result<()> {
+        if len > self.max_message_bytes {
+            return Err(HmsError::exhausted(format!(
+                "{what} of {len} bytes is over the limit of {} bytes",
+                self.max_message_bytes
+            ))
+            .with_detail("size", len)
+            .with_detail("max_message_bytes", self.max_message_bytes));
+        }
+        Ok(())
+    }
+
+    fn depth_exceeded(&self, depth: usize) -> HmsError {
+        HmsError::exhausted(format!(
+            "nesting depth {depth} is over the limit of {}",
+            self.max_depth
+        ))
+        .with_detail("max_depth", self.max_depth)
+    }
+}
+
+/// Decodes a message of type `desc` from `bytes` in `format`.
+pub fn decode_message(
+    desc: &MessageDescriptor,
+    format: Format,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<DynamicMessage> {
+    limits.check_size(bytes.len(), "payload")?;
+    let message = match format {
+        Format::Protobuf => {
+            DynamicMessage::decode(desc.clone(), bytes).map_err(|e| protobuf_error(desc, e))?
+        }
+        Format::Cbor => {
+            let value = cbor::decode(bytes, limits.max_depth)?;
+            message::from_value(desc, value)?
+        }
+        Format::Json => json::decode_message(desc, bytes, limits)?,
+    };
+    let depth = message::depth(&message);
+    if depth > limits.max_depth as usize {
+        return Err(limits.depth_exceeded(depth));
+    }
+    Ok(message)
+}
+
+/// Appends `message` encoded in `format` to `out`.
+pub fn encode_message(message: &DynamicMessage, format: Format, out: &mut Vec<u8>) {
+    match format {
+        Format::Protobuf => message.encode(out).expect("a Vec grows to fit any message"),
+        Format::Cbor => cbor::encode(&message::to_value(message), out),
+        Format::Json => json::encode_message(message, out),
+    }
+}
+
+/// Decodes a built-in message type, using prost directly for protobuf.
+pub fn decode_typed<M: Message + Default + prost::Name>(
+    format: Format,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<M> {
+    if format == Format::Protobuf {
+        limits.check_size(bytes.len(), "payload")?;
+        return M::decode(bytes).map_err(|e| {
+            HmsError::decode(format!("payload is not a valid {}: {e}", M::full_name()))
+                .with_detail("type", M::full_name())
+        });
+    }
+    let desc = schema::message_descriptor(&M::full_name())?;
+    let message = decode_message(&desc, format, bytes, limits)?;
+    message.transcode_to::<M>().map_err(|e| {
+        HmsError::new(
+            Code::Internal,
+            format!("transcoding {}: {e}", M::full_name()),
+        )
+    })
+}
+
+/// Appends a built-in message encoded in `format` to `out`.
+pub fn encode_typed<M: Message + prost::Name>(message: &M, format: Format, out: &mut Vec<u8>) {
+    if format == Format::Protobuf {
+        message.encode(out).expect("a Vec grows to fit any message");
+        return;
+    }
+    let desc = schema::message_descriptor(&M::full_name())
+        .expect("every built-in type is in the schema pool");
+    let mut dynamic = DynamicMessage::new(desc);
+    dynamic
+        .transcode_from(message)
+        .expect("a built-in message transcodes to its own descriptor");
+    encode_message(&dynamic, format, out);
+}
+
+/// Decodes an untyped CBOR or JSON value.
+pub fn decode_value(format: Format, bytes: &[u8], limits: &Limits) -> Result<Value> {
+    limits.check_size(bytes.len(), "payload")?;
+    match format {
+        Format::Protobuf => Err(HmsError::invalid_argument(
+            "protobuf needs a message type; untyped values travel as CBOR or JSON",
+        )),
+        Format::Cbor => cbor::decode(bytes, limits.max_depth),
+        Format::Json => json::decode_value(bytes, limits),
+    }
+}
+
+/// Appends an untyped value encoded in `format` (CBOR or JSON) to `out`.
+pub fn encode_value(value: &Value, format: Format, out: &mut Vec<u8>) -> Result<()> {
+    match format {
+        Format::Protobuf => Err(HmsError::invalid_argument(
+            "protobuf needs a message type; untyped values travel as CBOR or JSON",
+        )),
+        Format::Cbor => {
+            cbor::encode(value, out);
+            Ok(())
+        }
+        Format::Json => {
+            json::encode_value(value, out);
+            Ok(())
+        }
+    }
+}
+
+/// Re-encodes `bytes` from one format to another, as a message of type
+/// `desc`, or structurally when `desc` is `None`. Always validates the
+/// input, even when both formats are the same.
+pub fn transcode(
+    desc: Option<&MessageDescriptor>,
+    from: Format,
+    bytes: &[u8],
+    to: Format,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    match desc {
+        Some(desc) => {
+            let message = decode_message(desc, from, bytes, limits)?;
+            encode_message(&message, to, out);
+        }
+        None => {
+            let value = decode_value(from, bytes, limits)?;
+            encode_value(&value, to, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn protobuf_error(desc: &MessageDescriptor, error: prost::DecodeError) -> HmsError {
+    let text = error.to_string();
+    let base = if text.contains("recursion limit") {
+        HmsError::exhausted(format!(
+            "payload nests deeper than the protobuf limit of {MAX_DEPTH_CEILING} levels"
+        ))
+    } else {
+        HmsError::decode(format!(
+            "payload is not a valid {}: {text}",
+            desc.full_name()
+        ))
+    };
+    base.with_detail("type", desc.full_name())
+}

@@ -1,0 +1,286 @@
+//! The event bus of a runtime: bounded per-subscriber queues, polled or
+//! pushed.
+//!
+//! A subscriber that falls behind loses its oldest events, never the
+//! publisher's time or memory: its next poll returns one `lagged` event with
+//! the number lost, then the events it still has, in order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::codec::{self, Format};
+use crate::error::{Code, HmsError, Result};
+use crate::proto::hms::events::v1::{Event, EventFilter, LaggedEvent, event::Payload};
+
+pub const KIND_LAGGED: &str = "lagged";
+
+/// Which events a subscription receives.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    kinds: Vec<String>,
+    subjects: Vec<String>,
+}
+
+impl Filter {
+    pub fn from_proto(filter: EventFilter) -> Filter {
+        Filter {
+            kinds: filter.kinds,
+            subjects: filter.subjects,
+        }
+    }
+
+    pub fn matches(&self, event: &Event) -> bool {
+        let kind_ok = self.kinds.is_empty()
+            || self
+                .kinds
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => event.kind.starts_with(prefix),
+                    None => *pattern == event.kind,
+                });
+        let subject_ok = self.subjects.is_empty() || self.subjects.contains(&event.subject);
+        kind_ok && subject_ok
+    }
+}
+
+struct Queue {
+    events: VecDeque<Arc<Event>>,
+    dropped: u64,
+    closed: bool,
+}
+
+/// One subscriber's bounded queue.
+pub struct Subscription {
+    filter: Filter,
+    pub format: Format,
+    capacity: usize,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    pusher: Mutex<Option<JoinHandle<()>>>,
+    pusher_thread: Mutex<Option<ThreadId>>,
+    pub is_push: bool,
+}
+
+/// Why a poll returned without an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PollEnd {
+    TimedOut,
+    Closed,
+}
+
+impl Subscription {
+    /// The next event, waiting up to `timeout` (`None`: until one comes or
+    /// the subscription closes).
+    pub fn next(&self, timeout: Option<Duration>) -> std::result::Result<Arc<Event>, PollEnd> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut queue = self.queue.lock();
+        loop {
+            if queue.dropped > 0 {
+                let dropped = std::mem::take(&mut queue.dropped);
+                let sequence = queue
+                    .events
+                    .front()
+                    .map_or(0, |e| e.sequence.saturating_sub(1));
+                return Ok(Arc::new(Event {
+                    sequence,
+                    kind: KIND_LAGGED.to_owned(),
+                    subject: String::new(),
+                    time: Some(now()),
+                    payload: Some(Payload::Lagged(LaggedEvent { dropped })),
+                }));
+            }
+            if let Some(event) = queue.events.pop_front() {
+                return Ok(event);
+            }
+            if queue.closed {
+                return Err(PollEnd::Closed);
+            }
+            match deadline {
+                None => self.ready.wait(&mut queue),
+                Some(deadline) => {
+                    if self.ready.wait_until(&mut queue, deadline).timed_out()
+                        && queue.events.is_empty()
+                        && queue.dropped == 0
+                        && !queue.closed
+                    {
+                        return Err(PollEnd::TimedOut);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next event encoded in the subscription's format.
+    pub fn poll(&self, timeout: Option<Duration>, out: &mut Vec<u8>) -> Result<()> {
+        if self.is_push {
+            return Err(HmsError::new(
+                Code::FailedPrecondition,
+                "this is a push subscription: its events go to its callback",
+            ));
+        }
+        match self.next(timeout) {
+            Ok(event) => {
+                codec::encode_typed(event.as_ref(), self.format, out);
+                Ok(())
+            }
+            Err(PollEnd::TimedOut) => Err(HmsError::new(
+                Code::DeadlineExceeded,
+                "no event arrived before the timeout",
+            )),
+            Err(PollEnd::Closed) => {
+                Err(HmsError::new(Code::Cancelled, "the subscription is closed"))
+            }
+        }
+    }
+
+    fn offer(&self, event: &Arc<Event>) {
+        if !self.filter.matches(event) {
+            return;
+        }
+        let mut queue = self.queue.lock();
+        if queue.closed {
+            return;
+        }
+        if queue.events.len() >= self.capacity {
+            queue.events.pop_front();
+            queue.dropped += 1;
+        }
+        queue.events.push_back(event.clone());
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// Wakes every poller with `Closed` and, for a push subscription, waits
+    /// for its thread unless called from inside its callback.
+    pub fn close(&self) {
+        self.queue.lock().closed = true;
+        self.ready.notify_all();
+        let on_pusher = *self.pusher_thread.lock() == Some(std::thread::current().id());
+        if let Some(handle) = self.pusher.lock().take() {
+            if !on_pusher {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.queue.lock().closed
+    }
+}
+
+/// Publishes a runtime's events to its subscriptions.
+pub struct EventBus {
+    sequence: AtomicU64,
+    subscribers: RwLock<Vec<Arc<Subscription>>>,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+/// Receives each event of a push subscription, encoded; run on the
+/// subscription's own thread.
+pub type PushSink = Box<dyn FnMut(&[u8]) + Send>;
+
+impl EventBus {
+    pub fn new(capacity: usize) -> EventBus {
+        EventBus {
+            sequence: AtomicU64::new(0),
+            subscribers: RwLock::new(Vec::new()),
+            capacity,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn subscribe(
+        &self,
+        filter: Filter,
+        format: Format,
+        sink: Option<PushSink>,
+    ) -> Result<Arc<Subscription>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(HmsError::new(Code::Cancelled, "the runtime is closing"));
+        }
+        let subscription = Arc::new(Subscription {
+            filter,
+            format,
+            capacity: self.capacity,
+            queue: Mutex::new(Queue {
+                events: VecDeque::new(),
+                dropped: 0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            pusher: Mutex::new(None),
+            pusher_thread: Mutex::new(None),
+            is_push: sink.is_some(),
+        });
+        if let Some(sink) = sink {
+            let handle = spawn_pusher(subscription.clone(), sink)?;
+            *subscription.pusher_thread.lock() = Some(handle.thread().id());
+            *subscription.pusher.lock() = Some(handle);
+        }
+        self.subscribers.write().push(subscription.clone());
+        Ok(subscription)
+    }
+
+    pub fn unsubscribe(&self, subscription: &Arc<Subscription>) {
+        self.subscribers
+            .write()
+            .retain(|s| !Arc::ptr_eq(s, subscription));
+        subscription.close();
+    }
+
+    pub fn publish(&self, kind: &str, subject: &str, payload: Payload) {
+        let event = Arc::new(Event {
+            sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+            kind: kind.to_owned(),
+            subject: subject.to_owned(),
+            time: Some(now()),
+            payload: Some(payload),
+        });
+        for subscriber in self.subscribers.read().iter() {
+            subscriber.offer(&event);
+        }
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.read().len()
+    }
+
+    /// Closes every subscription; later subscribes fail.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let subscribers = std::mem::take(&mut *self.subscribers.write());
+        for subscriber in subscribers {
+            subscriber.close();
+        }
+    }
+}
+
+fn spawn_pusher(subscription: Arc<Subscription>, mut sink: PushSink) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("hms-events".into())
+        .spawn(move || {
+            crate::runtime::mark_library_thread();
+            let mut buffer = Vec::new();
+            while let Ok(event) = subscription.next(None) {
+                buffer.clear();
+                codec::encode_typed(event.as_ref(), subscription.format, &mut buffer);
+                sink(&buffer);
+            }
+        })
+        .map_err(|e| {
+            HmsError::new(
+                Code::ResourceExhausted,
+                format!("cannot start the event thread: {e}"),
+            )
+        })
+}
+
+pub fn now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(SystemTime::now())
+}

@@ -1,0 +1,28 @@
+//! Types generated from `include/proto/hms/**` by build.rs.
+#![allow(clippy::all, missing_docs)]
+
+pub mod hms {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/hms.v1.rs"));
+    }
+    pub mod sys {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/hms.sys.v1.rs"));
+        }
+    }
+    pub mod registry {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/hms.registry.v1.rs"));
+        }
+    }
+    pub mod events {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/hms.events.v1.rs"));
+        }
+    }
+}
+
+/// The FileDescriptorSet of every schema above, google.protobuf imports included.
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hms_descriptors.bin"));
+
+pub use hms::v1;

@@ -1,0 +1,331 @@
+//! Services and their methods: built-in ones in Rust, host ones behind a
+//! callback, all found by full method name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use prost_reflect::MessageDescriptor;
+
+use crate::codec::Format;
+use crate::error::{Code, HmsError, Result};
+use crate::proto::v1::{MethodDescriptor, ServiceDescriptor};
+use crate::runtime::CallContext;
+
+/// A method implemented in Rust: decodes `request` in `format`, appends the
+/// response in the same format to `out`.
+pub type BuiltinFn =
+    Arc<dyn Fn(&CallContext<'_>, Format, &[u8], &mut Vec<u8>) -> Result<()> + Send + Sync>;
+
+/// The host side of a service: a binding's callback behind the C ABI.
+pub trait HostHandler: Send + Sync {
+    /// Runs the handler of `method`; it answers through `reply`.
+    fn invoke(&self, reply: &mut Reply, method: &str, format: Format, request: &[u8]);
+}
+
+/// Where a host handler leaves its answer (`hms_reply` in C).
+#[derive(Debug, Default)]
+pub struct Reply {
+    outcome: Option<Result<Vec<u8>>>,
+    deadline: Option<Instant>,
+}
+
+impl Reply {
+    pub fn new(deadline: Option<Instant>) -> Reply {
+        Reply {
+            outcome: None,
+            deadline,
+        }
+    }
+
+    fn answer(&mut self, outcome: Result<Vec<u8>>) -> Result<()> {
+        if self.outcome.is_some() {
+            return Err(HmsError::new(
+                Code::FailedPrecondition,
+                "this call was answered already",
+            ));
+        }
+        self.outcome = Some(outcome);
+        Ok(())
+    }
+
+    pub fn set(&mut self, data: &[u8]) -> Result<()> {
+        self.answer(Ok(data.to_vec()))
+    }
+
+    pub fn error(&mut self, code: i32, message: String) -> Result<()> {
+        let code = match Code::from_i32(code) {
+            Some(Code::Ok) | None => Code::Unknown,
+            Some(code) => code,
+        };
+        self.answer(Err(HmsError::new(code, message)))
+    }
+
+    /// Milliseconds before the deadline: -1 without one, 0 once passed.
+    pub fn remaining_ms(&self) -> i64 {
+        match self.deadline {
+            None => -1,
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i64::MAX as u128) as i64,
+        }
+    }
+
+    pub fn take(self) -> Option<Result<Vec<u8>>> {
+        self.outcome
+    }
+}
+
+/// A registered host service: its handler, and the calls running in it.
+pub struct HostService {
+    pub handler: Box<dyn HostHandler>,
+    pub format: Format,
+    pub caller_thread_only: bool,
+    in_flight: Mutex<usize>,
+    idle: Condvar,
+    closed: AtomicBool,
+}
+
+/// Counts one call in flight until dropped.
+pub struct InFlight {
+    service: Arc<HostService>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        crate::runtime::leave_service(&self.service);
+        let mut count = self.service.in_flight.lock();
+        *count -= 1;
+        if *count == 0 {
+            self.service.idle.notify_all();
+        }
+    }
+}
+
+impl HostService {
+    pub fn new(
+        handler: Box<dyn HostHandler>,
+        format: Format,
+        caller_thread_only: bool,
+    ) -> HostService {
+        HostService {
+            handler,
+            format,
+            caller_thread_only,
+            in_flight: Mutex::new(0),
+            idle: Condvar::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn enter(self: &Arc<Self>, name: &str) -> Result<InFlight> {
+        let mut count = self.in_flight.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(HmsError::new(
+                Code::Unavailable,
+                format!("service `{name}` is being unregistered"),
+            ));
+        }
+        *count += 1;
+        drop(count);
+        crate::runtime::enter_service(self);
+        Ok(InFlight {
+            service: self.clone(),
+        })
+    }
+
+    /// Refuses new calls, then waits for the calls in flight, except those
+    /// running on this thread (a handler unregistering its own service).
+    pub fn close_and_wait(&self) {
+        self.closed.store(true, Ordering::Release);
+        let own = crate::runtime::frames_in_service(self);
+        let mut count = self.in_flight.lock();
+        while *count > own {
+            self.idle.wait(&mut count);
+        }
+    }
+}
+
+pub enum Implementation {
+    Builtin(BuiltinFn),
+    Host(Arc<HostService>),
+}
+
+pub struct Method {
+    pub name: String,
+    pub input: Option<MessageDescriptor>,
+    pub output: Option<MessageDescriptor>,
+    pub implementation: Implementation,
+}
+
+pub struct Service {
+    pub descriptor: ServiceDescriptor,
+    pub methods: HashMap<String, Arc<Method>>,
+}
+
+impl Service {
+    pub fn is_host(&self) -> bool {
+        self.descriptor.origin == "host"
+    }
+}
+
+/// The services of one runtime, by full name.
+#[derive(Default)]
+pub struct Registry {
+    services: RwLock<HashMap<String, Arc<Service>>>,
+}
+
+/// Splits "package.Service/Method" (a leading '/' is allowed, as in gRPC).
+pub fn split_method(full: &str) -> Result<(&str, &str)> {
+    let trimmed = full.strip_prefix('/').unwrap_or(full);
+    match trimmed.rsplit_once('/') {
+        Some((service, method)) if !service.is_empty() && !method.is_empty() => {
+            Ok((service, method))
+        }
+        _ => Err(HmsError::invalid_argument(format!(
+            "method `{full}` is not a full name like \"package.Service/Method\""
+        ))
+        .with_detail("method", full)),
+    }
+}
+
+impl Registry {
+    pub fn insert(&self, service: Service) -> Result<Arc<Service>> {
+        let mut services = self.services.write();
+        let name = service.descriptor.name.clone();
+        if services.contains_key(&name) {
+            return Err(HmsError::new(
+                Code::AlreadyExists,
+                format!("a service named `{name}` is registered already"),
+            )
+            .with_detail("service", name));
+        }
+        let service = Arc::new(service);
+        services.insert(name, service.clone());
+        Ok(service)
+    }
+
+    /// Removes `name` if it is still `expected`.
+    pub fn remove(&self, name: &str, expected: &Arc<Service>) -> bool {
+        let mut services = self.services.write();
+        match services.get(name) {
+            Some(current) if Arc::ptr_eq(current, expected) => {
+                services.remove(name);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn method(&self, full: &str) -> Result<Arc<Method>> {
+        let (service_name, method_name) = split_method(full)?;
+        let services = self.services.read();
+        let service = services.get(service_name).ok_or_else(|| {
+            HmsError::not_found(format!("no service named `{service_name}`"))
+                .with_detail("service", service_name)
+        })?;
+        service.methods.get(method_name).cloned().ok_or_else(|| {
+            HmsError::not_found(format!(
+                "service `{service_name}` has no method `{method_name}`"
+            ))
+            .with_detail("service", service_name)
+            .with_detail("method", method_name)
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Service>> {
+        self.services.read().get(name).cloned()
+    }
+
+    /// Descriptors of every service whose name starts with `prefix`, by name.
+    pub fn list(&self, prefix: &str) -> Vec<ServiceDescriptor> {
+        let mut list: Vec<ServiceDescriptor> = self
+            .services
+            .read()
+            .values()
+            .filter(|s| s.descriptor.name.starts_with(prefix))
+            .map(|s| s.descriptor.clone())
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    pub fn len(&self) -> usize {
+        self.services.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A host method with its input and output types resolved (`None`: untyped).
+pub type ResolvedMethod = (
+    MethodDescriptor,
+    Option<MessageDescriptor>,
+    Option<MessageDescriptor>,
+);
+
+/// Checks a service descriptor from a host and resolves its types.
+pub fn validate_descriptor(descriptor: &ServiceDescriptor) -> Result<Vec<ResolvedMethod>> {
+    let name = &descriptor.name;
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                !part.is_empty()
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !part.starts_with(|c: char| c.is_ascii_digit())
+            })
+    };
+    if !valid_name(name) {
+        return Err(HmsError::invalid_argument(format!(
+            "service name `{name}` is not a dotted identifier like \"demo.v1.Greeter\""
+        ))
+        .with_detail("service", name));
+    }
+    if descriptor.methods.is_empty() {
+        return Err(
+            HmsError::invalid_argument(format!("service `{name}` declares no methods"))
+                .with_detail("service", name),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    descriptor
+        .methods
+        .iter()
+        .map(|method| {
+            if !valid_name(&method.name) || method.name.contains('.') {
+                return Err(HmsError::invalid_argument(format!(
+                    "method name `{}` of `{name}` is not an identifier",
+                    method.name
+                ))
+                .with_detail("method", &method.name));
+            }
+            if !seen.insert(method.name.clone()) {
+                return Err(HmsError::invalid_argument(format!(
+                    "method `{}` of `{name}` is declared twice",
+                    method.name
+                ))
+                .with_detail("method", &method.name));
+            }
+            if method.input_type.is_empty() != method.output_type.is_empty() {
+                return Err(HmsError::invalid_argument(format!(
+                    "method `{}` of `{name}` names only one of input_type and output_type: give both or neither",
+                    method.name
+                ))
+                .with_detail("method", &method.name));
+            }
+            let resolve = |type_name: &str| {
+                if type_name.is_empty() {
+                    Ok(None)
+                } else {
+                    crate::schema::message_descriptor(type_name).map(Some)
+                }
+            };
+            Ok((method.clone(), resolve(&method.input_type)?, resolve(&method.output_type)?))
+        })
+        .collect()
+}

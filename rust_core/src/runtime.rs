@@ -1,0 +1,413 @@
+//! A runtime: one registry, one event bus, the handle tables, and the
+//! dispatch of every call.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::codec::{self, Format, Limits};
+use crate::config::Settings;
+use crate::error::{Code, HmsError, Result};
+use crate::events::{EventBus, Filter, PushSink, Subscription};
+use crate::handles::{HandleKind, HandleTable};
+use crate::proto::hms::events::v1::{EventFilter, ServiceEvent, event::Payload};
+use crate::proto::v1::{CallOptions, ServiceDescriptor};
+use crate::registry::{HostHandler, HostService, Implementation, Method, Registry, Reply, Service};
+
+pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime);
+pub static SERVICES: HandleTable<ServiceRegistration> = HandleTable::new(HandleKind::Service);
+pub static SUBSCRIPTIONS: HandleTable<SubscriptionEntry> =
+    HandleTable::new(HandleKind::Subscription);
+
+thread_local! {
+    static LIBRARY_THREAD: Cell<bool> = const { Cell::new(false) };
+    static ACTIVE_SERVICES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks the current thread as one the library created: caller-thread-only
+/// handlers never run on it.
+pub fn mark_library_thread() {
+    LIBRARY_THREAD.with(|flag| flag.set(true));
+}
+
+fn on_library_thread() -> bool {
+    LIBRARY_THREAD.with(Cell::get)
+}
+
+fn service_key(service: &HostService) -> usize {
+    service as *const HostService as usize
+}
+
+pub(crate) fn enter_service(service: &HostService) {
+    ACTIVE_SERVICES.with(|active| active.borrow_mut().push(service_key(service)));
+}
+
+pub(crate) fn leave_service(service: &HostService) {
+    let key = service_key(service);
+    ACTIVE_SERVICES.with(|active| {
+        let mut active = active.borrow_mut();
+        if let Some(at) = active.iter().rposition(|k| *k == key) {
+            active.remove(at);
+        }
+    });
+}
+
+pub(crate) fn frames_in_service(service: &HostService) -> usize {
+    let key = service_key(service);
+    ACTIVE_SERVICES.with(|active| active.borrow().iter().filter(|k| **k == key).count())
+}
+
+/// What a method sees of the call it serves.
+pub struct CallContext<'a> {
+    pub runtime: &'a Arc<Runtime>,
+    pub method: &'a str,
+    pub deadline: Option<Instant>,
+    pub options: CallOptions,
+}
+
+/// A host service as its handle sees it.
+pub struct ServiceRegistration {
+    runtime: std::sync::Weak<Runtime>,
+    service: Arc<Service>,
+    host: Arc<HostService>,
+}
+
+/// A subscription as its handle sees it.
+pub struct SubscriptionEntry {
+    runtime: std::sync::Weak<Runtime>,
+    pub subscription: Arc<Subscription>,
+}
+
+pub struct Runtime {
+    pub settings: Settings,
+    pub registry: Registry,
+    pub events: EventBus,
+    pub started: Instant,
+    /// Handles of the host services and subscriptions this runtime owns.
+    owned: Mutex<Vec<u64>>,
+    closed: AtomicBool,
+}
+
+impl Runtime {
+    pub fn new(settings: Settings) -> Result<Arc<Runtime>> {
+        let runtime = Arc::new(Runtime {
+            events: EventBus::new(settings.event_queue_capacity),
+            settings,
+            registry: Registry::default(),
+            started: Instant::now(),
+            owned: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        });
+        crate::services::register_builtins(&runtime.registry)?;
+        Ok(runtime)
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.settings.limits
+    }
+
+    /// Runs one call; the response in `format` is appended to `out`.
+    pub fn call(
+        self: &Arc<Self>,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let limits = self.limits();
+        limits.check_size(request.len(), "request")?;
+        let options: CallOptions = if options.is_empty() {
+            CallOptions::default()
+        } else {
+            codec::decode_typed(format, options, limits)?
+        };
+        let deadline = (options.deadline_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(options.deadline_ms as u64));
+        let method = self.registry.method(method_name)?;
+        let context = CallContext {
+            runtime: self,
+            method: method_name,
+            deadline,
+            options,
+        };
+        let result = match &method.implementation {
+            Implementation::Builtin(function) => function(&context, format, request, out),
+            Implementation::Host(host) => {
+                self.call_host(&context, &method, host, format, request, out)
+            }
+        };
+        result.map_err(|e| e.with_origin(method_name))
+    }
+
+    fn call_host(
+        &self,
+        context: &CallContext<'_>,
+        method: &Method,
+        host: &Arc<HostService>,
+        format: Format,
+        request: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let limits = self.limits();
+        let mut converted = Vec::new();
+        codec::transcode(
+            method.input.as_ref(),
+            format,
+            request,
+            host.format,
+            limits,
+            &mut converted,
+        )?;
+        let in_flight = host.enter(context.method)?;
+        let outcome = match context.deadline {
+            Some(deadline) if !host.caller_thread_only => run_on_worker(
+                host.clone(),
+                method.name.clone(),
+                converted,
+                deadline,
+                context.method,
+            )?,
+            _ => {
+                if host.caller_thread_only && on_library_thread() {
+                    return Err(HmsError::new(
+                        Code::Unavailable,
+                        format!(
+                            "`{}` is registered caller-thread only, and this call runs on a library thread; \
+                             call it from the thread of its host",
+                            context.method
+                        ),
+                    ));
+                }
+                let mut reply = Reply::new(context.deadline);
+                host.handler
+                    .invoke(&mut reply, &method.name, host.format, &converted);
+                if context.deadline.is_some_and(|d| Instant::now() > d) {
+                    return Err(deadline_exceeded(context.method));
+                }
+                reply.take()
+            }
+        };
+        drop(in_flight);
+        let answer = outcome.ok_or_else(|| {
+            HmsError::new(
+                Code::HandlerError,
+                format!(
+                    "the handler of `{}` returned without answering",
+                    context.method
+                ),
+            )
+        })??;
+        limits.check_size(answer.len(), "reply")?;
+        codec::transcode(
+            method.output.as_ref(),
+            host.format,
+            &answer,
+            format,
+            limits,
+            out,
+        )
+        .map_err(|e| {
+            HmsError::new(
+                Code::HandlerError,
+                format!(
+                    "the handler of `{}` replied garbage: {}",
+                    context.method, e.message
+                ),
+            )
+            .with_detail("cause", format!("{:?}", e.code))
+        })
+    }
+
+    pub fn register_service(
+        self: &Arc<Self>,
+        descriptor: ServiceDescriptor,
+        format: Format,
+        caller_thread_only: bool,
+        handler: Box<dyn HostHandler>,
+    ) -> Result<u64> {
+        let resolved = crate::registry::validate_descriptor(&descriptor)?;
+        let host = Arc::new(HostService::new(handler, format, caller_thread_only));
+        let mut methods = HashMap::new();
+        for (method_descriptor, input, output) in resolved {
+            methods.insert(
+                method_descriptor.name.clone(),
+                Arc::new(Method {
+                    name: method_descriptor.name,
+                    input,
+                    output,
+                    implementation: Implementation::Host(host.clone()),
+                }),
+            );
+        }
+        let mut descriptor = descriptor;
+        descriptor.origin = "host".into();
+        let event = service_event(&descriptor);
+        let name = descriptor.name.clone();
+        let service = self.registry.insert(Service {
+            descriptor,
+            methods,
+        })?;
+        let handle = SERVICES.insert(Arc::new(ServiceRegistration {
+            runtime: Arc::downgrade(self),
+            service,
+            host,
+        }));
+        self.owned.lock().push(handle);
+        self.events.publish(
+            "registry.service_registered",
+            &name,
+            Payload::Service(event),
+        );
+        Ok(handle)
+    }
+
+    pub fn subscribe(
+        self: &Arc<Self>,
+        format: Format,
+        filter: &[u8],
+        sink: Option<PushSink>,
+    ) -> Result<u64> {
+        let filter: EventFilter = codec::decode_typed(format, filter, self.limits())?;
+        let subscription = self
+            .events
+            .subscribe(Filter::from_proto(filter), format, sink)?;
+        let handle = SUBSCRIPTIONS.insert(Arc::new(SubscriptionEntry {
+            runtime: Arc::downgrade(self),
+            subscription,
+        }));
+        self.owned.lock().push(handle);
+        Ok(handle)
+    }
+
+    fn disown(&self, handle: u64) {
+        self.owned.lock().retain(|h| *h != handle);
+    }
+
+    /// Unregisters every host service and closes every subscription.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let owned = std::mem::take(&mut *self.owned.lock());
+        for handle in owned {
+            let _ = unregister_service(handle);
+            let _ = unsubscribe(handle);
+        }
+        self.events.close();
+    }
+}
+
+fn service_event(descriptor: &ServiceDescriptor) -> ServiceEvent {
+    ServiceEvent {
+        name: descriptor.name.clone(),
+        version: descriptor.version.clone(),
+        methods: descriptor.methods.iter().map(|m| m.name.clone()).collect(),
+    }
+}
+
+fn deadline_exceeded(method: &str) -> HmsError {
+    HmsError::new(
+        Code::DeadlineExceeded,
+        format!("`{method}` did not answer before its deadline"),
+    )
+}
+
+/// Runs a handler on a library thread so the caller can stop waiting at the
+/// deadline; a late answer is dropped.
+fn run_on_worker(
+    host: Arc<HostService>,
+    method: String,
+    request: Vec<u8>,
+    deadline: Instant,
+    full_name: &str,
+) -> Result<Option<Result<Vec<u8>>>> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    let in_flight = host.enter(full_name)?;
+    std::thread::Builder::new()
+        .name("hms-handler".into())
+        .spawn(move || {
+            mark_library_thread();
+            let _in_flight = in_flight;
+            let mut reply = Reply::new(Some(deadline));
+            host.handler
+                .invoke(&mut reply, &method, host.format, &request);
+            let _ = sender.send(reply.take());
+        })
+        .map_err(|e| {
+            HmsError::new(
+                Code::ResourceExhausted,
+                format!("cannot start a handler thread: {e}"),
+            )
+        })?;
+    let wait = deadline.saturating_duration_since(Instant::now());
+    receiver
+        .recv_timeout(wait)
+        .map_err(|_| deadline_exceeded(full_name))
+}
+
+/// Creates a runtime and returns its handle.
+pub fn create(settings: Settings) -> Result<u64> {
+    let runtime = Runtime::new(settings)?;
+    Ok(RUNTIMES.insert(runtime))
+}
+
+pub fn runtime(handle: u64) -> Result<Arc<Runtime>> {
+    RUNTIMES
+        .get(handle)
+        .ok_or_else(|| HmsError::invalid_handle(HandleKind::Runtime.name()))
+}
+
+pub fn free(handle: u64) -> Result<()> {
+    let runtime = RUNTIMES
+        .remove(handle)
+        .ok_or_else(|| HmsError::invalid_handle(HandleKind::Runtime.name()))?;
+    runtime.close();
+    Ok(())
+}
+
+pub fn unregister_service(handle: u64) -> Result<()> {
+    let registration = SERVICES
+        .remove(handle)
+        .ok_or_else(|| HmsError::invalid_handle(HandleKind::Service.name()))?;
+    let name = registration.service.descriptor.name.clone();
+    let runtime = registration.runtime.upgrade();
+    if let Some(runtime) = &runtime {
+        runtime.registry.remove(&name, &registration.service);
+        runtime.disown(handle);
+    }
+    registration.host.close_and_wait();
+    if let Some(runtime) = runtime {
+        let event = service_event(&registration.service.descriptor);
+        runtime.events.publish(
+            "registry.service_unregistered",
+            &name,
+            Payload::Service(event),
+        );
+    }
+    Ok(())
+}
+
+pub fn subscription(handle: u64) -> Result<Arc<SubscriptionEntry>> {
+    SUBSCRIPTIONS
+        .get(handle)
+        .ok_or_else(|| HmsError::invalid_handle(HandleKind::Subscription.name()))
+}
+
+pub fn unsubscribe(handle: u64) -> Result<()> {
+    let entry = SUBSCRIPTIONS
+        .remove(handle)
+        .ok_or_else(|| HmsError::invalid_handle(HandleKind::Subscription.name()))?;
+    match entry.runtime.upgrade() {
+        Some(runtime) => {
+            runtime.disown(handle);
+            runtime.events.unsubscribe(&entry.subscription);
+        }
+        None => entry.subscription.close(),
+    }
+    Ok(())
+}
