@@ -90,6 +90,7 @@ impl Subscription {
                     sequence,
                     kind: KIND_LAGGED.to_owned(),
                     subject: String::new(),
+                    agent_id: String::new(),
                     time: Some(now()),
                     payload: Some(Payload::Lagged(LaggedEvent { dropped })),
                 }));
@@ -234,11 +235,13 @@ impl EventBus {
         subscription.close();
     }
 
-    pub fn publish(&self, kind: &str, subject: &str, payload: Payload) {
+    /// Publishes one event; `agent_id` is empty for events about no agent.
+    pub fn publish(&self, kind: &str, subject: &str, agent_id: &str, payload: Payload) {
         let event = Arc::new(Event {
             sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
             kind: kind.to_owned(),
             subject: subject.to_owned(),
+            agent_id: agent_id.to_owned(),
             time: Some(now()),
             payload: Some(payload),
         });

@@ -15,6 +15,16 @@ pub mod hms {
             include!(concat!(env!("OUT_DIR"), "/hms.registry.v1.rs"));
         }
     }
+    pub mod agent {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/hms.agent.v1.rs"));
+        }
+        pub mod lifecycle {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/hms.agent.lifecycle.v1.rs"));
+            }
+        }
+    }
     pub mod events {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/hms.events.v1.rs"));

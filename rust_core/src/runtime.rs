@@ -128,7 +128,10 @@ impl Runtime {
         };
         let deadline = (options.deadline_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(options.deadline_ms as u64));
-        let method = self.registry.method(method_name)?;
+        let method = self
+            .registry
+            .method(method_name)
+            .map_err(|e| e.with_origin("registry"))?;
         let context = CallContext {
             runtime: self,
             method: method_name,
@@ -261,6 +264,7 @@ impl Runtime {
         self.events.publish(
             "registry.service_registered",
             &name,
+            "",
             Payload::Service(event),
         );
         Ok(handle)
@@ -386,6 +390,7 @@ pub fn unregister_service(handle: u64) -> Result<()> {
         runtime.events.publish(
             "registry.service_unregistered",
             &name,
+            "",
             Payload::Service(event),
         );
     }
