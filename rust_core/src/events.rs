@@ -162,10 +162,11 @@ impl Subscription {
         self.queue.lock().closed = true;
         self.ready.notify_all();
         let on_pusher = *self.pusher_thread.lock() == Some(std::thread::current().id());
-        if let Some(handle) = self.pusher.lock().take() {
-            if !on_pusher {
-                let _ = handle.join();
-            }
+        // From inside its own callback the thread is left to finish by itself.
+        if let Some(handle) = self.pusher.lock().take()
+            && !on_pusher
+        {
+            let _ = handle.join();
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod events;
 pub mod handles;

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::codec::{self, Format, Limits};
 use crate::config::Settings;
+use crate::domain::Domain;
 use crate::error::{Code, HmsError, Result};
 use crate::events::{EventBus, Filter, PushSink, Subscription};
 use crate::handles::{HandleKind, HandleTable};
@@ -84,6 +85,7 @@ pub struct SubscriptionEntry {
 
 pub struct Runtime {
     pub settings: Settings,
+    pub domain: Domain,
     pub registry: Registry,
     pub events: EventBus,
     pub started: Instant,
@@ -94,7 +96,9 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(settings: Settings) -> Result<Arc<Runtime>> {
+        let domain = Domain::open(settings.data_dir.as_deref())?;
         let runtime = Arc::new(Runtime {
+            domain,
             events: EventBus::new(settings.event_queue_capacity),
             settings,
             registry: Registry::default(),

@@ -1,6 +1,7 @@
 //! Built-in services. Each one's method list comes from its `.proto`
 //! service definition, so listings and the schema never disagree.
 
+mod domain;
 mod registry;
 mod system;
 
@@ -95,5 +96,5 @@ pub fn register_builtin(
 pub fn register_builtins(registry: &Registry) -> Result<()> {
     system::register(registry)?;
     registry::register(registry)?;
-    Ok(())
+    domain::register(registry)
 }

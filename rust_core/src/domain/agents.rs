@@ -1,0 +1,177 @@
+//! `hms.agent.v1.AgentService`.
+
+use super::paging::{decode_token, page, page_size};
+use super::{Domain, Write, check_revision, new_id, not_found, now, publish, required};
+use crate::error::{HmsError, Result};
+use crate::events::EventBus;
+use crate::proto::hms::agent::lifecycle::v1::LifecycleState;
+use crate::proto::hms::agent::v1::{
+    Agent, CreateAgentRequest, DeleteAgentRequest, DeleteAgentResponse, GetAgentRequest,
+    ListAgentsRequest, ListAgentsResponse, UpdateAgentRequest,
+};
+use crate::proto::hms::events::v1::event::Payload;
+
+const UPDATABLE: [&str; 7] = [
+    "name",
+    "kind",
+    "version",
+    "description",
+    "capabilities",
+    "labels",
+    "metadata",
+];
+
+impl Domain {
+    pub fn create_agent(&self, events: &EventBus, request: CreateAgentRequest) -> Result<Agent> {
+        let draft = request.agent.unwrap_or_default();
+        required(&draft.name, "agent.name")?;
+        let stamp = now();
+        let agent = Agent {
+            id: new_id(),
+            state: LifecycleState::Initialized as i32,
+            created_at: Some(stamp),
+            updated_at: Some(stamp),
+            revision: 1,
+            ..draft
+        };
+        let mut state = self.state();
+        state.persist(&[Write::Agent(&agent)])?;
+        state.tables.agents.insert(agent.id.clone(), agent.clone());
+        publish(
+            events,
+            "agent.created",
+            &agent.id,
+            &agent.id,
+            Payload::Agent(agent.clone()),
+        );
+        Ok(agent)
+    }
+
+    pub fn get_agent(&self, request: GetAgentRequest) -> Result<Agent> {
+        required(&request.id, "id")?;
+        self.state()
+            .tables
+            .agents
+            .get(&request.id)
+            .cloned()
+            .ok_or_else(|| not_found("agent", &request.id))
+    }
+
+    pub fn list_agents(&self, request: ListAgentsRequest) -> Result<ListAgentsResponse> {
+        let start_after = decode_token(&request.page_token)?;
+        let keep = |agent: &Agent| {
+            request
+                .labels
+                .iter()
+                .all(|(k, v)| agent.labels.get(k) == Some(v))
+                && request
+                    .capabilities
+                    .iter()
+                    .all(|c| agent.capabilities.contains(c))
+                && (request.states.is_empty() || request.states.contains(&agent.state))
+                && (request.kind.is_empty() || request.kind == agent.kind)
+        };
+        let state = self.state();
+        let (agents, next_page_token) = page(
+            &state.tables.agents,
+            start_after,
+            page_size(request.page_size),
+            keep,
+            String::clone,
+        );
+        Ok(ListAgentsResponse {
+            agents,
+            next_page_token,
+        })
+    }
+
+    pub fn update_agent(&self, events: &EventBus, request: UpdateAgentRequest) -> Result<Agent> {
+        let changes = request.agent.unwrap_or_default();
+        required(&changes.id, "agent.id")?;
+        let paths: Vec<String> = match request.update_mask {
+            Some(mask) if !mask.paths.is_empty() => mask.paths,
+            _ => UPDATABLE.iter().map(|p| p.to_string()).collect(),
+        };
+        for path in &paths {
+            if !UPDATABLE.contains(&path.as_str()) {
+                let hint = if path == "state" {
+                    "the state changes only through LifecycleService/Transition".to_owned()
+                } else {
+                    format!("updatable fields are {}", UPDATABLE.join(", "))
+                };
+                return Err(HmsError::invalid_argument(format!(
+                    "update_mask names `{path}`: {hint}"
+                ))
+                .with_detail("field", "update_mask"));
+            }
+        }
+        if paths.iter().any(|p| p == "name") && changes.name.is_empty() {
+            return Err(HmsError::invalid_argument("`agent.name` cannot be emptied")
+                .with_detail("field", "agent.name"));
+        }
+        let mut state = self.state();
+        let current = state
+            .tables
+            .agents
+            .get(&changes.id)
+            .ok_or_else(|| not_found("agent", &changes.id))?;
+        check_revision("agent", &changes.id, changes.revision, current.revision)?;
+        let mut agent = current.clone();
+        for path in &paths {
+            match path.as_str() {
+                "name" => agent.name = changes.name.clone(),
+                "kind" => agent.kind = changes.kind.clone(),
+                "version" => agent.version = changes.version.clone(),
+                "description" => agent.description = changes.description.clone(),
+                "capabilities" => agent.capabilities = changes.capabilities.clone(),
+                "labels" => agent.labels = changes.labels.clone(),
+                "metadata" => agent.metadata = changes.metadata.clone(),
+                _ => unreachable!("paths were checked against UPDATABLE"),
+            }
+        }
+        agent.revision += 1;
+        agent.updated_at = Some(now());
+        state.persist(&[Write::Agent(&agent)])?;
+        state.tables.agents.insert(agent.id.clone(), agent.clone());
+        publish(
+            events,
+            "agent.updated",
+            &agent.id,
+            &agent.id,
+            Payload::Agent(agent.clone()),
+        );
+        Ok(agent)
+    }
+
+    pub fn delete_agent(
+        &self,
+        events: &EventBus,
+        request: DeleteAgentRequest,
+    ) -> Result<DeleteAgentResponse> {
+        required(&request.id, "id")?;
+        let mut state = self.state();
+        let current = state
+            .tables
+            .agents
+            .get(&request.id)
+            .ok_or_else(|| not_found("agent", &request.id))?;
+        check_revision("agent", &request.id, request.revision, current.revision)?;
+        state.persist(&[Write::DeleteAgent(&request.id)])?;
+        let agent = state
+            .tables
+            .agents
+            .remove(&request.id)
+            .expect("checked above under the same lock");
+        state.tables.history.remove(&request.id);
+        publish(
+            events,
+            "agent.deleted",
+            &agent.id,
+            &agent.id,
+            Payload::Agent(agent.clone()),
+        );
+        drop(state);
+        self.locks.forget(&request.id);
+        Ok(DeleteAgentResponse {})
+    }
+}

@@ -1,0 +1,515 @@
+//! `hms.agent.lifecycle.v1.LifecycleService`: the transition table, hooks,
+//! and the history of every agent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::SystemTime;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::paging::{decode_token, encode_token, page_size};
+use super::{Domain, Write, new_id, not_found, now, publish, required};
+use crate::codec::{self, Format};
+use crate::error::{Code, HmsError, Result};
+use crate::proto::hms::agent::lifecycle::v1::{
+    GetHistoryRequest, GetHistoryResponse, GetStateRequest, GetStateResponse, HookInvocation,
+    LifecycleEvent, LifecycleState, RegisterHookRequest, RegisterHookResponse, TransitionRequest,
+    TransitionResponse, TransitionType, UnregisterHookRequest, UnregisterHookResponse,
+};
+use crate::proto::hms::events::v1::HookFailedEvent;
+use crate::proto::hms::events::v1::event::Payload;
+use crate::proto::v1::{CallOptions, Status};
+use crate::runtime::CallContext;
+
+use LifecycleState as S;
+
+pub const DEFAULT_HOOK_TIMEOUT_MS: u32 = 5_000;
+pub const MAX_HOOK_TIMEOUT_MS: u32 = 600_000;
+
+/// The states `from` may move to without `force` (DOMAIN.md).
+pub fn allowed_targets(from: LifecycleState) -> &'static [LifecycleState] {
+    match from {
+        S::StateUnspecified | S::Terminated => &[],
+        S::Initialized => &[S::Active, S::Error, S::Terminated],
+        S::Active => &[
+            S::Paused,
+            S::Suspended,
+            S::ShuttingDown,
+            S::Error,
+            S::Maintenance,
+            S::Upgrading,
+        ],
+        S::Paused => &[S::Active, S::Suspended, S::ShuttingDown, S::Error],
+        S::Suspended => &[S::Recovering, S::Terminated, S::Error],
+        S::ShuttingDown => &[S::Terminated, S::Error],
+        S::Maintenance => &[S::Active, S::Error, S::ShuttingDown],
+        S::Error => &[S::Recovering, S::Terminated],
+        S::Upgrading => &[S::Active, S::Error],
+        S::Recovering => &[S::Active, S::Error, S::Terminated],
+    }
+}
+
+fn state_of(number: i32) -> LifecycleState {
+    LifecycleState::try_from(number).unwrap_or(S::StateUnspecified)
+}
+
+fn names(states: &[LifecycleState]) -> String {
+    states
+        .iter()
+        .map(|s| s.as_str_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Serialises the transitions of each agent. Taking the lock of an agent
+/// twice on one thread (a hook transitioning the agent it guards) fails
+/// instead of deadlocking.
+#[derive(Default)]
+pub struct AgentLocks {
+    locks: Mutex<HashMap<String, Arc<AgentLock>>>,
+}
+
+#[derive(Default)]
+struct AgentLock {
+    holder: Mutex<Option<ThreadId>>,
+    released: Condvar,
+}
+
+pub struct AgentGuard {
+    lock: Arc<AgentLock>,
+}
+
+impl Drop for AgentGuard {
+    fn drop(&mut self) {
+        *self.lock.holder.lock() = None;
+        self.lock.released.notify_one();
+    }
+}
+
+impl AgentLocks {
+    fn acquire(&self, agent_id: &str) -> Result<AgentGuard> {
+        let lock = self
+            .locks
+            .lock()
+            .entry(agent_id.to_owned())
+            .or_default()
+            .clone();
+        let me = std::thread::current().id();
+        let mut holder = lock.holder.lock();
+        loop {
+            match *holder {
+                None => break,
+                Some(thread) if thread == me => {
+                    return Err(HmsError::new(
+                        Code::FailedPrecondition,
+                        format!(
+                            "a transition of agent `{agent_id}` is already running on this thread: \
+                             a blocking hook cannot transition the agent it guards"
+                        ),
+                    )
+                    .with_detail("rule", "transitions of one agent never interleave")
+                    .with_detail("agent_id", agent_id));
+                }
+                Some(_) => lock.released.wait(&mut holder),
+            }
+        }
+        *holder = Some(me);
+        drop(holder);
+        Ok(AgentGuard { lock })
+    }
+
+    pub fn forget(&self, agent_id: &str) {
+        self.locks.lock().remove(agent_id);
+    }
+}
+
+/// A method called on matching transitions.
+struct Hook {
+    id: String,
+    name: String,
+    method: String,
+    agent_ids: Vec<String>,
+    from_states: Vec<i32>,
+    to_states: Vec<i32>,
+    blocking: bool,
+    timeout_ms: u32,
+}
+
+impl Hook {
+    fn matches(&self, event: &LifecycleEvent) -> bool {
+        (self.agent_ids.is_empty() || self.agent_ids.contains(&event.agent_id))
+            && (self.from_states.is_empty() || self.from_states.contains(&event.previous_state))
+            && (self.to_states.is_empty() || self.to_states.contains(&event.new_state))
+    }
+}
+
+/// The hooks of a runtime, in registration order. They live in memory only:
+/// they name host functions, which do not outlive the process.
+#[derive(Default)]
+pub struct Hooks {
+    hooks: RwLock<Vec<Arc<Hook>>>,
+}
+
+impl Hooks {
+    fn matching(&self, event: &LifecycleEvent, blocking: bool) -> Vec<Arc<Hook>> {
+        self.hooks
+            .read()
+            .iter()
+            .filter(|hook| hook.blocking == blocking && hook.matches(event))
+            .cloned()
+            .collect()
+    }
+}
+
+fn call_hook(
+    context: &CallContext<'_>,
+    hook: &Hook,
+    event: &LifecycleEvent,
+    timeout_ms: u32,
+) -> Result<()> {
+    let invocation = HookInvocation {
+        hook_id: hook.id.clone(),
+        hook_name: hook.name.clone(),
+        blocking: hook.blocking,
+        event: Some(event.clone()),
+    };
+    let mut request = Vec::new();
+    codec::encode_typed(&invocation, Format::Cbor, &mut request);
+    let mut options = Vec::new();
+    let call_options = CallOptions {
+        deadline_ms: timeout_ms,
+        trace_id: context.options.trace_id.clone(),
+        ..Default::default()
+    };
+    codec::encode_typed(&call_options, Format::Cbor, &mut options);
+    let mut response = Vec::new();
+    context.runtime.call(
+        &hook.method,
+        Format::Cbor,
+        &request,
+        &options,
+        &mut response,
+    )
+}
+
+fn transition_type(request: &TransitionRequest) -> Result<TransitionType> {
+    let requested = TransitionType::try_from(request.transition_type).map_err(|_| {
+        HmsError::invalid_argument(format!(
+            "unknown transition_type {}",
+            request.transition_type
+        ))
+        .with_detail("field", "transition_type")
+    })?;
+    if request.force {
+        return Ok(TransitionType::Forced);
+    }
+    match requested {
+        TransitionType::Unspecified => Ok(TransitionType::Normal),
+        TransitionType::Forced => Err(HmsError::invalid_argument(
+            "transition_type FORCED is recorded by setting `force`, not requested",
+        )
+        .with_detail("field", "transition_type")),
+        other => Ok(other),
+    }
+}
+
+fn millis_since(stamp: &prost_types::Timestamp) -> u64 {
+    SystemTime::try_from(*stamp)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn key(stamp: &Option<prost_types::Timestamp>) -> (i64, i32) {
+    stamp.map_or((0, 0), |t| (t.seconds, t.nanos))
+}
+
+impl Domain {
+    pub fn transition(
+        &self,
+        context: &CallContext<'_>,
+        request: TransitionRequest,
+    ) -> Result<TransitionResponse> {
+        let agent_id = required(&request.agent_id, "agent_id")?.to_owned();
+        let target = LifecycleState::try_from(request.target_state)
+            .ok()
+            .filter(|s| *s != S::StateUnspecified)
+            .ok_or_else(|| {
+                HmsError::invalid_argument(format!(
+                    "target_state {} is not a lifecycle state",
+                    request.target_state
+                ))
+                .with_detail("field", "target_state")
+            })?;
+        let transition_type = transition_type(&request)?;
+        let _guard = self.locks.acquire(&agent_id)?;
+        let (from, sequence) = {
+            let state = self.state();
+            let agent = state
+                .tables
+                .agents
+                .get(&agent_id)
+                .ok_or_else(|| not_found("agent", &agent_id))?;
+            let history = state.tables.history.get(&agent_id).map_or(0, Vec::len);
+            (state_of(agent.state), history as u64 + 1)
+        };
+        let allowed = allowed_targets(from);
+        let refuse = |rule: &str, message: String| {
+            HmsError::new(Code::FailedPrecondition, message)
+                .with_detail("rule", rule)
+                .with_detail("from", from.as_str_name())
+                .with_detail("to", target.as_str_name())
+                .with_detail("allowed", names(allowed))
+                .with_detail("agent_id", &agent_id)
+        };
+        if from == S::Terminated {
+            return Err(refuse(
+                "TERMINATED is final",
+                format!("agent `{agent_id}` is TERMINATED, which is final, even with force"),
+            ));
+        }
+        if !request.force && !allowed.contains(&target) {
+            return Err(refuse(
+                "lifecycle transition table",
+                format!(
+                    "agent `{agent_id}` cannot move from {} to {} (allowed: {}); set `force` to override",
+                    from.as_str_name(),
+                    target.as_str_name(),
+                    if allowed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names(allowed)
+                    }
+                ),
+            ));
+        }
+        let mut event = LifecycleEvent {
+            event_id: new_id(),
+            agent_id: agent_id.clone(),
+            previous_state: from as i32,
+            new_state: target as i32,
+            transition_type: transition_type as i32,
+            timestamp: Some(now()),
+            initiated_by: request.initiated_by.clone(),
+            reason: request.reason.clone(),
+            metadata: request.metadata.clone(),
+            sequence,
+        };
+        for hook in self.hooks.matching(&event, true) {
+            let timeout = if request.timeout_ms > 0 {
+                request.timeout_ms
+            } else {
+                hook.timeout_ms
+            };
+            call_hook(context, &hook, &event, timeout).map_err(|error| {
+                let mut veto = HmsError::new(
+                    error.code,
+                    format!(
+                        "transition of agent `{agent_id}` to {} vetoed by hook `{}`: {}",
+                        target.as_str_name(),
+                        hook.name,
+                        error.message
+                    ),
+                )
+                .with_detail("hook_id", &hook.id)
+                .with_detail("hook_name", &hook.name)
+                .with_origin(&hook.method);
+                veto.details.extend(error.details);
+                veto
+            })?;
+        }
+        {
+            let mut state = self.state();
+            let mut agent = state.tables.agents.get(&agent_id).cloned().ok_or_else(|| {
+                not_found("agent", &agent_id).with_detail("reason", "deleted while its hooks ran")
+            })?;
+            event.timestamp = Some(now());
+            agent.state = target as i32;
+            agent.revision += 1;
+            agent.updated_at = event.timestamp;
+            state.persist(&[Write::Agent(&agent), Write::Event(&event)])?;
+            state.tables.agents.insert(agent_id.clone(), agent);
+            state
+                .tables
+                .history
+                .entry(agent_id.clone())
+                .or_default()
+                .push(event.clone());
+            // Published under the store lock, so subscribers see each agent's
+            // events in the order they happened.
+            publish(
+                &context.runtime.events,
+                "lifecycle.transition",
+                &agent_id,
+                &agent_id,
+                Payload::Lifecycle(event.clone()),
+            );
+        }
+        drop(_guard);
+        for hook in self.hooks.matching(&event, false) {
+            if let Err(error) = call_hook(context, &hook, &event, hook.timeout_ms) {
+                let failure = HookFailedEvent {
+                    hook_id: hook.id.clone(),
+                    hook_name: hook.name.clone(),
+                    method: hook.method.clone(),
+                    error: Some(error.to_status()),
+                    event: Some(event.clone()),
+                };
+                publish(
+                    &context.runtime.events,
+                    "lifecycle.hook_failed",
+                    &agent_id,
+                    &agent_id,
+                    Payload::HookFailed(failure),
+                );
+            }
+        }
+        Ok(TransitionResponse {
+            previous_state: from as i32,
+            current_state: target as i32,
+            event: Some(event),
+        })
+    }
+
+    pub fn get_state(&self, request: GetStateRequest) -> Result<GetStateResponse> {
+        required(&request.agent_id, "agent_id")?;
+        let state = self.state();
+        let agent = state
+            .tables
+            .agents
+            .get(&request.agent_id)
+            .ok_or_else(|| not_found("agent", &request.agent_id))?;
+        let last = state
+            .tables
+            .history
+            .get(&request.agent_id)
+            .and_then(|h| h.last());
+        let since = last.and_then(|e| e.timestamp).or(agent.created_at);
+        let error = (agent.state == S::Error as i32).then(|| Status {
+            code: Code::Unknown.as_i32(),
+            message: last.map(|e| e.reason.clone()).unwrap_or_default(),
+            details: last
+                .map(|e| {
+                    [
+                        ("initiated_by".to_owned(), e.initiated_by.clone()),
+                        ("event_id".to_owned(), e.event_id.clone()),
+                    ]
+                    .into_iter()
+                    .collect()
+                })
+                .unwrap_or_default(),
+            origin: "hms.agent.lifecycle.v1.LifecycleService".into(),
+        });
+        Ok(GetStateResponse {
+            agent_id: agent.id.clone(),
+            state: agent.state,
+            previous_state: last.map_or(S::StateUnspecified as i32, |e| e.previous_state),
+            since,
+            time_in_state_ms: since.as_ref().map_or(0, millis_since),
+            error,
+        })
+    }
+
+    pub fn get_history(&self, request: GetHistoryRequest) -> Result<GetHistoryResponse> {
+        required(&request.agent_id, "agent_id")?;
+        let after = match decode_token(&request.page_token)? {
+            None => 0,
+            Some(token) => token.parse::<u64>().map_err(|_| {
+                HmsError::invalid_argument("page_token is not one this service returned")
+                    .with_detail("field", "page_token")
+            })?,
+        };
+        let size = page_size(request.page_size);
+        let state = self.state();
+        if !state.tables.agents.contains_key(&request.agent_id) {
+            return Err(not_found("agent", &request.agent_id));
+        }
+        let start = request.start_time.map(|t| (t.seconds, t.nanos));
+        let end = request.end_time.map(|t| (t.seconds, t.nanos));
+        let mut matching = state
+            .tables
+            .history
+            .get(&request.agent_id)
+            .map(|h| h.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.sequence > after)
+            .filter(|e| {
+                request.transition_type == 0 || e.transition_type == request.transition_type
+            })
+            .filter(|e| start.is_none_or(|s| key(&e.timestamp) >= s))
+            .filter(|e| end.is_none_or(|s| key(&e.timestamp) <= s));
+        let events: Vec<LifecycleEvent> = matching.by_ref().take(size).cloned().collect();
+        let next_page_token = match (matching.next(), events.last()) {
+            (Some(_), Some(last)) => encode_token(&last.sequence.to_string()),
+            _ => String::new(),
+        };
+        Ok(GetHistoryResponse {
+            events,
+            next_page_token,
+        })
+    }
+
+    pub fn register_hook(
+        &self,
+        context: &CallContext<'_>,
+        request: RegisterHookRequest,
+    ) -> Result<RegisterHookResponse> {
+        required(&request.method, "method")?;
+        context.runtime.registry.method(&request.method)?;
+        for (field, states) in [
+            ("from_states", &request.from_states),
+            ("to_states", &request.to_states),
+        ] {
+            if let Some(bad) = states.iter().find(|s| state_of(**s) == S::StateUnspecified) {
+                return Err(HmsError::invalid_argument(format!(
+                    "{field} holds {bad}, which is not a lifecycle state"
+                ))
+                .with_detail("field", field));
+            }
+        }
+        if request.timeout_ms > MAX_HOOK_TIMEOUT_MS {
+            return Err(HmsError::invalid_argument(format!(
+                "timeout_ms {} is over the maximum of {MAX_HOOK_TIMEOUT_MS}",
+                request.timeout_ms
+            ))
+            .with_detail("field", "timeout_ms"));
+        }
+        let hook = Hook {
+            id: new_id(),
+            name: if request.name.is_empty() {
+                request.method.clone()
+            } else {
+                request.name
+            },
+            method: request.method,
+            agent_ids: request.agent_ids,
+            from_states: request.from_states,
+            to_states: request.to_states,
+            blocking: request.blocking,
+            timeout_ms: if request.timeout_ms == 0 {
+                DEFAULT_HOOK_TIMEOUT_MS
+            } else {
+                request.timeout_ms
+            },
+        };
+        let hook_id = hook.id.clone();
+        self.hooks.hooks.write().push(Arc::new(hook));
+        Ok(RegisterHookResponse { hook_id })
+    }
+
+    pub fn unregister_hook(
+        &self,
+        request: UnregisterHookRequest,
+    ) -> Result<UnregisterHookResponse> {
+        required(&request.hook_id, "hook_id")?;
+        let mut hooks = self.hooks.hooks.write();
+        let before = hooks.len();
+        hooks.retain(|h| h.id != request.hook_id);
+        if hooks.len() == before {
+            return Err(not_found("hook", &request.hook_id));
+        }
+        Ok(UnregisterHookResponse {})
+    }
+}

@@ -1,0 +1,106 @@
+//! The HMS domain (DOMAIN.md): agents, tasks, knowledge and the agent
+//! lifecycle with its hooks, over one store per runtime.
+
+mod agents;
+mod knowledge;
+mod lifecycle;
+mod paging;
+mod store;
+mod tasks;
+
+use std::path::Path;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::error::{Code, HmsError, Result};
+use crate::events::EventBus;
+use crate::proto::hms::events::v1::event::Payload;
+
+pub use lifecycle::{Hooks, allowed_targets};
+use store::{Database, Tables, Write};
+
+/// All records of one runtime.
+pub struct Domain {
+    state: Mutex<State>,
+    hooks: Hooks,
+    locks: lifecycle::AgentLocks,
+}
+
+struct State {
+    tables: Tables,
+    database: Option<Database>,
+}
+
+impl State {
+    /// Makes `writes` durable (a no-op in memory); call before changing `tables`.
+    fn persist(&mut self, writes: &[Write<'_>]) -> Result<()> {
+        match &mut self.database {
+            Some(database) => database.commit(writes),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Domain {
+    pub fn open(data_dir: Option<&Path>) -> Result<Domain> {
+        let (database, tables) = match data_dir {
+            Some(dir) => {
+                let (database, tables) = Database::open(dir)?;
+                (Some(database), tables)
+            }
+            None => (None, Tables::default()),
+        };
+        Ok(Domain {
+            state: Mutex::new(State { tables, database }),
+            hooks: Hooks::default(),
+            locks: lifecycle::AgentLocks::default(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+}
+
+fn now() -> prost_types::Timestamp {
+    crate::events::now()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn required<'a>(value: &'a str, field: &str) -> Result<&'a str> {
+    if value.is_empty() {
+        return Err(HmsError::invalid_argument(format!("`{field}` is required"))
+            .with_detail("field", field));
+    }
+    Ok(value)
+}
+
+fn not_found(kind: &str, id: &str) -> HmsError {
+    HmsError::not_found(format!("no {kind} with id `{id}`"))
+        .with_detail("kind", kind)
+        .with_detail("id", id)
+}
+
+/// ABORTED when a write names a revision that is not the current one.
+fn check_revision(kind: &str, id: &str, expected: u64, current: u64) -> Result<()> {
+    if expected != 0 && expected != current {
+        return Err(HmsError::new(
+            Code::Aborted,
+            format!(
+                "{kind} `{id}` is at revision {current}, not {expected}: read it again and retry"
+            ),
+        )
+        .with_detail("kind", kind)
+        .with_detail("id", id)
+        .with_detail("current_revision", current)
+        .with_detail("expected_revision", expected));
+    }
+    Ok(())
+}
+
+fn publish(events: &EventBus, kind: &str, subject: &str, agent_id: &str, payload: Payload) {
+    events.publish(kind, subject, agent_id, payload);
+}

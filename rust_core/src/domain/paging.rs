@@ -1,0 +1,73 @@
+//! Page tokens: opaque to callers, the key of the last record returned.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{HmsError, Result};
+
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// 0 means the default; larger than the maximum is clamped to it.
+pub fn page_size(requested: u32) -> usize {
+    match requested as usize {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+pub fn encode_token(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+pub fn decode_token(token: &str) -> Result<Option<String>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            HmsError::invalid_argument("page_token is not one this service returned")
+                .with_detail("field", "page_token")
+        })
+}
+
+/// One page of the values of `map` after `start_after` that `keep` accepts,
+/// and the token of the next page (empty on the last).
+pub fn page<K: Ord + Clone, V: Clone>(
+    map: &BTreeMap<K, V>,
+    start_after: Option<K>,
+    size: usize,
+    keep: impl Fn(&V) -> bool,
+    token_of: impl Fn(&K) -> String,
+) -> (Vec<V>, String) {
+    let lower = match start_after {
+        Some(key) => Bound::Excluded(key),
+        None => Bound::Unbounded,
+    };
+    let mut items = Vec::new();
+    let mut last_key = None;
+    let mut more = false;
+    for (key, value) in map.range((lower, Bound::Unbounded)) {
+        if !keep(value) {
+            continue;
+        }
+        if items.len() == size {
+            more = true;
+            break;
+        }
+        items.push(value.clone());
+        last_key = Some(key.clone());
+    }
+    let next = match (more, last_key) {
+        (true, Some(key)) => encode_token(&token_of(&key)),
+        _ => String::new(),
+    };
+    (items, next)
+}

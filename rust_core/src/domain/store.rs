@@ -1,0 +1,179 @@
+//! Records of the domain: kept in memory, and with a `data_dir` written
+//! through to an embedded SQLite database before a write returns.
+//!
+//! The in-memory tables answer every read; the database is the durable copy
+//! loaded at start. A write is applied to the database in one transaction
+//! first and to memory only once that committed, so memory never holds what
+//! a crash would lose.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::Path;
+
+use prost::Message;
+use rusqlite::{Connection, params};
+
+use crate::error::{Code, HmsError, Result};
+use crate::proto::hms::agent::lifecycle::v1::LifecycleEvent;
+use crate::proto::hms::agent::v1::{Agent, KnowledgeEntry, Task};
+
+#[derive(Default)]
+pub struct Tables {
+    /// By id; UUIDv7 ids sort by creation time.
+    pub agents: BTreeMap<String, Agent>,
+    pub tasks: BTreeMap<String, Task>,
+    pub knowledge: BTreeMap<String, KnowledgeEntry>,
+    /// (namespace, key) to id, ordered for queries.
+    pub knowledge_keys: BTreeMap<(String, String), String>,
+    /// Transitions of each agent, oldest first.
+    pub history: HashMap<String, Vec<LifecycleEvent>>,
+}
+
+/// One change to persist.
+pub enum Write<'a> {
+    Agent(&'a Agent),
+    DeleteAgent(&'a str),
+    Task(&'a Task),
+    Knowledge(&'a KnowledgeEntry),
+    DeleteKnowledge(&'a str),
+    Event(&'a LifecycleEvent),
+}
+
+pub struct Database {
+    connection: Connection,
+    /// Held for the life of the runtime: a second runtime on the same folder
+    /// fails to take it.
+    _lock: File,
+}
+
+fn storage_error(error: rusqlite::Error) -> HmsError {
+    HmsError::new(Code::Internal, format!("storage: {error}")).with_origin("storage")
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, body BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, body BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS knowledge (id TEXT PRIMARY KEY, body BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS lifecycle_events (
+        agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, body BLOB NOT NULL,
+        PRIMARY KEY (agent_id, sequence));
+";
+
+impl Database {
+    /// Opens (or creates) the database in `dir` and loads every record.
+    pub fn open(dir: &Path) -> Result<(Database, Tables)> {
+        let precondition = |what: String| {
+            HmsError::new(Code::FailedPrecondition, what)
+                .with_detail("data_dir", dir.display())
+                .with_origin("storage")
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| precondition(format!("cannot create data_dir {}: {e}", dir.display())))?;
+        let lock = File::create(dir.join("hms.lock"))
+            .map_err(|e| precondition(format!("cannot open the lock of {}: {e}", dir.display())))?;
+        lock.try_lock().map_err(|_| {
+            precondition(format!(
+                "data_dir {} is in use by another runtime (in this or another process); \
+                 free that runtime first or use another folder",
+                dir.display()
+            ))
+        })?;
+        let connection = Connection::open(dir.join("hms.sqlite3")).map_err(storage_error)?;
+        // WAL with FULL sync: a commit is on disk before the call returns.
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(storage_error)?;
+        connection.execute_batch(SCHEMA).map_err(storage_error)?;
+        let database = Database {
+            connection,
+            _lock: lock,
+        };
+        let tables = database.load()?;
+        Ok((database, tables))
+    }
+
+    fn load(&self) -> Result<Tables> {
+        let mut tables = Tables::default();
+        for agent in self.rows::<Agent>("SELECT body FROM agents")? {
+            tables.agents.insert(agent.id.clone(), agent);
+        }
+        for task in self.rows::<Task>("SELECT body FROM tasks")? {
+            tables.tasks.insert(task.id.clone(), task);
+        }
+        for entry in self.rows::<KnowledgeEntry>("SELECT body FROM knowledge")? {
+            tables.knowledge_keys.insert(
+                (entry.namespace.clone(), entry.key.clone()),
+                entry.id.clone(),
+            );
+            tables.knowledge.insert(entry.id.clone(), entry);
+        }
+        let events = self.rows::<LifecycleEvent>(
+            "SELECT body FROM lifecycle_events ORDER BY agent_id, sequence",
+        )?;
+        for event in events {
+            tables
+                .history
+                .entry(event.agent_id.clone())
+                .or_default()
+                .push(event);
+        }
+        Ok(tables)
+    }
+
+    fn rows<M: Message + Default>(&self, sql: &str) -> Result<Vec<M>> {
+        let mut statement = self.connection.prepare(sql).map_err(storage_error)?;
+        let bodies = statement
+            .query_map([], |row| row.get::<_, Vec<u8>>(0))
+            .map_err(storage_error)?;
+        bodies
+            .map(|body| {
+                let body = body.map_err(storage_error)?;
+                M::decode(body.as_slice()).map_err(|e| {
+                    HmsError::new(
+                        Code::DataLoss,
+                        format!("a stored record is unreadable: {e}"),
+                    )
+                    .with_origin("storage")
+                })
+            })
+            .collect()
+    }
+
+    /// Applies `writes` in one transaction.
+    pub fn commit(&mut self, writes: &[Write<'_>]) -> Result<()> {
+        let tx = self.connection.transaction().map_err(storage_error)?;
+        for write in writes {
+            match write {
+                Write::Agent(agent) => tx.execute(
+                    "INSERT OR REPLACE INTO agents (id, body) VALUES (?1, ?2)",
+                    params![agent.id, agent.encode_to_vec()],
+                ),
+                Write::DeleteAgent(id) => tx
+                    .execute("DELETE FROM agents WHERE id = ?1", params![id])
+                    .and_then(|_| {
+                        tx.execute(
+                            "DELETE FROM lifecycle_events WHERE agent_id = ?1",
+                            params![id],
+                        )
+                    }),
+                Write::Task(task) => tx.execute(
+                    "INSERT OR REPLACE INTO tasks (id, body) VALUES (?1, ?2)",
+                    params![task.id, task.encode_to_vec()],
+                ),
+                Write::Knowledge(entry) => tx.execute(
+                    "INSERT OR REPLACE INTO knowledge (id, body) VALUES (?1, ?2)",
+                    params![entry.id, entry.encode_to_vec()],
+                ),
+                Write::DeleteKnowledge(id) => {
+                    tx.execute("DELETE FROM knowledge WHERE id = ?1", params![id])
+                }
+                Write::Event(event) => tx.execute(
+                    "INSERT INTO lifecycle_events (agent_id, sequence, body) VALUES (?1, ?2, ?3)",
+                    params![event.agent_id, event.sequence as i64, event.encode_to_vec()],
+                ),
+            }
+            .map_err(storage_error)?;
+        }
+        tx.commit().map_err(storage_error)
+    }
+}

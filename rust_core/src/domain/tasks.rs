@@ -1,0 +1,297 @@
+//! `hms.agent.v1.TaskService`: tasks whose status only moves forward.
+
+use super::paging::{decode_token, page, page_size};
+use super::{Domain, State, Write, check_revision, new_id, not_found, now, publish, required};
+use crate::error::{Code, HmsError, Result};
+use crate::events::EventBus;
+use crate::proto::hms::agent::lifecycle::v1::LifecycleState;
+use crate::proto::hms::agent::v1::{
+    AssignTaskRequest, CancelTaskRequest, CompleteTaskRequest, FailTaskRequest, GetTaskRequest,
+    ListTasksRequest, ListTasksResponse, StartTaskRequest, SubmitTaskRequest, Task, TaskStatus,
+};
+use crate::proto::hms::events::v1::event::Payload;
+use crate::proto::v1::Status;
+
+fn status_name(status: i32) -> &'static str {
+    TaskStatus::try_from(status).map_or("UNKNOWN", |s| s.as_str_name())
+}
+
+fn is_final(status: i32) -> bool {
+    [
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ]
+    .iter()
+    .any(|s| *s as i32 == status)
+}
+
+fn event_kind(status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Unspecified | TaskStatus::Pending => "task.submitted",
+        TaskStatus::Assigned => "task.assigned",
+        TaskStatus::Running => "task.running",
+        TaskStatus::Succeeded => "task.succeeded",
+        TaskStatus::Failed => "task.failed",
+        TaskStatus::Cancelled => "task.cancelled",
+    }
+}
+
+/// FAILED_PRECONDITION naming the rule a move breaks.
+fn refused_move(task: &Task, to: TaskStatus, rule: &str) -> HmsError {
+    HmsError::new(
+        Code::FailedPrecondition,
+        format!(
+            "task `{}` cannot move from {} to {}: {rule}",
+            task.id,
+            status_name(task.status),
+            to.as_str_name()
+        ),
+    )
+    .with_detail("rule", rule)
+    .with_detail("from", status_name(task.status))
+    .with_detail("to", to.as_str_name())
+    .with_detail("id", &task.id)
+}
+
+/// The agent must exist and be ACTIVE to take a task.
+fn check_assignee(state: &State, agent_id: &str) -> Result<()> {
+    let agent = state
+        .tables
+        .agents
+        .get(agent_id)
+        .ok_or_else(|| not_found("agent", agent_id))?;
+    if agent.state != LifecycleState::Active as i32 {
+        let current = LifecycleState::try_from(agent.state).map_or("UNKNOWN", |s| s.as_str_name());
+        return Err(HmsError::new(
+            Code::FailedPrecondition,
+            format!("agent `{agent_id}` is {current}: only an ACTIVE agent takes new tasks"),
+        )
+        .with_detail("rule", "only an ACTIVE agent takes new tasks")
+        .with_detail("agent_id", agent_id)
+        .with_detail("agent_state", current));
+    }
+    Ok(())
+}
+
+/// A move of a task's status: allowed only from the statuses in `from`.
+struct Step<'a> {
+    id: &'a str,
+    revision: u64,
+    from: &'a [TaskStatus],
+    to: TaskStatus,
+    rule: &'a str,
+}
+
+impl Domain {
+    pub fn submit_task(&self, events: &EventBus, request: SubmitTaskRequest) -> Result<Task> {
+        let draft = request.task.unwrap_or_default();
+        required(&draft.title, "task.title")?;
+        let mut state = self.state();
+        let status = if draft.agent_id.is_empty() {
+            TaskStatus::Pending
+        } else {
+            check_assignee(&state, &draft.agent_id)?;
+            TaskStatus::Assigned
+        };
+        let stamp = now();
+        let task = Task {
+            id: new_id(),
+            status: status as i32,
+            result: Default::default(),
+            result_content_type: String::new(),
+            error: None,
+            created_at: Some(stamp),
+            updated_at: Some(stamp),
+            revision: 1,
+            ..draft
+        };
+        state.persist(&[Write::Task(&task)])?;
+        state.tables.tasks.insert(task.id.clone(), task.clone());
+        publish(
+            events,
+            "task.submitted",
+            &task.id,
+            &task.agent_id,
+            Payload::Task(task.clone()),
+        );
+        Ok(task)
+    }
+
+    pub fn get_task(&self, request: GetTaskRequest) -> Result<Task> {
+        required(&request.id, "id")?;
+        self.state()
+            .tables
+            .tasks
+            .get(&request.id)
+            .cloned()
+            .ok_or_else(|| not_found("task", &request.id))
+    }
+
+    pub fn list_tasks(&self, request: ListTasksRequest) -> Result<ListTasksResponse> {
+        let start_after = decode_token(&request.page_token)?;
+        let keep = |task: &Task| {
+            (request.agent_id.is_empty() || task.agent_id == request.agent_id)
+                && (request.statuses.is_empty() || request.statuses.contains(&task.status))
+        };
+        let state = self.state();
+        let (tasks, next_page_token) = page(
+            &state.tables.tasks,
+            start_after,
+            page_size(request.page_size),
+            keep,
+            String::clone,
+        );
+        Ok(ListTasksResponse {
+            tasks,
+            next_page_token,
+        })
+    }
+
+    /// Applies `step` to a task, then `change` to the new record.
+    fn move_task(
+        &self,
+        events: &EventBus,
+        step: Step<'_>,
+        change: impl FnOnce(&State, &mut Task) -> Result<()>,
+    ) -> Result<Task> {
+        let Step {
+            id,
+            revision,
+            from,
+            to,
+            rule,
+        } = step;
+        required(id, "id")?;
+        let mut state = self.state();
+        let current = state
+            .tables
+            .tasks
+            .get(id)
+            .ok_or_else(|| not_found("task", id))?;
+        check_revision("task", id, revision, current.revision)?;
+        if !from.iter().any(|s| *s as i32 == current.status) {
+            return Err(refused_move(current, to, rule));
+        }
+        let mut task = current.clone();
+        change(&state, &mut task)?;
+        task.status = to as i32;
+        task.revision += 1;
+        task.updated_at = Some(now());
+        state.persist(&[Write::Task(&task)])?;
+        state.tables.tasks.insert(task.id.clone(), task.clone());
+        publish(
+            events,
+            event_kind(to),
+            &task.id,
+            &task.agent_id,
+            Payload::Task(task.clone()),
+        );
+        Ok(task)
+    }
+
+    pub fn assign_task(&self, events: &EventBus, request: AssignTaskRequest) -> Result<Task> {
+        required(&request.agent_id, "agent_id")?;
+        self.move_task(
+            events,
+            Step {
+                id: &request.id,
+                revision: request.revision,
+                from: &[TaskStatus::Pending],
+                to: TaskStatus::Assigned,
+                rule: "only a PENDING task can be assigned",
+            },
+            |state, task| {
+                check_assignee(state, &request.agent_id)?;
+                task.agent_id = request.agent_id.clone();
+                Ok(())
+            },
+        )
+    }
+
+    pub fn start_task(&self, events: &EventBus, request: StartTaskRequest) -> Result<Task> {
+        self.move_task(
+            events,
+            Step {
+                id: &request.id,
+                revision: request.revision,
+                from: &[TaskStatus::Assigned],
+                to: TaskStatus::Running,
+                rule: "only an ASSIGNED task can start",
+            },
+            |_, _| Ok(()),
+        )
+    }
+
+    pub fn complete_task(&self, events: &EventBus, request: CompleteTaskRequest) -> Result<Task> {
+        self.move_task(
+            events,
+            Step {
+                id: &request.id,
+                revision: request.revision,
+                from: &[TaskStatus::Running],
+                to: TaskStatus::Succeeded,
+                rule: "only a RUNNING task can complete",
+            },
+            |_, task| {
+                task.result = request.result.clone();
+                task.result_content_type = request.result_content_type.clone();
+                Ok(())
+            },
+        )
+    }
+
+    pub fn fail_task(&self, events: &EventBus, request: FailTaskRequest) -> Result<Task> {
+        self.move_task(
+            events,
+            Step {
+                id: &request.id,
+                revision: request.revision,
+                from: &[TaskStatus::Running],
+                to: TaskStatus::Failed,
+                rule: "only a RUNNING task can fail",
+            },
+            |_, task| {
+                let mut error = request.error.clone().unwrap_or_default();
+                if error.code == 0 {
+                    error.code = Code::Unknown.as_i32();
+                }
+                task.error = Some(error);
+                Ok(())
+            },
+        )
+    }
+
+    pub fn cancel_task(&self, events: &EventBus, request: CancelTaskRequest) -> Result<Task> {
+        let not_final = [
+            TaskStatus::Pending,
+            TaskStatus::Assigned,
+            TaskStatus::Running,
+        ];
+        let reason = if request.reason.is_empty() {
+            "cancelled".to_owned()
+        } else {
+            request.reason.clone()
+        };
+        let task = self.move_task(
+            events,
+            Step {
+                id: &request.id,
+                revision: request.revision,
+                from: &not_final,
+                to: TaskStatus::Cancelled,
+                rule: "a final task (SUCCEEDED, FAILED, CANCELLED) cannot be cancelled",
+            },
+            |_, task| {
+                task.error = Some(Status {
+                    code: Code::Cancelled.as_i32(),
+                    message: reason,
+                    ..Default::default()
+                });
+                Ok(())
+            },
+        )?;
+        debug_assert!(is_final(task.status));
+        Ok(task)
+    }
+}
