@@ -146,8 +146,11 @@ int32_t hms_runtime_new(int32_t format, const uint8_t *config, size_t config_len
                         hms_runtime *out, hms_buf *err);
 
 /* Frees a runtime. Its services are unregistered and its subscriptions
- * closed (a thread blocked in hms_poll on one returns HMS_CANCELLED). Calls
- * already running finish first on the threads that made them.
+ * closed: a thread blocked in hms_poll on one returns HMS_CANCELLED, and
+ * their handles become invalid (a later hms_service_unregister or
+ * hms_unsubscribe returns HMS_INVALID_HANDLE, which a binding closing them
+ * afterwards may ignore). Calls already running finish on the threads that
+ * made them.
  * Returns HMS_OK, or HMS_INVALID_HANDLE when rt is not a live runtime (a
  * second free included). Any thread, but not from inside one of this
  * runtime's handlers. */

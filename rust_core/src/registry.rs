@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use prost_reflect::MessageDescriptor;
+use rustc_hash::FxHashMap;
 
 use crate::codec::Format;
 use crate::error::{Code, HmsError, Result};
@@ -175,7 +176,19 @@ impl Service {
 /// The services of one runtime, by full name.
 #[derive(Default)]
 pub struct Registry {
-    services: RwLock<HashMap<String, Arc<Service>>>,
+    inner: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    services: HashMap<String, Arc<Service>>,
+    /// Every method by full name ("pkg.Service/Method"): one hash lookup per
+    /// call on the hot path.
+    methods: FxHashMap<String, Arc<Method>>,
+}
+
+fn full_method_name(service: &str, method: &str) -> String {
+    format!("{service}/{method}")
 }
 
 /// Splits "package.Service/Method" (a leading '/' is allowed, as in gRPC).
@@ -194,26 +207,34 @@ pub fn split_method(full: &str) -> Result<(&str, &str)> {
 
 impl Registry {
     pub fn insert(&self, service: Service) -> Result<Arc<Service>> {
-        let mut services = self.services.write();
+        let mut inner = self.inner.write();
         let name = service.descriptor.name.clone();
-        if services.contains_key(&name) {
+        if inner.services.contains_key(&name) {
             return Err(HmsError::new(
                 Code::AlreadyExists,
                 format!("a service named `{name}` is registered already"),
             )
             .with_detail("service", name));
         }
+        for (method_name, method) in &service.methods {
+            inner
+                .methods
+                .insert(full_method_name(&name, method_name), method.clone());
+        }
         let service = Arc::new(service);
-        services.insert(name, service.clone());
+        inner.services.insert(name, service.clone());
         Ok(service)
     }
 
     /// Removes `name` if it is still `expected`.
     pub fn remove(&self, name: &str, expected: &Arc<Service>) -> bool {
-        let mut services = self.services.write();
-        match services.get(name) {
+        let mut inner = self.inner.write();
+        match inner.services.get(name) {
             Some(current) if Arc::ptr_eq(current, expected) => {
-                services.remove(name);
+                inner.services.remove(name);
+                for method_name in expected.methods.keys() {
+                    inner.methods.remove(&full_method_name(name, method_name));
+                }
                 true
             }
             _ => false,
@@ -221,30 +242,36 @@ impl Registry {
     }
 
     pub fn method(&self, full: &str) -> Result<Arc<Method>> {
+        let key = full.strip_prefix('/').unwrap_or(full);
+        let inner = self.inner.read();
+        if let Some(method) = inner.methods.get(key) {
+            return Ok(method.clone());
+        }
+        // Not found: work out which part is missing for the error.
         let (service_name, method_name) = split_method(full)?;
-        let services = self.services.read();
-        let service = services.get(service_name).ok_or_else(|| {
-            HmsError::not_found(format!("no service named `{service_name}`"))
-                .with_detail("service", service_name)
-        })?;
-        service.methods.get(method_name).cloned().ok_or_else(|| {
-            HmsError::not_found(format!(
-                "service `{service_name}` has no method `{method_name}`"
-            ))
-            .with_detail("service", service_name)
-            .with_detail("method", method_name)
-        })
+        if !inner.services.contains_key(service_name) {
+            return Err(
+                HmsError::not_found(format!("no service named `{service_name}`"))
+                    .with_detail("service", service_name),
+            );
+        }
+        Err(HmsError::not_found(format!(
+            "service `{service_name}` has no method `{method_name}`"
+        ))
+        .with_detail("service", service_name)
+        .with_detail("method", method_name))
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Service>> {
-        self.services.read().get(name).cloned()
+        self.inner.read().services.get(name).cloned()
     }
 
     /// Descriptors of every service whose name starts with `prefix`, by name.
     pub fn list(&self, prefix: &str) -> Vec<ServiceDescriptor> {
         let mut list: Vec<ServiceDescriptor> = self
-            .services
+            .inner
             .read()
+            .services
             .values()
             .filter(|s| s.descriptor.name.starts_with(prefix))
             .map(|s| s.descriptor.clone())
@@ -254,7 +281,7 @@ impl Registry {
     }
 
     pub fn len(&self) -> usize {
-        self.services.read().len()
+        self.inner.read().services.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use parking_lot::RwLock;
 use prost::Message;
 use prost_reflect::{DescriptorPool, MessageDescriptor};
-use prost_types::FileDescriptorSet;
+use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
 use crate::error::{HmsError, Result};
 use crate::proto::DESCRIPTOR_SET;
@@ -38,7 +38,7 @@ pub fn register(bytes: &[u8]) -> Result<usize> {
     for file in set.file {
         let name = file.name().to_owned();
         if let Some(known) = candidate.get_file_by_name(&name) {
-            if *known.file_descriptor_proto() == file {
+            if normalized(known.file_descriptor_proto().clone()) == normalized(file.clone()) {
                 continue;
             }
             return Err(HmsError::invalid_argument(format!(
@@ -61,4 +61,21 @@ pub fn service_descriptor(name: &str) -> Result<prost_reflect::ServiceDescriptor
     POOL.read().get_service_by_name(name).ok_or_else(|| {
         HmsError::not_found(format!("unknown service schema `{name}`")).with_detail("service", name)
     })
+}
+
+/// A file as compared for "same content": the pool fills in `json_name`
+/// when it adds a file, which compilers may or may not have written.
+fn normalized(mut file: FileDescriptorProto) -> FileDescriptorProto {
+    fn clear(message: &mut DescriptorProto) {
+        for field in message.field.iter_mut().chain(message.extension.iter_mut()) {
+            field.json_name = None;
+        }
+        message.nested_type.iter_mut().for_each(clear);
+    }
+    file.message_type.iter_mut().for_each(clear);
+    for field in &mut file.extension {
+        field.json_name = None;
+    }
+    file.source_code_info = None;
+    file
 }

@@ -48,9 +48,6 @@ pub fn decode_message(
     limits: &Limits,
 ) -> Result<DynamicMessage> {
     check_depth(bytes, limits)?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DynamicMessage::new(desc.clone()));
-    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let options = DeserializeOptions::new().deny_unknown_fields(false);
     let message =

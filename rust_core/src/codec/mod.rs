@@ -98,6 +98,10 @@ pub fn decode_message(
     limits: &Limits,
 ) -> Result<DynamicMessage> {
     limits.check_size(bytes.len(), "payload")?;
+    if bytes.is_empty() {
+        // An empty payload is the default message in every format, as it is in protobuf.
+        return Ok(DynamicMessage::new(desc.clone()));
+    }
     let message = match format {
         Format::Protobuf => {
             DynamicMessage::decode(desc.clone(), bytes).map_err(|e| protobuf_error(desc, e))?
@@ -169,6 +173,7 @@ pub fn decode_value(format: Format, bytes: &[u8], limits: &Limits) -> Result<Val
         Format::Protobuf => Err(HmsError::invalid_argument(
             "protobuf needs a message type; untyped values travel as CBOR or JSON",
         )),
+        _ if bytes.is_empty() => Ok(Value::Null),
         Format::Cbor => cbor::decode(bytes, limits.max_depth),
         Format::Json => json::decode_value(bytes, limits),
     }
