@@ -21,30 +21,40 @@ pub const KIND_LAGGED: &str = "lagged";
 
 /// Which events a subscription receives.
 #[derive(Clone, Debug, Default)]
-pub struct Filter {
-    kinds: Vec<String>,
-    subjects: Vec<String>,
-}
+pub struct Filter(EventFilter);
 
 impl Filter {
     pub fn from_proto(filter: EventFilter) -> Filter {
-        Filter {
-            kinds: filter.kinds,
-            subjects: filter.subjects,
-        }
+        Filter(filter)
     }
 
+    /// Every non-empty list of the filter must match.
     pub fn matches(&self, event: &Event) -> bool {
-        let kind_ok = self.kinds.is_empty()
-            || self
+        let filter = &self.0;
+        let kind_ok = filter.kinds.is_empty()
+            || filter
                 .kinds
                 .iter()
                 .any(|pattern| match pattern.strip_suffix('*') {
                     Some(prefix) => event.kind.starts_with(prefix),
                     None => *pattern == event.kind,
                 });
-        let subject_ok = self.subjects.is_empty() || self.subjects.contains(&event.subject);
-        kind_ok && subject_ok
+        let subject_ok = filter.subjects.is_empty() || filter.subjects.contains(&event.subject);
+        let agent_ok = filter.agent_ids.is_empty() || filter.agent_ids.contains(&event.agent_id);
+        let state = match &event.payload {
+            Some(Payload::Lifecycle(transition)) => Some(transition.new_state),
+            Some(Payload::Agent(agent)) => Some(agent.state),
+            _ => None,
+        };
+        let state_ok =
+            filter.states.is_empty() || state.is_some_and(|s| filter.states.contains(&s));
+        let transition_type = match &event.payload {
+            Some(Payload::Lifecycle(transition)) => Some(transition.transition_type),
+            _ => None,
+        };
+        let type_ok = filter.transition_types.is_empty()
+            || transition_type.is_some_and(|t| filter.transition_types.contains(&t));
+        kind_ok && subject_ok && agent_ok && state_ok && type_ok
     }
 }
 
