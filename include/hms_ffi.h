@@ -200,7 +200,7 @@ typedef struct hms_reply hms_reply;
 
 /* A host handler. Called once per call of one of the service's methods.
  * reply: where to answer; method, method_len: the short method name (e.g.
- *   "Greet", not NUL-terminated); format: the format the service was
+ *   "Greet"), also NUL-terminated for hosts that read C strings; format: the format the service was
  *   registered with, of request and of the expected answer; request,
  *   request_len: the input, borrowed until the handler returns (request may
  *   be NULL when request_len is 0); user_data: as given at registration.

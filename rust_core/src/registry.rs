@@ -2,6 +2,7 @@
 //! callback, all found by full method name.
 
 use std::collections::HashMap;
+use std::ffi::{CStr, CString};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -23,7 +24,8 @@ pub type BuiltinFn =
 /// The host side of a service: a binding's callback behind the C ABI.
 pub trait HostHandler: Send + Sync {
     /// Runs the handler of `method`; it answers through `reply`.
-    fn invoke(&self, reply: &mut Reply, method: &str, format: Format, request: &[u8]);
+    /// `method` is the short method name.
+    fn invoke(&self, reply: &mut Reply, method: &CStr, format: Format, request: &[u8]);
 }
 
 /// Where a host handler leaves its answer (`hms_reply` in C).
@@ -93,11 +95,25 @@ pub struct HostService {
 /// Counts one call in flight until dropped.
 pub struct InFlight {
     service: Arc<HostService>,
+    /// Whether the thread that runs the handler recorded it (see `run_here`).
+    recorded: bool,
+}
+
+impl InFlight {
+    /// Records that the handler runs on the current thread, so that
+    /// unregistering the service from inside it does not wait for itself.
+    /// Called on the thread that runs the handler, which also drops `self`.
+    pub fn run_here(&mut self) {
+        crate::runtime::enter_service(&self.service);
+        self.recorded = true;
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        crate::runtime::leave_service(&self.service);
+        if self.recorded {
+            crate::runtime::leave_service(&self.service);
+        }
         let mut count = self.service.in_flight.lock();
         *count -= 1;
         if *count == 0 {
@@ -131,10 +147,9 @@ impl HostService {
             ));
         }
         *count += 1;
-        drop(count);
-        crate::runtime::enter_service(self);
         Ok(InFlight {
             service: self.clone(),
+            recorded: false,
         })
     }
 
@@ -157,9 +172,31 @@ pub enum Implementation {
 
 pub struct Method {
     pub name: String,
+    /// `name` NUL-terminated, as host handlers receive it.
+    pub c_name: CString,
     pub input: Option<MessageDescriptor>,
     pub output: Option<MessageDescriptor>,
     pub implementation: Implementation,
+}
+
+impl Method {
+    pub fn new(
+        name: &str,
+        input: Option<MessageDescriptor>,
+        output: Option<MessageDescriptor>,
+        implementation: Implementation,
+    ) -> Result<Method> {
+        let c_name = CString::new(name).map_err(|_| {
+            HmsError::invalid_argument(format!("method name `{name}` contains NUL"))
+        })?;
+        Ok(Method {
+            name: name.to_owned(),
+            c_name,
+            input,
+            output,
+            implementation,
+        })
+    }
 }
 
 pub struct Service {

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +18,9 @@ use crate::events::{EventBus, Filter, PushSink, Subscription};
 use crate::handles::{HandleKind, HandleTable};
 use crate::proto::hms::events::v1::{EventFilter, ServiceEvent, event::Payload};
 use crate::proto::v1::{CallOptions, ServiceDescriptor};
-use crate::registry::{HostHandler, HostService, Implementation, Method, Registry, Reply, Service};
+use crate::registry::{
+    HostHandler, HostService, Implementation, InFlight, Method, Registry, Reply, Service,
+};
 
 pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime);
 pub static SERVICES: HandleTable<ServiceRegistration> = HandleTable::new(HandleKind::Service);
@@ -170,11 +173,12 @@ impl Runtime {
             limits,
             &mut converted,
         )?;
-        let in_flight = host.enter(context.method)?;
+        let mut in_flight = host.enter(context.method)?;
         let outcome = match context.deadline {
             Some(deadline) if !host.caller_thread_only => run_on_worker(
+                in_flight,
                 host.clone(),
-                method.name.clone(),
+                method.c_name.clone(),
                 converted,
                 deadline,
                 context.method,
@@ -190,16 +194,17 @@ impl Runtime {
                         ),
                     ));
                 }
+                in_flight.run_here();
                 let mut reply = Reply::new(context.deadline);
                 host.handler
-                    .invoke(&mut reply, &method.name, host.format, &converted);
+                    .invoke(&mut reply, &method.c_name, host.format, &converted);
                 if context.deadline.is_some_and(|d| Instant::now() > d) {
                     return Err(deadline_exceeded(context.method));
                 }
+                drop(in_flight);
                 reply.take()
             }
         };
-        drop(in_flight);
         let answer = outcome.ok_or_else(|| {
             HmsError::new(
                 Code::HandlerError,
@@ -243,12 +248,12 @@ impl Runtime {
         for (method_descriptor, input, output) in resolved {
             methods.insert(
                 method_descriptor.name.clone(),
-                Arc::new(Method {
-                    name: method_descriptor.name,
+                Arc::new(Method::new(
+                    &method_descriptor.name,
                     input,
                     output,
-                    implementation: Implementation::Host(host.clone()),
-                }),
+                    Implementation::Host(host.clone()),
+                )?),
             );
         }
         let mut descriptor = descriptor;
@@ -328,22 +333,23 @@ fn deadline_exceeded(method: &str) -> HmsError {
 /// Runs a handler on a library thread so the caller can stop waiting at the
 /// deadline; a late answer is dropped.
 fn run_on_worker(
+    mut in_flight: InFlight,
     host: Arc<HostService>,
-    method: String,
+    method: CString,
     request: Vec<u8>,
     deadline: Instant,
     full_name: &str,
 ) -> Result<Option<Result<Vec<u8>>>> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    let in_flight = host.enter(full_name)?;
     std::thread::Builder::new()
         .name("hms-handler".into())
         .spawn(move || {
             mark_library_thread();
-            let _in_flight = in_flight;
+            in_flight.run_here();
             let mut reply = Reply::new(Some(deadline));
             host.handler
                 .invoke(&mut reply, &method, host.format, &request);
+            drop(in_flight);
             let _ = sender.send(reply.take());
         })
         .map_err(|e| {

@@ -1,6 +1,6 @@
 //! Host callbacks behind the safe traits of the core.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{CStr, c_char, c_void};
 
 use super::hms_reply;
 use crate::codec::Format;
@@ -39,7 +39,7 @@ pub struct CHandler {
 }
 
 impl HostHandler for CHandler {
-    fn invoke(&self, reply: &mut Reply, method: &str, format: Format, request: &[u8]) {
+    fn invoke(&self, reply: &mut Reply, method: &CStr, format: Format, request: &[u8]) {
         let reply_ptr = (reply as *mut Reply).cast::<hms_reply>();
         // SAFETY: the callback and user_data are valid until the service is
         // unregistered (header contract), and unregistration waits for this
@@ -47,8 +47,8 @@ impl HostHandler for CHandler {
         unsafe {
             (self.callback)(
                 reply_ptr,
-                method.as_ptr().cast(),
-                method.len(),
+                method.as_ptr(),
+                method.count_bytes(),
                 format as i32,
                 request.as_ptr(),
                 request.len(),

@@ -72,12 +72,12 @@ pub fn register_builtin(
         });
         methods.insert(
             method.name().to_owned(),
-            Arc::new(Method {
-                name: method.name().to_owned(),
-                input: Some(method.input()),
-                output: Some(method.output()),
-                implementation: Implementation::Builtin(implementation),
-            }),
+            Arc::new(Method::new(
+                method.name(),
+                Some(method.input()),
+                Some(method.output()),
+                Implementation::Builtin(implementation),
+            )?),
         );
     }
     if let Some(extra) = by_name.keys().next() {

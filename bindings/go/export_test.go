@@ -1,0 +1,4 @@
+package hms
+
+// Internals the black-box tests (package hms_test) reach.
+var CheckABIVersion = checkABI

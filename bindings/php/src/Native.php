@@ -1,0 +1,470 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Hms;
+
+use FFI;
+use FFI\CData;
+use Hms\Exception\IncompatibleException;
+use Hms\Exception\InvalidArgumentException;
+use Hms\Exception\NotFoundException;
+
+/**
+ * The thin native layer: loads libhms_ffi by absolute path through FFI over
+ * include/hms_ffi_cdef.h, checks its ABI version, owns the reusable output
+ * buffers and turns a status code plus error buffer into an HmsException.
+ *
+ * Everything above this class speaks PHP; everything below is the C ABI of
+ * include/hms_ffi.h.
+ *
+ * @internal
+ */
+final class Native
+{
+    /** Name of the FFI scope that preload.php registers (FFI::scope). */
+    public const SCOPE = 'HMS';
+
+    /** Output buffers whose capacity grew past this are released after use. */
+    private const KEEP_CAPACITY = 1 << 20;
+
+    /** @var array<string, self> one instance per library path */
+    private static array $instances = [];
+
+    /** @var array<string, int>|null HMS_* constants parsed from the cdef file */
+    private static ?array $constants = null;
+
+    /** @var list<array{0: CData, 1: CData, 2: CData}> buffer pairs (array, out, err) per nesting depth */
+    private array $pairs = [];
+
+    /** How many host handlers are running on this thread right now. */
+    public int $depth = 0;
+
+    /** The out and err pointers of depth 0 (the hot path of every call). */
+    public readonly CData $out0;
+    public readonly CData $err0;
+
+    /** @var CData|null the one handler trampoline (an hms_handler_fn) of this library */
+    public ?CData $trampoline = null;
+
+    /** @var array<int, Service> live services by id (their user_data), for the trampoline */
+    public array $services = [];
+
+    /** @var list<int> runtimes whose handlers run on this thread right now (innermost last) */
+    public array $serving = [];
+
+    private int $nextServiceId = 0;
+
+    /**
+     * @param bool $scoped whether the declarations came from the FFI scope
+     *                     preload.php registered (FFI::scope) rather than FFI::cdef
+     */
+    private function __construct(
+        public readonly FFI $ffi,
+        public readonly string $library,
+        public readonly bool $scoped,
+    ) {
+        [, $this->out0, $this->err0] = $this->pair();
+    }
+
+    /**
+     * Registers the FFI scope "HMS" for ffi.enable=preload: call from an
+     * opcache.preload script (bindings/php/preload.php). Requests then get
+     * the library through FFI::scope('HMS'), without parsing declarations.
+     * Nothing to do when ffi.preload already loaded a preloadHeader() file
+     * (the only way when PHP preloads as root with opcache.preload_user).
+     */
+    public static function preload(?string $path = null): void
+    {
+        $library = self::libraryPath($path);
+        try {
+            $ffi = FFI::scope(self::SCOPE);
+        } catch (\FFI\Exception) {
+            $file = tempnam(sys_get_temp_dir(), 'hms_ffi_') ?: throw new \RuntimeException('tempnam failed');
+            try {
+                file_put_contents($file, self::preloadHeader($library));
+                $ffi = FFI::load($file) ?? throw new IncompatibleException(
+                    "FFI::load could not load {$library} for preloading",
+                    [],
+                    'hms-php',
+                );
+            } finally {
+                @unlink($file);
+            }
+        }
+        self::checkAbi((int) $ffi->hms_abi_version(), $library);
+    }
+
+    /**
+     * The declarations with the FFI_SCOPE and FFI_LIB directives, for
+     * ffi.preload=FILE (write it with `php bindings/php/bin/preload-header.php`).
+     */
+    public static function preloadHeader(?string $path = null): string
+    {
+        $library = self::libraryPath($path);
+        return '#define FFI_SCOPE "' . self::SCOPE . "\"\n"
+            . '#define FFI_LIB "' . addcslashes($library, '"\\') . "\"\n"
+            . self::declarations() . "\n";
+    }
+
+    /**
+     * The library at $path (or HMS_FFI_LIBRARY, or the repository's
+     * rust_core/target/release/libhms_ffi.so), loaded once per process.
+     */
+    public static function get(?string $path = null): self
+    {
+        $library = self::libraryPath($path);
+        if (isset(self::$instances[$library])) {
+            return self::$instances[$library];
+        }
+        $ffi = null;
+        $scoped = false;
+        if ($path === null && self::preloaded()) {
+            try {
+                $ffi = FFI::scope(self::SCOPE);
+                $scoped = true;
+            } catch (\FFI\Exception) {
+                $ffi = null;
+            }
+        }
+        if ($ffi === null) {
+            if (!is_file($library)) {
+                throw new NotFoundException(
+                    "libhms_ffi not found at {$library}: build it with "
+                    . '`cargo build --release --manifest-path rust_core/Cargo.toml` or set HMS_FFI_LIBRARY',
+                    ['library' => $library],
+                    'hms-php',
+                );
+            }
+            try {
+                $ffi = FFI::cdef(self::declarations(), $library);
+            } catch (\FFI\Exception $e) {
+                throw new IncompatibleException(
+                    "cannot load {$library} over include/hms_ffi_cdef.h: {$e->getMessage()}",
+                    ['library' => $library],
+                    'hms-php',
+                    $e,
+                );
+            }
+        }
+        self::checkAbi((int) $ffi->hms_abi_version(), $library);
+        return self::$instances[$library] = new self($ffi, $library, $scoped);
+    }
+
+    /** The absolute path of the library to load (never a bare name). */
+    public static function libraryPath(?string $path = null): string
+    {
+        if ($path === null || $path === '') {
+            $env = getenv('HMS_FFI_LIBRARY');
+            $path = is_string($env) && $env !== ''
+                ? $env
+                : dirname(__DIR__, 3) . '/rust_core/target/release/libhms_ffi.so';
+        }
+        if (!str_starts_with($path, '/')) {
+            throw new InvalidArgumentException(
+                "the library path must be absolute (a bare name would be looked up through "
+                . "LD_LIBRARY_PATH), got '{$path}'",
+                ['library' => $path],
+                'hms-php',
+            );
+        }
+        $real = realpath($path);
+        return $real === false ? $path : $real;
+    }
+
+    /** include/hms_ffi_cdef.h: HMS_FFI_CDEF, or the repository's copy. */
+    public static function cdefPath(): string
+    {
+        $env = getenv('HMS_FFI_CDEF');
+        return is_string($env) && $env !== '' ? $env : dirname(__DIR__, 3) . '/include/hms_ffi_cdef.h';
+    }
+
+    /**
+     * The declarations of include/hms_ffi_cdef.h as PHP's FFI needs them.
+     *
+     * Two ABI-identical adaptations, applied mechanically (the file is never
+     * copied by hand) and checked, so a changed header fails loudly:
+     *  - input byte pointers of functions (`const uint8_t *`) are declared
+     *    `const char *`: PHP FFI passes a PHP string to a char pointer
+     *    without copying, but refuses it for uint8_t;
+     *  - the handler's `const char *method` is declared `const uint8_t *`:
+     *    PHP converts a `const char *` callback argument with strlen(), and
+     *    the method name is not NUL-terminated.
+     */
+    public static function declarations(): string
+    {
+        $path = self::cdefPath();
+        $source = @file_get_contents($path);
+        if ($source === false) {
+            throw new NotFoundException("cannot read {$path} (set HMS_FFI_CDEF)", ['cdef' => $path], 'hms-php');
+        }
+        $lines = explode("\n", $source);
+        $inputs = 0;
+        $method = 0;
+        foreach ($lines as $i => $line) {
+            if (str_starts_with($line, 'typedef void (*hms_handler_fn)')) {
+                $lines[$i] = str_replace('const char *method', 'const uint8_t *method', $line, $n);
+                $method += $n;
+            } elseif (!str_starts_with($line, 'typedef')) {
+                $lines[$i] = str_replace('const uint8_t *', 'const char *', $line, $n);
+                $inputs += $n;
+            }
+        }
+        if ($method !== 1 || $inputs < 6) {
+            throw new IncompatibleException(
+                "{$path} no longer has the shape this binding adapts (handler method argument, "
+                . 'input byte pointers): update bindings/php/src/Native.php',
+                ['cdef' => $path],
+                'hms-php',
+            );
+        }
+        return implode("\n", $lines);
+    }
+
+    /**
+     * The HMS_* constants of the cdef file's enum (parsed once).
+     *
+     * @return array<string, int>
+     */
+    public static function constants(): array
+    {
+        if (self::$constants !== null) {
+            return self::$constants;
+        }
+        $path = self::cdefPath();
+        $source = @file_get_contents($path);
+        if ($source === false || !preg_match('/\benum\s*\{(.*?)\}\s*;/s', $source, $m)) {
+            throw new NotFoundException("no enum of HMS_* constants in {$path}", ['cdef' => $path], 'hms-php');
+        }
+        preg_match_all('/\b(HMS_[A-Z0-9_]+)\s*=\s*(-?\d+)/', $m[1], $all, PREG_SET_ORDER);
+        $constants = [];
+        foreach ($all as [, $name, $value]) {
+            $constants[$name] = (int) $value;
+        }
+        return self::$constants = $constants;
+    }
+
+    /** One HMS_* constant (name without the HMS_ prefix, e.g. "FORMAT_CBOR"). */
+    public static function constant(string $name): int
+    {
+        $constants = self::constants();
+        $key = 'HMS_' . $name;
+        if (!isset($constants[$key])) {
+            throw new InvalidArgumentException("include/hms_ffi_cdef.h has no {$key}", [], 'hms-php');
+        }
+        return $constants[$key];
+    }
+
+    /**
+     * Refuses a library of another major ABI version, or of an older minor
+     * than the header this binding reads.
+     */
+    public static function checkAbi(int $loaded, string $library): void
+    {
+        $major = $loaded >> 16;
+        $minor = $loaded & 0xFFFF;
+        $wantMajor = self::constant('ABI_VERSION_MAJOR');
+        $wantMinor = self::constant('ABI_VERSION_MINOR');
+        if ($major !== $wantMajor || $minor < $wantMinor) {
+            throw new IncompatibleException(
+                "libhms_ffi ABI {$major}.{$minor} ({$library}) is incompatible with the HMS PHP binding "
+                . "built for ABI {$wantMajor}.{$wantMinor} (needs {$wantMajor}.x with x >= {$wantMinor}): "
+                . 'a stale library is being loaded',
+                ['library_abi' => "{$major}.{$minor}", 'binding_abi' => "{$wantMajor}.{$wantMinor}", 'library' => $library],
+                'hms-php',
+            );
+        }
+    }
+
+    /**
+     * Whether ffi.preload or an opcache.preload script may have registered
+     * the FFI scope (both resolve the library the same way as get(null)).
+     */
+    private static function preloaded(): bool
+    {
+        foreach (['ffi.preload', 'opcache.preload'] as $setting) {
+            $value = ini_get($setting);
+            if (is_string($value) && $value !== '') {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The output/error buffer pair of the current nesting depth: a handler
+     * calling back into the library gets its own pair, because the outer
+     * call still owns the one below.
+     *
+     * @return array{0: CData, 1: CData, 2: CData} (hms_buf[2], out pointer, err pointer)
+     */
+    public function pair(): array
+    {
+        if (!isset($this->pairs[$this->depth])) {
+            $bufs = $this->ffi->new('hms_buf[2]');
+            $this->pairs[$this->depth] = [$bufs, $bufs + 0, $bufs + 1];
+        }
+        return $this->pairs[$this->depth];
+    }
+
+    /** A new id for a service's user_data. */
+    public function serviceId(): int
+    {
+        return ++$this->nextServiceId;
+    }
+
+    /**
+     * The one hms_handler_fn of this library: every PHP service is
+     * registered with it, and its user_data (a pointer to the service's id)
+     * picks the Service. One closure for the process, so registering
+     * services does not pile up FFI callback trampolines.
+     */
+    public function trampoline(): CData
+    {
+        if ($this->trampoline === null) {
+            $slot = $this->ffi->new('hms_handler_fn[1]');
+            $slot[0] = function (
+                CData $reply,
+                ?CData $method,
+                int $methodLen,
+                int $format,
+                ?CData $request,
+                int $requestLen,
+                ?CData $userData,
+            ): void {
+                $this->dispatch($reply, $method, $methodLen, $request, $requestLen, $userData);
+            };
+            $this->trampoline = $slot[0];
+        }
+        return $this->trampoline;
+    }
+
+    /**
+     * Runs one call of a PHP service. PHP forbids throwing through an FFI
+     * callback: every Throwable is caught here and answered as an error.
+     */
+    private function dispatch(
+        CData $reply,
+        ?CData $method,
+        int $methodLen,
+        ?CData $request,
+        int $requestLen,
+        ?CData $userData,
+    ): void {
+        $this->depth++;
+        $service = null;
+        try {
+            $id = $userData === null ? 0 : FFI::cast('int64_t *', $userData)[0];
+            $service = $this->services[$id] ?? null;
+            if ($service === null) {
+                $this->replyError($reply, self::constant('UNAVAILABLE'), 'the PHP service is closed');
+                return;
+            }
+            $this->serving[] = $service->runtimeHandle();
+            $name = $method === null || $methodLen === 0 ? '' : FFI::string($method, $methodLen);
+            $data = $request === null || $requestLen === 0 ? '' : FFI::string($request, $requestLen);
+            [$code, $answer] = $service->handle($name, $data);
+            if ($code === 0) {
+                $this->ffi->hms_reply_set($reply, $answer, strlen($answer));
+            } else {
+                $this->replyError($reply, $code, $answer);
+            }
+        } catch (\Throwable $e) {
+            try {
+                $this->replyError($reply, self::constant('HANDLER_ERROR'), $e::class . ': ' . $e->getMessage());
+            } catch (\Throwable) {
+                // Nothing may leave the callback; the core answers HMS_HANDLER_ERROR.
+            }
+        } finally {
+            if ($service !== null) {
+                array_pop($this->serving);
+            }
+            $this->depth--;
+        }
+    }
+
+    private function replyError(CData $reply, int $code, string $message): void
+    {
+        $this->ffi->hms_reply_error($reply, $code, $message, strlen($message));
+    }
+
+    /** Copies the latest output out of an hms_buf pointer. */
+    public function take(CData $buf): string
+    {
+        $len = $buf->len;
+        if ($len === 0) {
+            return '';
+        }
+        $data = FFI::string($buf->data, $len);
+        // The capacity grows only with a long answer, so its length tells.
+        if ($len > self::KEEP_CAPACITY) {
+            $this->ffi->hms_buf_free($buf);
+        }
+        return $data;
+    }
+
+    /**
+     * The exception for status $rc, with the hms.v1.Status the library wrote
+     * into $err in format $format (a stale status of another code is ignored).
+     */
+    public function error(int $rc, ?CData $err, int $format): HmsException
+    {
+        $raw = '';
+        if ($err !== null && $err->len > 0) {
+            $raw = FFI::string($err->data, $err->len);
+        }
+        $message = '';
+        $details = [];
+        $origin = '';
+        $status = $raw === '' ? null : self::decodeStatus($raw, $format);
+        if ($status !== null && $status['code'] === $rc) {
+            [$message, $details, $origin] = [$status['message'], $status['details'], $status['origin']];
+        }
+        if ($message === '') {
+            $message = strtolower(str_replace('_', ' ', Status::name($rc)));
+        }
+        return HmsException::fromStatus($rc, $message, $details, $origin);
+    }
+
+    /**
+     * An hms.v1.Status in any format, without the protobuf runtime.
+     *
+     * @return array{code: int, message: string, details: array<string, string>, origin: string}|null
+     */
+    public static function decodeStatus(string $raw, int $format): ?array
+    {
+        try {
+            if ($format === self::constant('FORMAT_PROTOBUF')) {
+                $value = Wire::decodeStatus($raw);
+            } elseif ($format === self::constant('FORMAT_CBOR')) {
+                $value = Cbor::decode($raw);
+            } else {
+                $value = json_decode($raw, true, 64, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
+            }
+        } catch (\Throwable) {
+            return null;
+        }
+        if (!is_array($value)) {
+            return null;
+        }
+        $details = [];
+        foreach (is_array($value['details'] ?? null) ? $value['details'] : [] as $k => $v) {
+            $details[(string) $k] = is_scalar($v) ? (string) $v : json_encode($v);
+        }
+        return [
+            'code' => (int) ($value['code'] ?? 0),
+            'message' => (string) ($value['message'] ?? ''),
+            'details' => $details,
+            'origin' => (string) ($value['origin'] ?? ''),
+        ];
+    }
+
+    public function __destruct()
+    {
+        foreach ($this->pairs as [, $out, $err]) {
+            $this->ffi->hms_buf_free($out);
+            $this->ffi->hms_buf_free($err);
+        }
+        $this->pairs = [];
+    }
+}

@@ -1,0 +1,65 @@
+# frozen_string_literal: true
+
+# HMS FFI from Ruby: the Rust core of the HMS agent platform through its C
+# ABI (include/hms_ffi.h), with Fiddle from the standard library (default)
+# or the ffi gem (HMS_BACKEND=ffi).
+#
+#   require "hms"
+#   HMS::Runtime.open do |rt|
+#     rt.call("hms.sys.v1.System/Echo", { "text" => "hi" })  # => {"text"=>"hi"}
+#   end
+
+require_relative "hms/version"
+require_relative "hms/abi"
+require_relative "hms/errors"
+require_relative "hms/format"
+require_relative "hms/native"
+require_relative "hms/proto"
+require_relative "hms/services"
+require_relative "hms/subscription"
+require_relative "hms/runtime"
+require_relative "hms/domain"
+
+# The generated protobuf classes (Hms::...), when google-protobuf is installed.
+HMS::Proto.available?
+
+module HMS
+  class << self
+    # Loads libhms_ffi (see Native.load_library): +path+ absolute, default
+    # $HMS_FFI_LIBRARY or the repository's rust_core/target/release build;
+    # +backend+ "fiddle" (default) or "ffi" (default $HMS_BACKEND). Checks
+    # the ABI version and raises IncompatibleError naming both versions.
+    def load_library(path = nil, backend: nil)
+      Native.load_library(path, backend: backend)
+    end
+
+    # "fiddle" or "ffi".
+    def backend
+      Native.backend.name
+    end
+
+    # [major, minor] of the loaded library's ABI.
+    def abi_version
+      v = Native.backend.abi_version
+      [v >> 16, v & 0xFFFF]
+    end
+
+    # Semantic version of the loaded library (hms_version()).
+    def library_version
+      Native.backend.version
+    end
+
+    # Adds the message types of a google.protobuf.FileDescriptorSet
+    # (protobuf bytes, e.g. from protoc --descriptor_set_out
+    # --include_imports) to the core's schema pool.
+    def register_schema(file_descriptor_set)
+      Native.backend.schema_register(file_descriptor_set.to_s)
+    end
+
+    # Converts one message between formats (+type_name+ "" converts any
+    # value structurally between CBOR and JSON).
+    def convert(type_name, data, from:, to:)
+      Native.backend.convert(type_name.to_s, Format.resolve(from), data, Format.resolve(to))
+    end
+  end
+end

@@ -1,0 +1,199 @@
+# frozen_string_literal: true
+
+begin
+  require "ffi"
+rescue LoadError => e
+  raise LoadError, "HMS_BACKEND=ffi needs the ffi gem (Debian: ruby-ffi): #{e.message}"
+end
+require_relative "../abi"
+require_relative "../native"
+require_relative "common"
+
+module HMS
+  module Backend
+    # The fast backend: the ffi gem (Debian ruby-ffi), selected with
+    # HMS_BACKEND=ffi. Same Ruby API and semantics as the Fiddle backend;
+    # a call costs about 65 ns instead of 750 ns. Strings are passed to
+    # pointer parameters in place.
+    class FFI
+      include Common
+
+      TYPES = {
+        void: :void, int32: :int32, uint32: :uint32, int64: :int64, uint64: :uint64,
+        size_t: :size_t, pointer: :pointer
+      }.freeze
+
+      BUF_SIZE = 8 * ABI::STRUCTS.fetch(:hms_buf).size
+      PAIR_SIZE = (2 * BUF_SIZE) + 8
+
+      # The memory of one fiber: the buffer pair and an 8-byte slot.
+      class Bufs
+        attr_reader :mem, :out, :err, :slot
+
+        def initialize(free_fn)
+          @mem = ::FFI::MemoryPointer.new(:uint8, PAIR_SIZE, true)
+          @out = @mem
+          @err = @mem + BUF_SIZE
+          @slot = @mem + (2 * BUF_SIZE)
+          ObjectSpace.define_finalizer(self, self.class.releaser(free_fn, @out, @err))
+        end
+
+        # Frees what the library put in the pair; ffi frees the pair.
+        def self.releaser(free_fn, out, err)
+          proc do
+            free_fn.call(out)
+            free_fn.call(err)
+          end
+        end
+      end
+
+      def initialize(path)
+        setup_common("ffi", path)
+        @lib = Module.new { extend ::FFI::Library }
+        @lib.ffi_lib(path)
+        @lib.attach_function(:hms_abi_version, [], :uint32)
+        Native.check_abi!(@lib.hms_abi_version, path)
+        ABI::FUNCTIONS.each do |name, (ret, params)|
+          next if name == :hms_abi_version
+
+          @lib.attach_function(name, params.map { |_, kind| TYPES.fetch(kind) }, TYPES.fetch(ret),
+                               blocking: Native::BLOCKING.include?(name))
+        end
+        @buf_free = @lib.method(:hms_buf_free)
+        @handler = build_handler
+      end
+
+      def abi_version
+        @lib.hms_abi_version
+      end
+
+      def version
+        @lib.hms_version.read_string
+      end
+
+      # The attached functions (benchmarks, tests).
+      def functions
+        @lib
+      end
+
+      def new_bufs
+        Bufs.new(@buf_free)
+      end
+
+      def call(rt, method, format, request, options)
+        b = bufs
+        out = b.out
+        rc = @lib.hms_call(rt, method, method.bytesize, format, request, request.bytesize,
+                           options, options.nil? ? 0 : options.bytesize, out, b.err)
+        raise error(rc, b, format) unless rc.zero?
+
+        copy_out(out)
+      end
+
+      def runtime_new(format, config)
+        b = bufs
+        rc = @lib.hms_runtime_new(format, config, config.nil? ? 0 : config.bytesize, b.slot, b.err)
+        raise error(rc, b, format) unless rc.zero?
+
+        b.slot.get_uint64(0)
+      end
+
+      def runtime_free(rt)
+        @lib.hms_runtime_free(rt)
+      end
+
+      def service_register(rt, format, descriptor, flags, user_data)
+        b = bufs
+        rc = @lib.hms_service_register(rt, format, descriptor, descriptor.bytesize, flags, @handler,
+                                       ::FFI::Pointer.new(user_data), b.slot, b.err)
+        raise error(rc, b, format) unless rc.zero?
+
+        b.slot.get_uint64(0)
+      end
+
+      def service_unregister(svc)
+        @lib.hms_service_unregister(svc)
+      end
+
+      def reply_set(reply, data)
+        @lib.hms_reply_set(reply, data, data.bytesize)
+      end
+
+      def reply_error(reply, code, message)
+        @lib.hms_reply_error(reply, code, message, message.bytesize)
+      end
+
+      def reply_remaining_ms(reply)
+        @lib.hms_reply_remaining_ms(reply)
+      end
+
+      def subscribe(rt, format, filter)
+        b = bufs
+        rc = @lib.hms_subscribe(rt, format, filter, filter.nil? ? 0 : filter.bytesize, b.slot, b.err)
+        raise error(rc, b, format) unless rc.zero?
+
+        b.slot.get_uint64(0)
+      end
+
+      def poll(sub, timeout_ms, format)
+        b = bufs
+        rc = @lib.hms_poll(sub, timeout_ms, b.out, b.err)
+        return nil if rc == Status::DEADLINE_EXCEEDED
+        raise error(rc, b, format) unless rc.zero?
+
+        copy_out(b.out)
+      end
+
+      def unsubscribe(sub)
+        @lib.hms_unsubscribe(sub)
+      end
+
+      def schema_register(fds)
+        b = bufs
+        rc = @lib.hms_schema_register(fds, fds.bytesize, b.err)
+        raise error(rc, b, Format::JSON) unless rc.zero?
+
+        nil
+      end
+
+      def convert(type_name, from, data, to)
+        b = bufs
+        rc = @lib.hms_convert(type_name, type_name.bytesize, from, data, data.bytesize, to, b.out, b.err)
+        raise error(rc, b, Format::JSON) unless rc.zero?
+
+        copy_out(b.out)
+      end
+
+      private
+
+      def copy_out(out)
+        len = out.get_uint64(8)
+        return "".b if len.zero?
+
+        data = out.get_pointer(0).get_bytes(0, len)
+        @buf_free.call(out) if out.get_uint64(16) > Native::KEEP_CAPACITY
+        data
+      end
+
+      def error(rc, b, format)
+        err = b.err
+        len = err.get_uint64(8)
+        raw = len.zero? ? nil : err.get_pointer(0).get_bytes(0, len)
+        Native.error_from(rc, raw, format)
+      end
+
+      def build_handler
+        ret, params = ABI::CALLBACKS.fetch(:hms_handler_fn)
+        backend = self
+        ::FFI::Function.new(TYPES.fetch(ret), params.map { |_, kind| TYPES.fetch(kind) }) do |reply, method, mlen, format, request, rlen, ud|
+          backend.handle(reply,
+                         mlen.zero? ? "".b : method.get_bytes(0, mlen),
+                         format,
+                         rlen.zero? ? "".b : request.get_bytes(0, rlen),
+                         ud.address)
+          nil
+        end
+      end
+    end
+  end
+end

@@ -1,0 +1,421 @@
+# frozen_string_literal: true
+
+require_relative "errors"
+require_relative "format"
+require_relative "native"
+require_relative "proto"
+require_relative "services"
+require_relative "subscription"
+
+module HMS
+  # What a Runtime shares with its services, subscriptions and finalizer
+  # (never the Runtime itself, so the finalizer can run).
+  class RuntimeState
+    attr_reader :backend, :handle, :services
+
+    def initialize(backend, handle)
+      @backend = backend
+      @handle = handle
+      @children = {}
+      @services = 0
+      @lock = Mutex.new
+    end
+
+    def adopt(child, service: false)
+      @lock.synchronize do
+        @children[child.object_id] = child
+        @services += 1 if service
+      end
+    end
+
+    # Counted before hms_service_register, so a call racing the registration
+    # already runs with interrupts deferred.
+    def expect_service
+      @lock.synchronize { @services += 1 }
+    end
+
+    def unexpect_service
+      @lock.synchronize { @services -= 1 }
+    end
+
+    def forget(child, service: false)
+      @lock.synchronize do
+        @children.delete(child.object_id)
+        @services -= 1 if service && @services.positive?
+      end
+    end
+
+    def closed?
+      @handle.zero?
+    end
+
+    # Closes the services and subscriptions made through the runtime, then
+    # frees it. Idempotent.
+    def close
+      children = @lock.synchronize do
+        return false if @handle.zero?
+
+        @children.values
+      end
+      children.each(&:close)
+      handle = @lock.synchronize do
+        h = @handle
+        @handle = 0
+        h
+      end
+      @backend.runtime_free(handle) unless handle.zero?
+      true
+    end
+
+    def self.finalizer(state)
+      proc { state.close }
+    end
+  end
+
+  # A runtime of the HMS core: one registry of services, one event bus, one
+  # store.
+  #
+  #   HMS::Runtime.open(name: "demo") do |rt|
+  #     rt.call("hms.sys.v1.System/Echo", { "text" => "hi" })  # => {"text"=>"hi"}
+  #   end
+  #
+  # +config+ is an hms.v1.RuntimeConfig: a Hash with proto field names, an
+  # Hms::V1::RuntimeConfig message, or bytes in +format+ (:protobuf, :cbor
+  # or :json). Keyword arguments
+  # are config fields too. #close frees the runtime after closing its
+  # services and subscriptions; it is idempotent, and a finalizer is the
+  # backstop. Any call on a closed runtime raises ClosedError.
+  #
+  # Every method may be called from any Ruby thread.
+  class Runtime
+    DESCRIBE = "hms.registry.v1.Registry/DescribeService"
+    CALLER_THREAD = ABI::CONSTANTS.fetch(:HMS_SERVICE_CALLER_THREAD)
+    # Thread#raise, Thread#kill and signals wait while a call may run Ruby
+    # handlers, so they never unwind through the library's frames.
+    DEFER = { Object => :never }.freeze
+
+    # Opens a runtime, yields it and closes it (the block's value is
+    # returned). Without a block, the same as new.
+    def self.open(config = nil, **kwargs)
+      rt = new(config, **kwargs)
+      return rt unless block_given?
+
+      begin
+        yield rt
+      ensure
+        rt.close
+      end
+    end
+
+    attr_reader :format
+
+    # +format+: of the config, and of hashes in #call unless it is
+    # :protobuf (default CBOR when the cbor gem is installed, else JSON). +library+: absolute path
+    # of libhms_ffi (see HMS.load_library). Other keywords: config fields
+    # (name:, max_message_bytes:, max_depth:, data_dir:, event_queue_capacity:).
+    def initialize(config = nil, format: nil, library: nil, **fields)
+      @backend = library.nil? ? Native.backend : Native.load_library(library)
+      config_format = format.nil? ? Format.default : Format.resolve(format)
+      config_format = Format::PROTOBUF if Proto.message?(config)
+      # Hashes travel as CBOR or JSON; protobuf is only ever the config's format.
+      @format = config_format == Format::PROTOBUF ? Format.default : config_format
+      raw = config_bytes(config, fields, config_format)
+      handle = @backend.runtime_new(config_format, raw)
+      @state = RuntimeState.new(@backend, handle)
+      @out_types = {}
+      ObjectSpace.define_finalizer(self, RuntimeState.finalizer(@state))
+    end
+
+    # The raw hms_runtime handle (0 once closed).
+    def handle
+      @state.handle
+    end
+
+    def closed?
+      @state.closed?
+    end
+
+    # Calls +method+ ("package.Service/Method"), built-in or host service.
+    #
+    # - a Hash (or nil, the empty message; or any CBOR/JSON value for an
+    #   untyped method) travels as CBOR, or JSON with format: :json, and the
+    #   answer is a Hash with string keys;
+    # - a protobuf message travels as protobuf and the answer is the
+    #   method's output message (its class found once per method through
+    #   Registry/DescribeService and google-protobuf's generated pool);
+    # - a String is raw bytes in +format+ (required) and the answer is the
+    #   raw bytes of the response.
+    #
+    # +options+: an hms.v1.CallOptions (Hash or message); +timeout+ (seconds)
+    # sets its deadline_ms. Raises the HMS::Error subclass of the status.
+    def call(method, request = nil, format: nil, options: nil, timeout: nil)
+      if request.is_a?(Hash) && format.nil? && options.nil? && timeout.nil?
+        fmt = @format
+        return Format.decode(invoke(method, fmt, Format.encode(request, fmt), nil), fmt)
+      end
+
+      case request
+      when String
+        raise ArgumentError, "raw bytes need an explicit format: (:protobuf, :cbor or :json)" if format.nil?
+
+        fmt = Format.resolve(format)
+        invoke(method, fmt, request, options_bytes(options, timeout, fmt))
+      when nil, Hash, Array, Numeric, true, false
+        fmt = format.nil? ? @format : Format.resolve(format)
+        raw = Format.encode(request.nil? ? {} : request, fmt)
+        Format.decode(invoke(method, fmt, raw, options_bytes(options, timeout, fmt)), fmt)
+      else
+        raise TypeError, "request must be a Hash, a protobuf message or bytes, not #{request.class}" unless Proto.message?(request)
+
+        if !format.nil? && Format.resolve(format) != Format::PROTOBUF
+          raise ArgumentError, "a protobuf message travels as :protobuf"
+        end
+
+        klass = output_type(method)
+        klass.decode(invoke(method, Format::PROTOBUF, request.class.encode(request),
+                            options_bytes(options, timeout, Format::PROTOBUF)))
+      end
+    end
+
+    # The fast path under #call: bytes in, bytes out, one crossing.
+    def call_raw(method, request, format, options = nil)
+      invoke(method, Format.resolve(format), request, options)
+    end
+
+    # The protobuf class of +method+'s output (cached per method).
+    def output_type(method)
+      cached = @out_types[method]
+      return cached if cached
+
+      service, sep, short = method.rpartition("/")
+      if sep.empty? || service.empty? || short.empty?
+        raise NotFoundError.new("not a full method name: #{method.inspect}", origin: Format::ORIGIN)
+      end
+
+      found = describe_service(service).fetch("methods", []).find { |m| m["name"] == short }
+      raise NotFoundError.new("#{service} has no method #{short.inspect}", origin: Format::ORIGIN) if found.nil?
+
+      type_name = found["output_type"].to_s
+      raise TypeError, "#{method} takes and returns any CBOR/JSON value: pass a Hash" if type_name.empty?
+
+      @out_types[method] = Proto.message_class(type_name)
+    end
+
+    # hms.registry.v1.Registry/DescribeService: the ServiceDescriptor as a Hash.
+    def describe_service(name)
+      call(DESCRIBE, { "name" => name }).fetch("service", {})
+    end
+
+    # hms.registry.v1.Registry/ListServices: ServiceDescriptor hashes.
+    def list_services(name_prefix = "")
+      call("hms.registry.v1.Registry/ListServices", { "name_prefix" => name_prefix }).fetch("services", [])
+    end
+
+    # hms.sys.v1.System/Health as a Hash.
+    def health
+      call("hms.sys.v1.System/Health", {})
+    end
+
+    # Registers a service implemented in Ruby.
+    #
+    #   rt.register_service("demo.v1.Greeter",
+    #                       "Greet" => ->(req) { { "text" => "hello #{req['name']}" } })
+    #   rt.register_service("demo.v1.Greeter", Greet: method(:greet))
+    #   rt.register_service("demo.v1.Echo", methods: %w[Ping Pong]) { |req, call| ... }
+    #
+    # +handlers+ maps short method names to callables (a block serves every
+    # name in +methods+). A handler gets the request (and, when it takes two
+    # arguments, an HMS::Call) and returns the response. Without types,
+    # requests and responses are any CBOR/JSON value (hashes); when
+    # +input_types+ and +output_types+ give protobuf classes for every
+    # method, the service runs in protobuf and handlers get and return
+    # messages (the types must be known to the core: the built-in ones, or
+    # registered with HMS.register_schema). Types given as full names
+    # (strings) must be known to the core; those handlers get hashes.
+    # Callers may use any format either way.
+    #
+    # A handler raising an HMS::Error answers with its code; any other
+    # exception answers HMS_HANDLER_ERROR with "Class: message". Handlers
+    # run on the Ruby thread that made the call (HMS_SERVICE_CALLER_THREAD)
+    # and may call the runtime again.
+    def register_service(name, handlers = nil, methods: nil, version: "", description: "",
+                         input_types: nil, output_types: nil, **named, &block)
+      check_open
+      table = collect_handlers((handlers || {}).merge(named), methods, block)
+      inputs = (input_types || {}).transform_keys(&:to_s)
+      outputs = (output_types || {}).transform_keys(&:to_s)
+      unknown = (inputs.keys | outputs.keys) - table.keys
+      raise ArgumentError, "types given for methods without a handler: #{unknown.sort.join(', ')}" unless unknown.empty?
+
+      names = table.keys.sort
+      typed_pb = !names.empty? && names.all? { |m| Proto.message_class?(inputs[m]) && Proto.message_class?(outputs[m]) }
+      fmt = typed_pb ? Format::PROTOBUF : @format
+      descriptor = {
+        "name" => name.to_s, "version" => version.to_s, "description" => description.to_s,
+        "methods" => names.map do |m|
+          { "name" => m, "input_type" => type_name(inputs[m]), "output_type" => type_name(outputs[m]) }
+        end,
+      }
+      typed = names.reject { |m| type_name(outputs[m]).empty? }
+      state = ServiceState.new(name.to_s, handle, table, fmt,
+                               typed_pb ? inputs : {}, typed_pb ? outputs : {}, typed.freeze)
+      raw = fmt == Format::PROTOBUF ? Proto.message_class("hms.v1.ServiceDescriptor").new(descriptor).to_proto : Format.encode(descriptor, fmt)
+      id = Services.add(state)
+      @state.expect_service
+      begin
+        svc_handle = @backend.service_register(handle, fmt, raw, CALLER_THREAD, id)
+      rescue StandardError
+        @state.unexpect_service
+        Services.remove(id)
+        raise
+      end
+      service = Service.new(@state, svc_handle, id, state, version.to_s)
+      @state.adopt(service)
+      @out_types.delete_if { |k, _| k.start_with?("#{name}/") }
+      service
+    end
+
+    # Subscribes to this runtime's events (hms.events.v1.EventFilter; empty
+    # lists match everything): +kinds+ such as "registry.service_registered"
+    # or "lifecycle.*", +subjects+, +agent_ids+, +states+ and
+    # +transition_types+ (names). Poll it with Subscription#next or
+    # #each_event.
+    def subscribe(kinds: nil, subjects: nil, agent_ids: nil, states: nil, transition_types: nil, format: nil)
+      check_open
+      fmt = format.nil? ? @format : Format.resolve(format)
+      filter = {
+        "kinds" => list(kinds), "subjects" => list(subjects), "agent_ids" => list(agent_ids),
+        "states" => list(states).map(&:to_s), "transition_types" => list(transition_types).map(&:to_s),
+      }.reject { |_, v| v.empty? }
+      raw = if fmt == Format::PROTOBUF
+              Proto.message_class("hms.events.v1.EventFilter").new(filter.transform_values { |v| v.map { |x| x.is_a?(String) ? x.to_sym : x } }).to_proto
+            else
+              Format.encode(filter, fmt)
+            end
+      sub = Subscription.new(@state, @backend.subscribe(handle, fmt, raw), fmt)
+      @state.adopt(sub)
+      sub
+    end
+
+    # The domain services, as typed helpers.
+    def agents
+      @agents ||= Domain::Agents.new(self)
+    end
+
+    def tasks
+      @tasks ||= Domain::Tasks.new(self)
+    end
+
+    def knowledge
+      @knowledge ||= Domain::Knowledge.new(self)
+    end
+
+    def lifecycle
+      @lifecycle ||= Domain::Lifecycle.new(self)
+    end
+
+    # Closes the services and subscriptions made through this runtime, then
+    # frees it. Idempotent. Not allowed from inside one of its handlers.
+    def close
+      return nil if @state.closed?
+
+      if Services.in_handler_of?(@state.handle)
+        raise FailedPreconditionError.new("a runtime cannot be closed from inside one of its own handlers",
+                                          origin: Format::ORIGIN)
+      end
+      @state.close
+      ObjectSpace.undefine_finalizer(self)
+      nil
+    end
+
+    def inspect
+      "#<HMS::Runtime #{closed? ? 'closed' : Kernel.format('handle=0x%x', handle)} format=#{Format.name(@format)}>"
+    end
+
+    private
+
+    def invoke(method, fmt, raw, options)
+      h = @state.handle
+      raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if h.zero?
+
+      if @state.services.zero?
+        @backend.call(h, method, fmt, raw, options)
+      else
+        Thread.handle_interrupt(DEFER) { @backend.call(h, method, fmt, raw, options) }
+      end
+    rescue InvalidHandleError => e
+      raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if @state.closed?
+
+      raise e
+    end
+
+    def check_open
+      raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if @state.closed?
+    end
+
+    def config_bytes(config, fields, format)
+      config = (config || {}).merge(fields.transform_keys(&:to_s)) if config.nil? || config.is_a?(Hash)
+      case config
+      when String then config
+      when Hash
+        return nil if config.empty?
+
+        if format == Format::PROTOBUF
+          Proto.message_class("hms.v1.RuntimeConfig").new(config.transform_keys(&:to_sym)).to_proto
+        else
+          Format.encode(config.transform_keys(&:to_s), format)
+        end
+      else
+        raise TypeError, "config must be a Hash, an Hms::V1::RuntimeConfig or bytes" unless Proto.message?(config)
+        raise ArgumentError, "config fields go into the message, not keywords" unless fields.empty?
+
+        config.to_proto
+      end
+    end
+
+    def options_bytes(options, timeout, fmt)
+      return nil if options.nil? && timeout.nil?
+      return options if options.is_a?(String)
+
+      values = Proto.message?(options) ? options.to_h.transform_keys(&:to_s) : (options || {}).transform_keys(&:to_s)
+      values["deadline_ms"] = [(timeout * 1000).ceil, 1].max unless timeout.nil?
+      return Proto.message_class("hms.v1.CallOptions").new(values.transform_keys(&:to_sym)).to_proto if fmt == Format::PROTOBUF
+
+      Format.encode(values, fmt)
+    end
+
+    def collect_handlers(handlers, methods, block)
+      table = {}
+      (handlers || {}).each do |name, handler|
+        raise TypeError, "the handler of #{name} does not respond to #call" unless handler.respond_to?(:call)
+
+        table[name.to_s] = handler
+      end
+      if block
+        raise ArgumentError, "a block handler needs methods: [...] naming the methods it serves" if methods.nil?
+
+        Array(methods).each { |m| table[m.to_s] = block }
+      elsif !methods.nil?
+        raise ArgumentError, "methods: is for a block handler; pass a block"
+      end
+      raise ArgumentError, "a service needs at least one method handler" if table.empty?
+
+      table
+    end
+
+    def type_name(ref)
+      case ref
+      when nil then ""
+      when String then ref
+      else
+        raise TypeError, "a type is a protobuf message class or a full name, not #{ref.inspect}" unless Proto.message_class?(ref)
+
+        Proto.full_name(ref)
+      end
+    end
+
+    def list(value)
+      value.nil? ? [] : Array(value)
+    end
+  end
+end

@@ -1,0 +1,6 @@
+# frozen_string_literal: true
+
+module HMS
+  # Version of this gem (the library reports its own through HMS.library_version).
+  VERSION = "1.0.0"
+end

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the Ruby binding's whole minitest suite under `ruby -w`, once per
+# backend (HMS_BACKEND=fiddle, then ffi), against the library in
+# rust_core/target/release (or $HMS_FFI_LIBRARY, an absolute path). Does not
+# build the core. Fails on any test failure and on any warning printed for a
+# file of this gem. Extra arguments go to minitest (e.g. -v, -n /pattern/).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$here"
+
+lib="${HMS_FFI_LIBRARY:-$root/rust_core/target/release/libhms_ffi.so}"
+if [[ ! -f "$lib" ]]; then
+    echo "run_tests.sh: $lib is missing: build the core first" \
+         "(cargo build --release --manifest-path rust_core/Cargo.toml)" >&2
+    exit 1
+fi
+export HMS_FFI_LIBRARY="$lib"
+
+backends=(fiddle ffi)
+if [[ -n "${HMS_BACKENDS:-}" ]]; then
+    read -r -a backends <<<"$HMS_BACKENDS"
+fi
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+for backend in "${backends[@]}"; do
+    echo "== ruby binding tests, HMS_BACKEND=$backend ($(ruby -e 'print RUBY_DESCRIPTION'))"
+    rc=0
+    HMS_BACKEND="$backend" ruby -w -I lib -I test \
+        -e 'Dir.glob(File.join(Dir.pwd, "test", "*_test.rb")).sort.each { |f| require f }' -- "$@" \
+        2> >(tee "$log" >&2) || rc=$?
+    wait
+    if ((rc != 0)); then
+        echo "run_tests.sh: tests FAILED with HMS_BACKEND=$backend (exit $rc)" >&2
+        status=1
+    fi
+    if grep -E "^$here/.*warning:|^(lib|test|tools|examples)/.*warning:" "$log" >&2; then
+        echo "run_tests.sh: ruby -w printed warnings for this gem's files (HMS_BACKEND=$backend)" >&2
+        status=1
+    fi
+done
+exit "$status"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run): setup, then every test and
+# gate in order, stopping at the first failure with a clear message.
+#   1. scripts/setup.sh (Debian packages, release build of the core, pip -e)
+#   2. cargo test --release (rust_core; shares the release build's deps)
+#   3. pytest tests/python (no test collected counts as a failure)
+#   4. C host test, shared and static builds, under valgrind (tests/c/run.sh)
+#   5. scripts/lint.sh (fmt, clippy, ruff, mypy, generated files, ABI gates)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+steps=()
+times=()
+start_all=$SECONDS
+
+run_step() {
+    local name="$1"
+    shift
+    local t0=$SECONDS rc=0
+    echo
+    echo "================ $name"
+    "$@" || rc=$?
+    if ((rc != 0)); then
+        echo
+        echo "test.sh: FAILED at step '$name' (exit $rc)" >&2
+        summary
+        echo "steps: ${#steps[@]} passed, 1 failed"
+        exit "$rc"
+    fi
+    steps+=("$name")
+    times+=($((SECONDS - t0)))
+}
+
+summary() {
+    local i
+    echo
+    echo "================ summary"
+    for i in "${!steps[@]}"; do
+        printf '  ok  %-45s %4ss\n' "${steps[$i]}" "${times[$i]}"
+    done
+    printf '  total %ss\n' "$((SECONDS - start_all))"
+}
+
+pytest_step() {
+    if [[ ! -d tests/python ]]; then
+        echo "tests/python is missing" >&2
+        return 1
+    fi
+    local rc=0
+    python3 -m pytest -q tests/python || rc=$?
+    if ((rc == 5)); then
+        echo "pytest collected no tests (exit 5): counted as a failure" >&2
+    fi
+    return "$rc"
+}
+
+run_step "setup" bash scripts/setup.sh
+run_step "cargo test --release" cargo test --release --locked --manifest-path rust_core/Cargo.toml
+run_step "pytest tests/python" pytest_step
+run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
+run_step "lint and ABI gates" bash scripts/lint.sh
+summary
+echo "steps: ${#steps[@]} passed, 0 failed"

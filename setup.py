@@ -1,0 +1,137 @@
+"""Build of the hms_cffi package (metadata lives in pyproject.toml).
+
+Two steps, in this order, both run by ``build_ext``:
+
+1. setuptools-rust (``build_rust``, binding NoBinding) runs
+   ``cargo rustc --lib --release --crate-type <the [lib] crate types>`` on
+   rust_core/Cargo.toml and copies the cdylib into the package as
+   ``hms_cffi/libhms_ffi.so`` (``.dylib`` on macOS). It always builds the
+   release profile, in rust_core/target (CARGO_TARGET_DIR is honoured), with
+   the crate types of Cargo.toml, so after
+   ``cargo build --release --manifest-path rust_core/Cargo.toml`` every unit
+   is fresh and the core is built once. BuildExt runs it before any C
+   extension.
+2. CFFI (``cffi_modules``) generates and compiles ``hms_cffi._native`` from
+   include/hms_ffi_cdef.h, linked against that copy with an rpath of $ORIGIN.
+
+The header, the cdef file and the .proto schemas are copied into the package
+(``hms_cffi/include``) so other hosts (Go, PHP, Ruby, C) can use the same
+build; see hms_cffi.include_dir() and hms_cffi.library_path().
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+from setuptools_rust import Binding, RustExtension, build_rust
+
+ROOT = Path(__file__).resolve().parent
+LIB_FILE = "libhms_ffi.dylib" if sys.platform == "darwin" else "libhms_ffi.so"
+SHIPPED_INCLUDE = ("hms_ffi.h", "hms_ffi_cdef.h", "proto")
+
+
+def crate_types() -> str:
+    """The crate types of rust_core's [lib], passed to `cargo rustc` as they
+    are: with the same list as `cargo build`, cargo finds every unit fresh
+    (setuptools-rust's default, cdylib alone, changes the LTO flags of all
+    dependencies and rebuilds them)."""
+    manifest = tomllib.loads((ROOT / "rust_core" / "Cargo.toml").read_text())
+    types: list[str] = manifest.get("lib", {}).get("crate-type", ["cdylib"])
+    if "cdylib" not in types:
+        raise RuntimeError("rust_core/Cargo.toml: [lib] crate-type must include cdylib")
+    return ",".join(types)
+
+
+class BuildRust(build_rust):  # type: ignore[misc]
+    """Places the cdylib as hms_cffi/libhms_ffi.so rather than under a Python
+    extension-module name (NoBinding would name it like a CPython module),
+    and runs once per build (BuildExt runs it first; setuptools-rust's own
+    build_ext would run it again after the C extensions)."""
+
+    _done = False
+    #: Where the cdylib was placed (the build folder, or the source tree for
+    #: in-place and editable builds); BuildExt links against it.
+    placed: str | None = None
+
+    def run(self) -> None:
+        if self._done:
+            return
+        super().run()
+        self._done = True
+
+    def get_dylib_ext_path(self, ext: RustExtension, target_fname: str) -> str:
+        path: str = super().get_dylib_ext_path(ext, target_fname)
+        self.placed = os.path.join(os.path.dirname(path), LIB_FILE)
+        return self.placed
+
+
+class BuildExt(build_ext):
+    """Runs build_rust before the C extensions (setuptools-rust >= 1.12 runs
+    it after them), then links the CFFI extension against the cdylib it
+    placed in the same package folder (the build folder, or the source tree
+    for in-place and editable builds)."""
+
+    def run(self) -> None:
+        if getattr(self.distribution, "rust_extensions", None):
+            rust = self.get_finalized_command("build_rust")
+            rust.inplace = self.inplace
+            rust.verbose = self.verbose
+            if getattr(self, "target", None) is not None:
+                rust.target = self.target  # type: ignore[attr-defined]
+            wheel_plat = getattr(self, "_get_wheel_plat_name", lambda: None)()
+            rust.plat_name = wheel_plat or self.plat_name
+            rust.run()
+        super().run()
+
+    def build_extension(self, ext: Any) -> None:
+        if ext.name == "hms_cffi._native":
+            placed = self.get_finalized_command("build_rust").placed
+            if not placed or not os.path.exists(placed):
+                raise RuntimeError(f"{LIB_FILE} was not built: build_rust did not run first")
+            ext.library_dirs = [os.path.dirname(os.path.abspath(placed)), *ext.library_dirs]
+        super().build_extension(ext)
+
+
+class BuildPy(build_py):
+    """Ships the C header, the cdef file and the .proto tree in the package."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # editable installs read include/ from the source tree
+        dest = Path(self.build_lib) / "hms_cffi" / "include"
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        for name in SHIPPED_INCLUDE:
+            src = ROOT / "include" / name
+            if src.is_dir():
+                shutil.copytree(src, dest / name)
+            else:
+                shutil.copy2(src, dest / name)
+
+
+setup(
+    rust_extensions=[
+        RustExtension(
+            "hms_cffi.libhms_ffi",
+            path="rust_core/Cargo.toml",
+            binding=Binding.NoBinding,
+            args=["--crate-type", crate_types()],
+            # Always the release profile, editable installs included, so the
+            # artifacts of `cargo build --release` are reused.
+            debug=False,
+        )
+    ],
+    cffi_modules=["hms_cffi/_build.py:ffibuilder"],
+    cmdclass={"build_rust": BuildRust, "build_ext": BuildExt, "build_py": BuildPy},
+    zip_safe=False,
+)

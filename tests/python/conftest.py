@@ -1,0 +1,23 @@
+"""Shared fixtures of the Python tests (run with: python -m pytest)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import hms_cffi
+from hms_cffi import Runtime
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    """A fresh in-memory runtime, closed after the test."""
+    with Runtime() as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def bufs() -> hms_cffi._ffi.Buffers:
+    """A private pair of hms_buf for tests that call ``lib`` directly."""
+    return hms_cffi._ffi.Buffers()
