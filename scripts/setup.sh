@@ -18,14 +18,22 @@ cd "$root"
 
 say() { printf '== setup: %s\n' "$*"; }
 
-# Debian packages the build and the tests need. Milestone 3 (Go/PHP/Ruby
-# bindings) adds its runtimes here, e.g.: php-cli ruby ruby-dev
+# Debian packages the build and the tests need; bindings/*/DEBIAN_PACKAGES
+# add those of each language binding below.
 APT_PACKAGES=(
     valgrind  # C host test under memcheck
     make      # tests/c/Makefile
     gcc g++   # C host test; header compiled as C and C++
     binutils  # nm/readelf for the exported-symbol gate
 )
+
+# Each language binding lists the Debian packages it needs.
+for list in bindings/*/DEBIAN_PACKAGES; do
+    [[ -f "$list" ]] || continue
+    while read -r pkg _; do
+        [[ -n "$pkg" && "$pkg" != \#* ]] && APT_PACKAGES+=("$pkg")
+    done <"$list"
+done
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

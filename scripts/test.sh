@@ -61,6 +61,11 @@ run_step "setup" bash scripts/setup.sh
 run_step "cargo test --release" cargo test --release --locked --manifest-path rust_core/Cargo.toml
 run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
+for binding in bindings/*/run_tests.sh; do
+    [[ -f "$binding" ]] || continue
+    lang="$(basename "$(dirname "$binding")")"
+    run_step "$lang binding tests" bash "$binding"
+done
 run_step "lint and ABI gates" bash scripts/lint.sh
 summary
 echo "steps: ${#steps[@]} passed, 0 failed"
