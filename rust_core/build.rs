@@ -14,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     println!("cargo:rerun-if-changed={}", proto_root.display());
+    println!("cargo:rerun-if-env-changed=HMS_FFI_TEST_ABI_MAJOR");
+    println!("cargo:rerun-if-env-changed=HMS_FFI_TEST_ABI_MINOR");
 
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
