@@ -25,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     prost_build::Config::new()
         .enable_type_names()
+        // Ordered maps: encoding a message twice gives the same bytes.
+        .btree_map(["."])
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod services;
+pub mod workers;
 
 mod ffi;
 

@@ -341,23 +341,14 @@ fn run_on_worker(
     full_name: &str,
 ) -> Result<Option<Result<Vec<u8>>>> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("hms-handler".into())
-        .spawn(move || {
-            mark_library_thread();
-            in_flight.run_here();
-            let mut reply = Reply::new(Some(deadline));
-            host.handler
-                .invoke(&mut reply, &method, host.format, &request);
-            drop(in_flight);
-            let _ = sender.send(reply.take());
-        })
-        .map_err(|e| {
-            HmsError::new(
-                Code::ResourceExhausted,
-                format!("cannot start a handler thread: {e}"),
-            )
-        })?;
+    crate::workers::execute(move || {
+        in_flight.run_here();
+        let mut reply = Reply::new(Some(deadline));
+        host.handler
+            .invoke(&mut reply, &method, host.format, &request);
+        drop(in_flight);
+        let _ = sender.send(reply.take());
+    })?;
     let wait = deadline.saturating_duration_since(Instant::now());
     receiver
         .recv_timeout(wait)

@@ -64,11 +64,13 @@ pub fn serialize_options() -> SerializeOptions {
     SerializeOptions::new().use_proto_field_name(true)
 }
 
+/// Writes the proto3 JSON form with the keys of every object sorted, so the
+/// same message always gives the same bytes (map fields are hash maps).
 pub fn encode_message(message: &DynamicMessage, out: &mut Vec<u8>) {
-    let mut serializer = serde_json::Serializer::new(out);
-    message
-        .serialize_with_options(&mut serializer, &serialize_options())
+    let value = message
+        .serialize_with_options(serde_json::value::Serializer, &serialize_options())
         .expect("a dynamic message always serializes to JSON");
+    serde_json::to_writer(out, &value).expect("a JSON value always serializes");
 }
 
 pub fn decode_value(bytes: &[u8], limits: &Limits) -> Result<Value> {

@@ -4,12 +4,13 @@
 //! Typed messages go through `prost_reflect::DynamicMessage`, so schemas
 //! registered by hosts at run time convert exactly like built-in ones.
 
+mod canonical;
 pub mod cbor;
 mod json;
 mod message;
 
 use prost::Message;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage};
 
 use crate::error::{Code, HmsError, Result};
 use crate::schema;
@@ -122,6 +123,12 @@ pub fn decode_message(
 /// Appends `message` encoded in `format` to `out`.
 pub fn encode_message(message: &DynamicMessage, format: Format, out: &mut Vec<u8>) {
     match format {
+        Format::Protobuf if canonical::contains_map(message) => {
+            let encoded = message.encode_to_vec();
+            if !canonical::sort_map_entries(&message.descriptor(), &encoded, out) {
+                out.extend_from_slice(&encoded);
+            }
+        }
         Format::Protobuf => message.encode(out).expect("a Vec grows to fit any message"),
         Format::Cbor => cbor::encode(&message::to_value(message), out),
         Format::Json => json::encode_message(message, out),

@@ -78,6 +78,7 @@ struct AgentLock {
 
 pub struct AgentGuard {
     lock: Arc<AgentLock>,
+    _held: crate::workers::Held,
 }
 
 impl Drop for AgentGuard {
@@ -89,6 +90,7 @@ impl Drop for AgentGuard {
 
 impl AgentLocks {
     fn acquire(&self, agent_id: &str) -> Result<AgentGuard> {
+        let key = format!("agent:{agent_id}");
         let lock = self
             .locks
             .lock()
@@ -100,11 +102,13 @@ impl AgentLocks {
         loop {
             match *holder {
                 None => break,
-                Some(thread) if thread == me => {
+                // Held by this call chain: this thread, or the transition
+                // whose hook this (library) thread is running.
+                Some(thread) if thread == me || crate::workers::is_held(&key) => {
                     return Err(HmsError::new(
                         Code::FailedPrecondition,
                         format!(
-                            "a transition of agent `{agent_id}` is already running on this thread: \
+                            "a transition of agent `{agent_id}` is already running in this call chain: \
                              a blocking hook cannot transition the agent it guards"
                         ),
                     )
@@ -116,7 +120,10 @@ impl AgentLocks {
         }
         *holder = Some(me);
         drop(holder);
-        Ok(AgentGuard { lock })
+        Ok(AgentGuard {
+            lock,
+            _held: crate::workers::hold(key),
+        })
     }
 
     pub fn forget(&self, agent_id: &str) {

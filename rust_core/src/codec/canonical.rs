@@ -1,0 +1,178 @@
+//! Deterministic protobuf output for dynamic messages.
+//!
+//! prost-reflect keeps map fields in hash maps, so it writes their entries in
+//! a different order on every run. This pass rewrites an encoded message
+//! with the entries of every map field sorted by key, as protobuf's
+//! deterministic serialization does. Reordering never changes a length, so
+//! every length prefix is copied as it is.
+
+use std::cmp::Ordering;
+
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, Value};
+
+/// Whether `message` holds a map field anywhere, i.e. needs the pass.
+pub fn contains_map(message: &DynamicMessage) -> bool {
+    message.fields().any(|(_, value)| value_contains_map(value))
+}
+
+fn value_contains_map(value: &Value) -> bool {
+    match value {
+        Value::Map(_) => true,
+        Value::Message(message) => contains_map(message),
+        Value::List(items) => items.iter().any(value_contains_map),
+        _ => false,
+    }
+}
+
+/// Rewrites `bytes`, a valid encoding of a `desc` message, into `out` with
+/// map entries sorted; `false` (and `out` untouched) when it meets a wire
+/// construct it does not reorder (groups), in which case the bytes stand.
+pub fn sort_map_entries(desc: &MessageDescriptor, bytes: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    let ok = rewrite(desc, bytes, out).is_some();
+    if !ok {
+        out.truncate(start);
+    }
+    ok
+}
+
+struct Record<'a> {
+    number: u32,
+    /// The whole record: tag, length prefix and body.
+    bytes: &'a [u8],
+    /// Offset of the value: after the tag and, if any, the length prefix.
+    value_at: usize,
+    length_delimited: bool,
+}
+
+fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn records(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let start = at;
+        let tag = varint(bytes, &mut at)?;
+        let number = u32::try_from(tag >> 3).ok()?;
+        let mut value_at = at;
+        let length_delimited = match tag & 7 {
+            0 => {
+                varint(bytes, &mut at)?;
+                false
+            }
+            1 => {
+                at += 8;
+                false
+            }
+            2 => {
+                let len = usize::try_from(varint(bytes, &mut at)?).ok()?;
+                value_at = at;
+                at = at.checked_add(len)?;
+                true
+            }
+            5 => {
+                at += 4;
+                false
+            }
+            _ => return None,
+        };
+        records.push(Record {
+            number,
+            bytes: bytes.get(start..at)?,
+            value_at: value_at - start,
+            length_delimited,
+        });
+    }
+    Some(records)
+}
+
+#[derive(PartialEq, PartialOrd)]
+enum MapKey<'a> {
+    Number(i128),
+    Text(&'a [u8]),
+}
+
+fn entry_key<'a>(entry: &MessageDescriptor, body: &'a [u8]) -> Option<MapKey<'a>> {
+    let kind = entry.map_entry_key_field().kind();
+    let mut key = match kind {
+        Kind::String => MapKey::Text(&[]),
+        _ => MapKey::Number(0),
+    };
+    for record in records(body)? {
+        if record.number != 1 {
+            continue;
+        }
+        // The value of a record: after its tag (and length prefix).
+        let value = &record.bytes[record.value_at..];
+        let fixed = |width: usize| value.get(..width);
+        key = match kind {
+            Kind::String => MapKey::Text(value),
+            Kind::Int32 | Kind::Int64 => MapKey::Number(varint(value, &mut 0)? as i64 as i128),
+            Kind::Uint32 | Kind::Uint64 | Kind::Bool => {
+                MapKey::Number(varint(value, &mut 0)? as i128)
+            }
+            Kind::Sint32 | Kind::Sint64 => {
+                let raw = varint(value, &mut 0)?;
+                MapKey::Number(((raw >> 1) as i64 ^ -((raw & 1) as i64)) as i128)
+            }
+            Kind::Fixed32 => MapKey::Number(u32::from_le_bytes(fixed(4)?.try_into().ok()?) as i128),
+            Kind::Sfixed32 => {
+                MapKey::Number(i32::from_le_bytes(fixed(4)?.try_into().ok()?) as i128)
+            }
+            Kind::Fixed64 => MapKey::Number(u64::from_le_bytes(fixed(8)?.try_into().ok()?) as i128),
+            Kind::Sfixed64 => {
+                MapKey::Number(i64::from_le_bytes(fixed(8)?.try_into().ok()?) as i128)
+            }
+            _ => return None,
+        };
+    }
+    Some(key)
+}
+
+fn rewrite(desc: &MessageDescriptor, bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    let records = records(bytes)?;
+    let mut index = 0;
+    while index < records.len() {
+        let record = &records[index];
+        let field = desc.get_field(record.number);
+        match field {
+            Some(field) if field.is_map() && record.length_delimited => {
+                let entry = field.kind().as_message()?.clone();
+                let mut group = Vec::new();
+                while index < records.len() && records[index].number == record.number {
+                    let body = &records[index].bytes[records[index].value_at..];
+                    group.push((entry_key(&entry, body)?, index));
+                    index += 1;
+                }
+                group.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal));
+                for (_, at) in group {
+                    let entry_record = &records[at];
+                    out.extend_from_slice(&entry_record.bytes[..entry_record.value_at]);
+                    rewrite(&entry, &entry_record.bytes[entry_record.value_at..], out)?;
+                }
+                continue;
+            }
+            Some(field) if record.length_delimited => match field.kind() {
+                Kind::Message(inner) => {
+                    out.extend_from_slice(&record.bytes[..record.value_at]);
+                    rewrite(&inner, &record.bytes[record.value_at..], out)?;
+                }
+                _ => out.extend_from_slice(record.bytes),
+            },
+            _ => out.extend_from_slice(record.bytes),
+        }
+        index += 1;
+    }
+    Some(())
+}
