@@ -55,6 +55,7 @@ if [[ -f tools/gen_python_protos.py ]]; then
     gate "generated Python protos are fresh" protos_fresh
 fi
 
+gate "shared vectors are fresh (tools/gen_vectors.py --check)" python3 tools/gen_vectors.py --check
 gate "ABI gates (scripts/check_abi.sh)" bash scripts/check_abi.sh
 
 if ((${#failed[@]})); then

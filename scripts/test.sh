@@ -61,11 +61,15 @@ run_step "setup" bash scripts/setup.sh
 run_step "cargo test --release" cargo test --release --locked --manifest-path rust_core/Cargo.toml
 run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
+run_step "C example through pkg-config (installed prefix)" bash tests/c/example_test.sh
+run_step "ABI versions: hosts refuse another major" bash tests/versions/run.sh
 for binding in bindings/*/run_tests.sh; do
     [[ -f "$binding" ]] || continue
     lang="$(basename "$(dirname "$binding")")"
     run_step "$lang binding tests" bash "$binding"
 done
+run_step "conformance matrix (language x scenario)" bash scripts/conformance.sh
+run_step "schema evolution (buf breaking vs 1.0)" bash scripts/check_schemas.sh
 run_step "lint and ABI gates" bash scripts/lint.sh
 summary
 echo "steps: ${#steps[@]} passed, 0 failed"

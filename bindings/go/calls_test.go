@@ -369,3 +369,25 @@ func TestEncodingErrorsAreTyped(t *testing.T) {
 	err = rt.Call(ctxT(t), echo, &sysv1.EchoRequest{Payload: []byte{0xff, 0xfe}}, &wrongMsg)
 	wantCode(t, err, hms.CodeDecodeError)
 }
+
+func TestRuntimeConfigs(t *testing.T) {
+	rt := open(t, hms.WithRawConfig(hms.FormatJSON, []byte(`{"name":"from-json","max_message_bytes":"2048"}`)))
+	h := must(rt.System().Health(ctxT(t)))(t)
+	if h.RuntimeName != "from-json" {
+		t.Fatalf("health %v", h)
+	}
+	_, err := rt.System().Echo(ctxT(t), &sysv1.EchoRequest{Payload: make([]byte, 4096)})
+	wantCode(t, err, hms.CodeResourceExhausted)
+	cfg := must(hms.MarshalCBOR(map[string]any{"name": "from-cbor"}))(t)
+	rt2 := open(t, hms.WithRawConfig(hms.FormatCBOR, cfg))
+	if h := must(rt2.System().Health(ctxT(t)))(t); h.RuntimeName != "from-cbor" {
+		t.Fatalf("health %v", h)
+	}
+	rt3 := open(t, hms.WithConfig(&hmsv1.RuntimeConfig{Name: "typed", MaxDepth: 8}), hms.WithName("override"))
+	if h := must(rt3.System().Health(ctxT(t)))(t); h.RuntimeName != "override" {
+		t.Fatalf("health %v", h)
+	}
+	wantCode(t, errOf(hms.Open(hms.WithRawConfig(hms.FormatJSON, []byte("{nope")))), hms.CodeDecodeError)
+	wantCode(t, errOf(hms.Open(hms.WithRawConfig(9, nil))), hms.CodeInvalidArgument)
+	wantCode(t, errOf(hms.Open(hms.WithRawConfig(hms.FormatJSON, nil), hms.WithName("x"))), hms.CodeInvalidArgument)
+}

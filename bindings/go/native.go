@@ -72,7 +72,8 @@ const keepCapacity = 1 << 20
 // the boundary exactly once. Goroutines take a pair from bufPool for the
 // duration of one call (a handler that calls back in simply takes another).
 type bufPair struct {
-	p *C.hms_buf
+	p       *C.hms_buf
+	scratch []byte // Go-side scratch for encoding requests
 }
 
 func (b *bufPair) out() *C.hms_buf { return b.p }

@@ -83,32 +83,62 @@ func (s *runtimeState) free() C.int32_t {
 }
 
 // Option configures Open.
-type Option func(*hmsv1.RuntimeConfig)
+type Option func(*openConfig)
+
+type openConfig struct {
+	cfg       *hmsv1.RuntimeConfig
+	raw       []byte
+	rawFormat Format
+	hasRaw    bool
+	typed     bool
+}
+
+func typedOption(f func(*hmsv1.RuntimeConfig)) Option {
+	return func(o *openConfig) {
+		o.typed = true
+		f(o.cfg)
+	}
+}
 
 // WithConfig starts from a whole hms.v1.RuntimeConfig (later options
 // override its fields).
 func WithConfig(cfg *hmsv1.RuntimeConfig) Option {
-	return func(c *hmsv1.RuntimeConfig) { proto.Merge(c, cfg) }
+	return typedOption(func(c *hmsv1.RuntimeConfig) { proto.Merge(c, cfg) })
+}
+
+// WithRawConfig passes an hms.v1.RuntimeConfig already encoded in format,
+// as it is (the core reports a config that does not parse as
+// DECODE_ERROR). It excludes the other options.
+func WithRawConfig(format Format, config []byte) Option {
+	return func(o *openConfig) {
+		o.raw, o.rawFormat, o.hasRaw = config, format, true
+	}
 }
 
 // WithName sets the name System/Health reports.
-func WithName(name string) Option { return func(c *hmsv1.RuntimeConfig) { c.Name = name } }
+func WithName(name string) Option {
+	return typedOption(func(c *hmsv1.RuntimeConfig) { c.Name = name })
+}
 
 // WithMaxMessageBytes sets the largest payload accepted or produced (default 4 MiB).
 func WithMaxMessageBytes(n uint64) Option {
-	return func(c *hmsv1.RuntimeConfig) { c.MaxMessageBytes = n }
+	return typedOption(func(c *hmsv1.RuntimeConfig) { c.MaxMessageBytes = n })
 }
 
 // WithMaxDepth sets the deepest nesting accepted in a payload (default 64).
-func WithMaxDepth(n uint32) Option { return func(c *hmsv1.RuntimeConfig) { c.MaxDepth = n } }
+func WithMaxDepth(n uint32) Option {
+	return typedOption(func(c *hmsv1.RuntimeConfig) { c.MaxDepth = n })
+}
 
 // WithDataDir keeps the store in an embedded database in dir (default: memory).
-func WithDataDir(dir string) Option { return func(c *hmsv1.RuntimeConfig) { c.DataDir = dir } }
+func WithDataDir(dir string) Option {
+	return typedOption(func(c *hmsv1.RuntimeConfig) { c.DataDir = dir })
+}
 
 // WithEventQueueCapacity sets how many events a subscription keeps before
 // dropping the oldest (default 1024).
 func WithEventQueueCapacity(n uint32) Option {
-	return func(c *hmsv1.RuntimeConfig) { c.EventQueueCapacity = n }
+	return typedOption(func(c *hmsv1.RuntimeConfig) { c.EventQueueCapacity = n })
 }
 
 // Open checks the loaded library's ABI (CheckABI), then creates a runtime.
@@ -116,21 +146,30 @@ func Open(opts ...Option) (*Runtime, error) {
 	if err := CheckABI(); err != nil {
 		return nil, err
 	}
-	cfg := &hmsv1.RuntimeConfig{}
+	oc := &openConfig{cfg: &hmsv1.RuntimeConfig{}}
 	for _, o := range opts {
-		o(cfg)
+		o(oc)
 	}
-	raw, err := proto.Marshal(cfg)
-	if err != nil {
-		return nil, bindingError(CodeInvalidArgument, err, "cannot encode the runtime config: %v", err)
+	format, raw := FormatProtobuf, oc.raw
+	if oc.hasRaw {
+		if oc.typed {
+			return nil, bindingError(CodeInvalidArgument, nil, "WithRawConfig excludes the other options of Open")
+		}
+		format = oc.rawFormat
+	} else {
+		var err error
+		raw, err = proto.Marshal(oc.cfg)
+		if err != nil {
+			return nil, bindingError(CodeInvalidArgument, err, "cannot encode the runtime config: %v", err)
+		}
 	}
 	var h C.hms_runtime
 	b := getBufs()
 	defer putBufs(b)
 	p, n := cBytes(raw)
-	rc := C.hms_runtime_new(C.HMS_FORMAT_PROTOBUF, p, n, &h, b.err())
+	rc := C.hms_runtime_new(C.int32_t(format), p, n, &h, b.err())
 	if rc != C.HMS_OK {
-		return nil, errorFrom(rc, b.err(), FormatProtobuf)
+		return nil, errorFrom(rc, b.err(), format)
 	}
 	st := &runtimeState{handle: uint64(h), children: map[child]struct{}{}}
 	r := &Runtime{state: st}
@@ -163,6 +202,8 @@ type CallOption func(*callConfig)
 type callConfig struct {
 	opts   *hmsv1.CallOptions
 	format Format
+	raw    []byte
+	hasRaw bool
 }
 
 func (c *callConfig) options() *hmsv1.CallOptions {
@@ -200,6 +241,14 @@ func WithCredentials(cred *hmsv1.Credentials) CallOption {
 // replaced by the context's deadline when the context has one.
 func WithCallOptions(o *hmsv1.CallOptions) CallOption {
 	return func(c *callConfig) { proto.Merge(c.options(), o) }
+}
+
+// WithRawCallOptions sends an hms.v1.CallOptions already encoded in the
+// call's format, as it is (the core reports options that do not parse as
+// DECODE_ERROR). The context's deadline is then not added: put deadline_ms
+// in the bytes. It excludes the other call options.
+func WithRawCallOptions(options []byte) CallOption {
+	return func(c *callConfig) { c.raw, c.hasRaw = options, true }
 }
 
 // WithFormat picks the format of CallValue (FormatCBOR, the default, or
@@ -288,17 +337,17 @@ func contextError(ctx context.Context, method string) *Error {
 // invoke is the one crossing of every call: bytes in f, a copy of the
 // answer out.
 func (r *Runtime) invoke(ctx context.Context, method string, f Format, req []byte, cfg *callConfig) ([]byte, error) {
-	var out []byte
-	err := r.cross(ctx, method, f, req, cfg, func(b *C.hms_buf) error {
-		out = bytesOf(b)
-		return nil
-	})
-	return out, err
+	b := getBufs()
+	defer putBufs(b)
+	if err := r.cross(ctx, method, f, req, cfg, b); err != nil {
+		return nil, err
+	}
+	return bytesOf(b.out()), nil
 }
 
-// cross makes one call and hands the library's answer buffer to sink, which
-// must copy what it keeps before returning.
-func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte, cfg *callConfig, sink func(*C.hms_buf) error) error {
+// cross makes one call with the buffers b; the answer is left in b.out(),
+// valid until b goes back to the pool.
+func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte, cfg *callConfig, b *bufPair) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -309,11 +358,21 @@ func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte
 	if expired {
 		return contextError(ctx, method)
 	}
-	var o *hmsv1.CallOptions
-	if cfg != nil {
-		o = cfg.opts
+	var (
+		opts []byte
+		err  error
+	)
+	switch {
+	case cfg != nil && cfg.hasRaw:
+		if cfg.opts != nil {
+			return bindingError(CodeInvalidArgument, nil, "WithRawCallOptions excludes the other call options")
+		}
+		opts = cfg.raw
+	case cfg != nil:
+		opts, err = encodeOptions(cfg.opts, deadline, f)
+	default:
+		opts, err = encodeOptions(nil, deadline, f)
 	}
-	opts, err := encodeOptions(o, deadline, f)
 	if err != nil {
 		return err
 	}
@@ -321,8 +380,6 @@ func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte
 	if h == 0 {
 		return closedError("runtime")
 	}
-	b := getBufs()
-	defer putBufs(b)
 	mp, ml := cString(method)
 	rp, rl := cBytes(req)
 	op, ol := cBytes(opts)
@@ -338,7 +395,7 @@ func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte
 		}
 		return e
 	}
-	return sink(b.out())
+	return nil
 }
 
 func newCallConfig(opts []CallOption) *callConfig {
@@ -362,28 +419,35 @@ func (r *Runtime) CallRaw(ctx context.Context, method string, format Format, req
 // Call calls method with a protobuf request and decodes the answer into
 // resp (which must be the method's output type; nil discards it).
 func (r *Runtime) Call(ctx context.Context, method string, req, resp proto.Message, opts ...CallOption) error {
-	var raw []byte
+	b := getBufs()
+	defer putBufs(b)
+	raw := b.scratch[:0]
 	if req != nil {
 		var err error
-		raw, err = proto.Marshal(req)
+		raw, err = proto.MarshalOptions{}.MarshalAppend(raw, req)
 		if err != nil {
 			return bindingError(CodeInvalidArgument, err, "cannot encode %T: %v", req, err)
 		}
+		if cap(raw) <= keepCapacity {
+			b.scratch = raw
+		}
 	}
-	return r.cross(ctx, method, FormatProtobuf, raw, newCallConfig(opts), func(b *C.hms_buf) error {
-		if resp == nil {
-			return nil
-		}
-		// proto.Unmarshal copies bytes and strings: no need to copy first.
-		var out []byte
-		if b.len > 0 && b.data != nil {
-			out = unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.len))
-		}
-		if err := proto.Unmarshal(out, resp); err != nil {
-			return bindingError(CodeDecodeError, err, "cannot decode the answer of %s as %T: %v", method, resp, err)
-		}
+	if err := r.cross(ctx, method, FormatProtobuf, raw, newCallConfig(opts), b); err != nil {
+		return err
+	}
+	if resp == nil {
 		return nil
-	})
+	}
+	// proto.Unmarshal copies bytes and strings: no need to copy first.
+	out := b.out()
+	var answer []byte
+	if out.len > 0 && out.data != nil {
+		answer = unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len))
+	}
+	if err := proto.Unmarshal(answer, resp); err != nil {
+		return bindingError(CodeDecodeError, err, "cannot decode the answer of %s as %T: %v", method, resp, err)
+	}
+	return nil
 }
 
 // CallValue calls method with any Go value (maps, structs with `cbor` or

@@ -96,7 +96,11 @@ func ValueMethod[In, Out any](name string, fn func(ctx context.Context, in In) (
 		if err != nil {
 			return nil, err
 		}
-		return encodeValue(out, req.Format)
+		raw, err := encodeValue(out, req.Format)
+		if err != nil {
+			return nil, &Error{Code: CodeHandlerError, Message: err.(*Error).Message}
+		}
+		return raw, nil
 	}
 	return Method{Name: name, Handler: h, kind: kindValue}
 }
@@ -122,7 +126,11 @@ func ProtoMethod[In, Out proto.Message](name string, fn func(ctx context.Context
 		if isNilMessage(out) {
 			return nil, nil
 		}
-		return proto.Marshal(out)
+		raw, err := proto.Marshal(out)
+		if err != nil {
+			return nil, &Error{Code: CodeHandlerError, Message: fmt.Sprintf("cannot encode the answer: %v", err)}
+		}
+		return raw, nil
 	}
 	return Method{
 		Name:       name,

@@ -177,15 +177,20 @@ class Lifecycle(Client):
         when forced).
         """
         request = lifecycle_pb2.TransitionRequest(
-            agent_id=agent_id,
-            target_state=lifecycle_pb2.LifecycleState.ValueType(int(target)),
-            force=force,
-            reason=reason,
-            initiated_by=initiated_by,
-            timeout_ms=_millis(timeout, "timeout"),
-            metadata=dict(metadata or {}),
-            transition_type=lifecycle_pb2.TransitionType.ValueType(int(transition_type or 0)),
+            agent_id=agent_id, target_state=lifecycle_pb2.LifecycleState.ValueType(int(target))
         )
+        if force:
+            request.force = True
+        if reason:
+            request.reason = reason
+        if initiated_by:
+            request.initiated_by = initiated_by
+        if timeout is not None:
+            request.timeout_ms = _millis(timeout, "timeout")
+        if metadata:
+            request.metadata.update(metadata)
+        if transition_type:
+            request.transition_type = lifecycle_pb2.TransitionType.ValueType(int(transition_type))
         return self._call(_TRANSITION, request, lifecycle_pb2.TransitionResponse)
 
     def get_state(self, agent_id: str) -> lifecycle_pb2.GetStateResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 import time
 
@@ -196,17 +197,20 @@ def test_history_paging_and_filters(rt: Runtime) -> None:
     rt.lifecycle.transition(agent_id, State.INITIALIZED, force=True)
     everything = list(rt.lifecycle.history(agent_id))
     assert [e.sequence for e in everything] == list(range(1, 27))
-    for a, b in zip(everything, everything[1:], strict=False):
+    for a, b in itertools.pairwise(everything):
         assert a.new_state == b.previous_state
     # Every page size sees every event exactly once, in order.
     for size in (1, 5, 7, 26, 100):
         assert list(rt.lifecycle.history(agent_id, page_size=size)) == everything
     events, token = rt.lifecycle.history_page(agent_id, page_size=10)
-    assert events == everything[:10] and token
+    assert events == everything[:10]
+    assert token
     events, token = rt.lifecycle.history_page(agent_id, page_size=10, page_token=token)
-    assert events == everything[10:20] and token
+    assert events == everything[10:20]
+    assert token
     events, token = rt.lifecycle.history_page(agent_id, page_size=10, page_token=token)
-    assert events == everything[20:] and token == ""
+    assert events == everything[20:]
+    assert token == ""
     forced = list(rt.lifecycle.history(agent_id, transition_type=TransitionType.FORCED))
     assert forced == everything[-1:]
     normal = list(rt.lifecycle.history(agent_id, transition_type=TransitionType.NORMAL))
@@ -259,13 +263,11 @@ def test_two_threads_transitioning_one_agent(rt: Runtime) -> None:
     history = list(rt.lifecycle.history(agent_id, page_size=1000))
     assert len(history) == 1 + sum(successes)
     assert [e.sequence for e in history] == list(range(1, len(history) + 1))
-    for a, b in zip(history, history[1:], strict=False):
+    for a, b in itertools.pairwise(history):
         assert a.new_state == b.previous_state
         assert a.new_state != b.new_state
         assert (a.timestamp.seconds, a.timestamp.nanos) <= (b.timestamp.seconds, b.timestamp.nanos)
-    by_thread = {
-        name: sum(1 for e in history if e.initiated_by == name) for name in ("t0", "t1")
-    }
+    by_thread = {name: sum(1 for e in history if e.initiated_by == name) for name in ("t0", "t1")}
     assert by_thread == {"t0": successes[0], "t1": successes[1]}
     assert rt.lifecycle.state(agent_id) == history[-1].new_state
     assert rt.agents.get(agent_id).revision == 1 + len(history)

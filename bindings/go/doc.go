@@ -1,0 +1,39 @@
+// Package hms is the Go binding of HMS FFI: the Rust core of the HMS agent
+// platform (agents, tasks, knowledge, lifecycle with hooks, a service
+// registry, events) reached through its C ABI, include/hms_ffi.h, with cgo.
+//
+// Open a runtime, call methods with generated protobuf types, Go values
+// (CBOR) or raw bytes, and close it:
+//
+//	rt, err := hms.Open()
+//	if err != nil {
+//		return err // wraps hms.ErrIncompatible when the library's ABI does not fit
+//	}
+//	defer rt.Close()
+//	resp, err := rt.System().Echo(ctx, &sysv1.EchoRequest{Text: "hi"})
+//	err = rt.CallValue(ctx, "hms.sys.v1.System/Echo", map[string]any{"text": "hi"}, &out)
+//	raw, err := rt.CallRaw(ctx, "hms.sys.v1.System/Echo", hms.FormatJSON, []byte(`{"text":"hi"}`))
+//
+// Every call takes a context: its deadline becomes the call's deadline_ms,
+// and a context that is already done never calls. A call in progress
+// cannot be interrupted by cancelling its context; only its deadline stops
+// it.
+//
+// Errors are values: every error is an *Error (Code, Message, Details,
+// Origin), and errors.Is(err, hms.ErrNotFound) works for every status code.
+//
+// Services written in Go (Runtime.Register with ProtoMethod, ValueMethod or
+// RawMethod) run on library threads through //export trampolines; a panic
+// in a handler is recovered and answers HMS_HANDLER_ERROR. Lifecycle hooks
+// are Go functions (Lifecycle.OnTransition). Events arrive through
+// Subscription.Next, Subscription.Events (a channel) or SubscribeFunc.
+//
+// The typed clients System, Registry, Agents, Tasks, Knowledge and
+// Lifecycle wrap the built-in services; the generated message types live
+// under gen/ (sysv1, registryv1, eventsv1, agentv1, lifecyclev1, hmsv1).
+//
+// Linking: by default the package links the repository's
+// rust_core/target/release/libhms_ffi.so with an rpath; CGO_CFLAGS and
+// CGO_LDFLAGS override it, and -tags hms_pkgconfig uses pkg-config
+// (package hms_ffi). See README.md.
+package hms

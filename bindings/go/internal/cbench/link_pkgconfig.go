@@ -1,0 +1,8 @@
+//go:build hms_pkgconfig
+
+package cbench
+
+/*
+#cgo pkg-config: hms_ffi
+*/
+import "C"

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The Go binding's whole test suite, non-interactive (CI runs it as root
+# with CI=true and no terminal). It never builds the Rust core: it tests the
+# library in rust_core/target/release, or HMS_FFI_LIBRARY=/abs/path/libhms_ffi.so.
+#   1. gofmt -l and go vet (default and hms_pkgconfig builds)
+#   2. the generated code under gen/ is what generate.sh produces
+#   3. go test -race ./... (tests and runnable examples)
+#   4. the example program, linked through pkg-config and through hms_cffi
+#   5. the conformance runner (tests/conformance, go column)
+#   6. refusal of a library of another ABI, when one was built
+#      (tests/versions/build_other_abi.sh)
+#   7. every benchmark, briefly, so none rots
+# Ends with the go test summary and a line "go: N passed, N failed".
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+export CGO_ENABLED=1
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+
+for tool in go gcc; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "run_tests.sh: '$tool' is not on PATH" >&2
+        exit 1
+    fi
+done
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+export TMPDIR="$tmp" # cgo-env.sh may put a libhms_ffi.so symlink there
+
+# Point cgo (headers, -L, rpath) and the loader at the library under test.
+eval "$(./cgo-env.sh)"
+echo "== go binding: $(go version), library $(readlink -f "${HMS_FFI_LIBRARY:-../../rust_core/target/release/libhms_ffi.so}")"
+
+echo "== gofmt -l"
+unformatted="$(gofmt -l .)"
+if [[ -n "$unformatted" ]]; then
+    echo "gofmt would reformat:" >&2
+    echo "$unformatted" >&2
+    exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== generated code is fresh"
+cp -r gen "$tmp/gen.committed"
+cp internal/testpb/demo.pb.go "$tmp/demo.pb.go.committed"
+./generate.sh >/dev/null
+if ! diff -r "$tmp/gen.committed" gen >/dev/null || ! cmp -s "$tmp/demo.pb.go.committed" internal/testpb/demo.pb.go; then
+    echo "generate.sh changed the generated code: commit the regenerated files" >&2
+    diff -r "$tmp/gen.committed" gen | head -20 >&2 || true
+    exit 1
+fi
+
+echo "== go test -race ./..."
+rc=0
+go test -race -count=1 -timeout 600s -v ./... >"$tmp/test.log" 2>&1 || rc=$?
+grep -E '^(=== RUN|\s*--- (PASS|FAIL|SKIP)|PASS$|FAIL|ok |\?|panic:|WARNING: DATA RACE)' "$tmp/test.log" |
+    grep -v '^=== RUN' || true
+passed="$(grep -cE '^--- PASS' "$tmp/test.log" || true)"
+failed="$(grep -cE '^--- FAIL' "$tmp/test.log" || true)"
+skipped="$(grep -cE '^--- SKIP' "$tmp/test.log" || true)"
+if ((rc != 0)); then
+    echo "---- go test output (failed) ----"
+    tail -n 80 "$tmp/test.log"
+    echo "go: ${passed} passed, $((failed > 0 ? failed : 1)) failed"
+    exit "$rc"
+fi
+if ((skipped != 0)); then
+    echo "run_tests.sh: $skipped tests were skipped" >&2
+    exit 1
+fi
+
+echo "== example program"
+go run ./examples/quickstart >"$tmp/example.out"
+grep -q "hook veto: true" "$tmp/example.out" || {
+    cat "$tmp/example.out"
+    echo "the example program did not run to its end" >&2
+    exit 1
+}
+
+echo "== linked through pkg-config (-tags hms_pkgconfig)"
+(
+    eval "$(./cgo-env.sh --pc "$tmp/pc")"
+    unset CGO_CFLAGS CGO_LDFLAGS
+    go vet -tags hms_pkgconfig ./...
+    go build -tags hms_pkgconfig -o "$tmp/quickstart-pc" ./examples/quickstart
+    env -u LD_LIBRARY_PATH "$tmp/quickstart-pc" >"$tmp/pc.out"
+    grep -q "hook veto: true" "$tmp/pc.out"
+)
+
+if python3 -c 'import hms_cffi' >/dev/null 2>&1; then
+    echo "== linked to hms_cffi.library_path()"
+    (
+        eval "$(./cgo-env.sh --python)"
+        go build -o "$tmp/quickstart-py" ./examples/quickstart
+        env -u LD_LIBRARY_PATH "$tmp/quickstart-py" >"$tmp/py.out"
+        grep -q "hook veto: true" "$tmp/py.out"
+    )
+else
+    echo "== hms_cffi is not installed: the link to hms_cffi.library_path() is not checked"
+fi
+
+if [[ -f ../../tests/conformance/run_matrix.py ]] && command -v python3 >/dev/null 2>&1; then
+    echo "== conformance (error parity, go column)"
+    (cd ../.. && python3 tests/conformance/run_matrix.py --only go) | tail -n 1
+fi
+
+# A library of another ABI (tests/versions/build_other_abi.sh builds one;
+# this script never builds the core) must be refused at Open, naming both
+# versions.
+other="${HMS_FFI_OTHER_ABI_LIBRARY:-../../rust_core/target/abi-test/release/libhms_ffi.so}"
+if [[ -f "$other" ]]; then
+    echo "== a library of another ABI is refused ($other)"
+    go build -o "$tmp/quickstart-abi" ./examples/quickstart
+    mkdir -p "$tmp/other"
+    ln -sf "$(readlink -f "$other")" "$tmp/other/libhms_ffi.so"
+    if LD_LIBRARY_PATH="$tmp/other" "$tmp/quickstart-abi" >"$tmp/abi.out" 2>&1; then
+        echo "the example ran against $other instead of refusing it" >&2
+        exit 1
+    fi
+    want_major="$(sed -n 's/^#define HMS_ABI_VERSION_MAJOR \([0-9]*\).*/\1/p' ../../include/hms_ffi.h)"
+    want_minor="$(sed -n 's/^#define HMS_ABI_VERSION_MINOR \([0-9]*\).*/\1/p' ../../include/hms_ffi.h)"
+    if ! grep -q "INCOMPATIBLE" "$tmp/abi.out" || ! grep -q "built for ABI $want_major.$want_minor" "$tmp/abi.out"; then
+        cat "$tmp/abi.out" >&2
+        echo "the refusal does not name the versions" >&2
+        exit 1
+    fi
+    sed 's/^/   /' "$tmp/abi.out"
+else
+    echo "== no library of another ABI at $other (tests/versions/build_other_abi.sh builds one): refusal not checked here"
+fi
+
+echo "== benchmarks (brief)"
+go test -run '^$' -bench . -benchtime 200x -count=1 . | grep -E '^(Benchmark|ok)'
+
+echo "go: ${passed} passed, ${failed} failed"

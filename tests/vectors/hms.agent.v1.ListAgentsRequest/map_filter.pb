@@ -1,0 +1,5 @@
+
+
+teamblue
+
+tiergold"llm

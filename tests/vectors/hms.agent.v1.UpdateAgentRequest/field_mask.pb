@@ -1,0 +1,7 @@
+
+
+a1newJ¨œØ
+name
+
+created_at
+labels

@@ -1,0 +1,1 @@
+`héllo wörld ☃ 日本語 العربية é 😀👩‍💻 "quoted" back\slash tab	 newline
