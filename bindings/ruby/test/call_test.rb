@@ -172,3 +172,43 @@ class CallTest < Minitest::Test
     assert_raises(HMS::NotFoundError) { @rt.output_type("hms.sys.v1.System/Nope") }
   end
 end
+
+class FinalizerTest < Minitest::Test
+  include HMSTest
+
+  # A runtime dropped without #close is freed by its finalizer, services
+  # and subscriptions included.
+  def test_dropped_runtime_is_freed_by_the_finalizer
+    script = <<~RUBY
+      require "hms"
+      def handler = ->(_) { {} } # closes over nothing that holds a runtime
+      def open_and_drop(i)
+        rt = HMS::Runtime.new
+        rt.register_service("demo.v1.Drop\#{i}", "A" => handler)
+        rt.subscribe
+        rt.handle
+      end
+      handles = Array.new(3) { |i| open_and_drop(i) }
+      4.times { GC.start(full_mark: true, immediate_sweep: true) }
+      backend = HMS::Native.backend
+      freed = handles.count { |h| backend.runtime_free(h) == HMS::Status::INVALID_HANDLE }
+      puts freed
+      puts HMS::Services.size
+    RUBY
+    out, err, status = Open3.capture3(ruby_binary, "-w", "-I", File.join(GEM_ROOT, "lib"), "-e", script)
+    assert status.success?, err
+    freed, services = out.lines.map(&:to_i)
+    assert_operator freed, :>=, 2, "finalizers freed the dropped runtimes (conservative GC may keep one)"
+    assert_operator services, :<=, 3 - freed, "their services left the registry"
+  end
+end
+
+class MethodNameTest < Minitest::Test
+  include HMSTest
+  include HMSTest::RuntimeFixture
+
+  def test_method_name_must_be_a_string
+    assert_raises(TypeError) { @rt.call(:"hms.sys.v1.System/Echo", {}) }
+    assert_raises(TypeError) { @rt.call_raw(nil, "", :json) }
+  end
+end

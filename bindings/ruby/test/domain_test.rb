@@ -199,12 +199,14 @@ class DomainTest < Minitest::Test
       begin
         @rt.lifecycle.transition(agent["id"], :ERROR)
       rescue HMS::FailedPreconditionError => e
-        inner << e.status_message
+        inner << e
       end
     end
     @rt.lifecycle.transition(agent["id"], :ACTIVE)
     assert_equal ["INITIALIZED"], seen, "a blocking hook runs before the change"
-    assert_match(/already running on this thread/, inner.first)
+    assert_equal 1, inner.size
+    assert_equal "transitions of one agent never interleave", inner.first.details["rule"]
+    assert_match(/cannot transition the agent it guards/, inner.first.status_message)
   end
 
   def test_non_blocking_hook_failure_is_an_event
@@ -223,6 +225,36 @@ class DomainTest < Minitest::Test
     assert_equal "after", failure["hook_name"]
     assert_equal HMS::Status::UNAVAILABLE, failure.dig("error", "code")
     assert_equal "ACTIVE", @rt.lifecycle.state(agent["id"])["state"]
+  end
+
+  def test_slow_blocking_hook_vetoes_with_deadline_exceeded
+    agent = @rt.agents.create(name: "slow")
+    @rt.lifecycle.on_transition(agent_ids: [agent["id"]], timeout_ms: 50, name: "sleepy") { |_| sleep 0.2 }
+    error = assert_hms_error(HMS::DeadlineExceededError) { @rt.lifecycle.transition(agent["id"], :ACTIVE) }
+    assert_equal "sleepy", error.details["hook_name"]
+    assert_equal "INITIALIZED", @rt.lifecycle.state(agent["id"])["state"]
+    # the transition's own timeout_ms overrides the hook's
+    assert_equal "ACTIVE", @rt.lifecycle.transition(agent["id"], :ACTIVE, timeout_ms: 5000)["current_state"]
+  end
+
+  def test_non_blocking_hook_timeout_is_reported_not_undone
+    agent = @rt.agents.create(name: "nb-slow")
+    events = @rt.subscribe(kinds: ["lifecycle.hook_failed"])
+    @rt.lifecycle.on_transition(blocking: false, timeout_ms: 20, name: "late") { |_| sleep 0.1 }
+    assert_equal "ACTIVE", @rt.lifecycle.transition(agent["id"], :ACTIVE)["current_state"]
+    failure = events.next(1000)
+    assert_equal HMS::Status::DEADLINE_EXCEEDED, failure.dig("hook_failed", "error", "code")
+    assert_equal "late", failure.dig("hook_failed", "hook_name")
+  end
+
+  def test_runtime_close_with_hooks
+    rt = HMS::Runtime.new
+    agent = rt.agents.create(name: "closing")
+    hook = rt.lifecycle.on_transition { |_| nil }
+    rt.lifecycle.transition(agent["id"], :ACTIVE)
+    rt.close
+    assert hook.closed?, "the hook's service closed with its runtime"
+    assert_nil hook.close
   end
 
   def test_hooks_on_several_threads

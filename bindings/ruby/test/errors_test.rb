@@ -1,6 +1,8 @@
 # frozen_string_literal: true
 
 require_relative "test_helper"
+require "open3"
+require "tmpdir"
 
 # Every error path reaches Ruby as the HMS::Error subclass of its status,
 # with the library's message, details and origin, and leaves the runtime
@@ -70,6 +72,78 @@ class ErrorsTest < Minitest::Test
     end
   end
 
+  def test_every_truncation_of_a_valid_payload
+    full = {
+      protobuf: Hms::Sys::V1::EchoRequest.encode(Hms::Sys::V1::EchoRequest.new(payload: "\0" * 40, text: "t" * 40)),
+      cbor: CBOR.encode({ "payload" => ("\0" * 40).b, "text" => "t" * 40 }),
+      json: '{"payload": "AAAAAAAA", "text": "tttttttttt"}',
+    }
+    full.each do |format, bytes|
+      outcomes = (1...bytes.bytesize).map do |cut|
+        @rt.call(ECHO, bytes.byteslice(0, cut), format: format)
+        :ok
+      rescue HMS::DecodeError, HMS::ResourceExhaustedError => e
+        e.class
+      end
+      assert_includes outcomes, HMS::DecodeError, format
+      assert_equal({ "text" => "t" * 40 }, @rt.call(ECHO, { "text" => "t" * 40 }, format: format == :json ? :json : :cbor))
+    end
+  end
+
+  def test_protobuf_huge_length_prefix_and_overlong_varint
+    [2**63, 2**64 - 1, 2**32, 5 * 2**20].each do |length|
+      hostile = "\x0a".b + varint(length) + "abc".b
+      assert_raises(HMS::DecodeError, HMS::ResourceExhaustedError) { @rt.call(ECHO, hostile, format: :protobuf) }
+    end
+    assert_hms_error(HMS::DecodeError) { @rt.call(ECHO, "\x0a".b + ("\xff".b * 10) + "\x01".b, format: :protobuf) }
+  end
+
+  def test_deep_nesting_is_refused_before_an_untyped_ruby_handler
+    calls = []
+    @rt.register_service("hostile.v1.Any", "Id" => ->(req) { calls << req; req })
+    depth = 100_000
+    { cbor: ("\x81".b * depth) + "\x00".b, json: ("[" * depth) + ("]" * depth) }.each do |format, bytes|
+      assert_raises(HMS::DecodeError, HMS::ResourceExhaustedError) { @rt.call("hostile.v1.Any/Id", bytes, format: format) }
+    end
+    assert_empty calls
+  end
+
+  # 100,000 levels of a recursive message, each a nested length-delimited
+  # field: through hms_convert and into a typed Ruby service.
+  def test_deep_protobuf_length_delimited_nesting
+    Dir.mktmpdir do |dir|
+      File.write(File.join(dir, "node.proto"),
+                 "syntax = \"proto3\";\npackage hostile.v1;\nmessage Node { string name = 1; Node child = 2; }\n")
+      fds = File.join(dir, "node.pb")
+      _out, err, status = Open3.capture3("protoc", "-I", dir, "--descriptor_set_out=#{fds}", File.join(dir, "node.proto"))
+      assert status.success?, err
+      HMS.register_schema(File.binread(fds))
+    end
+    # level k wraps the k levels inside it: "\x12", varint(their size), them
+    sizes = [0]
+    100_000.times { sizes << (1 + varint(sizes.last).bytesize + sizes.last) }
+    deep = sizes[0...-1].reverse.map { |inner| "\x12".b + varint(inner) }.join
+    assert_equal sizes.last, deep.bytesize
+    assert_operator deep.bytesize, :<, 4 << 20
+    %i[json cbor].each do |to|
+      assert_raises(HMS::DecodeError, HMS::ResourceExhaustedError) { HMS.convert("hostile.v1.Node", deep, from: :protobuf, to: to) }
+    end
+    calls = []
+    @rt.register_service("hostile.v1.Tree", { "Walk" => ->(req) { calls << req; {} } },
+                         input_types: { "Walk" => "hostile.v1.Node" }, output_types: { "Walk" => "hostile.v1.Node" })
+    assert_raises(HMS::DecodeError, HMS::ResourceExhaustedError) { @rt.call("hostile.v1.Tree/Walk", deep, format: :protobuf) }
+    assert_empty calls, "refused before the handler"
+    assert_equal({}, @rt.call("hostile.v1.Tree/Walk", { "name" => "a", "child" => { "name" => "b" } }))
+    assert_equal [{ "name" => "a", "child" => { "name" => "b" } }], calls
+  end
+
+  def test_response_over_the_limit_is_resource_exhausted
+    small = open_runtime(max_message_bytes: 4096)
+    small.register_service("big.v1.Out", "Big" => ->(_) { { "blob" => ("\0" * 10_000).b } })
+    assert_hms_error(HMS::ResourceExhaustedError) { small.call("big.v1.Out/Big", {}) }
+    assert_equal({ "text" => "x" }, small.call(ECHO, { "text" => "x" }))
+  end
+
   def test_cbor_length_prefix_of_two_to_the_64
     [
       "\xa1\x67payload\x5b".b + ("\xff".b * 8), # byte string of 2^64-1 bytes
@@ -106,6 +180,9 @@ class ErrorsTest < Minitest::Test
     assert_equal "4194304", error.details["max_message_bytes"]
     pb = "\x0a".b + varint(big.bytesize) + big
     assert_hms_error(HMS::ResourceExhaustedError) { @rt.call(ECHO, pb, format: :protobuf) }
+    assert_hms_error(HMS::ResourceExhaustedError) { @rt.call(ECHO, "{\"text\": \"#{big}\"}", format: :json) }
+    cbor = "\xa1\x67payload\x5a".b + [big.bytesize].pack("N") + big
+    assert_hms_error(HMS::ResourceExhaustedError) { @rt.call(ECHO, cbor, format: :cbor) }
     roomy = open_runtime(max_message_bytes: 80 << 20)
     reply = roomy.call(ECHO, { "payload" => big })
     assert_equal big.bytesize, reply["payload"].bytesize
@@ -142,6 +219,12 @@ class ErrorsTest < Minitest::Test
     assert_hms_error(HMS::InvalidHandleError) { backend.call(handle, ECHO, HMS::Format::CBOR, "".b, nil) }
     assert_equal invalid, backend.runtime_free(handle), "a double free is reported, every time"
     assert_equal invalid, backend.runtime_free(handle)
+    # services: a double unregister is reported too
+    service = @rt.register_service("demo.v1.Twice", "A" => ->(_) { {} })
+    service_handle = service.handle
+    service.close
+    assert_equal invalid, backend.service_unregister(service_handle)
+    assert_equal invalid, backend.service_unregister(service_handle)
     # a handle of the wrong kind
     sub = @rt.subscribe
     assert_hms_error(HMS::InvalidHandleError) { backend.call(sub.handle, ECHO, HMS::Format::CBOR, "".b, nil) }

@@ -128,3 +128,36 @@ class EventsTest < Minitest::Test
     assert_hms_error(HMS::DecodeError) { HMS::Native.backend.subscribe(@rt.handle, HMS::Format::JSON, "[1,2") }
   end
 end
+
+class EventFilterTest < Minitest::Test
+  include HMSTest
+  include HMSTest::RuntimeFixture
+
+  # Every filter field, in every format.
+  def test_filters_by_agent_state_and_transition_type_in_every_format
+    agent = @rt.agents.create(name: "filtered")
+    other = @rt.agents.create(name: "other")
+    subs = %i[cbor json protobuf].to_h do |format|
+      [format, @rt.subscribe(kinds: ["lifecycle.transition"], agent_ids: [agent["id"]], states: [:PAUSED],
+                             transition_types: [:TRANSITION_TYPE_NORMAL], format: format)]
+    end
+    @rt.lifecycle.transition(agent["id"], :ACTIVE)
+    @rt.lifecycle.transition(other["id"], :ACTIVE)
+    @rt.lifecycle.transition(other["id"], :PAUSED)
+    @rt.lifecycle.transition(agent["id"], :PAUSED)
+    @rt.lifecycle.transition(agent["id"], :ACTIVE)
+    @rt.lifecycle.transition(agent["id"], :PAUSED, force: true)
+    subs.each do |format, sub|
+      events = sub.each_event(100).to_a
+      assert_equal 1, events.size, format
+      event = events.first
+      if format == :protobuf
+        assert_equal agent["id"], event.agent_id
+        assert_equal :PAUSED, event.lifecycle.new_state
+      else
+        assert_equal agent["id"], event["agent_id"], format
+        assert_equal "PAUSED", event.dig("lifecycle", "new_state"), format
+      end
+    end
+  end
+end

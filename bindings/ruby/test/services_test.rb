@@ -254,6 +254,52 @@ class ServicesTest < Minitest::Test
     assert(results.flatten.all?)
   end
 
+  def test_threads_with_errors_and_deadlines
+    @rt.register_service("demo.v1.Mixed", "Fail" => ->(_) { raise "boom" }, "Nap" => ->(_) { sleep 0.05; {} },
+                                          "Ok" => ->(req) { req })
+    outcomes = Array.new(6) do |t|
+      Thread.new do
+        Array.new(20) do |i|
+          case (t + i) % 3
+          when 0 then @rt.call("demo.v1.Mixed/Fail", {})
+          when 1 then @rt.call("demo.v1.Mixed/Nap", {}, timeout: 0.01)
+          else @rt.call("demo.v1.Mixed/Ok", { "i" => i })["i"] == i ? :ok : :wrong
+          end
+        rescue HMS::HandlerError
+          :handler_error
+        rescue HMS::DeadlineExceededError
+          :deadline
+        end
+      end
+    end.flat_map(&:value)
+    assert_equal 40, outcomes.count(:ok)
+    assert_equal 40, outcomes.count(:handler_error)
+    assert_equal 40, outcomes.count(:deadline)
+  end
+
+  def test_runtime_closed_while_other_threads_call
+    rt = HMS::Runtime.new
+    rt.register_service("demo.v1.Busy", "Ping" => ->(_) { {} })
+    started = Queue.new
+    callers = Array.new(4) do
+      Thread.new do
+        started << true
+        loop do
+          rt.call("demo.v1.Busy/Ping", {})
+          rt.call(ECHO, { "text" => "x" })
+        end
+      rescue HMS::ClosedError, HMS::InvalidHandleError, HMS::NotFoundError, HMS::UnavailableError => e
+        e.class
+      end
+    end
+    4.times { started.pop }
+    sleep 0.05
+    rt.close
+    ends = callers.map(&:value)
+    assert(ends.all? { |klass| klass <= HMS::Error }, ends.inspect)
+    assert_raises(HMS::ClosedError) { rt.call(ECHO, {}) }
+  end
+
   def test_threads_register_and_unregister_while_others_call
     stop = false
     ready = Queue.new

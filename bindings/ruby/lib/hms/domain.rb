@@ -264,7 +264,11 @@ module HMS
                         name: nil, &block)
         raise ArgumentError, "on_transition needs a block" if block.nil?
 
-        service = @rt.register_service(self.class.next_hook_service, { HOOK_METHOD => ->(inv) { block.call(inv) && nil } },
+        handler = lambda do |invocation|
+          block.call(invocation)
+          nil # a hook's answer carries nothing
+        end
+        service = @rt.register_service(self.class.next_hook_service, { HOOK_METHOD => handler },
                                        description: "Ruby lifecycle hook #{name}".strip)
         begin
           id = register_hook("#{service.name}/#{HOOK_METHOD}", agent_ids: agent_ids, from_states: from_states,

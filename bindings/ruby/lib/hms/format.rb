@@ -61,8 +61,8 @@ module HMS
       when CBOR
         raise ArgumentError, "CBOR needs the cbor gem (Debian: ruby-cbor); use format: :json" unless cbor?
 
-        ::CBOR.encode(value).b
-      when JSON then ::JSON.generate(value, max_nesting: false).b
+        ::CBOR.encode(value)
+      when JSON then ::JSON.generate(value, max_nesting: false)
       else raise ArgumentError, "a hash travels as CBOR or JSON, not as #{name(format)}"
       end
     rescue SystemStackError, ::JSON::GeneratorError, EncodingError, NoMethodError, TypeError => e

@@ -67,8 +67,15 @@ module HMS
       true
     end
 
+    # The backstop of a runtime dropped without #close. Runs at a GC safe
+    # point, where a lock this thread holds cannot be taken again: whatever
+    # fails then is left for process exit.
     def self.finalizer(state)
-      proc { state.close }
+      proc do
+        state.close
+      rescue StandardError
+        nil
+      end
     end
   end
 
@@ -110,9 +117,10 @@ module HMS
     attr_reader :format
 
     # +format+: of the config, and of hashes in #call unless it is
-    # :protobuf (default CBOR when the cbor gem is installed, else JSON). +library+: absolute path
-    # of libhms_ffi (see HMS.load_library). Other keywords: config fields
-    # (name:, max_message_bytes:, max_depth:, data_dir:, event_queue_capacity:).
+    # :protobuf (default CBOR when the cbor gem is installed, else JSON).
+    # +library+: absolute path of libhms_ffi (see HMS.load_library). Other
+    # keywords are config fields (name:, max_message_bytes:, max_depth:,
+    # data_dir:, event_queue_capacity:).
     def initialize(config = nil, format: nil, library: nil, **fields)
       @backend = library.nil? ? Native.backend : Native.load_library(library)
       config_format = format.nil? ? Format.default : Format.resolve(format)
@@ -122,6 +130,7 @@ module HMS
       raw = config_bytes(config, fields, config_format)
       handle = @backend.runtime_new(config_format, raw)
       @state = RuntimeState.new(@backend, handle)
+      @cbor = @format == Format::CBOR && Format.cbor?
       @out_types = {}
       ObjectSpace.define_finalizer(self, RuntimeState.finalizer(@state))
     end
@@ -149,9 +158,19 @@ module HMS
     # +options+: an hms.v1.CallOptions (Hash or message); +timeout+ (seconds)
     # sets its deadline_ms. Raises the HMS::Error subclass of the status.
     def call(method, request = nil, format: nil, options: nil, timeout: nil)
+      # The common case first, with as little Ruby around the crossing as
+      # possible: a Hash in the runtime's format, no options.
       if request.is_a?(Hash) && format.nil? && options.nil? && timeout.nil?
-        fmt = @format
-        return Format.decode(invoke(method, fmt, Format.encode(request, fmt), nil), fmt)
+        if @cbor
+          raw = begin
+            ::CBOR.encode(request)
+          rescue StandardError, SystemStackError
+            Format.encode(request, Format::CBOR) # raises the typed error
+          end
+          answer = invoke(method, Format::CBOR, raw, nil)
+          return answer.empty? ? {} : ::CBOR.decode(answer)
+        end
+        return Format.decode(invoke(method, @format, Format.encode(request, @format), nil), @format)
       end
 
       case request
@@ -165,7 +184,9 @@ module HMS
         raw = Format.encode(request.nil? ? {} : request, fmt)
         Format.decode(invoke(method, fmt, raw, options_bytes(options, timeout, fmt)), fmt)
       else
-        raise TypeError, "request must be a Hash, a protobuf message or bytes, not #{request.class}" unless Proto.message?(request)
+        unless Proto.message?(request)
+          raise TypeError, "request must be a Hash, a protobuf message or bytes, not #{request.class}"
+        end
 
         if !format.nil? && Format.resolve(format) != Format::PROTOBUF
           raise ArgumentError, "a protobuf message travels as :protobuf"
@@ -259,7 +280,11 @@ module HMS
       typed = names.reject { |m| type_name(outputs[m]).empty? }
       state = ServiceState.new(name.to_s, handle, table, fmt,
                                typed_pb ? inputs : {}, typed_pb ? outputs : {}, typed.freeze)
-      raw = fmt == Format::PROTOBUF ? Proto.message_class("hms.v1.ServiceDescriptor").new(descriptor).to_proto : Format.encode(descriptor, fmt)
+      raw = if fmt == Format::PROTOBUF
+              Proto.message_class("hms.v1.ServiceDescriptor").new(descriptor).to_proto
+            else
+              Format.encode(descriptor, fmt)
+            end
       id = Services.add(state)
       @state.expect_service
       begin
@@ -288,7 +313,9 @@ module HMS
         "states" => list(states).map(&:to_s), "transition_types" => list(transition_types).map(&:to_s),
       }.reject { |_, v| v.empty? }
       raw = if fmt == Format::PROTOBUF
-              Proto.message_class("hms.events.v1.EventFilter").new(filter.transform_values { |v| v.map { |x| x.is_a?(String) ? x.to_sym : x } }).to_proto
+              enums = %w[states transition_types]
+              fields = filter.to_h { |k, v| [k.to_sym, enums.include?(k) ? v.map(&:to_sym) : v] }
+              Proto.message_class("hms.events.v1.EventFilter").new(fields).to_proto
             else
               Format.encode(filter, fmt)
             end
@@ -335,6 +362,10 @@ module HMS
     private
 
     def invoke(method, fmt, raw, options)
+      unless method.is_a?(String)
+        raise TypeError, "a method name is a String like \"package.Service/Method\", not #{method.inspect}"
+      end
+
       h = @state.handle
       raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if h.zero?
 
@@ -379,7 +410,9 @@ module HMS
 
       values = Proto.message?(options) ? options.to_h.transform_keys(&:to_s) : (options || {}).transform_keys(&:to_s)
       values["deadline_ms"] = [(timeout * 1000).ceil, 1].max unless timeout.nil?
-      return Proto.message_class("hms.v1.CallOptions").new(values.transform_keys(&:to_sym)).to_proto if fmt == Format::PROTOBUF
+      if fmt == Format::PROTOBUF
+        return Proto.message_class("hms.v1.CallOptions").new(values.transform_keys(&:to_sym)).to_proto
+      end
 
       Format.encode(values, fmt)
     end
@@ -408,7 +441,9 @@ module HMS
       when nil then ""
       when String then ref
       else
-        raise TypeError, "a type is a protobuf message class or a full name, not #{ref.inspect}" unless Proto.message_class?(ref)
+        unless Proto.message_class?(ref)
+          raise TypeError, "a type is a protobuf message class or a full name, not #{ref.inspect}"
+        end
 
         Proto.full_name(ref)
       end

@@ -72,8 +72,7 @@ module HMS
         begin
           raise UnavailableError, "the service was unregistered" if state.nil?
 
-          name = method.force_encoding(Encoding::UTF_8)
-          answer = state.dispatch(name, request, format, Call.new(backend, reply, state.name, name))
+          answer = state.dispatch(method.force_encoding(Encoding::UTF_8), request, backend, reply)
           backend.reply_set(reply, answer)
           done = true
         rescue Error => e
@@ -118,17 +117,19 @@ module HMS
       @arity = handlers.transform_values { |h| arity_of(h) }
     end
 
-    def dispatch(method, data, _format, call)
+    # The answer's bytes for one call of +method+ with the request bytes
+    # +data+; +backend+ and +reply+ make the HMS::Call of two-argument handlers.
+    def dispatch(method, data, backend, reply)
       handler = @handlers[method]
       raise UnimplementedError, "#{@name} has no handler for #{method.inspect}" if handler.nil?
 
       if @format == Format::PROTOBUF
         request = @inputs.fetch(method).decode(data)
-        result = invoke(handler, method, request, call)
+        result = invoke(handler, method, request, backend, reply)
         encode_message(method, result)
       else
         request = data.empty? ? (@typed.include?(method) ? {} : nil) : Format.decode(data, @format)
-        result = invoke(handler, method, request, call)
+        result = invoke(handler, method, request, backend, reply)
         result = {} if result.nil? && @typed.include?(method)
         begin
           Format.encode(result, @format)
@@ -140,11 +141,11 @@ module HMS
 
     private
 
-    def invoke(handler, method, request, call)
+    def invoke(handler, method, request, backend, reply)
       case @arity.fetch(method)
       when 0 then handler.call
       when 1 then handler.call(request)
-      else handler.call(request, call)
+      else handler.call(request, Call.new(backend, reply, @name, method))
       end
     end
 
@@ -160,11 +161,11 @@ module HMS
       klass.encode(result)
     end
 
+    # How many arguments to pass: 0, 1 (the request) or 2 (request, call).
     def arity_of(handler)
-      return 2 if handler.is_a?(Proc) && !handler.lambda?
-
       callable = handler.is_a?(Proc) || handler.is_a?(Method) ? handler : handler.method(:call)
-      callable.arity.clamp(-1, 2).then { |a| a.negative? ? 2 : a }
+      arity = callable.arity
+      arity.negative? || arity >= 2 ? 2 : arity
     end
   end
 

@@ -45,10 +45,6 @@ module HMS
         @key = :"__hms_#{name}_bufs"
         @spare_key = :"__hms_#{name}_spare_bufs"
       end
-
-      def release_big(free_fn, buf, cap)
-        free_fn.call(buf) if cap > Native::KEEP_CAPACITY
-      end
     end
   end
 end

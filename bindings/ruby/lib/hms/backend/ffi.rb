@@ -185,13 +185,16 @@ module HMS
       def build_handler
         ret, params = ABI::CALLBACKS.fetch(:hms_handler_fn)
         backend = self
-        ::FFI::Function.new(TYPES.fetch(ret), params.map { |_, kind| TYPES.fetch(kind) }) do |reply, method, mlen, format, request, rlen, ud|
+        types = params.map { |_, kind| TYPES.fetch(kind) }
+        ::FFI::Function.new(TYPES.fetch(ret), types) do |reply, method, mlen, format, request, rlen, ud|
           backend.handle(reply,
                          mlen.zero? ? "".b : method.get_bytes(0, mlen),
                          format,
                          rlen.zero? ? "".b : request.get_bytes(0, rlen),
                          ud.address)
           nil
+        rescue Exception # rubocop:disable Lint/RescueException -- never unwind into C
+          nil # the reply stays unanswered: the caller gets HMS_HANDLER_ERROR
         end
       end
     end

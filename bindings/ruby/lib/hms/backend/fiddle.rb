@@ -139,7 +139,7 @@ module HMS
 
       def runtime_new(format, config)
         b = bufs
-        with_input(b, config) do |addr, len|
+        with_input(config) do |addr, len|
           rc = @fn.fetch(:hms_runtime_new).call(format, addr, len, b.slot, b.err)
           raise error(rc, b, format) unless rc.zero?
         end
@@ -152,7 +152,7 @@ module HMS
 
       def service_register(rt, format, descriptor, flags, user_data)
         b = bufs
-        with_input(b, descriptor) do |addr, len|
+        with_input(descriptor) do |addr, len|
           rc = @fn.fetch(:hms_service_register).call(rt, format, addr, len, flags, @handler.to_i, user_data,
                                                      b.slot, b.err)
           raise error(rc, b, format) unless rc.zero?
@@ -178,7 +178,7 @@ module HMS
 
       def subscribe(rt, format, filter)
         b = bufs
-        with_input(b, filter) do |addr, len|
+        with_input(filter) do |addr, len|
           rc = @fn.fetch(:hms_subscribe).call(rt, format, addr, len, b.slot, b.err)
           raise error(rc, b, format) unless rc.zero?
         end
@@ -201,7 +201,7 @@ module HMS
 
       def schema_register(fds)
         b = bufs
-        with_input(b, fds) do |addr, len|
+        with_input(fds) do |addr, len|
           rc = @fn.fetch(:hms_schema_register).call(addr, len, b.err)
           raise error(rc, b, Format::JSON) unless rc.zero?
         end
@@ -233,7 +233,7 @@ module HMS
         out
       end
 
-      def with_input(_bufs, bytes)
+      def with_input(bytes)
         return yield(0, 0) if bytes.nil? || bytes.empty?
 
         ptr = ::Fiddle::Pointer[bytes]
@@ -262,6 +262,8 @@ module HMS
                          rlen.zero? ? "".b : ::Fiddle::Pointer.new(request)[0, rlen],
                          ud)
           nil
+        rescue Exception # rubocop:disable Lint/RescueException -- never unwind into C
+          nil # the reply stays unanswered: the caller gets HMS_HANDLER_ERROR
         end.tap { |closure| PINNED[closure] = true }
       end
     end
