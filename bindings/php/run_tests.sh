@@ -25,9 +25,46 @@ command -v "$phpunit" >/dev/null || { echo "run_tests.sh: phpunit not found (Deb
 php -r 'exit(extension_loaded("ffi") ? 0 : 1);' || { echo "run_tests.sh: PHP's FFI extension is not loaded" >&2; exit 2; }
 
 # Syntax of every PHP file of the package (generated classes included).
-find src gen tests examples bin autoload.php preload.php ../../benchmarks/php -name '*.php' -print0 \
+find src gen tests examples bin conformance autoload.php preload.php ../../benchmarks/php -name '*.php' -print0 \
   | xargs -0 -n1 php -l >/dev/null
 
+# Version refusal against a real other-ABI core (tests/versions/README.md):
+#   HMS_FFI_OTHER_ABI_LIBRARY="$(tests/versions/build_other_abi.sh | tail -n1)" bindings/php/run_tests.sh
+# Without it, VersionsTest::testLoadingTheOtherAbiBuildIsRefused is the one
+# test allowed to be skipped (checked below); with it, no test may skip.
+skip_flags=()
+allowed_skip='Hms\Tests\VersionsTest::testLoadingTheOtherAbiBuildIsRefused'
+if [ -n "${HMS_FFI_OTHER_ABI_LIBRARY:-}" ]; then
+  case "$HMS_FFI_OTHER_ABI_LIBRARY" in
+    /*) ;;
+    *) echo "run_tests.sh: HMS_FFI_OTHER_ABI_LIBRARY must be an absolute path, got '$HMS_FFI_OTHER_ABI_LIBRARY'" >&2; exit 2 ;;
+  esac
+  if [ ! -f "$HMS_FFI_OTHER_ABI_LIBRARY" ]; then
+    echo "run_tests.sh: HMS_FFI_OTHER_ABI_LIBRARY=$HMS_FFI_OTHER_ABI_LIBRARY not found (tests/versions/build_other_abi.sh builds it)" >&2
+    exit 2
+  fi
+  export HMS_FFI_OTHER_ABI_LIBRARY
+  skip_flags=(--fail-on-skipped)
+  allowed_skip=''
+fi
+junit="$(mktemp "${TMPDIR:-/tmp}/hms-php-junit.XXXXXX")"
+trap 'rm -f "$junit"' EXIT
+
 # memory_limit: one test sends and receives a 64 MiB payload.
-exec php -d memory_limit=1G -d zend.assertions=1 -d error_reporting=-1 -d display_errors=1 \
-  "$(command -v "$phpunit")" --configuration "$here/phpunit.xml" "$@"
+rc=0
+php -d memory_limit=1G -d zend.assertions=1 -d error_reporting=-1 -d display_errors=1 \
+  "$(command -v "$phpunit")" --configuration "$here/phpunit.xml" --log-junit "$junit" \
+  ${skip_flags[@]+"${skip_flags[@]}"} "$@" || rc=$?
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# No skipped test but the allowed one (phpunit.xml cannot allow just one).
+ALLOWED_SKIP="$allowed_skip" php -r '
+  $xml = @simplexml_load_file($argv[1]);
+  if ($xml === false) { fwrite(STDERR, "run_tests.sh: no JUnit log\n"); exit(2); }
+  $bad = [];
+  foreach ($xml->xpath("//testcase[skipped]") as $case) {
+    $name = str_replace(".", "\\", (string) $case["class"]) . "::" . preg_replace("/ with data set .*/", "", (string) $case["name"]);
+    if ($name !== getenv("ALLOWED_SKIP")) { $bad[] = $name; }
+  }
+  if ($bad !== []) { fwrite(STDERR, "run_tests.sh: skipped tests: " . implode(", ", $bad) . "\n"); exit(1); }
+' "$junit"

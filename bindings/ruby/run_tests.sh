@@ -2,8 +2,10 @@
 # Runs the Ruby binding's whole minitest suite under `ruby -w`, once per
 # backend (HMS_BACKEND=fiddle, then ffi), against the library in
 # rust_core/target/release (or $HMS_FFI_LIBRARY, an absolute path). Does not
-# build the core. Fails on any test failure and on any warning printed for a
-# file of this gem. Extra arguments go to minitest (e.g. -v, -n /pattern/).
+# build the core. $HMS_FFI_OTHER_ABI_LIBRARY (optional) names a core of
+# another ABI for test/versions_test.rb. Fails on any test failure and on any
+# warning printed for a file of this gem. Extra arguments go to minitest
+# (e.g. -v, -n /pattern/).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -16,6 +18,18 @@ if [[ ! -f "$lib" ]]; then
     exit 1
 fi
 export HMS_FFI_LIBRARY="$lib"
+
+# A core of another ABI (tests/versions/build_other_abi.sh) for
+# test/versions_test.rb; passed through, as an absolute path, when set.
+if [[ -n "${HMS_FFI_OTHER_ABI_LIBRARY:-}" ]]; then
+    other="$(cd "$root" && realpath -m -- "$HMS_FFI_OTHER_ABI_LIBRARY")"
+    if [[ ! -f "$other" ]]; then
+        echo "run_tests.sh: HMS_FFI_OTHER_ABI_LIBRARY=$other is missing:" \
+             "build it with tests/versions/build_other_abi.sh" >&2
+        exit 1
+    fi
+    export HMS_FFI_OTHER_ABI_LIBRARY="$other"
+fi
 
 backends=(fiddle ffi)
 if [[ -n "${HMS_BACKENDS:-}" ]]; then

@@ -135,10 +135,7 @@ impl Subscription {
             ));
         }
         match self.next(timeout) {
-            Ok(event) => {
-                codec::encode_typed(event.as_ref(), self.format, out);
-                Ok(())
-            }
+            Ok(event) => codec::encode_typed(event.as_ref(), self.format, out),
             Err(PollEnd::TimedOut) => Err(HmsError::new(
                 Code::DeadlineExceeded,
                 "no event arrived before the timeout",
@@ -283,8 +280,11 @@ fn spawn_pusher(subscription: Arc<Subscription>, mut sink: PushSink) -> Result<J
             let mut buffer = Vec::new();
             while let Ok(event) = subscription.next(None) {
                 buffer.clear();
-                codec::encode_typed(event.as_ref(), subscription.format, &mut buffer);
-                sink(&buffer);
+                // An event without a form in this format (a Timestamp outside
+                // 0001..9999 in JSON) cannot be delivered; the next one can.
+                if codec::encode_typed(event.as_ref(), subscription.format, &mut buffer).is_ok() {
+                    sink(&buffer);
+                }
             }
         })
         .map_err(|e| {

@@ -162,8 +162,7 @@ fn every_code_has_a_status_macro_with_the_same_value() {
             .find(|n| camel(n.strip_prefix("HMS_").unwrap()) == name)
             .unwrap_or_else(|| panic!("Code::{name} has no HMS_* macro in the header"));
         assert_eq!(
-            defines[macro_name],
-            code as i32 as i64,
+            defines[macro_name], code as i32 as i64,
             "{macro_name} vs Code::{name}"
         );
         assert_eq!(Code::from_i32(code as i32), Some(code));

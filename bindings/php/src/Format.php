@@ -27,9 +27,16 @@ final class Format
     {
     }
 
-    /** The HMS_FORMAT_* number of a format name. */
-    public static function value(string $format): int
+    /**
+     * The HMS_FORMAT_* number of a format name. An integer is taken as the
+     * number itself and reaches the core unchanged (it answers
+     * HMS_INVALID_ARGUMENT for a number that is no format).
+     */
+    public static function value(string|int $format): int
     {
+        if (is_int($format)) {
+            return $format;
+        }
         return self::$values[$format] ?? self::resolve($format);
     }
 

@@ -257,14 +257,16 @@ final class Native
 
     /**
      * Refuses a library of another major ABI version, or of an older minor
-     * than the header this binding reads.
+     * than the header this binding reads. Versions are packed as
+     * hms_abi_version() returns them (major << 16 | minor); $built defaults
+     * to the header's HMS_ABI_VERSION_MAJOR/MINOR (tests pass other values).
      */
-    public static function checkAbi(int $loaded, string $library): void
+    public static function checkAbi(int $loaded, string $library, ?int $built = null): void
     {
         $major = $loaded >> 16;
         $minor = $loaded & 0xFFFF;
-        $wantMajor = self::constant('ABI_VERSION_MAJOR');
-        $wantMinor = self::constant('ABI_VERSION_MINOR');
+        $wantMajor = $built === null ? self::constant('ABI_VERSION_MAJOR') : $built >> 16;
+        $wantMinor = $built === null ? self::constant('ABI_VERSION_MINOR') : $built & 0xFFFF;
         if ($major !== $wantMajor || $minor < $wantMinor) {
             throw new IncompatibleException(
                 "libhms_ffi ABI {$major}.{$minor} ({$library}) is incompatible with the HMS PHP binding "

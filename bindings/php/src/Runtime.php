@@ -160,9 +160,10 @@ final class Runtime
 
     /**
      * The fast path under call(): bytes in $format in, bytes out, one crossing.
-     * $options are hms.v1.CallOptions bytes in the same format.
+     * $options are hms.v1.CallOptions bytes in the same format. $format is a
+     * Format name, or an HMS_FORMAT_* number passed to the core as is.
      */
-    public function callRaw(string $method, string $request, string $format, string $options = ''): string
+    public function callRaw(string $method, string $request, string|int $format, string $options = ''): string
     {
         return $this->invoke($method, $request, Format::value($format), $options);
     }

@@ -2,7 +2,9 @@
 //! untyped JSON values.
 
 use base64::Engine as _;
-use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, MessageDescriptor, ReflectMessage, SerializeOptions,
+};
 
 use super::{Limits, Value};
 use crate::error::{HmsError, Result};
@@ -66,11 +68,23 @@ pub fn serialize_options() -> SerializeOptions {
 
 /// Writes the proto3 JSON form with the keys of every object sorted, so the
 /// same message always gives the same bytes (map fields are hash maps).
-pub fn encode_message(message: &DynamicMessage, out: &mut Vec<u8>) {
+pub fn encode_message(message: &DynamicMessage, out: &mut Vec<u8>) -> Result<()> {
     let value = message
         .serialize_with_options(serde_json::value::Serializer, &serialize_options())
-        .expect("a dynamic message always serializes to JSON");
+        .map_err(|e| unrepresentable(&message.descriptor(), e))?;
     serde_json::to_writer(out, &value).expect("a JSON value always serializes");
+    Ok(())
+}
+
+/// A value the JSON mapping cannot express (a Timestamp outside
+/// 0001..9999, a Duration over 10,000 years): valid protobuf, no JSON or
+/// CBOR form.
+pub fn unrepresentable(desc: &MessageDescriptor, error: serde_json::Error) -> HmsError {
+    HmsError::new(
+        crate::error::Code::OutOfRange,
+        format!("a {} has no JSON or CBOR form: {error}", desc.full_name()),
+    )
+    .with_detail("type", desc.full_name())
 }
 
 pub fn decode_value(bytes: &[u8], limits: &Limits) -> Result<Value> {

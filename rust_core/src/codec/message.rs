@@ -22,35 +22,35 @@ fn is_well_known(desc: &MessageDescriptor) -> bool {
     desc.package_name() == "google.protobuf"
 }
 
-pub fn to_value(message: &DynamicMessage) -> Value {
+/// Fails only for values the JSON mapping cannot express, e.g. a Timestamp
+/// outside 0001..9999.
+pub fn to_value(message: &DynamicMessage) -> Result<Value> {
     let desc = message.descriptor();
     if is_well_known(&desc) {
         let json = message
             .serialize_with_options(serde_json::value::Serializer, &json::serialize_options())
-            .expect("a well-known type always serializes");
-        return json::from_json(json);
+            .map_err(|e| json::unrepresentable(&desc, e))?;
+        return Ok(json::from_json(json));
     }
-    Value::Map(
-        message
-            .fields()
-            .map(|(field, value)| {
-                (
-                    Value::Text(field.name().to_owned()),
-                    field_to_value(&field, value),
-                )
-            })
-            .collect(),
-    )
+    message
+        .fields()
+        .map(|(field, value)| {
+            Ok((
+                Value::Text(field.name().to_owned()),
+                field_to_value(&field, value)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Value::Map)
 }
 
-fn field_to_value(field: &FieldDescriptor, value: &Field) -> Value {
+fn field_to_value(field: &FieldDescriptor, value: &Field) -> Result<Value> {
     match value {
-        Field::List(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| scalar_to_value(&field.kind(), item))
-                .collect(),
-        ),
+        Field::List(items) => items
+            .iter()
+            .map(|item| scalar_to_value(&field.kind(), item))
+            .collect::<Result<Vec<_>>>()
+            .map(Value::Array),
         Field::Map(entries) => {
             let value_kind = field
                 .kind()
@@ -58,14 +58,13 @@ fn field_to_value(field: &FieldDescriptor, value: &Field) -> Value {
                 .expect("a map field has an entry message")
                 .map_entry_value_field()
                 .kind();
-            Value::Map(
-                entries
-                    .iter()
-                    .map(|(key, value)| {
-                        (map_key_to_value(key), scalar_to_value(&value_kind, value))
-                    })
-                    .collect(),
-            )
+            entries
+                .iter()
+                .map(|(key, value)| {
+                    Ok((map_key_to_value(key), scalar_to_value(&value_kind, value)?))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Value::Map)
         }
         single => scalar_to_value(&field.kind(), single),
     }
@@ -82,8 +81,8 @@ fn map_key_to_value(key: &MapKey) -> Value {
     }
 }
 
-fn scalar_to_value(kind: &Kind, value: &Field) -> Value {
-    match value {
+fn scalar_to_value(kind: &Kind, value: &Field) -> Result<Value> {
+    Ok(match value {
         Field::Bool(b) => Value::Bool(*b),
         Field::I32(i) => Value::Integer(*i as i128),
         Field::I64(i) => Value::Integer(*i as i128),
@@ -101,9 +100,9 @@ fn scalar_to_value(kind: &Kind, value: &Field) -> Value {
             },
             None => Value::Integer(*number as i128),
         },
-        Field::Message(message) => to_value(message),
+        Field::Message(message) => to_value(message)?,
         Field::List(_) | Field::Map(_) => unreachable!("lists and maps are never nested directly"),
-    }
+    })
 }
 
 fn mismatch(path: &str, expected: &str, got: &Value) -> HmsError {
@@ -310,20 +309,68 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     engines.iter().find_map(|engine| engine.decode(text).ok())
 }
 
-/// Deepest nesting of messages, lists and maps in `message` (1 for a flat message).
-pub fn depth(message: &DynamicMessage) -> usize {
-    1 + message
-        .fields()
-        .map(|(_, value)| field_depth(value))
-        .max()
-        .unwrap_or(0)
+/// Deepest nesting of messages, lists and maps in `message` (1 for a flat
+/// message), after checking that every well-known value in it is valid
+/// (a Timestamp within 0001..9999 and nanos in range, a Duration within
+/// ±10,000 years), as every format must be able to carry it.
+pub fn checked_depth(message: &DynamicMessage) -> Result<usize> {
+    check_well_known(message)?;
+    let mut deepest = 0;
+    for (_, value) in message.fields() {
+        deepest = deepest.max(field_depth(value)?);
+    }
+    Ok(1 + deepest)
 }
 
-fn field_depth(value: &Field) -> usize {
-    match value {
-        Field::Message(message) => depth(message),
-        Field::List(items) => items.iter().map(field_depth).max().unwrap_or(0),
-        Field::Map(entries) => entries.values().map(field_depth).max().unwrap_or(0),
+fn field_depth(value: &Field) -> Result<usize> {
+    Ok(match value {
+        Field::Message(message) => checked_depth(message)?,
+        Field::List(items) => {
+            let mut deepest = 0;
+            for item in items {
+                deepest = deepest.max(field_depth(item)?);
+            }
+            deepest
+        }
+        Field::Map(entries) => {
+            let mut deepest = 0;
+            for value in entries.values() {
+                deepest = deepest.max(field_depth(value)?);
+            }
+            deepest
+        }
         _ => 0,
+    })
+}
+
+fn check_well_known(message: &DynamicMessage) -> Result<()> {
+    let desc = message.descriptor();
+    let number = |name: &str| match message.get_field_by_name(name).as_deref() {
+        Some(Field::I64(n)) => *n,
+        Some(Field::I32(n)) => *n as i64,
+        _ => 0,
+    };
+    let valid = match desc.full_name() {
+        "google.protobuf.Timestamp" => {
+            (-62_135_596_800..=253_402_300_799).contains(&number("seconds"))
+                && (0..1_000_000_000).contains(&number("nanos"))
+        }
+        "google.protobuf.Duration" => {
+            let (seconds, nanos) = (number("seconds"), number("nanos"));
+            (-315_576_000_000..=315_576_000_000).contains(&seconds)
+                && (-999_999_999..=999_999_999).contains(&nanos)
+                && (seconds == 0 || nanos == 0 || (seconds < 0) == (nanos < 0))
+        }
+        _ => true,
+    };
+    if valid {
+        return Ok(());
     }
+    Err(HmsError::decode(format!(
+        "a {} out of its valid range (seconds {}, nanos {})",
+        desc.full_name(),
+        number("seconds"),
+        number("nanos")
+    ))
+    .with_detail("type", desc.full_name()))
 }

@@ -113,15 +113,16 @@ pub fn decode_message(
         }
         Format::Json => json::decode_message(desc, bytes, limits)?,
     };
-    let depth = message::depth(&message);
+    let depth = message::checked_depth(&message)?;
     if depth > limits.max_depth as usize {
         return Err(limits.depth_exceeded(depth));
     }
     Ok(message)
 }
 
-/// Appends `message` encoded in `format` to `out`.
-pub fn encode_message(message: &DynamicMessage, format: Format, out: &mut Vec<u8>) {
+/// Appends `message` encoded in `format` to `out`. Fails (OUT_OF_RANGE)
+/// only for values the JSON mapping cannot express, in JSON and CBOR.
+pub fn encode_message(message: &DynamicMessage, format: Format, out: &mut Vec<u8>) -> Result<()> {
     match format {
         Format::Protobuf if canonical::contains_map(message) => {
             let encoded = message.encode_to_vec();
@@ -130,9 +131,10 @@ pub fn encode_message(message: &DynamicMessage, format: Format, out: &mut Vec<u8
             }
         }
         Format::Protobuf => message.encode(out).expect("a Vec grows to fit any message"),
-        Format::Cbor => cbor::encode(&message::to_value(message), out),
-        Format::Json => json::encode_message(message, out),
+        Format::Cbor => cbor::encode(&message::to_value(message)?, out),
+        Format::Json => json::encode_message(message, out)?,
     }
+    Ok(())
 }
 
 /// Decodes a built-in message type, using prost directly for protobuf.
@@ -158,11 +160,16 @@ pub fn decode_typed<M: Message + Default + prost::Name>(
     })
 }
 
-/// Appends a built-in message encoded in `format` to `out`.
-pub fn encode_typed<M: Message + prost::Name>(message: &M, format: Format, out: &mut Vec<u8>) {
+/// Appends a built-in message encoded in `format` to `out` (fails as
+/// [`encode_message`]).
+pub fn encode_typed<M: Message + prost::Name>(
+    message: &M,
+    format: Format,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if format == Format::Protobuf {
         message.encode(out).expect("a Vec grows to fit any message");
-        return;
+        return Ok(());
     }
     let desc = schema::message_descriptor(&M::full_name())
         .expect("every built-in type is in the schema pool");
@@ -170,7 +177,7 @@ pub fn encode_typed<M: Message + prost::Name>(message: &M, format: Format, out: 
     dynamic
         .transcode_from(message)
         .expect("a built-in message transcodes to its own descriptor");
-    encode_message(&dynamic, format, out);
+    encode_message(&dynamic, format, out)
 }
 
 /// Decodes an untyped CBOR or JSON value.
@@ -217,7 +224,7 @@ pub fn transcode(
     match desc {
         Some(desc) => {
             let message = decode_message(desc, from, bytes, limits)?;
-            encode_message(&message, to, out);
+            encode_message(&message, to, out)?;
         }
         None => {
             let value = decode_value(from, bytes, limits)?;

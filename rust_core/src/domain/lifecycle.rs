@@ -182,14 +182,14 @@ fn call_hook(
         event: Some(event.clone()),
     };
     let mut request = Vec::new();
-    codec::encode_typed(&invocation, Format::Cbor, &mut request);
+    codec::encode_typed(&invocation, Format::Cbor, &mut request)?;
     let mut options = Vec::new();
     let call_options = CallOptions {
         deadline_ms: timeout_ms,
         trace_id: context.options.trace_id.clone(),
         ..Default::default()
     };
-    codec::encode_typed(&call_options, Format::Cbor, &mut options);
+    codec::encode_typed(&call_options, Format::Cbor, &mut options)?;
     let mut response = Vec::new();
     context.runtime.call(
         &hook.method,

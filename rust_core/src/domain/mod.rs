@@ -78,6 +78,24 @@ fn required<'a>(value: &'a str, field: &str) -> Result<&'a str> {
     Ok(value)
 }
 
+/// A Timestamp every format can carry: 0001-01-01 to 9999-12-31, nanos in range.
+fn check_timestamp(stamp: Option<&prost_types::Timestamp>, field: &str) -> Result<()> {
+    const MIN_SECONDS: i64 = -62_135_596_800;
+    const MAX_SECONDS: i64 = 253_402_300_799;
+    match stamp {
+        Some(t)
+            if !(MIN_SECONDS..=MAX_SECONDS).contains(&t.seconds)
+                || !(0..1_000_000_000).contains(&t.nanos) =>
+        {
+            Err(HmsError::invalid_argument(format!(
+                "`{field}` must lie between 0001-01-01 and 9999-12-31 with nanos in 0..1e9"
+            ))
+            .with_detail("field", field))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn not_found(kind: &str, id: &str) -> HmsError {
     HmsError::not_found(format!("no {kind} with id `{id}`"))
         .with_detail("kind", kind)

@@ -87,6 +87,7 @@ impl Domain {
     pub fn submit_task(&self, events: &EventBus, request: SubmitTaskRequest) -> Result<Task> {
         let draft = request.task.unwrap_or_default();
         required(&draft.title, "task.title")?;
+        super::check_timestamp(draft.deadline.as_ref(), "task.deadline")?;
         let mut state = self.state();
         let status = if draft.agent_id.is_empty() {
             TaskStatus::Pending

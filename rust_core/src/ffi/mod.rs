@@ -50,7 +50,7 @@ fn guard(err: *mut hms_buf, err_format: i32, body: impl FnOnce() -> Result<()>) 
         // SAFETY: `err` is NULL or the caller's hms_buf, per the header.
         unsafe {
             write_buf(err, |out| {
-                codec::encode_typed(&error.to_status(), format, out)
+                let _ = codec::encode_typed(&error.to_status(), format, out);
             })
         };
     }));

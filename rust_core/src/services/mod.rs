@@ -28,7 +28,7 @@ where
         let request: Req = codec::decode_typed(format, request, context.runtime.limits())?;
         let response = function(context, request)?;
         let start = out.len();
-        codec::encode_typed(&response, format, out);
+        codec::encode_typed(&response, format, out).inspect_err(|_| out.truncate(start))?;
         context
             .runtime
             .limits()

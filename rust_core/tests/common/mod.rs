@@ -2,8 +2,9 @@
 //! handlers, event subscriptions, watchdogs and a test schema.
 #![allow(dead_code)]
 
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, Weak, mpsc};
 use std::time::Duration;
 
 use hms_ffi::codec::{self, Format};
@@ -62,7 +63,8 @@ pub fn expect_code<T>(result: Result<T, HmsError>, code: Code) -> HmsError {
 
 pub fn encode<M: prost::Message + prost::Name>(message: &M, format: Format) -> Vec<u8> {
     let mut out = Vec::new();
-    codec::encode_typed(message, format, &mut out);
+    codec::encode_typed(message, format, &mut out)
+        .unwrap_or_else(|e| panic!("encoding {}: {e:?}", M::full_name()));
     out
 }
 
@@ -129,7 +131,8 @@ impl<F> HostHandler for FnHandler<F>
 where
     F: Fn(&mut Reply, &str, Format, &[u8]) + Send + Sync,
 {
-    fn invoke(&self, reply: &mut Reply, method: &str, format: Format, request: &[u8]) {
+    fn invoke(&self, reply: &mut Reply, method: &CStr, format: Format, request: &[u8]) {
+        let method = method.to_str().expect("method names are UTF-8");
         (self.0)(reply, method, format, request)
     }
 }
@@ -202,6 +205,21 @@ static NAMES: AtomicU64 = AtomicU64::new(0);
 /// A service name unique in this process.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", NAMES.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A late-bound weak reference to a runtime, for handlers that call back in
+/// (weak, so a handler never keeps its own runtime alive).
+#[derive(Clone, Default)]
+pub struct RuntimeSlot(Arc<OnceLock<Weak<Runtime>>>);
+
+impl RuntimeSlot {
+    pub fn set(&self, rt: &Arc<Runtime>) {
+        let _ = self.0.set(Arc::downgrade(rt));
+    }
+
+    pub fn get(&self) -> Arc<Runtime> {
+        self.0.get().and_then(Weak::upgrade).expect("runtime alive")
+    }
 }
 
 // ---------------------------------------------------------------- watchdog
@@ -435,7 +453,10 @@ pub fn register_test_schema() {
     fn map_entry(name: &str, key: Type) -> DescriptorProto {
         DescriptorProto {
             name: Some(name.into()),
-            field: vec![field("key", 1, key, None), field("value", 2, Type::String, None)],
+            field: vec![
+                field("key", 1, key, None),
+                field("value", 2, Type::String, None),
+            ],
             options: Some(MessageOptions {
                 map_entry: Some(true),
                 ..Default::default()
