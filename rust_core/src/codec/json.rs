@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use prost_reflect::{
-    DeserializeOptions, DynamicMessage, MessageDescriptor, ReflectMessage, SerializeOptions,
+    DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, ReflectMessage, SerializeOptions,
 };
 
 use super::{Limits, Value};
@@ -50,16 +50,87 @@ pub fn decode_message(
     limits: &Limits,
 ) -> Result<DynamicMessage> {
     check_depth(bytes, limits)?;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(parse_error)?;
+    check_integers(desc, &json, desc.name())?;
     let options = DeserializeOptions::new().deny_unknown_fields(false);
-    let message =
-        DynamicMessage::deserialize_with_options(desc.clone(), &mut deserializer, &options)
-            .map_err(|e| {
-                HmsError::decode(format!("JSON is not a valid {}: {e}", desc.full_name()))
-                    .with_detail("type", desc.full_name())
-            })?;
-    deserializer.end().map_err(parse_error)?;
-    Ok(message)
+    DynamicMessage::deserialize_with_options(desc.clone(), json, &options).map_err(|e| {
+        HmsError::decode(format!("JSON is not a valid {}: {e}", desc.full_name()))
+            .with_detail("type", desc.full_name())
+    })
+}
+
+/// Refuses JSON numbers outside the range of their integer field, which the
+/// proto3 JSON parser underneath would clamp to the nearest limit.
+fn check_integers(desc: &MessageDescriptor, json: &serde_json::Value, path: &str) -> Result<()> {
+    let serde_json::Value::Object(members) = json else {
+        return Ok(());
+    };
+    if desc.package_name() == "google.protobuf" {
+        return Ok(());
+    }
+    for (name, value) in members {
+        let Some(field) = desc
+            .get_field_by_name(name)
+            .or_else(|| desc.get_field_by_json_name(name))
+        else {
+            continue;
+        };
+        let field_path = format!("{path}.{name}");
+        let kind = if field.is_map() {
+            field
+                .kind()
+                .as_message()
+                .expect("a map field has an entry message")
+                .map_entry_value_field()
+                .kind()
+        } else {
+            field.kind()
+        };
+        let items: Vec<&serde_json::Value> = match value {
+            serde_json::Value::Array(items) if field.is_list() => items.iter().collect(),
+            serde_json::Value::Object(entries) if field.is_map() => entries.values().collect(),
+            single => vec![single],
+        };
+        for item in items {
+            check_integer(&kind, item, &field_path)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_integer(kind: &Kind, value: &serde_json::Value, path: &str) -> Result<()> {
+    let serde_json::Value::Number(number) = value else {
+        if let Kind::Message(inner) = kind {
+            return check_integers(inner, value, path);
+        }
+        return Ok(());
+    };
+    let fits = match kind {
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            number.as_i64().is_some_and(|n| i32::try_from(n).is_ok())
+        }
+        Kind::Uint32 | Kind::Fixed32 => number.as_u64().is_some_and(|n| u32::try_from(n).is_ok()),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            number.as_i64().is_some()
+                || number
+                    .as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+        }
+        Kind::Uint64 | Kind::Fixed64 => {
+            number.as_u64().is_some()
+                || number
+                    .as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(&f))
+        }
+        _ => true,
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(HmsError::decode(format!(
+        "field `{path}`: {number} is out of the range of its {kind:?} type"
+    ))
+    .with_detail("field", path))
 }
 
 pub fn serialize_options() -> SerializeOptions {
