@@ -1,7 +1,7 @@
 //! AgentService: create, read, list with filters and pages, update with
 //! revisions and masks, delete.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! TaskService: status moves only forward, only ACTIVE agents take tasks,
 //! revisions, listing.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

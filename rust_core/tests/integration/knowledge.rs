@@ -1,6 +1,6 @@
 //! KnowledgeService: entries unique by (namespace, key), revisions, queries.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

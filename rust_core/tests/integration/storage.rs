@@ -2,7 +2,7 @@
 //! runtime, and one folder belongs to one runtime at a time.
 //! (Persistence across SIGKILL is tested from Python.)
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

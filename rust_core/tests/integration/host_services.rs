@@ -1,7 +1,7 @@
 //! Services implemented by the host: registration, dispatch in every
 //! format, errors, deadlines, thread affinity, unregistration, schemas.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};

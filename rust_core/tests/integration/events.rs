@@ -1,6 +1,6 @@
 //! Events: what is published, filters, bounded queues, polling and push.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The header, Cargo.toml and the library agree on versions, status codes
 //! and formats.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! The built-in services and how calls are routed.
 
-mod common;
+use crate::common;
 
 use common::{FORMATS, call, call_in, call_raw, encode, expect_code, new_runtime};
 use hms_ffi::Code;

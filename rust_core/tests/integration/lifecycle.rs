@@ -1,7 +1,7 @@
 //! LifecycleService: the transition table of DOMAIN.md, forced moves,
 //! state and history, hooks, and concurrent transitions.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Protobuf, CBOR and JSON: round trips, the CBOR mapping, leniency on
 //! input, and the limits a hostile payload runs into.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 

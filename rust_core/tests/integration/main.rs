@@ -1,0 +1,15 @@
+//! The core's integration tests, one file per area, built as one test
+//! binary so the crate is linked once rather than once per file.
+
+mod common;
+
+mod abi_version;
+mod agents;
+mod codec;
+mod dispatch;
+mod events;
+mod host_services;
+mod knowledge;
+mod lifecycle;
+mod storage;
+mod tasks;
