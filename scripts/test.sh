@@ -63,6 +63,8 @@ run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
 run_step "C example through pkg-config (installed prefix)" bash tests/c/example_test.sh
 run_step "ABI versions: hosts refuse another major" bash tests/versions/run.sh
+# Every binding's own refusal test loads the ABI 2.0 build the step above made.
+export HMS_FFI_OTHER_ABI_LIBRARY="$root/rust_core/target/abi-test/release/libhms_ffi.so"
 for binding in bindings/*/run_tests.sh; do
     [[ -f "$binding" ]] || continue
     lang="$(basename "$(dirname "$binding")")"
