@@ -343,6 +343,12 @@ fn field_depth(value: &Field) -> Result<usize> {
     })
 }
 
+/// Whether a google.protobuf.Timestamp has an RFC 3339 form: 0001-01-01 to
+/// 9999-12-31, nanos in 0..1e9 (what every format can carry).
+pub fn timestamp_is_valid(seconds: i64, nanos: i64) -> bool {
+    (-62_135_596_800..=253_402_300_799).contains(&seconds) && (0..1_000_000_000).contains(&nanos)
+}
+
 fn check_well_known(message: &DynamicMessage) -> Result<()> {
     let desc = message.descriptor();
     let number = |name: &str| match message.get_field_by_name(name).as_deref() {
@@ -351,10 +357,7 @@ fn check_well_known(message: &DynamicMessage) -> Result<()> {
         _ => 0,
     };
     let valid = match desc.full_name() {
-        "google.protobuf.Timestamp" => {
-            (-62_135_596_800..=253_402_300_799).contains(&number("seconds"))
-                && (0..1_000_000_000).contains(&number("nanos"))
-        }
+        "google.protobuf.Timestamp" => timestamp_is_valid(number("seconds"), number("nanos")),
         "google.protobuf.Duration" => {
             let (seconds, nanos) = (number("seconds"), number("nanos"));
             (-315_576_000_000..=315_576_000_000).contains(&seconds)

@@ -16,6 +16,7 @@ use crate::error::{Code, HmsError, Result};
 use crate::schema;
 
 pub use cbor::Value;
+pub use message::timestamp_is_valid;
 
 /// The wire format of a payload (`HMS_FORMAT_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -80,13 +80,8 @@ fn required<'a>(value: &'a str, field: &str) -> Result<&'a str> {
 
 /// A Timestamp every format can carry: 0001-01-01 to 9999-12-31, nanos in range.
 fn check_timestamp(stamp: Option<&prost_types::Timestamp>, field: &str) -> Result<()> {
-    const MIN_SECONDS: i64 = -62_135_596_800;
-    const MAX_SECONDS: i64 = 253_402_300_799;
     match stamp {
-        Some(t)
-            if !(MIN_SECONDS..=MAX_SECONDS).contains(&t.seconds)
-                || !(0..1_000_000_000).contains(&t.nanos) =>
-        {
+        Some(t) if !crate::codec::timestamp_is_valid(t.seconds, t.nanos.into()) => {
             Err(HmsError::invalid_argument(format!(
                 "`{field}` must lie between 0001-01-01 and 9999-12-31 with nanos in 0..1e9"
             ))
