@@ -1,7 +1,7 @@
 //! `hms.agent.v1.AgentService`.
 
 use super::paging::{decode_token, page, page_size};
-use super::{Domain, Write, check_revision, new_id, not_found, now, publish, required};
+use super::{Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{HmsError, Result};
 use crate::events::EventBus;
 use crate::proto::hms::agent::lifecycle::v1::LifecycleState;
@@ -37,8 +37,7 @@ impl Domain {
         let mut state = self.state();
         state.persist(&[Write::Agent(&agent)])?;
         state.tables.agents.insert(agent.id.clone(), agent.clone());
-        publish(
-            events,
+        events.publish(
             "agent.created",
             &agent.id,
             &agent.id,
@@ -133,8 +132,7 @@ impl Domain {
         agent.updated_at = Some(now());
         state.persist(&[Write::Agent(&agent)])?;
         state.tables.agents.insert(agent.id.clone(), agent.clone());
-        publish(
-            events,
+        events.publish(
             "agent.updated",
             &agent.id,
             &agent.id,
@@ -163,8 +161,7 @@ impl Domain {
             .remove(&request.id)
             .expect("checked above under the same lock");
         state.tables.history.remove(&request.id);
-        publish(
-            events,
+        events.publish(
             "agent.deleted",
             &agent.id,
             &agent.id,

@@ -1,7 +1,7 @@
 //! `hms.agent.v1.KnowledgeService`: entries unique by (namespace, key).
 
 use super::paging::{decode_token, page, page_size};
-use super::{Domain, Write, check_revision, new_id, not_found, now, publish, required};
+use super::{Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
 use crate::proto::hms::agent::v1::{
@@ -117,8 +117,7 @@ impl Domain {
             .tables
             .knowledge
             .insert(entry.id.clone(), entry.clone());
-        publish(
-            events,
+        events.publish(
             "knowledge.put",
             &entry.id,
             &entry.agent_id,
@@ -226,8 +225,7 @@ impl Domain {
             .tables
             .knowledge_keys
             .remove(&(entry.namespace.clone(), entry.key.clone()));
-        publish(
-            events,
+        events.publish(
             "knowledge.deleted",
             &entry.id,
             &entry.agent_id,

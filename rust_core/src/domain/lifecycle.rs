@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::paging::{decode_token, encode_token, page_size};
-use super::{Domain, Write, new_id, not_found, now, publish, required};
+use super::{Domain, Write, new_id, not_found, now, required};
 use crate::codec::{self, Format};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::agent::lifecycle::v1::{
@@ -345,8 +345,7 @@ impl Domain {
                 .push(event.clone());
             // Published under the store lock, so subscribers see each agent's
             // events in the order they happened.
-            publish(
-                &context.runtime.events,
+            context.runtime.events.publish(
                 "lifecycle.transition",
                 &agent_id,
                 &agent_id,
@@ -363,8 +362,7 @@ impl Domain {
                     error: Some(error.to_status()),
                     event: Some(event.clone()),
                 };
-                publish(
-                    &context.runtime.events,
+                context.runtime.events.publish(
                     "lifecycle.hook_failed",
                     &agent_id,
                     &agent_id,

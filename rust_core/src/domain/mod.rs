@@ -13,8 +13,6 @@ use std::path::Path;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Code, HmsError, Result};
-use crate::events::EventBus;
-use crate::proto::hms::events::v1::event::Payload;
 
 pub use lifecycle::{Hooks, allowed_targets};
 use store::{Database, Tables, Write};
@@ -112,8 +110,4 @@ fn check_revision(kind: &str, id: &str, expected: u64, current: u64) -> Result<(
         .with_detail("expected_revision", expected));
     }
     Ok(())
-}
-
-fn publish(events: &EventBus, kind: &str, subject: &str, agent_id: &str, payload: Payload) {
-    events.publish(kind, subject, agent_id, payload);
 }
