@@ -43,35 +43,22 @@ impl Settings {
 
     pub fn from_config(config: RuntimeConfig) -> Result<Settings> {
         let mut settings = Settings::default();
-        if config.max_message_bytes != 0 {
-            if config.max_message_bytes > MAX_MESSAGE_BYTES_CEILING {
-                return Err(HmsError::invalid_argument(format!(
-                    "max_message_bytes {} is over the ceiling of {MAX_MESSAGE_BYTES_CEILING}",
-                    config.max_message_bytes
-                ))
-                .with_detail("field", "max_message_bytes"));
-            }
-            settings.limits.max_message_bytes = config.max_message_bytes as usize;
+        if let Some(bytes) = configured(
+            config.max_message_bytes,
+            MAX_MESSAGE_BYTES_CEILING,
+            "max_message_bytes",
+        )? {
+            settings.limits.max_message_bytes = bytes as usize;
         }
-        if config.max_depth != 0 {
-            if config.max_depth > MAX_DEPTH_CEILING {
-                return Err(HmsError::invalid_argument(format!(
-                    "max_depth {} is over the ceiling of {MAX_DEPTH_CEILING}",
-                    config.max_depth
-                ))
-                .with_detail("field", "max_depth"));
-            }
-            settings.limits.max_depth = config.max_depth;
+        if let Some(depth) = configured(config.max_depth, MAX_DEPTH_CEILING, "max_depth")? {
+            settings.limits.max_depth = depth;
         }
-        if config.event_queue_capacity != 0 {
-            if config.event_queue_capacity > MAX_EVENT_QUEUE_CAPACITY {
-                return Err(HmsError::invalid_argument(format!(
-                    "event_queue_capacity {} is over the ceiling of {MAX_EVENT_QUEUE_CAPACITY}",
-                    config.event_queue_capacity
-                ))
-                .with_detail("field", "event_queue_capacity"));
-            }
-            settings.event_queue_capacity = config.event_queue_capacity as usize;
+        if let Some(capacity) = configured(
+            config.event_queue_capacity,
+            MAX_EVENT_QUEUE_CAPACITY,
+            "event_queue_capacity",
+        )? {
+            settings.event_queue_capacity = capacity as usize;
         }
         if !config.data_dir.is_empty() {
             settings.data_dir = Some(PathBuf::from(config.data_dir));
@@ -79,4 +66,22 @@ impl Settings {
         settings.name = config.name;
         Ok(settings)
     }
+}
+
+/// A configured value: `None` for 0 (keep the default), refused over its ceiling.
+fn configured<T: Copy + Default + PartialOrd + std::fmt::Display>(
+    value: T,
+    ceiling: T,
+    field: &str,
+) -> Result<Option<T>> {
+    if value == T::default() {
+        return Ok(None);
+    }
+    if value > ceiling {
+        return Err(HmsError::invalid_argument(format!(
+            "{field} {value} is over the ceiling of {ceiling}"
+        ))
+        .with_detail("field", field));
+    }
+    Ok(Some(value))
 }
