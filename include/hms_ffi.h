@@ -1,5 +1,5 @@
 /*
- * hms_ffi.h: the C ABI of HMS FFI, version 1.0.
+ * hms_ffi.h: the C ABI of HMS FFI, version 1.1.
  *
  * One Rust core implements the HMS agent platform; this header is the only
  * contract between it and every host (C, Python, Go, PHP, Ruby, ...).
@@ -55,7 +55,7 @@ extern "C" {
 #endif
 
 #define HMS_ABI_VERSION_MAJOR 1
-#define HMS_ABI_VERSION_MINOR 0 /* additive changes bump the minor */
+#define HMS_ABI_VERSION_MINOR 1 /* additive changes bump the minor */
 
 /* ------------------------------------------------------------------------ */
 /* Formats of every payload that crosses the boundary.                      */
@@ -342,6 +342,76 @@ int32_t hms_schema_register(const uint8_t *fds, size_t fds_len, hms_buf *err);
 int32_t hms_convert(const char *type_name, size_t type_name_len, int32_t from_format,
                     const uint8_t *data, size_t data_len, int32_t to_format,
                     hms_buf *out, hms_buf *err);
+
+/* ------------------------------------------------------------------------ */
+/* Fast paths (since ABI 1.1)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Handle of a resolved method: one method of one runtime, bound to the
+ * format its requests and answers travel in. */
+typedef uint64_t hms_method;
+
+/* Looks a method up once, so that later calls skip its name: hms_method_call
+ * takes five arguments where hms_call takes ten, which is most of the cost of
+ * a call from a scripting language's FFI.
+ * rt, method, method_len, format: as for hms_call; the format holds for every
+ *   call through the handle.
+ * out: receives the handle (written only on success).
+ * err: may be NULL; receives an hms.v1.Status in `format` (JSON when the
+ *   format itself is invalid).
+ * The handle stays valid until hms_method_free or until its runtime is freed
+ * (then HMS_INVALID_HANDLE). When the host service behind it is unregistered,
+ * calls through it return HMS_UNAVAILABLE: resolve the name again once the
+ * service is back.
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (bad name, format or pointer);
+ * HMS_NOT_FOUND (no such service or method); HMS_INVALID_HANDLE. Any thread. */
+int32_t hms_method_resolve(hms_runtime rt, const char *method, size_t method_len,
+                           int32_t format, hms_method *out, hms_buf *err);
+
+/* Calls a resolved method: exactly hms_call with the handle's runtime,
+ * method and format and no options (so no deadline; use hms_call for
+ * CallOptions). Returns what hms_call returns, HMS_INVALID_HANDLE included.
+ * Any thread; handlers may call it too. */
+int32_t hms_method_call(hms_method method, const uint8_t *request, size_t request_len,
+                        hms_buf *response, hms_buf *err);
+
+/* Frees a method handle. Returns HMS_OK, or HMS_INVALID_HANDLE when it is
+ * not live (a second free, or its runtime was freed). Any thread. */
+int32_t hms_method_free(hms_method method);
+
+/* Most calls a batch may hold, and the size of the answers after which the
+ * remaining calls of a batch are not run (each then answers
+ * HMS_RESOURCE_EXHAUSTED). */
+#define HMS_BATCH_MAX_CALLS 1048576
+#define HMS_BATCH_MAX_RESULT_BYTES 268435456
+
+/* Runs many calls in one crossing.
+ * batch, batch_len: a batch frame (below): for each call, a method handle
+ *   and its request in that handle's format.
+ * results: receives a result frame (below): for each call, in order, its
+ *   status code and its answer: the response on HMS_OK, otherwise an
+ *   hms.v1.Status, both in the handle's format. Untouched on failure.
+ * err: may be NULL; receives an hms.v1.Status in JSON when the frame itself
+ *   is refused.
+ * Calls run in order on the calling thread, each exactly as hms_method_call
+ * would run it; a failing call does not stop the ones after it.
+ * Returns HMS_OK once the frame has run, whatever its calls answered (read
+ * each call's code); HMS_INVALID_ARGUMENT (NULL pointer, or a malformed
+ * frame: nothing ran); HMS_RESOURCE_EXHAUSTED (more than
+ * HMS_BATCH_MAX_CALLS calls: nothing ran). Any thread.
+ *
+ * Frames are flat arrays of little-endian uint64 followed by the payload
+ * bytes, so that every host builds and splits them with its native packing
+ * routines (struct, pack/unpack, encoding/binary) instead of a parser loop:
+ *   batch frame:   count, method[count], end[count], payload area
+ *   result frame:  count, code[count],   end[count], payload area
+ * Payload i spans bytes [end[i-1], end[i]) of the payload area (end[-1] is
+ * 0): ends never decrease and the last one is the area's length. A code is
+ * a status code (0 is HMS_OK) widened to uint64. Example, two calls with
+ * requests "ab" and "" through handle H:
+ *   2, H, H, 2, 2, 'a' 'b'      (5 uint64 words, then 2 bytes) */
+int32_t hms_call_batch(const uint8_t *batch, size_t batch_len, hms_buf *results,
+                       hms_buf *err);
 
 #ifdef __cplusplus
 } /* extern "C" */
