@@ -22,6 +22,7 @@ from hms_cffi.domain import EventKind, Hook, State, TaskStatus, TransitionType
 from hms_cffi.errors import (
     AbortedError,
     AlreadyExistsError,
+    BatchError,
     CancelledError,
     ClosedError,
     DataLossError,
@@ -47,12 +48,13 @@ from hms_cffi.errors import (
 )
 from hms_cffi.events import Subscription
 from hms_cffi.formats import Format
+from hms_cffi.methods import Method
 from hms_cffi.paths import include_dir, library_path, proto_dir
 from hms_cffi.runtime import Runtime
 from hms_cffi.schema import convert, register_schema
 from hms_cffi.services import Service
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 
 def abi_version() -> tuple[int, int]:
@@ -71,6 +73,7 @@ __all__ = [
     "ABI_MINOR",
     "AbortedError",
     "AlreadyExistsError",
+    "BatchError",
     "CancelledError",
     "ClosedError",
     "DataLossError",
@@ -86,6 +89,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "InvalidHandleError",
+    "Method",
     "NotFoundError",
     "OutOfRangeError",
     "PanicError",

@@ -23,7 +23,9 @@ __all__ = [
     "Buffers",
     "buffers",
     "check_abi_version",
+    "decode_status",
     "error_from",
+    "error_from_status",
     "ffi",
     "lib",
     "take",
@@ -76,7 +78,7 @@ class Buffers:
         # reading an integer is cheaper than a struct field holding a pointer.
         self.words = ffi.cast("uintptr_t *", self.pair)
         self._addr = 0
-        self._view: Any = None
+        self._view: Any = b""
         self._vlen = 0
 
     def read(self) -> bytes:
@@ -87,21 +89,27 @@ class Buffers:
         """
         words = self.words
         n: int = words[1]
+        if n <= self._vlen and words[0] == self._addr:
+            return self._view[:n]  # type: ignore[no-any-return]
+        return self._read_moved(n)
+
+    def _read_moved(self, n: int) -> bytes:
+        """read() after the library grew (moved) the memory, or at first use."""
         if n == 0:
             return b""
-        addr = words[0]
-        if addr != self._addr or n > self._vlen:
-            self._vlen = words[2]
-            self._view = ffi.buffer(self.out.data, self._vlen)
-            self._addr = addr
-        data: bytes = self._view[:n]
-        if n > _KEEP_CAPACITY:
+        cap: int = self.words[2]
+        view = ffi.buffer(self.out.data, cap)
+        data: bytes = view[:n]
+        if cap > _KEEP_CAPACITY:
+            # Not kept: one large answer must not pin memory in every thread.
             self.release()
+        else:
+            self._addr, self._view, self._vlen = self.words[0], view, cap
         return data
 
     def release(self) -> None:
         self._addr = 0
-        self._view = None
+        self._view = b""
         self._vlen = 0
         lib.hms_buf_free(self.out)
         lib.hms_buf_free(self.err)
@@ -153,8 +161,14 @@ def error_from(rc: int, err: Any, fmt: int) -> HmsError:
     raw = b""
     if err is not None and err.len and err.data != ffi.NULL:
         raw = ffi.buffer(err.data, err.len)[:]
+    return error_from_status(rc, raw, fmt)
+
+
+def error_from_status(rc: int, raw: bytes, fmt: int) -> HmsError:
+    """The exception for status ``rc`` described by ``raw``, an hms.v1.Status
+    in format ``fmt`` (empty, garbage or stale: a message made from ``rc``)."""
     message, details, origin = "", {}, ""
-    status = _decode_status(raw, fmt) if raw else None
+    status = decode_status(raw, fmt) if raw else None
     # A status whose code differs from rc is stale (left by an earlier call).
     if status is not None and int(status.get("code", -1)) == rc:
         message = str(status.get("message", ""))
@@ -168,7 +182,7 @@ def error_from(rc: int, err: Any, fmt: int) -> HmsError:
     return HmsError.from_code(rc, message, details, origin)
 
 
-def _decode_status(raw: bytes, fmt: int) -> dict[str, Any] | None:
+def decode_status(raw: bytes, fmt: int) -> dict[str, Any] | None:
     try:
         if fmt == lib.HMS_FORMAT_PROTOBUF:
             from hms_cffi.proto.hms.v1 import status_pb2

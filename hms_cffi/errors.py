@@ -16,6 +16,7 @@ from hms_cffi._native import lib
 __all__ = [
     "AbortedError",
     "AlreadyExistsError",
+    "BatchError",
     "CancelledError",
     "ClosedError",
     "DataLossError",
@@ -305,3 +306,29 @@ _BY_CODE: dict[int, type[HmsError]] = {
         PanicError,
     )
 }
+
+
+class BatchError(HmsError):
+    """Some calls of a batch failed; every call ran and every outcome is here.
+
+    ``results`` holds, per call and in order, its answer (bytes or a message,
+    as the batch method returns them) or its :class:`HmsError`; ``failures``
+    maps the index of each failed call to its error. ``code``, ``message``
+    and ``origin`` are those of the first failure.
+    """
+
+    def __init__(self, results: list[Any], failures: dict[int, HmsError]) -> None:
+        first_index = min(failures)
+        first = failures[first_index]
+        super().__init__(
+            f"{len(failures)} of {len(results)} calls failed; the first, call "
+            f"{first_index}: {first.message}",
+            code=first.code,
+            details={"failed": str(len(failures)), "first_index": str(first_index)},
+            origin=first.origin,
+        )
+        self.results = results
+        self.failures = failures
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BatchError, (self.results, self.failures))

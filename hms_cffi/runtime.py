@@ -27,6 +27,7 @@ from hms_cffi.errors import (
 )
 from hms_cffi.events import EventCallback, PushState, Subscription
 from hms_cffi.formats import Format, decode_value, encode_value
+from hms_cffi.methods import Method, batch_raw
 from hms_cffi.proto.hms.events.v1 import events_pb2
 from hms_cffi.proto.hms.registry.v1 import registry_pb2
 from hms_cffi.proto.hms.v1 import options_pb2, service_pb2
@@ -78,7 +79,7 @@ class Runtime(Handle):
     Every method may be called from any thread.
     """
 
-    __slots__ = ("_children", "_lock", "_out_types", "format")
+    __slots__ = ("_children", "_lock", "_methods", "_out_types", "format")
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class Runtime(Handle):
         self._out_types: dict[str, type[Message]] = {
             _DESCRIBE: registry_pb2.DescribeServiceResponse,
         }
+        self._methods: dict[tuple[str, int], Method[Any]] = {}
 
     # -- calls -------------------------------------------------------------
 
@@ -229,6 +231,55 @@ class Runtime(Handle):
                 raise ClosedError("the runtime is closed", origin="hms_cffi")
             raise error_from(rc, bufs.err, fmt)
         return bufs.read()
+
+    def method(
+        self,
+        name: str,
+        format: Format | int = Format.PROTOBUF,
+        *,
+        expect: type[M] | None = None,
+    ) -> Method[M]:
+        """The method ``name`` ("package.Service/Method") resolved once, for
+        the fastest calls: ``m.call_raw(bytes)``, ``m(request)`` and batches
+        (``m.batch_raw``, ``m.batch``). Requests and answers travel in
+        ``format``. ``expect`` gives the output message class (else it is
+        looked up on the first typed call, as :meth:`call` does).
+
+        Raises NotFoundError for an unknown method. The same (name, format)
+        gives the same :class:`~hms_cffi.Method` until it is closed.
+        """
+        self._check_open()
+        fmt = int(format)
+        key = (name, fmt)
+        with self._lock:
+            known = self._methods.get(key)
+        if known is not None and not known.closed:
+            return known
+        raw = name.encode()
+        out = ffi.new("hms_method *")
+        bufs = buffers()
+        rc = lib.hms_method_resolve(self._handle, raw, len(raw), fmt, out, bufs.err)
+        if rc:
+            self._raise(rc, bufs.err, fmt)
+        children, methods, lock = self._children, self._methods, self._lock
+
+        def forget(child: Handle) -> None:
+            with lock:
+                children.pop(id(child), None)
+                if methods.get(key) is child:
+                    del methods[key]
+
+        method: Method[M] = Method(self, name, Format(fmt), out[0], expect, forget)
+        with lock:
+            children[id(method)] = method
+            methods[key] = method
+        return method
+
+    def batch_raw(self, calls: Iterable[tuple[Method[Any], bytes]]) -> list[bytes]:
+        """Runs calls of several methods (of this runtime) in one crossing;
+        see :func:`hms_cffi.methods.batch_raw`."""
+        self._check_open()
+        return batch_raw(calls)
 
     def output_type(self, method: str) -> type[Message]:
         """The message class of ``method``'s output (cached per method)."""

@@ -360,9 +360,10 @@ typedef uint64_t hms_method;
  * err: may be NULL; receives an hms.v1.Status in `format` (JSON when the
  *   format itself is invalid).
  * The handle stays valid until hms_method_free or until its runtime is freed
- * (then HMS_INVALID_HANDLE). When the host service behind it is unregistered,
- * calls through it return HMS_UNAVAILABLE: resolve the name again once the
- * service is back.
+ * (then HMS_INVALID_HANDLE). A handle names the method, not one registration
+ * of its service: when a host service is unregistered, calls through its
+ * handles answer what hms_call would (HMS_NOT_FOUND), and reach the service
+ * again once one of that name is registered anew.
  * Returns HMS_OK; HMS_INVALID_ARGUMENT (bad name, format or pointer);
  * HMS_NOT_FOUND (no such service or method); HMS_INVALID_HANDLE. Any thread. */
 int32_t hms_method_resolve(hms_runtime rt, const char *method, size_t method_len,

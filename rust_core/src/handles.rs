@@ -20,6 +20,7 @@ pub enum HandleKind {
     Runtime = 1,
     Service = 2,
     Subscription = 3,
+    Method = 4,
 }
 
 impl HandleKind {
@@ -28,6 +29,7 @@ impl HandleKind {
             HandleKind::Runtime => "runtime",
             HandleKind::Service => "service",
             HandleKind::Subscription => "subscription",
+            HandleKind::Method => "method",
         }
     }
 }

@@ -153,6 +153,11 @@ impl HostService {
         })
     }
 
+    /// Whether the service was unregistered (or is being unregistered).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Refuses new calls, then waits for the calls in flight, except those
     /// running on this thread (a handler unregistering its own service).
     pub fn close_and_wait(&self) {
@@ -180,6 +185,12 @@ pub struct Method {
 }
 
 impl Method {
+    /// Whether the service of this method was unregistered: a method handle
+    /// then looks its name up again.
+    pub fn is_retired(&self) -> bool {
+        matches!(&self.implementation, Implementation::Host(host) if host.is_closed())
+    }
+
     pub fn new(
         name: &str,
         input: Option<MessageDescriptor>,

@@ -26,6 +26,7 @@ pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime
 pub static SERVICES: HandleTable<ServiceRegistration> = HandleTable::new(HandleKind::Service);
 pub static SUBSCRIPTIONS: HandleTable<SubscriptionEntry> =
     HandleTable::new(HandleKind::Subscription);
+pub static METHODS: HandleTable<ResolvedMethod> = HandleTable::new(HandleKind::Method);
 
 thread_local! {
     static LIBRARY_THREAD: Cell<bool> = const { Cell::new(false) };
@@ -78,6 +79,16 @@ pub struct ServiceRegistration {
     runtime: std::sync::Weak<Runtime>,
     service: Arc<Service>,
     host: Arc<HostService>,
+}
+
+/// A method looked up once (`hms_method` in C): calls through it skip the
+/// name and the options.
+pub struct ResolvedMethod {
+    runtime: std::sync::Weak<Runtime>,
+    method: Arc<Method>,
+    /// "package.Service/Method", for errors and handlers.
+    full_name: String,
+    pub format: Format,
 }
 
 /// A subscription as its handle sees it.
@@ -133,12 +144,33 @@ impl Runtime {
         } else {
             codec::decode_typed(format, options, limits)?
         };
+        let method = self.resolve(method_name)?;
+        self.dispatch(&method, method_name, format, request, options, out)
+    }
+
+    fn resolve(&self, method_name: &str) -> Result<Arc<Method>> {
+        if method_name.is_empty() {
+            return Err(HmsError::invalid_argument(
+                "method is empty: give \"package.Service/Method\"",
+            ));
+        }
+        self.registry
+            .method(method_name)
+            .map_err(|e| e.with_origin("registry"))
+    }
+
+    /// Runs `method`, found already, on a request whose size was checked.
+    fn dispatch(
+        self: &Arc<Self>,
+        method: &Method,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let deadline = (options.deadline_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(options.deadline_ms as u64));
-        let method = self
-            .registry
-            .method(method_name)
-            .map_err(|e| e.with_origin("registry"))?;
         let context = CallContext {
             runtime: self,
             method: method_name,
@@ -148,7 +180,7 @@ impl Runtime {
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),
             Implementation::Host(host) => {
-                self.call_host(&context, &method, host, format, request, out)
+                self.call_host(&context, method, host, format, request, out)
             }
         };
         result.map_err(|e| e.with_origin(method_name))
@@ -297,6 +329,28 @@ impl Runtime {
         Ok(handle)
     }
 
+    /// Looks `method_name` up once; calls through the handle skip the name.
+    pub fn resolve_method(self: &Arc<Self>, method_name: &str, format: Format) -> Result<u64> {
+        let method = self.resolve(method_name)?;
+        let handle = METHODS.insert(Arc::new(ResolvedMethod {
+            runtime: Arc::downgrade(self),
+            method,
+            full_name: method_name
+                .strip_prefix('/')
+                .unwrap_or(method_name)
+                .to_owned(),
+            format,
+        }));
+        self.owned.lock().push(handle);
+        // A runtime closed meanwhile has taken its list already: free the
+        // handle here, or it would outlive the runtime.
+        if self.closed.load(Ordering::Acquire) {
+            let _ = free_method(handle);
+            return Err(HmsError::invalid_handle(HandleKind::Runtime.name()));
+        }
+        Ok(handle)
+    }
+
     fn disown(&self, handle: u64) {
         self.owned.lock().retain(|h| *h != handle);
     }
@@ -310,6 +364,7 @@ impl Runtime {
         for handle in owned {
             let _ = unregister_service(handle);
             let _ = unsubscribe(handle);
+            let _ = free_method(handle);
         }
         self.events.close();
     }
@@ -396,6 +451,63 @@ pub fn unregister_service(handle: u64) -> Result<()> {
         );
     }
     Ok(())
+}
+
+pub fn method(handle: u64) -> Result<Arc<ResolvedMethod>> {
+    METHODS
+        .get(handle)
+        .ok_or_else(|| HmsError::invalid_handle(HandleKind::Method.name()))
+}
+
+/// Resolves `method_name` in the runtime `rt` (see [`Runtime::resolve_method`]).
+pub fn resolve_method(rt: u64, method_name: &str, format: Format) -> Result<u64> {
+    runtime(rt)?.resolve_method(method_name, format)
+}
+
+/// Calls the method of `handle` in its format, without options; the
+/// response is appended to `out`.
+pub fn call_method(handle: u64, request: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    method(handle)?.call(request, out)
+}
+
+pub fn free_method(handle: u64) -> Result<()> {
+    let entry = METHODS
+        .remove(handle)
+        .ok_or_else(|| HmsError::invalid_handle(HandleKind::Method.name()))?;
+    if let Some(runtime) = entry.runtime.upgrade() {
+        runtime.disown(handle);
+    }
+    Ok(())
+}
+
+impl ResolvedMethod {
+    /// Runs the method on `request`; the response is appended to `out`.
+    pub fn call(&self, request: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let runtime = self
+            .runtime
+            .upgrade()
+            .ok_or_else(|| HmsError::invalid_handle(HandleKind::Runtime.name()))?;
+        runtime.limits().check_size(request.len(), "request")?;
+        // A handle names the method, not one registration of its service:
+        // once that service is gone, the name is looked up again, so the
+        // call answers what hms_call would (NOT_FOUND, or the service
+        // registered anew).
+        let current;
+        let method = if self.method.is_retired() {
+            current = runtime.resolve(&self.full_name)?;
+            &current
+        } else {
+            &self.method
+        };
+        runtime.dispatch(
+            method,
+            &self.full_name,
+            self.format,
+            request,
+            CallOptions::default(),
+            out,
+        )
+    }
 }
 
 pub fn subscription(handle: u64) -> Result<Arc<SubscriptionEntry>> {

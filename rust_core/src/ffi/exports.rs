@@ -90,11 +90,6 @@ pub unsafe extern "C" fn hms_call(
         required(response, "response")?;
         // SAFETY: caller bytes borrowed for this call.
         let method = unsafe { borrow_str(method, method_len, "method") }?;
-        if method.is_empty() {
-            return Err(HmsError::invalid_argument(
-                "method is empty: give \"package.Service/Method\"",
-            ));
-        }
         // SAFETY: caller bytes borrowed for this call.
         let request = unsafe { borrow_bytes(request, request_len, "request") }?;
         // SAFETY: caller bytes borrowed for this call.
@@ -331,5 +326,73 @@ pub unsafe extern "C" fn hms_convert(
                 codec::transcode(desc.as_ref(), from, data, to, &limits, buf)
             })
         }
+    })
+}
+
+/// # Safety
+/// Pointers as documented in hms_ffi.h.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hms_method_resolve(
+    rt: u64,
+    method: *const c_char,
+    method_len: usize,
+    format: i32,
+    out: *mut u64,
+    err: *mut hms_buf,
+) -> i32 {
+    guard(err, format, || {
+        let format = Format::from_i32(format)?;
+        required(out, "out")?;
+        // SAFETY: caller bytes borrowed for this call.
+        let method = unsafe { borrow_str(method, method_len, "method") }?;
+        let handle = runtime::resolve_method(rt, method, format)?;
+        // SAFETY: checked non-NULL above; the caller's output slot.
+        unsafe { *out = handle };
+        Ok(())
+    })
+}
+
+/// # Safety
+/// Pointers as documented in hms_ffi.h.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hms_method_call(
+    method: u64,
+    request: *const u8,
+    request_len: usize,
+    response: *mut hms_buf,
+    err: *mut hms_buf,
+) -> i32 {
+    let entry = runtime::method(method);
+    let err_format = entry.as_ref().map_or(JSON, |e| e.format as i32);
+    guard(err, err_format, || {
+        let entry = entry?;
+        required(response, "response")?;
+        // SAFETY: caller bytes borrowed for this call.
+        let request = unsafe { borrow_bytes(request, request_len, "request") }?;
+        // SAFETY: `response` is non-NULL (checked) and a valid hms_buf per the header.
+        unsafe { fill_buf(response, |out| entry.call(request, out)) }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn hms_method_free(method: u64) -> i32 {
+    guard(std::ptr::null_mut(), JSON, || runtime::free_method(method))
+}
+
+/// # Safety
+/// Pointers as documented in hms_ffi.h.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hms_call_batch(
+    batch: *const u8,
+    batch_len: usize,
+    results: *mut hms_buf,
+    err: *mut hms_buf,
+) -> i32 {
+    guard(err, JSON, || {
+        required(results, "results")?;
+        // SAFETY: caller bytes borrowed for this call.
+        let batch = unsafe { borrow_bytes(batch, batch_len, "batch") }?;
+        // SAFETY: `results` is non-NULL (checked) and a valid hms_buf per the header.
+        unsafe { fill_buf(results, |out| crate::batch::run(batch, out)) }
     })
 }

@@ -91,7 +91,8 @@ fn camel(macro_suffix: &str) -> String {
 fn is_status_macro(name: &str) -> bool {
     !(name.starts_with("HMS_ABI_VERSION_")
         || name.starts_with("HMS_FORMAT_")
-        || name.starts_with("HMS_SERVICE_"))
+        || name.starts_with("HMS_SERVICE_")
+        || name.starts_with("HMS_BATCH_"))
 }
 
 #[test]

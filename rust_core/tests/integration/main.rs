@@ -8,6 +8,7 @@ mod agents;
 mod codec;
 mod dispatch;
 mod events;
+mod fast_paths;
 mod host_services;
 mod knowledge;
 mod lifecycle;
