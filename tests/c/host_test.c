@@ -2122,6 +2122,168 @@ static void test_threads(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* ABI 1.1: method handles and batches                                      */
+/* ------------------------------------------------------------------------ */
+
+static void put_word(bytes *b, uint64_t v)
+{
+    uint8_t le[8];
+    int i;
+    for (i = 0; i < 8; i++) le[i] = (uint8_t)(v >> (8 * i));
+    b_put(b, le, 8);
+}
+
+static uint64_t word_at(const hms_buf *b, size_t index)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = (v << 8) | b->data[index * 8 + (size_t)i];
+    return v;
+}
+
+/* A batch frame of n calls: count, method[n], end[n], payloads. */
+static void batch_frame(bytes *frame, size_t n, const hms_method *methods,
+                        const uint8_t *const *reqs, const size_t *lens)
+{
+    size_t i;
+    uint64_t end = 0;
+    put_word(frame, n);
+    for (i = 0; i < n; i++) put_word(frame, methods[i]);
+    for (i = 0; i < n; i++) {
+        end += lens[i];
+        put_word(frame, end);
+    }
+    for (i = 0; i < n; i++) b_put(frame, reqs[i], lens[i]);
+}
+
+static void test_fast_paths(void)
+{
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+    hms_buf by_name = {0}, by_handle = {0}, err = {0}, results = {0};
+    hms_method methods[3] = {0, 0, 0};
+    hms_method m = 0, stale = 0;
+    int f;
+
+    for (f = 0; f < 3; f++) {
+        const uint8_t *req;
+        size_t n;
+        int32_t fmt = FORMATS[f];
+        echo_request(fmt, &req, &n);
+        EXPECT_RC("resolve", hms_method_resolve(rt, ECHO, strlen(ECHO), fmt, &methods[f], &err),
+                  HMS_OK, fmt, &err);
+        CHECK(methods[f] != 0);
+        EXPECT_RC("call by name", call(rt, ECHO, fmt, req, n, &by_name, &err), HMS_OK, fmt, &err);
+        EXPECT_RC("call by handle", hms_method_call(methods[f], req, n, &by_handle, &err), HMS_OK,
+                  fmt, &err);
+        CHECKF(buf_eq(&by_handle, by_name.data, by_name.len), "%s: same answer both ways",
+               FORMAT_NAMES[fmt]);
+        /* A bad payload: its status comes in the handle's format. */
+        EXPECT_RC("garbage", hms_method_call(methods[f], (const uint8_t *)"\xff", 1, &by_handle, &err),
+                  HMS_DECODE_ERROR, fmt, &err);
+    }
+
+    /* Resolution errors. */
+    EXPECT_RC("unknown method", hms_method_resolve(rt, "x.y/Z", 5, HMS_FORMAT_JSON, &m, &err),
+              HMS_NOT_FOUND, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("empty name", hms_method_resolve(rt, "", 0, HMS_FORMAT_JSON, &m, &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("NULL name with a length", hms_method_resolve(rt, NULL, 3, HMS_FORMAT_JSON, &m, &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("bad format", hms_method_resolve(rt, ECHO, strlen(ECHO), 7, &m, &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("NULL out", hms_method_resolve(rt, ECHO, strlen(ECHO), HMS_FORMAT_JSON, NULL, &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("bad runtime", hms_method_resolve(0, ECHO, strlen(ECHO), HMS_FORMAT_JSON, &m, &err),
+              HMS_INVALID_HANDLE, HMS_FORMAT_JSON, &err);
+    CHECK(m == 0);
+
+    /* Handles: NULL response, wrong kind, made up, freed twice. */
+    EXPECT_RC("NULL response", hms_method_call(methods[0], NULL, 0, NULL, &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_PROTOBUF, &err);
+    EXPECT_RC("runtime as method", hms_method_call(rt, NULL, 0, &by_handle, &err),
+              HMS_INVALID_HANDLE, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("made-up method", hms_method_call(0x0400000100001234ull, NULL, 0, &by_handle, &err),
+              HMS_INVALID_HANDLE, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("resolve stale", hms_method_resolve(rt, ECHO, strlen(ECHO), HMS_FORMAT_JSON, &stale,
+                                                  &err),
+              HMS_OK, 0, &err);
+    EXPECT_RC("free", hms_method_free(stale), HMS_OK, 0, NULL);
+    EXPECT_RC("second free", hms_method_free(stale), HMS_INVALID_HANDLE, 0, NULL);
+    EXPECT_RC("freed method", hms_method_call(stale, NULL, 0, &by_handle, &err),
+              HMS_INVALID_HANDLE, HMS_FORMAT_JSON, &err);
+
+    /* A batch: two good calls around a dead handle and a garbage request. */
+    {
+        bytes frame = {0};
+        const uint8_t *reqs[4];
+        size_t lens[4];
+        hms_method batch_methods[4];
+        size_t header = 8 * (1 + 2 * 4), start;
+        echo_request(HMS_FORMAT_PROTOBUF, &reqs[0], &lens[0]);
+        reqs[1] = (const uint8_t *)"";
+        lens[1] = 0;
+        reqs[2] = (const uint8_t *)"\xff";
+        lens[2] = 1;
+        echo_request(HMS_FORMAT_JSON, &reqs[3], &lens[3]);
+        batch_methods[0] = methods[0];
+        batch_methods[1] = stale;
+        batch_methods[2] = methods[1];
+        batch_methods[3] = methods[2];
+        batch_frame(&frame, 4, batch_methods, reqs, lens);
+        EXPECT_RC("batch", hms_call_batch(frame.p, frame.n, &results, &err), HMS_OK, 0, &err);
+        CHECK(results.len > header && word_at(&results, 0) == 4);
+        CHECK(word_at(&results, 1) == HMS_OK);
+        CHECK(word_at(&results, 2) == HMS_INVALID_HANDLE);
+        CHECK(word_at(&results, 3) == HMS_DECODE_ERROR);
+        CHECK(word_at(&results, 4) == HMS_OK);
+        CHECK(word_at(&results, 8) == results.len - header);
+        start = header + word_at(&results, 7);
+        CHECKF(find_bytes(results.data + start, results.len - start, "\"hi\"", 4) != NULL,
+               "the last call answered after the failures");
+        /* The status of call 2 (CBOR) names the method. */
+        CHECK(find_bytes(results.data + header + word_at(&results, 6),
+                         word_at(&results, 7) - word_at(&results, 6), "hms.sys.v1", 10) != NULL);
+
+        /* Malformed frames: refused, nothing written. */
+        {
+            size_t before = results.len;
+            EXPECT_RC("cut frame", hms_call_batch(frame.p, frame.n - 1, &results, &err),
+                      HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+            EXPECT_RC("NULL frame", hms_call_batch(NULL, 8, &results, &err),
+                      HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+            EXPECT_RC("empty frame", hms_call_batch(NULL, 0, &results, &err),
+                      HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+            EXPECT_RC("NULL results", hms_call_batch(frame.p, frame.n, NULL, &err),
+                      HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+            frame.p[0] = 0xff;
+            frame.p[7] = 0xff;
+            EXPECT_RC("hostile count", hms_call_batch(frame.p, frame.n, &results, &err),
+                      HMS_RESOURCE_EXHAUSTED, HMS_FORMAT_JSON, &err);
+            CHECK(results.len == before);
+        }
+        b_free(&frame);
+    }
+    {
+        bytes empty = {0};
+        put_word(&empty, 0);
+        EXPECT_RC("empty batch", hms_call_batch(empty.p, empty.n, &results, &err), HMS_OK, 0,
+                  &err);
+        CHECK(results.len == 8 && word_at(&results, 0) == 0);
+        b_free(&empty);
+    }
+
+    /* Freeing the runtime invalidates its method handles. */
+    EXPECT_RC("runtime_free", hms_runtime_free(rt), HMS_OK, 0, NULL);
+    EXPECT_RC("method after runtime_free", hms_method_call(methods[0], NULL, 0, &by_handle, &err),
+              HMS_INVALID_HANDLE, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("free after runtime_free", hms_method_free(methods[1]), HMS_INVALID_HANDLE, 0, NULL);
+    hms_buf_free(&by_name);
+    hms_buf_free(&by_handle);
+    hms_buf_free(&results);
+    hms_buf_free(&err);
+}
+
+/* ------------------------------------------------------------------------ */
 
 typedef struct test_case {
     const char *name;
@@ -2142,6 +2304,7 @@ static const test_case TESTS[] = {
     {"events", test_events},
     {"convert", test_convert},
     {"threads", test_threads},
+    {"fast_paths", test_fast_paths},
 };
 
 int main(int argc, char **argv)
