@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_type_names()
         // Ordered maps: encoding a message twice gives the same bytes.
         .btree_map(["."])
+        .bytes(["."])
         .compile_fds(descriptors)?;
     Ok(())
 }

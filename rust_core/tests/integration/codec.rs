@@ -142,11 +142,11 @@ fn extreme_task(priority: i32) -> Task {
         id: "t1".into(),
         agent_id: "a1".into(),
         title: "título \u{1F600}".into(),
-        input: vec![0, 1, 0, 0xff, 0, 0x80, 0],
+        input: vec![0, 1, 0, 0xff, 0, 0x80, 0].into(),
         input_content_type: "application/octet-stream".into(),
         priority,
         status: TaskStatus::Failed as i32,
-        result: vec![0; 5],
+        result: vec![0; 5].into(),
         result_content_type: "text/plain".into(),
         error: Some(Status {
             code: Code::HandlerError as i32,
@@ -357,7 +357,7 @@ impl<'a> DeterminismChecker<'a> {
 #[test]
 fn echo_round_trips_in_every_format_and_conversion() {
     let echo = EchoRequest {
-        payload: vec![0, 0, 1, 0xff, 0, b'a', 0],
+        payload: vec![0, 0, 1, 0xff, 0, b'a', 0].into(),
         text: "héllo \u{0} wörld 🚀 \"\\/\u{1}".into(),
     };
     check_all_conversions::<EchoRequest>(
@@ -624,7 +624,7 @@ fn cbor_keeps_integers_bytes_and_enums_native() {
     assert_eq!(empty, Value::Map(vec![]));
 
     let entry = KnowledgeEntry {
-        content: vec![0, 0, 0],
+        content: vec![0, 0, 0].into(),
         confidence: 0.5,
         ..Default::default()
     };
@@ -843,7 +843,7 @@ fn unknown_field_names_are_skipped() {
     // Unknown field numbers in protobuf, as protobuf always did.
     let mut protobuf = encode(
         &EchoRequest {
-            payload: vec![],
+            payload: vec![].into(),
             text: "t".into(),
         },
         Format::Protobuf,
@@ -897,7 +897,7 @@ fn echo_of_size(format: Format, size: usize) -> Vec<u8> {
         .map(|len| {
             encode(
                 &EchoRequest {
-                    payload: vec![],
+                    payload: vec![].into(),
                     text: "x".repeat(len),
                 },
                 format,
@@ -1240,7 +1240,7 @@ fn every_truncation_of_cbor_and_json_is_a_decode_error() {
     }
     let echo = encode(
         &EchoRequest {
-            payload: vec![0; 10],
+            payload: vec![0; 10].into(),
             text: String::new(),
         },
         Format::Protobuf,

@@ -38,7 +38,7 @@ fn list(rt: &std::sync::Arc<hms_ffi::runtime::Runtime>, prefix: &str) -> ListSer
 fn echo_returns_the_request_in_every_format() {
     let rt = new_runtime();
     let request = EchoRequest {
-        payload: vec![0, 1, 0, 0xff, 0],
+        payload: vec![0, 1, 0, 0xff, 0].into(),
         text: "héllo \u{0} 🚀".into(),
     };
     for format in FORMATS {
@@ -49,7 +49,7 @@ fn echo_returns_the_request_in_every_format() {
     }
     // A big payload just under the default limit.
     let big = EchoRequest {
-        payload: vec![7; 3 << 20],
+        payload: vec![7; 3 << 20].into(),
         text: String::new(),
     };
     let response: EchoResponse = call(&rt, "hms.sys.v1.System/Echo", &big).unwrap();

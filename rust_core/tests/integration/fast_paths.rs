@@ -17,7 +17,7 @@ const ECHO: &str = "hms.sys.v1.System/Echo";
 fn echo_request(text: &str, format: Format) -> Vec<u8> {
     encode(
         &EchoRequest {
-            payload: text.as_bytes().to_vec(),
+            payload: text.as_bytes().to_vec().into(),
             text: text.into(),
         },
         format,
@@ -323,7 +323,7 @@ fn answers_past_the_result_limit_stop_the_batch() {
     let handle = rt.resolve_method(ECHO, Format::Protobuf).unwrap();
     let big = encode(
         &EchoRequest {
-            payload: vec![1; 8 << 20],
+            payload: vec![1; 8 << 20].into(),
             text: String::new(),
         },
         Format::Protobuf,

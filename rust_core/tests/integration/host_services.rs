@@ -21,7 +21,7 @@ type Rt = Arc<Runtime>;
 
 fn echo_request(text: &str) -> EchoRequest {
     EchoRequest {
-        payload: vec![0, 1, 0, 2],
+        payload: vec![0, 1, 0, 2].into(),
         text: text.into(),
     }
 }
@@ -37,8 +37,9 @@ fn shouter(seen: Arc<Mutex<Vec<(String, Format)>>>) -> Box<dyn hms_ffi::registry
             "Shout" => request.text.to_uppercase(),
             _ => request.text.to_lowercase(),
         };
-        let mut payload = request.payload;
+        let mut payload = request.payload.to_vec();
         payload.reverse();
+        let payload = payload.into();
         reply
             .set(&encode(&EchoResponse { payload, text }, format))
             .unwrap();

@@ -87,7 +87,7 @@ fn put_inserts_then_replaces_at_the_same_namespace_and_key() {
     let first = put(
         &rt,
         KnowledgeEntry {
-            content: vec![0, 1, 0],
+            content: vec![0, 1, 0].into(),
             content_type: "application/x-bin".into(),
             text: String::new(),
             agent_id: "agent-1".into(),
@@ -197,7 +197,7 @@ fn put_validates_the_entry() {
         ),
         (
             KnowledgeEntry {
-                content: vec![1],
+                content: vec![1].into(),
                 ..entry("ns", "k")
             },
             "entry.content",

@@ -172,7 +172,7 @@ fn populate(rt: &Rt) {
                 task: Some(Task {
                     title: title.into(),
                     agent_id: agent_id.into(),
-                    input: vec![0, 1, 2, 0],
+                    input: vec![0, 1, 2, 0].into(),
                     priority: -7,
                     ..Default::default()
                 }),

@@ -103,7 +103,7 @@ impl Op {
                 &format!("{TASKS}/CompleteTask"),
                 &CompleteTaskRequest {
                     id,
-                    result: vec![0, 42, 0],
+                    result: vec![0, 42, 0].into(),
                     result_content_type: "application/x-test".into(),
                     revision,
                 },
@@ -175,11 +175,11 @@ fn submit_creates_a_pending_task_and_ignores_core_owned_fields() {
         Task {
             id: "mine".into(),
             title: "write report".into(),
-            input: vec![0, 1, 2, 0],
+            input: vec![0, 1, 2, 0].into(),
             input_content_type: "application/octet-stream".into(),
             priority: i32::MIN,
             status: TaskStatus::Succeeded as i32,
-            result: vec![9],
+            result: vec![9].into(),
             error: Some(Status {
                 code: 13,
                 ..Default::default()
