@@ -120,7 +120,8 @@ class Method(Handle, Generic[M]):
         every outcome (``results``, ``failures``).
         """
         self._check_open()
-        return _run_batch(repeat(self._handle, len(requests)), requests, repeat(self.format))
+        handles = array("Q", [self._handle]) * len(requests)
+        return _run_batch(handles, requests, repeat(self.format))
 
     def batch(self, requests: Iterable[M | Mapping[str, Any] | None]) -> list[Any]:
         """:meth:`batch_raw` with typed requests and answers, as ``__call__``."""
@@ -169,18 +170,17 @@ def batch_raw(calls: Iterable[tuple[Method[Any], bytes]]) -> list[bytes]:
     pairs = list(calls)
     for method, _ in pairs:
         method._check_open()
-    return _run_batch(
-        [m.handle for m, _ in pairs], [r for _, r in pairs], [m.format for m, _ in pairs]
-    )
+    handles = array("Q", [m.handle for m, _ in pairs])
+    return _run_batch(handles, [r for _, r in pairs], [m.format for m, _ in pairs])
 
 
 def _run_batch(
-    handles: Iterable[int], requests: Sequence[bytes], formats: Iterable[Format]
+    handles: array[int], requests: Sequence[bytes], formats: Iterable[Format]
 ) -> list[bytes]:
     count = len(requests)
     words = array("Q", [count])
-    words.extend(handles)
-    words.extend(accumulate(map(len, requests)))
+    words += handles
+    words += array("Q", accumulate(map(len, requests)))
     if _SWAP:
         words.byteswap()
     frame = words.tobytes() + b"".join(requests)

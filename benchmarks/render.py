@@ -1,0 +1,565 @@
+#!/usr/bin/env python3
+"""Turns the result files benchmarks/out/*.json into benchmarks/RESULTS.md.
+
+The files and their cases are described in benchmarks/CASES.md; this script
+adds the machine and the versions, one table per language (every figure
+beside its baseline of the same run, and the ratio), the memory table, a
+cross-language summary of Echo 64 B and the targets of CASES.md, each met or
+not with its figures. A language whose file is missing is "not run".
+
+    python benchmarks/render.py                  # out/*.json -> RESULTS.md
+    python benchmarks/render.py --check          # validate the files only
+    python benchmarks/render.py --self-test      # render made-up files, check the output
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+#: (file name, heading) in the order of RESULTS.md; other files follow.
+LANGUAGES = [
+    ("python", "Python (CFFI)"),
+    ("go", "Go (cgo)"),
+    ("php", "PHP (FFI)"),
+    ("ruby-fiddle", "Ruby (Fiddle)"),
+    ("ruby-ffi", "Ruby (ffi gem)"),
+    ("rust-codecs", "Rust (the core alone: codecs and dispatch)"),
+]
+#: Files whose cases are FFI bindings (the summary table and batch targets).
+BINDINGS = ["python", "go", "php", "ruby-fiddle", "ruby-ffi"]
+
+#: Largest RSS growth over the memory cases (CASES.md: under 5%).
+RSS_GROWTH_MAX = 0.05
+
+
+@dataclass(frozen=True)
+class Target:
+    """``file``'s case ``case`` against ``other`` (a case of the same file):
+    ratio case/other ``op`` ``limit`` ("<=" or ">="; None: reported only)."""
+
+    file: str
+    case: str
+    other: str
+    op: str | None
+    limit: float
+    text: str
+
+
+#: The targets of benchmarks/CASES.md.
+TARGETS = [
+    Target("python", "echo_raw_64", "floor", "<=", 5, "Python raw Echo 64 B, x floor"),
+    Target("python", "echo_raw_64", "pyo3_echo_64", "<=", 2, "Python raw Echo 64 B, x PyO3"),
+    *(
+        Target(f, "batch_echo_raw_64", "echo_raw_64", "<=", 0.25, f"{f}: batched Echo per call")
+        for f in BINDINGS
+    ),
+    Target("go", "echo_raw_64", "floor", "<=", 5, "Go raw Echo 64 B, x floor"),
+    Target("php", "echo_raw_64", "floor", "<=", 5, "PHP raw Echo 64 B, x floor"),
+    Target("ruby-fiddle", "echo_raw_64", "floor", "<=", 2, "Ruby (Fiddle) raw Echo 64 B, x floor"),
+    Target("ruby-ffi", "echo_raw_64", "floor", None, 0, "Ruby (ffi gem) raw Echo 64 B, x floor"),
+    Target("python", "grpc_echo_64", "echo_raw_64", ">=", 100, "gRPC Echo 64 B, x raw Echo"),
+]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(out_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(name -> parsed file, name -> error) for every out_dir/*.json."""
+    files: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            files[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            errors[path.stem] = f"unreadable: {e}"
+    return files, errors
+
+
+def validate(data: Any) -> list[str]:
+    """Problems of one result file against the CASES.md format."""
+    if not isinstance(data, dict):
+        return ["not a JSON object"]
+    problems = []
+    for key, kind in (("language", str), ("version", str), ("cases", list)):
+        if not isinstance(data.get(key), kind):
+            problems.append(f"'{key}' missing or not a {kind.__name__}")
+    if "notes" in data and not isinstance(data["notes"], list):
+        problems.append("'notes' is not a list")
+    if "memory" in data and not isinstance(data["memory"], list):
+        problems.append("'memory' is not a list")
+    if problems:
+        return problems
+    ids: set[str] = set()
+    for i, case in enumerate(data["cases"]):
+        where = f"cases[{i}]"
+        if not isinstance(case, dict) or not isinstance(case.get("id"), str):
+            problems.append(f"{where}: no id")
+            continue
+        where = f"case {case['id']}"
+        if case["id"] in ids:
+            problems.append(f"{where}: duplicate id")
+        ids.add(case["id"])
+        nums = [case.get(k) for k in ("q1_ns", "median_ns", "q3_ns")]
+        if not all(isinstance(n, int | float) and n > 0 for n in nums):
+            problems.append(f"{where}: median_ns, q1_ns, q3_ns must be positive numbers")
+        elif not nums[0] <= nums[1] <= nums[2]:
+            problems.append(f"{where}: not q1_ns <= median_ns <= q3_ns")
+        for key in ("rounds", "iterations"):
+            if not isinstance(case.get(key), int) or case[key] < 1:
+                problems.append(f"{where}: '{key}' must be a positive integer")
+    for case in data["cases"]:
+        if isinstance(case, dict):
+            base = case.get("baseline")
+            if base is not None and base not in ids:
+                problems.append(
+                    f"case {case.get('id')}: baseline {base!r} is not a case of this file"
+                )
+    for i, mem in enumerate(data.get("memory", [])):
+        keys = ("calls", "rss_before_kib", "rss_after_kib")
+        if not isinstance(mem, dict) or not isinstance(mem.get("id"), str):
+            problems.append(f"memory[{i}]: no id")
+        elif not all(isinstance(mem.get(k), int) and mem[k] > 0 for k in keys):
+            problems.append(f"memory {mem['id']}: {', '.join(keys)} must be positive integers")
+    return problems
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def ns(value: float) -> str:
+    if value < 10:
+        return f"{value:.2f} ns"
+    if value < 1_000:
+        return f"{value:.1f} ns" if value < 100 else f"{value:.0f} ns"
+    if value < 1_000_000:
+        return f"{value / 1e3:.2f} µs" if value < 1e4 else f"{value / 1e3:.1f} µs"
+    return f"{value / 1e6:.2f} ms"
+
+
+def spread(case: dict[str, Any]) -> str:
+    return f"{ns(case['q1_ns'])} - {ns(case['q3_ns'])}"
+
+
+def ratio(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}x"
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+def cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: Iterable[list[str]], align: str) -> list[str]:
+    """A markdown table; ``align`` has one of "l"/"r" per column."""
+    seps = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(seps) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def cases_by_id(data: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    if not data:
+        return {}
+    return {c["id"]: c for c in data.get("cases", []) if isinstance(c, dict) and "id" in c}
+
+
+# ---------------------------------------------------------------- the machine
+
+
+def _run(*cmd: str) -> str:
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine() -> list[tuple[str, str]]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError):
+        pass
+    os_name = platform.system()
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    commit = _run("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD") or "?"
+    if _run("git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    return [
+        ("CPU", cpu),
+        ("cores", f"{os.cpu_count()} ({usable} usable by this process)"),
+        ("memory", mem),
+        ("kernel", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("OS", os_name),
+        ("load average (1, 5, 15 min) when rendered", load),
+        ("date", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("commit", commit),
+        ("rustc", _run("rustc", "--version") or "not found"),
+    ]
+
+
+# ---------------------------------------------------------------- sections
+
+
+def section_targets(files: dict[str, Any]) -> list[str]:
+    rows = []
+    for t in TARGETS:
+        cases = cases_by_id(files.get(t.file))
+        if t.file not in files:
+            rows.append([t.text, "—", "—", f"not run (no {t.file}.json)"])
+            continue
+        a, b = cases.get(t.case), cases.get(t.other)
+        if a is None or b is None:
+            missing = " and ".join(x for x, c in ((t.case, a), (t.other, b)) if c is None)
+            rows.append([t.text, "—", "—", f"not measured ({missing} missing)"])
+            continue
+        r = a["median_ns"] / b["median_ns"]
+        figures = f"{t.case} {ns(a['median_ns'])} / {t.other} {ns(b['median_ns'])}"
+        if t.op is None:
+            goal, verdict = "reported", "reported"
+        else:
+            goal = f"{t.op} {t.limit:g}x"
+            ok = r <= t.limit if t.op == "<=" else r >= t.limit
+            verdict = "**met**" if ok else "**not met**"
+        rows.append([t.text, figures, f"{ratio(r)} (target {goal})", verdict])
+    for name, data in files.items():
+        for mem in data.get("memory", []):
+            growth = (mem["rss_after_kib"] - mem["rss_before_kib"]) / mem["rss_before_kib"]
+            ok = growth < RSS_GROWTH_MAX
+            rows.append(
+                [
+                    f"{name}: RSS growth over {mem['calls']:,} calls under {RSS_GROWTH_MAX:.0%}",
+                    f"{mem['rss_before_kib']:,} → {mem['rss_after_kib']:,} KiB",
+                    f"{growth:+.2%}",
+                    "**met**" if ok else "**not met**",
+                ]
+            )
+    out = [
+        "## Targets",
+        "",
+        "From benchmarks/CASES.md; every ratio is of two figures of the same run.",
+        "",
+    ]
+    return out + table(["target", "figures (medians)", "ratio", "verdict"], rows, "llrl")
+
+
+def section_summary(files: dict[str, Any], titles: dict[str, str]) -> list[str]:
+    cols = [
+        ("floor", None),
+        ("bare_call_64", "floor"),
+        ("echo_raw_64", "floor"),
+        ("echo_typed_64", "floor"),
+        ("batch_echo_raw_64", "echo_raw_64"),
+    ]
+    rows = []
+    for name in BINDINGS:
+        data = files.get(name)
+        if data is None:
+            rows.append([titles[name]] + ["not run"] + [""] * (len(cols) - 1))
+            continue
+        cases = cases_by_id(data)
+        row = [titles[name]]
+        for case_id, base in cols:
+            c = cases.get(case_id)
+            if c is None:
+                row.append("—")
+            elif base and base in cases:
+                row.append(
+                    f"{ns(c['median_ns'])} ({ratio(c['median_ns'] / cases[base]['median_ns'])})"
+                )
+            else:
+                row.append(ns(c["median_ns"]))
+        rows.append(row)
+    core = cases_by_id(files.get("rust-codecs")).get("core_echo_raw_64")
+    out = [
+        "## Echo 64 B across languages",
+        "",
+        "Medians; in brackets the ratio to the floor of the same language and run "
+        "(the batch: to one raw call).",
+    ]
+    if core:
+        out.append(
+            f"The core's own share, Echo through `runtime::call_method` from Rust with no FFI: "
+            f"{ns(core['median_ns'])} (`rust-codecs.json`, `core_echo_raw_64`)."
+        )
+    header = ["language", "floor", "bare `hms_call`", "raw Echo", "typed Echo", "batched, per call"]
+    return out + [""] + table(header, rows, "lrrrrr")
+
+
+def section_language(
+    name: str, title: str, data: dict[str, Any] | None, error: str | None
+) -> list[str]:
+    out = [f"### {title}", ""]
+    if error:
+        return out + [f"`{name}.json` could not be used: {error}", ""]
+    if data is None:
+        return out + [f"Not run (no `benchmarks/out/{name}.json`).", ""]
+    out.append(f"`{name}.json` — {data.get('language', '?')}: {data.get('version', '?')}")
+    out.append("")
+    out += [f"- {cell(n)}" for n in data.get("notes", [])]
+    if data.get("notes"):
+        out.append("")
+    cases = cases_by_id(data)
+    rows = []
+    for c in data["cases"]:
+        base = cases.get(c.get("baseline") or "")
+        rows.append(
+            [
+                f"`{c['id']}`",
+                c.get("label", ""),
+                ns(c["median_ns"]),
+                spread(c),
+                f"`{base['id']}` {ns(base['median_ns'])}" if base else "—",
+                ratio(c["median_ns"] / base["median_ns"]) if base else "",
+                f"{c['rounds']} x {c['iterations']:,}",
+            ]
+        )
+    header = [
+        "id",
+        "what",
+        "median",
+        "spread (q1 - q3)",
+        "baseline",
+        "ratio",
+        "rounds x iterations",
+    ]
+    return out + table(header, rows, "llrrlrr") + [""]
+
+
+def section_memory(files: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, data in files.items():
+        for mem in data.get("memory", []):
+            before, after = mem["rss_before_kib"], mem["rss_after_kib"]
+            rows.append(
+                [
+                    name,
+                    f"`{mem['id']}`",
+                    mem.get("label", ""),
+                    f"{before:,} KiB",
+                    f"{after:,} KiB",
+                    f"{after - before:+,} KiB ({(after - before) / before:+.2%})",
+                ]
+            )
+    out = [
+        "## Memory",
+        "",
+        "Resident set size (VmRSS) before and after the calls, after a warm-up.",
+        "",
+    ]
+    if not rows:
+        return out + ["No memory case in this run.", ""]
+    return out + table(["file", "id", "what", "before", "after", "growth"], rows, "llllrr") + [""]
+
+
+def render(files: dict[str, Any], errors: dict[str, str], quick: bool) -> str:
+    titles = dict(LANGUAGES)
+    for name, data in files.items():
+        titles.setdefault(name, data.get("language", name) if isinstance(data, dict) else name)
+    usable = {n: d for n, d in files.items() if n not in errors}
+    out = [
+        "# Benchmark results",
+        "",
+        "Generated by `benchmarks/render.py` from `benchmarks/out/*.json`; run everything "
+        "with `bash scripts/bench.sh`. How each figure is measured, and the case ids: "
+        "`benchmarks/CASES.md`. Do not edit by hand.",
+        "",
+    ]
+    if quick:
+        out += [
+            "> **Quick mode** (`HMS_BENCH_QUICK=1`): a smoke test with few, short rounds. "
+            "These figures are not results.",
+            "",
+        ]
+    out += ["## Machine", ""] + table(["machine", ""], [list(kv) for kv in machine()], "ll") + [""]
+    version_rows = []
+    for name, title in titles.items():
+        data = usable.get(name)
+        version_rows.append(
+            [title, f"`{name}.json`", data.get("version", "?") if data else "not run"]
+        )
+    out += ["## Versions", ""] + table(["language", "file", "version"], version_rows, "lll") + [""]
+    out += section_targets(usable) + [""]
+    out += section_summary(usable, titles) + [""]
+    out += ["## Per language", ""]
+    for name, title in titles.items():
+        out += section_language(name, title, usable.get(name), errors.get(name))
+    out += section_memory(usable)
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------- commands
+
+
+def check(out_dir: Path) -> int:
+    files, errors = load(out_dir)
+    for name, data in files.items():
+        problems = validate(data)
+        if problems:
+            errors[name] = "; ".join(problems)
+    for name, error in sorted(errors.items()):
+        print(f"render.py: {name}.json: {error}", file=sys.stderr)
+    known = {n for n, _ in LANGUAGES}
+    for name in sorted(known - set(files) - set(errors)):
+        print(f"render.py: {name}.json: not run")
+    ok = sorted(set(files) - set(errors))
+    names = ", ".join(ok) or "none"
+    print(f"render.py: {len(ok)} valid result files ({names}), {len(errors)} invalid")
+    return 1 if errors or not files else 0
+
+
+def write(out_dir: Path, dest: Path, quick: bool) -> int:
+    files, errors = load(out_dir)
+    for name, data in files.items():
+        problems = validate(data)
+        if problems:
+            errors[name] = "; ".join(problems)
+    dest.write_text(render(files, errors, quick))
+    for name, error in sorted(errors.items()):
+        print(f"render.py: {name}.json left out: {error}", file=sys.stderr)
+    used = sorted(set(files) - set(errors))
+    print(f"render.py: wrote {dest} from {len(used)} result files ({', '.join(used) or 'none'})")
+    return 1 if errors else 0
+
+
+def self_test() -> int:
+    """Renders made-up files (one language missing, one invalid) and checks
+    what RESULTS.md says about them."""
+
+    def case(id_: str, median: float, baseline: str | None = None) -> dict[str, Any]:
+        return {
+            "id": id_,
+            "label": id_,
+            "median_ns": median,
+            "q1_ns": median * 0.95,
+            "q3_ns": median * 1.1,
+            "rounds": 15,
+            "iterations": 1000,
+            "baseline": baseline,
+        }
+
+    python = {
+        "language": "Python",
+        "version": "CPython 3.11.7",
+        "notes": ["a note"],
+        "cases": [
+            case("floor", 80),
+            case("echo_raw_64", 320, "floor"),
+            case("pyo3_echo_64", 200),
+            case("batch_echo_raw_64", 100, "echo_raw_64"),
+            case("grpc_echo_64", 90_000, "echo_raw_64"),
+        ],
+        "memory": [
+            {
+                "id": "rss_1m_echo",
+                "label": "x",
+                "calls": 1_000_000,
+                "rss_before_kib": 20_000,
+                "rss_after_kib": 20_100,
+            }
+        ],
+    }
+    go = {"language": "Go", "version": "go1", "cases": [case("floor", 30, "nope")]}
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = Path(tmp)
+        (out_dir / "python.json").write_text(json.dumps(python))
+        (out_dir / "go.json").write_text(json.dumps(go))
+        (out_dir / "php.json").write_text("{not json")
+        dest = out_dir / "RESULTS.md"
+        rc = write(out_dir, dest, quick=True)
+        text = dest.read_text()
+    expect = [
+        (rc == 1, "invalid files make the exit status 1"),
+        (
+            "| Python raw Echo 64 B, x floor | echo_raw_64 320 ns / floor 80.0 ns "
+            "| 4.00x (target <= 5x) | **met** |" in text,
+            "5x target met",
+        ),
+        (
+            "| Python raw Echo 64 B, x PyO3 | echo_raw_64 320 ns / pyo3_echo_64 200 ns "
+            "| 1.60x (target <= 2x) | **met** |" in text,
+            "PyO3 target",
+        ),
+        (
+            "| python: batched Echo per call | batch_echo_raw_64 100 ns / echo_raw_64 320 ns "
+            "| 0.31x (target <= 0.25x) | **not met** |" in text,
+            "batch target not met",
+        ),
+        (
+            "| gRPC Echo 64 B, x raw Echo | grpc_echo_64 90.0 µs / echo_raw_64 320 ns "
+            "| 281x (target >= 100x) | **met** |" in text,
+            "gRPC target",
+        ),
+        ("not run (no ruby-fiddle.json)" in text, "missing language in targets"),
+        ("Not run (no `benchmarks/out/ruby-ffi.json`)." in text, "missing language section"),
+        ("baseline 'nope' is not a case of this file" in text, "invalid go.json reported"),
+        ("`php.json` could not be used: unreadable" in text, "unreadable php.json reported"),
+        (
+            "| `echo_raw_64` | echo_raw_64 | 320 ns | 304 ns - 352 ns | `floor` 80.0 ns "
+            "| 4.00x | 15 x 1,000 |" in text,
+            "language row",
+        ),
+        ("| +0.50% | **met** |" in text, "RSS target"),
+        ("+100 KiB (+0.50%)" in text, "memory growth"),
+        ("**Quick mode**" in text, "quick banner"),
+    ]
+    failed = [what for ok, what in expect if not ok]
+    for what in failed:
+        print(f"render.py self-test: FAILED: {what}", file=sys.stderr)
+    print(f"self-test: {len(expect) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out-dir", type=Path, default=HERE / "out")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--check", action="store_true", help="validate the result files only")
+    group.add_argument("--self-test", action="store_true", help="render made-up files and check")
+    args = parser.parse_args(argv)
+    if args.self_test:
+        return self_test()
+    if args.check:
+        return check(args.out_dir)
+    return write(args.out_dir, args.results, os.environ.get("HMS_BENCH_QUICK") == "1")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
