@@ -27,6 +27,17 @@ try {
         echo 'echo (proto): ', $reply->getText(), "\n";
     }
 
+    // Method handles (ABI 1.1): resolved once, then five FFI arguments a call;
+    // a batch runs many calls in one crossing.
+    $echo = $rt->method('hms.sys.v1.System/Echo', Format::JSON);
+    echo 'method:       ', $echo->callRaw('{"text":"by handle"}'), "\n";
+    try {
+        $echo->batchRaw(['{"text":"one"}', '{"text":', '{"text":"three"}']);
+    } catch (Hms\Exception\BatchException $e) {
+        printf("batch:        %d of 3 failed, call 2 answered %s\n", count($e->failures()), $e->results()[2]);
+    }
+    $echo->close();
+
     // Errors are typed exceptions carrying the status.
     try {
         $rt->call('hms.sys.v1.System/Nope');

@@ -139,11 +139,17 @@ final class Cbor
         foreach ($map as $key => $item) {
             // Keys are text, as in the JSON data model HMS messages use (and as
             // json_encode writes them): PHP turns the key "7" into the int 7.
-            $pairs[] = [self::encodeValue((string) $key, $depth + 1), self::encodeValue($item, $depth + 1)];
+            // An encoded key starts with a string head (0x40-0x5b or
+            // 0x60-0x7b: '@', A-Z, '[', '`', a-z, '{'), never a digit or
+            // '-', so PHP keeps it a string key, never an integer one.
+            $pairs[self::encodeValue((string) $key, $depth + 1)] = self::encodeValue($item, $depth + 1);
         }
-        usort($pairs, static fn (array $a, array $b): int => strcmp($a[0], $b[0]));
+        if (count($pairs) > 1) {
+            // Bytewise order of the encoded keys (RFC 8949 4.2.1), in C.
+            ksort($pairs, SORT_STRING);
+        }
         $out = self::head(5, count($pairs));
-        foreach ($pairs as [$k, $v]) {
+        foreach ($pairs as $k => $v) {
             $out .= $k . $v;
         }
         return $out;
@@ -209,8 +215,14 @@ final class Cbor
 
     private function item(int $depth): mixed
     {
+        // The common cases are inlined (head byte, short arguments, strings,
+        // map entries): a PHP method call costs more than what it does here.
         $start = $this->pos;
-        $ib = $this->byte();
+        if ($start >= $this->end) {
+            $this->fail('unexpected end of input');
+        }
+        $ib = ord($this->data[$start]);
+        $this->pos = $start + 1;
         $major = $ib >> 5;
         $ai = $ib & 0x1F;
         if ($major === 7) {
@@ -219,16 +231,26 @@ final class Cbor
         if ($ai === 31) {
             return $this->indefinite($major, $depth, $start);
         }
-        $n = $this->argument($ai, $start);
+        $n = $ai < 24 ? $ai : $this->argument($ai, $start);
         switch ($major) {
             case 0:
                 return $n >= 0 ? $n : sprintf('%u', $n);
             case 1:
                 return $n >= 0 ? -1 - $n : '-' . self::incrementDecimal(sprintf('%u', $n));
             case 2:
-                return new Bytes($this->bytes($n, $start));
             case 3:
-                return $this->text($this->bytes($n, $start), $start);
+                if ($n < 0 || $n > $this->end - $this->pos) {
+                    $this->fail('declares ' . sprintf('%u', $n) . ' bytes but only ' . ($this->end - $this->pos) . ' remain', $start);
+                }
+                $bytes = substr($this->data, $this->pos, $n);
+                $this->pos += $n;
+                if ($major === 2) {
+                    return new Bytes($bytes);
+                }
+                if (preg_match('//u', $bytes) !== 1) {
+                    $this->fail('text string is not valid UTF-8', $start);
+                }
+                return $bytes;
             case 4:
                 $this->nest($depth, $start);
                 if ($n < 0 || $n > $this->end - $this->pos) {
@@ -248,7 +270,15 @@ final class Cbor
                 }
                 $map = [];
                 for ($i = 0; $i < $n; $i++) {
-                    $this->pair($map, $depth);
+                    $at = $this->pos;
+                    $key = $this->item($depth + 1);
+                    if (!is_int($key) && !is_string($key)) {
+                        $this->fail('map key of type ' . get_debug_type($key) . ' (only integer and text keys are supported)', $at);
+                    }
+                    if (array_key_exists($key, $map)) {
+                        $this->fail("duplicate map key '{$key}'", $at);
+                    }
+                    $map[$key] = $this->item($depth + 1);
                 }
                 return $map;
             default: // 6

@@ -26,7 +26,7 @@ final class Native
     public const SCOPE = 'HMS';
 
     /** Output buffers whose capacity grew past this are released after use. */
-    private const KEEP_CAPACITY = 1 << 20;
+    public const KEEP_CAPACITY = 1 << 20;
 
     /** @var array<string, self> one instance per library path */
     private static array $instances = [];
@@ -43,6 +43,21 @@ final class Native
     /** The out and err pointers of depth 0 (the hot path of every call). */
     public readonly CData $out0;
     public readonly CData $err0;
+
+    /**
+     * out0 seen as uintptr_t[3] (data, len, cap): reading a word is cheaper
+     * than reading a field, and lets the hot path keep the data pointer.
+     */
+    public readonly CData $words0;
+    /** The address $data0 points to (0: none yet). */
+    public int $addr0 = 0;
+    /**
+     * out0->data as last read. Reading a pointer field makes a new CData each
+     * time; the buffer moves only when the library grows or frees it, so the
+     * hot path reads the address (a plain integer) and re-reads the pointer
+     * only when it changed.
+     */
+    public ?CData $data0 = null;
 
     /** @var CData|null the one handler trampoline (an hms_handler_fn) of this library */
     public ?CData $trampoline = null;
@@ -65,6 +80,7 @@ final class Native
         public readonly bool $scoped,
     ) {
         [, $this->out0, $this->err0] = $this->pair();
+        $this->words0 = FFI::cast('uintptr_t *', $this->out0);
     }
 
     /**
@@ -390,6 +406,27 @@ final class Native
         $this->ffi->hms_reply_error($reply, $code, $message, strlen($message));
     }
 
+    /**
+     * Copies the latest output of out0 out (the depth-0 answer of a call
+     * that just succeeded). Callers on the hot path inline the same steps.
+     */
+    public function take0(): string
+    {
+        $words = $this->words0;
+        $len = $words[1];
+        if ($len === 0) {
+            return '';
+        }
+        if ($len > self::KEEP_CAPACITY) {
+            return $this->take($this->out0);
+        }
+        if ($words[0] !== $this->addr0) {
+            $this->addr0 = $words[0];
+            $this->data0 = $this->out0->data;
+        }
+        return FFI::string($this->data0, $len);
+    }
+
     /** Copies the latest output out of an hms_buf pointer. */
     public function take(CData $buf): string
     {
@@ -415,6 +452,16 @@ final class Native
         if ($err !== null && $err->len > 0) {
             $raw = FFI::string($err->data, $err->len);
         }
+        return self::errorFrom($rc, $raw, $format);
+    }
+
+    /**
+     * The exception for status $rc from the bytes of an hms.v1.Status in
+     * $format (e.g. a failed call's answer in a batch result frame); a
+     * status of another code, or bytes that do not parse, are ignored.
+     */
+    public static function errorFrom(int $rc, string $raw, int $format): HmsException
+    {
         $message = '';
         $details = [];
         $origin = '';

@@ -23,6 +23,9 @@ use Hms\Exception\NotFoundException;
  *     $rt->call('hms.sys.v1.System/Echo', ['text' => 'hi']);        // array -> array (CBOR)
  *     $rt->call('hms.sys.v1.System/Echo', new EchoRequest([...]));  // message -> message
  *     $rt->callRaw('hms.sys.v1.System/Echo', $bytes, Format::JSON); // bytes -> bytes
+ *     $echo = $rt->method('hms.sys.v1.System/Echo', Format::PROTOBUF); // resolved once (ABI 1.1)
+ *     $echo->callRaw($bytes);                                       // 5 FFI arguments instead of 10
+ *     $echo->batchRaw([$a, $b, $c]);                                // many calls, one crossing
  *     $rt->close();
  *
  * close() frees the runtime after closing the services and subscriptions
@@ -35,6 +38,9 @@ final class Runtime
 {
     private const DESCRIBE = 'hms.registry.v1.Registry/DescribeService';
 
+    /** Most method handles invoke() keeps resolved (beyond this, names go through hms_call). */
+    private const RESOLVED_MAX = 256;
+
     private readonly Native $native;
     private int $handle;
     private readonly int $fmt;
@@ -44,6 +50,12 @@ final class Runtime
     private array $children = [];
     /** @var array<string, class-string<Message>> output message class by method */
     private array $outTypes = [];
+    /**
+     * @var array<int, array<string, int>> method handles invoke() resolved
+     *      for calls without options, by format number and method name
+     */
+    private array $resolved = [];
+    private int $resolvedCount = 0;
     private ?Agents $agents = null;
     private ?Tasks $tasks = null;
     private ?Knowledge $knowledge = null;
@@ -168,6 +180,14 @@ final class Runtime
         return $this->invoke($method, $request, Format::value($format), $options);
     }
 
+    /**
+     * One call, one crossing. Without options it goes through a method
+     * handle resolved on first use and kept per (format, name), so repeated
+     * calls skip the name lookup and cross with five arguments. A handle
+     * answers exactly what hms_call would (a handle names the method, not
+     * one registration of its service), and a name that does not resolve
+     * goes through hms_call, so errors are the same either way.
+     */
     private function invoke(string $method, string $request, int $fmt, string $options): string
     {
         $native = $this->native;
@@ -177,23 +197,101 @@ final class Runtime
         } else {
             [, $out, $err] = $native->pair();
         }
-        $rc = $native->ffi->hms_call(
-            $this->handle,
-            $method,
-            strlen($method),
-            $fmt,
-            $request,
-            strlen($request),
-            $options,
-            strlen($options),
-            $out,
-            $err,
-        );
+        if ($options === '' && ($resolved = $this->resolved[$fmt][$method] ?? $this->resolve($method, $fmt)) !== 0) {
+            $rc = $native->ffi->hms_method_call($resolved, $request, strlen($request), $out, $err);
+        } else {
+            $rc = $native->ffi->hms_call(
+                $this->handle,
+                $method,
+                strlen($method),
+                $fmt,
+                $request,
+                strlen($request),
+                $options,
+                strlen($options),
+                $out,
+                $err,
+            );
+        }
         if ($rc !== 0) {
             throw $this->failure($rc, $err, $fmt);
         }
-        $len = $out->len;
-        return $len === 0 ? '' : ($len > 1 << 20 ? $native->take($out) : FFI::string($out->data, $len));
+        return $native->depth === 0 ? $native->take0() : $native->take($out);
+    }
+
+    /** A method handle for invoke(), cached; 0 when the name does not resolve (or the cache is full). */
+    private function resolve(string $method, int $fmt): int
+    {
+        if ($this->handle === 0 || $this->resolvedCount >= self::RESOLVED_MAX) {
+            return 0;
+        }
+        $out = $this->native->ffi->new('hms_method');
+        if ($this->native->ffi->hms_method_resolve($this->handle, $method, strlen($method), $fmt, FFI::addr($out), null) !== 0) {
+            return 0;
+        }
+        $this->resolvedCount++;
+        return $this->resolved[$fmt][$method] = $out->cdata;
+    }
+
+    // -- method handles and batches (ABI 1.1) ---------------------------------
+
+    /**
+     * Resolves $name ("package.Service/Method") once, for calls in $format
+     * (a Format name or an HMS_FORMAT_* number; default: the runtime's
+     * format). The Method calls it without looking the name up again:
+     * callRaw() bytes in and out, call() PHP values, batchRaw() many calls in
+     * one crossing. Close it when done (close() is idempotent; __destruct is
+     * a backstop); closing the runtime invalidates it too.
+     *
+     * Throws NotFoundException (no such service or method),
+     * InvalidArgumentException (bad name or format), ClosedException.
+     */
+    public function method(string $name, string|int|null $format = null): Method
+    {
+        $this->checkOpen();
+        $fmt = $format === null ? $this->fmt : Format::value($format);
+        $ffi = $this->native->ffi;
+        $out = $ffi->new('hms_method');
+        [, , $err] = $this->native->pair();
+        $rc = $ffi->hms_method_resolve($this->handle, $name, strlen($name), $fmt, FFI::addr($out), $err);
+        if ($rc !== 0) {
+            throw $this->failure($rc, $err, $fmt);
+        }
+        return new Method($this->native, $this, $out->cdata, $name, $fmt);
+    }
+
+    /**
+     * Many calls of any methods in one crossing (hms_call_batch). $calls is
+     * a list of [Method, request bytes in that method's format]; the answers
+     * come back as a list in the same order. Calls run in order; a failing
+     * call does not stop the ones after it, and when any failed a
+     * BatchException carries every outcome (results(), failures()). A frame
+     * the core refuses as a whole (more than HMS_BATCH_MAX_CALLS calls)
+     * throws its own exception and nothing ran. [] answers [].
+     *
+     * @param array<array-key, array{0: Method, 1: string}> $calls
+     * @return list<string>
+     *
+     * @throws \Hms\Exception\BatchException when one or more calls failed
+     */
+    public function batchRaw(array $calls): array
+    {
+        $this->checkOpen();
+        $handles = [];
+        $requests = [];
+        $methods = [];
+        foreach ($calls as $i => $call) {
+            if (!is_array($call) || !(($call[0] ?? null) instanceof Method) || !is_string($call[1] ?? null)) {
+                throw new InvalidArgumentException("call {$i} of the batch is not [Method, string]", [], 'hms-php');
+            }
+            $methods[] = $call[0];
+            $handles[] = $call[0]->handle();
+            $requests[] = $call[1];
+        }
+        if ($methods === []) {
+            return [];
+        }
+        return Batch::run($this->native, Batch::frame(pack('P*', ...$handles), $requests), count($methods), $methods);
     }
 
     /**
@@ -446,6 +544,9 @@ final class Runtime
             $child->close();
         }
         $this->children = [];
+        // Freeing the runtime invalidates its method handles.
+        $this->resolved = [];
+        $this->resolvedCount = 0;
         $handle = $this->handle;
         $this->handle = 0;
         $this->native->ffi->hms_runtime_free($handle);
@@ -487,6 +588,12 @@ final class Runtime
             return new ClosedException('the runtime is closed', [], 'hms-php');
         }
         return $this->native->error($rc, $err, $fmt);
+    }
+
+    /** @internal the nesting limit of decoded answers */
+    public function maxDepth(): int
+    {
+        return $this->maxDepth;
     }
 
     /** @internal */

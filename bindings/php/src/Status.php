@@ -41,7 +41,7 @@ final class Status
     {
         if (self::$names === null) {
             $names = [];
-            $skip = '/^HMS_(ABI_|FORMAT_|SERVICE_)/';
+            $skip = '/^HMS_(ABI_|BATCH_|FORMAT_|SERVICE_)/';
             foreach (Native::constants() as $constant => $value) {
                 if (!preg_match($skip, $constant)) {
                     $names[$value] = substr($constant, 4);

@@ -112,6 +112,27 @@ final class CborTest extends HmsTestCase
         $b = Cbor::encode(['a' => 4, 'aaa' => 3, 'b' => 2, 'zz' => 1]);
         $this->assertSame($a, $b);
         $this->assertSame(['a', 'b', 'zz', 'aaa'], array_keys(Cbor::decode($a)));
+        // integer keys, keys that are not UTF-8 (byte strings), long keys, a key
+        // whose encoding differs from another's only past the head: the order
+        // of their encoded bytes, whatever the order given
+        $map = [10 => 'i', "\xff" => 'b', str_repeat('k', 30) => 'l', '' => 'e', 'B' => 'u', 2 => 'j', 'a' => 'x', "\x00" => 'z'];
+        $encoded = Cbor::encode($map);
+        $keys = array_map(static fn (int|string $k): string => Cbor::encode((string) $k), array_keys($map));
+        $sorted = $keys;
+        usort($sorted, strcmp(...));
+        $expected = '';
+        foreach ($sorted as $k) {
+            $expected .= $k . Cbor::encode($map[Cbor::decode($k) instanceof \Hms\Bytes ? Cbor::decode($k)->value : Cbor::decode($k)]);
+        }
+        $this->assertSame(bin2hex("\xa8" . $expected), bin2hex($encoded));
+        $shuffled = $map;
+        for ($i = 0; $i < 5; $i++) {
+            $shuffled = array_combine(array_reverse(array_keys($shuffled)), array_reverse($shuffled));
+            $this->assertSame($encoded, Cbor::encode($shuffled));
+            $pairs = array_map(null, array_keys($shuffled), $shuffled);
+            shuffle($pairs);
+            $this->assertSame($encoded, Cbor::encode(array_column($pairs, 1, 0)));
+        }
     }
 
     public function testIntegerKeysAreWrittenAsText(): void

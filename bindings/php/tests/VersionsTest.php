@@ -91,6 +91,30 @@ final class VersionsTest extends TestCase
         }
     }
 
+    /**
+     * Method handles and batches (hms_method_*, hms_call_batch) came with
+     * ABI 1.1: the binding reads a 1.1 header and refuses a 1.0 library.
+     */
+    public function testTheBindingRequiresAbi11(): void
+    {
+        $this->assertSame(1, Native::constant('ABI_VERSION_MAJOR'));
+        $this->assertGreaterThanOrEqual(1, Native::constant('ABI_VERSION_MINOR'));
+        [$major, $minor] = Runtime::abiVersion();
+        $this->assertSame(1, $major);
+        $this->assertGreaterThanOrEqual(1, $minor);
+        try {
+            Native::checkAbi(self::pack(1, 0), self::LIBRARY);
+            $this->fail('a 1.0 library was accepted');
+        } catch (IncompatibleException $e) {
+            $this->assertStringContainsString('ABI 1.0', $e->getMessage());
+            $this->assertStringContainsString('built for ABI 1.' . Native::constant('ABI_VERSION_MINOR'), $e->getMessage());
+        }
+        Native::checkAbi(self::pack(1, 1), self::LIBRARY, self::pack(1, 1));
+        foreach (['hms_method_resolve', 'hms_method_call', 'hms_method_free', 'hms_call_batch'] as $function) {
+            $this->assertStringContainsString(" {$function}(", Native::declarations());
+        }
+    }
+
     public function testTheHeadersVersionRefusesAnotherMajor(): void
     {
         $other = self::headerVersion() + self::pack(1, 0);
