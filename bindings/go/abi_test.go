@@ -9,6 +9,10 @@ import (
 )
 
 func TestABIVersionMatchesHeader(t *testing.T) {
+	// Method handles and batches need ABI 1.1: the binding requires it.
+	if hms.ABIMajor != 1 || hms.ABIMinor < 1 {
+		t.Fatalf("the binding is built for ABI %d.%d, not 1.1 or later", hms.ABIMajor, hms.ABIMinor)
+	}
 	major, minor := hms.ABIVersion()
 	if major != hms.ABIMajor || minor < hms.ABIMinor {
 		t.Fatalf("library ABI %d.%d, header %d.%d", major, minor, hms.ABIMajor, hms.ABIMinor)
@@ -29,6 +33,8 @@ func TestABICheckRefusesOtherVersions(t *testing.T) {
 	}{
 		{"same", hms.ABIMajor<<16 | hms.ABIMinor, true},
 		{"newer minor", hms.ABIMajor<<16 | (hms.ABIMinor + 3), true},
+		{"older minor", hms.ABIMajor<<16 | (hms.ABIMinor - 1), false},
+		{"1.0", 1 << 16, false},
 		{"next major", (hms.ABIMajor + 1) << 16, false},
 		{"older major", (hms.ABIMajor - 1) << 16, false},
 	} {

@@ -27,9 +27,71 @@ func BenchmarkBareCgoABIVersion(b *testing.B) {
 // payload64 is a 64-byte echo payload.
 var payload64 = bytes.Repeat([]byte{'x'}, 64)
 
-// BenchmarkEcho64Raw: protobuf bytes in, bytes out (CallRaw), one crossing.
+// BenchmarkEcho64Method: protobuf bytes in, bytes out through a method
+// handle (MethodHandle.CallRaw, hms_method_call): the fastest single call.
+func BenchmarkEcho64Method(b *testing.B) {
+	rt := open(b)
+	m := method(b, rt, echo, hms.FormatProtobuf)
+	req, _ := proto.Marshal(&sysv1.EchoRequest{Payload: payload64})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := m.CallRaw(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEcho64MethodTyped: generated types through a method handle.
+func BenchmarkEcho64MethodTyped(b *testing.B) {
+	rt := open(b)
+	m := method(b, rt, echo, hms.FormatProtobuf)
+	req := &sysv1.EchoRequest{Payload: payload64}
+	var resp sysv1.EchoResponse
+	ctx := context.Background()
+	for b.Loop() {
+		if err := m.Call(ctx, req, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBatchEcho64: 1,000 raw Echo 64 B calls in one CallBatch; one op
+// is one batch, "ns/call" the time per call inside it.
+func BenchmarkBatchEcho64(b *testing.B) {
+	rt := open(b)
+	m := method(b, rt, echo, hms.FormatProtobuf)
+	req, _ := proto.Marshal(&sysv1.EchoRequest{Payload: payload64})
+	reqs := make([][]byte, 1000)
+	for i := range reqs {
+		reqs[i] = req
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := m.CallBatch(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(reqs)), "ns/call")
+}
+
+// BenchmarkEcho64Raw: protobuf bytes in, bytes out (Runtime.CallRaw by
+// name), one crossing through the runtime's cached method handle.
 func BenchmarkEcho64Raw(b *testing.B) {
 	rt := open(b)
+	req, _ := proto.Marshal(&sysv1.EchoRequest{Payload: payload64})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := rt.CallRaw(ctx, echo, hms.FormatProtobuf, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEcho64RawUncached: Runtime.CallRaw by name with the runtime's
+// cache of method handles off: hms_call with the name every time.
+func BenchmarkEcho64RawUncached(b *testing.B) {
+	rt := open(b)
+	hms.DisableMethodCache(rt)
 	req, _ := proto.Marshal(&sysv1.EchoRequest{Payload: payload64})
 	ctx := context.Background()
 	for b.Loop() {
@@ -100,62 +162,75 @@ func BenchmarkGoServiceRoundTrip(b *testing.B) {
 	}
 }
 
-// BenchmarkEchoVsBare interleaves blocks of Echo 64 B (raw and typed) with
-// blocks of the bare cgo call, of a C loop of hms_call (the core's own
-// cost, no Go in the loop) and of a Go loop of bare cgo calls of hms_call
-// (cgo plus the core, no binding), so all see the same machine load, and reports
-// each one's ns per call and the ratios (the target: Echo within 8x of bare).
+// BenchmarkEchoVsBare interleaves blocks of the bare cgo call, of Echo
+// 64 B through every Go path (method handle raw and typed, Runtime.CallRaw
+// with and without its cache of handles, Runtime.Call), of C loops of
+// hms_method_call and hms_call (the core's own cost, no Go in the loop) and
+// of a Go loop of bare cgo calls of hms_call (cgo plus the core, no
+// binding), so all see the same machine load, and reports each one's ns
+// per call and the ratios to the bare call.
 func BenchmarkEchoVsBare(b *testing.B) {
 	rt := open(b)
+	uncached := open(b)
+	hms.DisableMethodCache(uncached)
+	m := method(b, rt, echo, hms.FormatProtobuf)
 	req := &sysv1.EchoRequest{Payload: payload64}
 	raw, _ := proto.Marshal(req)
 	var resp sysv1.EchoResponse
 	ctx := context.Background()
 	const block = 2000
-	var bare, echoRaw, echoProto, core, cgoCore time.Duration
 	var sink uint32
+	type path struct {
+		name string
+		run  func() (time.Duration, error)
+		sum  time.Duration
+	}
+	timed := func(f func() error) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
+			t0 := time.Now()
+			for i := 0; i < block; i++ {
+				if err := f(); err != nil {
+					return 0, err
+				}
+			}
+			return time.Since(t0), nil
+		}
+	}
+	paths := []*path{
+		{name: "bare", run: timed(func() error { major, _ := hms.ABIVersion(); sink += major; return nil })},
+		{name: "method", run: timed(func() error { _, err := m.CallRaw(ctx, raw); return err })},
+		{name: "method-typed", run: timed(func() error { return m.Call(ctx, req, &resp) })},
+		{name: "raw", run: timed(func() error { _, err := rt.CallRaw(ctx, echo, hms.FormatProtobuf, raw); return err })},
+		{name: "raw-uncached", run: timed(func() error {
+			_, err := uncached.CallRaw(ctx, echo, hms.FormatProtobuf, raw)
+			return err
+		})},
+		{name: "proto", run: timed(func() error { return rt.Call(ctx, echo, req, &resp) })},
+		{name: "core-C-method", run: func() (time.Duration, error) { return cbench.MethodLoop(m.RawHandle(), raw, block) }},
+		{name: "core-C-call", run: func() (time.Duration, error) {
+			return cbench.CallLoop(rt.RawHandle(), echo, int32(hms.FormatProtobuf), raw, block)
+		}},
+		{name: "cgo+core-call", run: func() (time.Duration, error) {
+			return cbench.CallEach(rt.RawHandle(), echo, int32(hms.FormatProtobuf), raw, block)
+		}},
+	}
 	blocks := 0
 	for b.Loop() {
-		t0 := time.Now()
-		for i := 0; i < block; i++ {
-			major, _ := hms.ABIVersion()
-			sink += major
-		}
-		t1 := time.Now()
-		for i := 0; i < block; i++ {
-			if _, err := rt.CallRaw(ctx, echo, hms.FormatProtobuf, raw); err != nil {
-				b.Fatal(err)
+		for _, p := range paths {
+			d, err := p.run()
+			if err != nil {
+				b.Fatalf("%s: %v", p.name, err)
 			}
+			p.sum += d
 		}
-		t2 := time.Now()
-		for i := 0; i < block; i++ {
-			if err := rt.Call(ctx, echo, req, &resp); err != nil {
-				b.Fatal(err)
-			}
-		}
-		t3 := time.Now()
-		c, err := cbench.CallLoop(rt.RawHandle(), echo, int32(hms.FormatProtobuf), raw, block)
-		if err != nil {
-			b.Fatal(err)
-		}
-		core += c
-		c, err = cbench.CallEach(rt.RawHandle(), echo, int32(hms.FormatProtobuf), raw, block)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cgoCore += c
-		bare += t1.Sub(t0)
-		echoRaw += t2.Sub(t1)
-		echoProto += t3.Sub(t2)
 		blocks++
 	}
 	_ = sink
 	n := float64(blocks * block)
-	b.ReportMetric(float64(bare.Nanoseconds())/n, "bare-ns/call")
-	b.ReportMetric(float64(echoRaw.Nanoseconds())/n, "raw-ns/call")
-	b.ReportMetric(float64(echoProto.Nanoseconds())/n, "proto-ns/call")
-	b.ReportMetric(float64(core.Nanoseconds())/n, "core-C-ns/call")
-	b.ReportMetric(float64(cgoCore.Nanoseconds())/n, "cgo+core-ns/call")
-	b.ReportMetric(float64(echoRaw)/float64(bare), "raw/bare")
-	b.ReportMetric(float64(echoProto)/float64(bare), "proto/bare")
+	for _, p := range paths {
+		b.ReportMetric(float64(p.sum.Nanoseconds())/n, p.name+"-ns/call")
+		if p.name != "bare" {
+			b.ReportMetric(float64(p.sum)/float64(paths[0].sum), p.name+"/bare")
+		}
+	}
 }

@@ -14,6 +14,18 @@
 //	err = rt.CallValue(ctx, "hms.sys.v1.System/Echo", map[string]any{"text": "hi"}, &out)
 //	raw, err := rt.CallRaw(ctx, "hms.sys.v1.System/Echo", hms.FormatJSON, []byte(`{"text":"hi"}`))
 //
+// A method called often can be resolved once (Runtime.Method, ABI 1.1): a
+// MethodHandle skips the method's name on every call, and CallBatch runs
+// many calls in one crossing of the boundary:
+//
+//	m, err := rt.Method("hms.sys.v1.System/Echo", hms.FormatProtobuf)
+//	defer m.Close()
+//	raw, err := m.CallRaw(ctx, reqBytes)
+//	answers, err := m.CallBatch(ctx, [][]byte{a, b, c}) // *BatchError when some calls failed
+//
+// Calls by name without options (CallRaw, Call, CallValue, the typed
+// clients) use such handles too, through a cache of the runtime's.
+//
 // Every call takes a context: its deadline becomes the call's deadline_ms,
 // and a context that is already done never calls. A call in progress
 // cannot be interrupted by cancelling its context; only its deadline stops

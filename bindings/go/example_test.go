@@ -66,3 +66,46 @@ func ExampleRuntime_Register() {
 	// 42
 	// INVALID_ARGUMENT
 }
+
+func ExampleRuntime_Method() {
+	rt, _ := hms.Open()
+	defer rt.Close()
+	ctx := context.Background()
+	echo, err := rt.Method("hms.sys.v1.System/Echo", hms.FormatJSON)
+	if err != nil {
+		panic(err)
+	}
+	defer echo.Close()
+	out, err := echo.CallRaw(ctx, []byte(`{"text":"once"}`))
+	fmt.Println(string(out), err)
+
+	_, err = rt.Method("hms.sys.v1.System/Nope", hms.FormatJSON)
+	fmt.Println(hms.CodeOf(err))
+	// Output:
+	// {"text":"once"} <nil>
+	// NOT_FOUND
+}
+
+func ExampleMethodHandle_CallBatch() {
+	rt, _ := hms.Open()
+	defer rt.Close()
+	echo, _ := rt.Method("hms.sys.v1.System/Echo", hms.FormatJSON)
+	defer echo.Close()
+	answers, err := echo.CallBatch(context.Background(), [][]byte{
+		[]byte(`{"text":"a"}`),
+		[]byte(`{"text":`), // does not parse
+		[]byte(`{"text":"c"}`),
+	})
+	var be *hms.BatchError
+	if errors.As(err, &be) {
+		fmt.Println(be.Failed, "failed, first:", be.First, be.Code)
+	}
+	for _, a := range answers {
+		fmt.Println(string(a))
+	}
+	// Output:
+	// 1 failed, first: 1 DECODE_ERROR
+	// {"text":"a"}
+	//
+	// {"text":"c"}
+}

@@ -142,11 +142,22 @@ type statusFields struct {
 // errorFrom builds the *Error of status rc from the hms.v1.Status the
 // library wrote into err in format f (JSON when the format was unknown).
 func errorFrom(rc C.int32_t, err *C.hms_buf, f Format) *Error {
-	code := Code(rc)
-	e := &Error{Code: code}
+	var raw []byte
 	if err != nil && err.len > 0 && err.data != nil {
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(err.data)), int(err.len))
-		// A status whose code differs from rc is stale (left by an earlier call).
+		raw = unsafe.Slice((*byte)(unsafe.Pointer(err.data)), int(err.len))
+	}
+	return statusError(Code(rc), raw, f)
+}
+
+// statusError builds the *Error of status code from raw, an hms.v1.Status
+// in format f (JSON when the format was unknown); raw may be empty. Every
+// error the library reports goes through here: the error buffer of a call
+// and the answer of a failed call inside a batch alike.
+func statusError(code Code, raw []byte, f Format) *Error {
+	e := &Error{Code: code}
+	if len(raw) > 0 {
+		// A status whose code differs from the call's is stale (left by an
+		// earlier call).
 		if st, ok := decodeStatus(raw, f); ok && Code(st.Code) == code {
 			e.Message, e.Details, e.Origin = st.Message, st.Details, st.Origin
 		}

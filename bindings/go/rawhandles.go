@@ -55,3 +55,47 @@ func RawPoll(h uint64, timeoutMs int32) ([]byte, error) {
 	}
 	return bytesOf(b.out()), nil
 }
+
+// RawMethodResolve calls hms_method_resolve on runtime handle h and returns
+// the method handle; the handle is the caller's to free (RawMethodFree).
+func RawMethodResolve(h uint64, method string, format Format) (uint64, error) {
+	b := getBufs()
+	defer putBufs(b)
+	var out C.hms_method
+	mp, ml := cString(method)
+	rc := C.hms_method_resolve(C.hms_runtime(h), mp, ml, C.int32_t(format), &out, b.err())
+	if rc != C.HMS_OK {
+		return 0, errorFrom(rc, b.err(), format)
+	}
+	return uint64(out), nil
+}
+
+// RawMethodCall calls hms_method_call on method handle h; format is the
+// format of the error's hms.v1.Status (the handle's).
+func RawMethodCall(h uint64, format Format, req []byte) ([]byte, error) {
+	b := getBufs()
+	defer putBufs(b)
+	rp, rl := cBytes(req)
+	rc := C.hms_method_call(C.hms_method(h), rp, rl, b.out(), b.err())
+	if rc != C.HMS_OK {
+		return nil, errorFrom(rc, b.err(), format)
+	}
+	return bytesOf(b.out()), nil
+}
+
+// RawMethodFree calls hms_method_free(h).
+func RawMethodFree(h uint64) Code { return Code(C.hms_method_free(C.hms_method(h))) }
+
+// RawCallBatch calls hms_call_batch with a batch frame as it is (however
+// malformed) and returns the result frame; the error is an *Error built
+// from the library's hms.v1.Status (JSON).
+func RawCallBatch(frame []byte) ([]byte, error) {
+	b := getBufs()
+	defer putBufs(b)
+	fp, fl := cBytes(frame)
+	rc := C.hms_call_batch(fp, fl, b.out(), b.err())
+	if rc != C.HMS_OK {
+		return nil, errorFrom(rc, b.err(), FormatJSON)
+	}
+	return bytesOf(b.out()), nil
+}

@@ -9,7 +9,8 @@
 #   5. the conformance runner (tests/conformance, go column)
 #   6. refusal of a library of another ABI, when one was built
 #      (tests/versions/build_other_abi.sh)
-#   7. every benchmark, briefly, so none rots
+#   7. every benchmark, briefly, so none rots, and the benchmark program of
+#      benchmarks/go (gofmt, go vet, one quick run into a scratch file)
 # Ends with the go test summary and a line "go: N passed, N failed".
 set -euo pipefail
 
@@ -135,5 +136,22 @@ fi
 
 echo "== benchmarks (brief)"
 go test -run '^$' -bench . -benchtime 200x -count=1 . | grep -E '^(Benchmark|ok)'
+
+bench="../../benchmarks/go"
+if [[ -f "$bench/go.mod" ]]; then
+    echo "== benchmark program ($bench): gofmt, go vet, one quick run"
+    (
+        cd "$bench"
+        unformatted="$(gofmt -l .)"
+        if [[ -n "$unformatted" ]]; then
+            echo "gofmt would reformat: $unformatted" >&2
+            exit 1
+        fi
+        go vet ./...
+        go build -o "$tmp/hmsbench" ./cmd/hmsbench
+        "$tmp/hmsbench" -quick -rounds 1 -skip-memory -out "$tmp/go.json" >/dev/null
+        python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d["cases"]) == 12, d' "$tmp/go.json"
+    )
+fi
 
 echo "go: ${passed} passed, ${failed} failed"

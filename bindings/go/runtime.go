@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -41,6 +40,7 @@ type runtimeState struct {
 	mu       sync.Mutex
 	children map[child]struct{}
 	freed    bool
+	methods  methodCache
 }
 
 // child is a Service or Subscription, closed with its runtime.
@@ -76,6 +76,7 @@ func (s *runtimeState) free() C.int32_t {
 	}
 	s.children = nil
 	s.mu.Unlock()
+	s.methods.flush(true)
 	for _, c := range kids {
 		c.closeChild()
 	}
@@ -380,8 +381,25 @@ func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte
 	if h == 0 {
 		return closedError("runtime")
 	}
-	mp, ml := cString(method)
 	rp, rl := cBytes(req)
+	plain := len(opts) == 0 && (cfg == nil || !cfg.hasRaw)
+	if plain {
+		// No options: through the method handle the runtime cached for
+		// this name, when it has one (see methodCache).
+		if mh := r.state.methods.lookup(method, f); mh != 0 {
+			rc := C.hms_method_call(C.hms_method(mh), rp, rl, b.out(), b.err())
+			runtime.KeepAlive(r)
+			if rc == C.HMS_OK {
+				return nil
+			}
+			if rc != C.HMS_INVALID_HANDLE {
+				return errorFrom(rc, b.err(), f)
+			}
+			// Dropped meanwhile (or the runtime was freed): go by name.
+			r.state.methods.evict(method, f, mh)
+		}
+	}
+	mp, ml := cString(method)
 	op, ol := cBytes(opts)
 	rc := C.hms_call(C.hms_runtime(h), mp, ml, C.int32_t(f), rp, rl, op, ol, b.out(), b.err())
 	runtime.KeepAlive(r)
@@ -394,6 +412,9 @@ func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte
 			e.cause = context.DeadlineExceeded
 		}
 		return e
+	}
+	if plain {
+		r.learn(h, method, f)
 	}
 	return nil
 }
@@ -421,33 +442,14 @@ func (r *Runtime) CallRaw(ctx context.Context, method string, format Format, req
 func (r *Runtime) Call(ctx context.Context, method string, req, resp proto.Message, opts ...CallOption) error {
 	b := getBufs()
 	defer putBufs(b)
-	raw := b.scratch[:0]
-	if req != nil {
-		var err error
-		raw, err = proto.MarshalOptions{}.MarshalAppend(raw, req)
-		if err != nil {
-			return bindingError(CodeInvalidArgument, err, "cannot encode %T: %v", req, err)
-		}
-		if cap(raw) <= keepCapacity {
-			b.scratch = raw
-		}
+	raw, err := b.marshal(req)
+	if err != nil {
+		return err
 	}
 	if err := r.cross(ctx, method, FormatProtobuf, raw, newCallConfig(opts), b); err != nil {
 		return err
 	}
-	if resp == nil {
-		return nil
-	}
-	// proto.Unmarshal copies bytes and strings: no need to copy first.
-	out := b.out()
-	var answer []byte
-	if out.len > 0 && out.data != nil {
-		answer = unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len))
-	}
-	if err := proto.Unmarshal(answer, resp); err != nil {
-		return bindingError(CodeDecodeError, err, "cannot decode the answer of %s as %T: %v", method, resp, err)
-	}
-	return nil
+	return b.unmarshalAnswer(method, resp)
 }
 
 // CallValue calls method with any Go value (maps, structs with `cbor` or

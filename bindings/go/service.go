@@ -196,6 +196,8 @@ func (s *Service) Close() error {
 		rc := C.hms_service_unregister(C.hms_service(h))
 		s.ud.Delete()
 		if s.rt != nil {
+			// The runtime's cached method handles: none of a service gone.
+			s.rt.methods.flush(false)
 			s.rt.remove(s)
 		}
 		if rc != C.HMS_OK && rc != C.HMS_INVALID_HANDLE {

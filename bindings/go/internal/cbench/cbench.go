@@ -1,5 +1,5 @@
-// Package cbench measures the core without Go in the loop: a C loop of
-// hms_call, so benchmarks can tell the binding's overhead from the core's
+// Package cbench measures the core without Go in the loop: C loops of
+// hms_call and hms_method_call, so benchmarks can tell the binding's overhead from the core's
 // own cost. Used by the benchmarks of package hms only.
 package cbench
 
@@ -23,6 +23,24 @@ static int64_t hms_go_bench_call_loop(hms_runtime rt, const char *method, size_t
     int64_t t0 = hms_go_bench_now();
     for (int i = 0; i < n; i++) {
         int32_t rc = hms_call(rt, method, method_len, format, req, req_len, NULL, 0, &out, &err);
+        if (rc != HMS_OK) {
+            hms_buf_free(&out);
+            hms_buf_free(&err);
+            return -(int64_t)rc;
+        }
+    }
+    int64_t t1 = hms_go_bench_now();
+    hms_buf_free(&out);
+    hms_buf_free(&err);
+    return t1 - t0;
+}
+
+// Calls method handle m n times from C; elapsed ns, or -status.
+static int64_t hms_go_bench_method_loop(hms_method m, const uint8_t *req, size_t req_len, int n) {
+    hms_buf out = {0}, err = {0};
+    int64_t t0 = hms_go_bench_now();
+    for (int i = 0; i < n; i++) {
+        int32_t rc = hms_method_call(m, req, req_len, &out, &err);
         if (rc != HMS_OK) {
             hms_buf_free(&out);
             hms_buf_free(&err);
@@ -83,6 +101,20 @@ func CallLoop(rt uint64, method string, format int32, req []byte, n int) (time.D
 		rp, C.size_t(len(req)), C.int(n))
 	if ns < 0 {
 		return 0, fmt.Errorf("hms_call failed with status %d", -ns)
+	}
+	return time.Duration(ns), nil
+}
+
+// MethodLoop calls method handle m n times from a C loop with the same
+// request, and returns the time the loop took.
+func MethodLoop(m uint64, req []byte, n int) (time.Duration, error) {
+	var rp *C.uint8_t
+	if len(req) > 0 {
+		rp = (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(req)))
+	}
+	ns := C.hms_go_bench_method_loop(C.hms_method(m), rp, C.size_t(len(req)), C.int(n))
+	if ns < 0 {
+		return 0, fmt.Errorf("hms_method_call failed with status %d", -ns)
 	}
 	return time.Duration(ns), nil
 }
