@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the Go benchmark (cmd/hmsbench), which measures the cases
-# of benchmarks/CASES.md and writes benchmarks/out/go.json.
+# of benchmarks/CASES.md and writes go.json into $HMS_BENCH_OUT (default
+# benchmarks/out).
 #   bash benchmarks/go/run.sh                      # 15 rounds of ~0.1 s per case
 #   HMS_BENCH_QUICK=1 bash benchmarks/go/run.sh    # 3 short rounds
 #   bash benchmarks/go/run.sh -out /tmp/go.json    # flags go to hmsbench

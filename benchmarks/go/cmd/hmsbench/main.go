@@ -110,7 +110,7 @@ type bench struct {
 }
 
 func main() {
-	out := flag.String("out", "benchmarks/out/go.json", "where to write the result file")
+	out := flag.String("out", defaultOut(), "where to write the result file ($HMS_BENCH_OUT/go.json)")
 	quick := flag.Bool("quick", os.Getenv("HMS_BENCH_QUICK") == "1", "3 short rounds (HMS_BENCH_QUICK=1)")
 	rounds := flag.Int("rounds", 0, "timed rounds per case (default 15, 3 when quick)")
 	skipMemory := flag.Bool("skip-memory", false, "leave out rss_1m_echo")
@@ -694,4 +694,13 @@ func cpuModel() string {
 		}
 	}
 	return ""
+}
+
+// defaultOut is go.json in $HMS_BENCH_OUT, the folder scripts/bench.sh gives
+// every language, or in benchmarks/out.
+func defaultOut() string {
+	if dir := os.Getenv("HMS_BENCH_OUT"); dir != "" {
+		return filepath.Join(dir, "go.json")
+	}
+	return filepath.Join("benchmarks", "out", "go.json")
 }
