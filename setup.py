@@ -1,6 +1,6 @@
 """Build of the hms_cffi package (metadata lives in pyproject.toml).
 
-Two steps, in this order, both run by ``build_ext``:
+Three steps, in this order, all run by ``build_ext``:
 
 1. setuptools-rust (``build_rust``, binding NoBinding) runs
    ``cargo rustc --lib --release --crate-type <the [lib] crate types>`` on
@@ -13,6 +13,11 @@ Two steps, in this order, both run by ``build_ext``:
    extension.
 2. CFFI (``cffi_modules``) generates and compiles ``hms_cffi._native`` from
    include/hms_ffi_cdef.h, linked against that copy with an rpath of $ORIGIN.
+3. ``hms_cffi._fast`` (hms_cffi/_fast.c), the compiled fast path of
+   ``Method.call_raw`` and of batches, is built the same way: limited API
+   (abi3) like ``_native``, linked against the same copy, rpath $ORIGIN.
+   It is part of every build; the package falls back to CFFI alone only
+   when it cannot be imported.
 
 The header, the cdef file and the .proto schemas are copied into the package
 (``hms_cffi/include``) so other hosts (Go, PHP, Ruby, C) can use the same
@@ -28,7 +33,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 from setuptools_rust import Binding, RustExtension, build_rust
@@ -36,6 +41,10 @@ from setuptools_rust import Binding, RustExtension, build_rust
 ROOT = Path(__file__).resolve().parent
 LIB_FILE = "libhms_ffi.dylib" if sys.platform == "darwin" else "libhms_ffi.so"
 SHIPPED_INCLUDE = ("hms_ffi.h", "hms_ffi_cdef.h", "proto")
+#: The C extensions linked against the core's cdylib.
+LINKED_EXTENSIONS = ("hms_cffi._native", "hms_cffi._fast")
+#: The oldest CPython of the limited API the fast path uses (3.11: Py_buffer).
+LIMITED_API = "0x030B0000"
 
 
 def crate_types() -> str:
@@ -75,9 +84,9 @@ class BuildRust(build_rust):  # type: ignore[misc]
 
 class BuildExt(build_ext):
     """Runs build_rust before the C extensions (setuptools-rust >= 1.12 runs
-    it after them), then links the CFFI extension against the cdylib it
-    placed in the same package folder (the build folder, or the source tree
-    for in-place and editable builds)."""
+    it after them), then links the C extensions (CFFI's _native and _fast)
+    against the cdylib it placed in the same package folder (the build
+    folder, or the source tree for in-place and editable builds)."""
 
     def run(self) -> None:
         if getattr(self.distribution, "rust_extensions", None):
@@ -92,7 +101,7 @@ class BuildExt(build_ext):
         super().run()
 
     def build_extension(self, ext: Any) -> None:
-        if ext.name == "hms_cffi._native":
+        if ext.name in LINKED_EXTENSIONS:
             placed = self.get_finalized_command("build_rust").placed
             if not placed or not os.path.exists(placed):
                 raise RuntimeError(f"{LIB_FILE} was not built: build_rust did not run first")
@@ -119,7 +128,25 @@ class BuildPy(build_py):
                 shutil.copy2(src, dest / name)
 
 
+def fast_extension() -> Extension:
+    """hms_cffi._fast: one C file, the limited API (abi3, as CFFI builds
+    _native), the core linked with an rpath of $ORIGIN (as _build.py does)."""
+    rpath = "@loader_path" if sys.platform == "darwin" else "$ORIGIN"
+    return Extension(
+        "hms_cffi._fast",
+        sources=["hms_cffi/_fast.c"],
+        depends=["include/hms_ffi.h"],
+        include_dirs=[str(ROOT / "include")],
+        libraries=["hms_ffi"],
+        define_macros=[("Py_LIMITED_API", LIMITED_API)],
+        extra_compile_args=["-Wall", "-Wextra"],
+        extra_link_args=[f"-Wl,-rpath,{rpath}"],
+        py_limited_api=True,
+    )
+
+
 setup(
+    ext_modules=[fast_extension()],
     rust_extensions=[
         RustExtension(
             "hms_cffi.libhms_ffi",

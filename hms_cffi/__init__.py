@@ -13,6 +13,9 @@ buffers, status -> exception), the handle base class, and this typed API::
 
         agent = rt.agents.create(name="scout")                          # the domain, typed
         rt.lifecycle.transition(agent.id, hms_cffi.State.ACTIVE)
+
+Beside them, ``hms_cffi._fast`` (hms_cffi/_fast.c) compiles the hottest calls
+only, ``Method.call_raw`` and batches (see :mod:`hms_cffi.methods`).
 """
 
 from __future__ import annotations

@@ -133,7 +133,9 @@ def buffers() -> Buffers:
 
 def stash_buffers() -> Buffers | None:
     """Detaches this thread's pair, so a nested call (a handler calling back
-    into the runtime while the outer call still owns the pair) gets its own."""
+    into the runtime while the outer call still owns the pair) gets its own.
+    (hms_cffi._fast keeps a pair per thread of its own and does the same in
+    C: a call made while that pair is in use gets a fresh one.)"""
     return _tls.__dict__.pop("bufs", None)  # type: ignore[no-any-return]
 
 

@@ -4,6 +4,12 @@ batches of calls in one crossing.
 A call through a :class:`Method` passes five arguments to the library where
 :meth:`Runtime.call_raw <hms_cffi.Runtime.call_raw>` passes ten; CFFI's
 conversion of those arguments is most of what a call costs from Python.
+
+The hottest calls, :attr:`Method.call_raw` and the batches, go through
+``hms_cffi._fast`` (hms_cffi/_fast.c) when it is built, as every build of
+the package does: one C function per call, the GIL released around the core,
+the answer copied into one new ``bytes``. :data:`FAST` says whether it is in
+use; without it the same calls go through CFFI, with the same behaviour.
 """
 
 from __future__ import annotations
@@ -11,20 +17,32 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from itertools import accumulate, repeat
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from google.protobuf.message import Message
 
-from hms_cffi._ffi import _tls, buffers, decode_status, error_from, error_from_status, lib
+from hms_cffi._ffi import _tls, buffers, decode_status, error_from, error_from_status, ffi, lib
 from hms_cffi._handle import Handle
 from hms_cffi.errors import BatchError, ClosedError, HmsError, StatusCode
 from hms_cffi.formats import Format, decode_value, encode_value
 
+try:
+    from hms_cffi._fast import Binding as _Binding
+    from hms_cffi._fast import call_batch as _fast_batch
+    from hms_cffi._fast import set_error_factory as _set_error_factory
+except ImportError:  # a build without the compiled fast path: CFFI alone
+    FAST = False
+else:
+    FAST = True
+
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from hms_cffi.runtime import Runtime
 
-__all__ = ["Method", "batch_raw"]
+__all__ = ["FAST", "Method", "batch_raw"]
 
 M = TypeVar("M", bound=Message)
 
@@ -56,7 +74,22 @@ class Method(Handle, Generic[M]):
     Every method may be called from any thread.
     """
 
-    __slots__ = ("_forget", "_output_type", "_runtime", "format", "name")
+    __slots__ = ("_forget", "_output_type", "_runtime", "call_raw", "format", "name")
+
+    #: ``call_raw(request) -> bytes``: the request in :attr:`format` in (bytes,
+    #: or any C-contiguous bytes-like object: bytearray, memoryview, ...), the
+    #: answer out, in one crossing; raises the :class:`~hms_cffi.HmsError` of
+    #: the status, :class:`~hms_cffi.ClosedError` once the method or its
+    #: runtime is closed.
+    #:
+    #: An attribute, not a method, so that a call runs no Python code: with
+    #: the fast path it is the bound ``call`` of an ``hms_cffi._fast.Binding``
+    #: made for this handle (a builtin: the GIL is released around the core,
+    #: the answer copied out once). ``close()`` swaps in a function that
+    #: raises ClosedError; a call that raced with ``close()`` and reached the
+    #: freed handle raises ClosedError as well (the error factory checks the
+    #: method). Without the fast path it is the CFFI implementation.
+    call_raw: Callable[[Buffer], bytes]
 
     def __init__(
         self,
@@ -75,6 +108,10 @@ class Method(Handle, Generic[M]):
         #: The format of every request and answer through this method.
         self.format = format
         self._output_type = output_type
+        if FAST:
+            self.call_raw = _Binding(handle, int(format), self).call
+        else:
+            self.call_raw = self._call_cffi
 
     @property
     def output_type(self) -> type[M]:
@@ -86,6 +123,10 @@ class Method(Handle, Generic[M]):
 
     def close(self) -> None:
         super().close()
+        # Drops the Binding (and with it the Binding's reference back to this
+        # method) or the bound CFFI call: nothing can reach the freed handle
+        # through the method any more.
+        self.call_raw = partial(_call_closed, self.name)
         self._forget(self)
 
     def __repr__(self) -> str:
@@ -94,13 +135,15 @@ class Method(Handle, Generic[M]):
 
     # -- single calls ----------------------------------------------------------
 
-    def call_raw(self, request: bytes) -> bytes:
-        """Bytes in :attr:`format` in, bytes out: one crossing."""
+    def _call_cffi(self, request: Buffer) -> bytes:
+        """:attr:`call_raw` through CFFI (a build without ``hms_cffi._fast``)."""
+        # Bytes-like objects other than bytes, as the fast path takes them.
+        data: Any = request if type(request) is bytes else ffi.from_buffer("uint8_t[]", request)
         try:
             bufs = _tls.bufs
         except AttributeError:
             bufs = buffers()
-        rc = _method_call(self._handle, request, len(request), bufs.out, bufs.err)
+        rc = _method_call(self._handle, data, len(data), bufs.out, bufs.err)
         if rc:
             self._raise(rc, bufs.err)
         return bufs.read()  # type: ignore[no-any-return]
@@ -156,11 +199,34 @@ class Method(Handle, Generic[M]):
         if self._handle == 0:
             raise ClosedError(f"the method {self.name} is closed", origin="hms_cffi")
 
-    def _raise(self, rc: int, err: Any) -> None:
+    def _check_closed(self, rc: int) -> None:
+        """Raises ClosedError when ``rc`` (a failed call's status) is due to
+        this method or its runtime being closed."""
         if rc == _INVALID_HANDLE:
             self._check_open()
             self._runtime._check_open()
+
+    def _raise(self, rc: int, err: Any) -> None:
+        self._check_closed(rc)
         raise error_from(rc, err, int(self.format))
+
+
+def _call_closed(name: str, request: object) -> NoReturn:
+    """:attr:`Method.call_raw` of a closed method."""
+    raise ClosedError(f"the method {name} is closed", origin="hms_cffi")
+
+
+def _fast_error(rc: int, status: bytes, fmt: int, method: Method[Any] | None) -> HmsError:
+    """The error factory of ``hms_cffi._fast``: the exception of a call that
+    failed with status ``rc`` (``status``: the hms.v1.Status the library
+    wrote, in ``fmt``), the same as the CFFI path raises."""
+    if method is not None:
+        method._check_closed(rc)
+    return error_from_status(rc, status, fmt)
+
+
+if FAST:
+    _set_error_factory(_fast_error)
 
 
 def batch_raw(calls: Iterable[tuple[Method[Any], bytes]]) -> list[bytes]:
@@ -177,6 +243,11 @@ def batch_raw(calls: Iterable[tuple[Method[Any], bytes]]) -> list[bytes]:
 def _run_batch(
     handles: array[int], requests: Sequence[bytes], formats: Iterable[Format]
 ) -> list[bytes]:
+    if FAST:
+        fast_answers, codes = _fast_batch(handles, requests)
+        if codes is None:
+            return fast_answers
+        raise _batch_error(fast_answers, codes, formats)
     count = len(requests)
     words = array("Q", [count])
     words += handles
@@ -199,16 +270,23 @@ def _run_batch(
         words.byteswap()
     ends = [header + end for end in words[1 + count :]]
     answers = [results[start:end] for start, end in zip([header, *ends], ends, strict=False)]
-    codes = words[1 : 1 + count]
-    if codes.count(0) == count:
+    status_codes = words[1 : 1 + count]
+    if status_codes.count(0) == count:
         return answers
+    raise _batch_error(answers, status_codes, formats)
+
+
+def _batch_error(
+    answers: list[bytes], codes: Sequence[int], formats: Iterable[Format]
+) -> BatchError:
+    """The BatchError of a batch some of whose calls failed (nonzero codes)."""
     failures = {
         i: _failure(code, answers[i], int(fmt))
         for i, (code, fmt) in enumerate(zip(codes, formats, strict=False))
         if code
     }
     outcomes: list[Any] = [failures.get(i, a) for i, a in enumerate(answers)]
-    raise BatchError(outcomes, failures)
+    return BatchError(outcomes, failures)
 
 
 def _failure(code: int, status: bytes, fmt: int) -> HmsError:
