@@ -40,6 +40,8 @@ protos_fresh() {
 }
 
 gate "cargo fmt --check" cargo fmt --manifest-path "$manifest" --all -- --check
+gate "cargo fmt --check (benchmarks/rust)" \
+    cargo fmt --manifest-path benchmarks/rust/Cargo.toml --all -- --check
 gate "cargo clippy --all-targets -D warnings" \
     cargo clippy --manifest-path "$manifest" --all-targets --locked -- -D warnings
 

@@ -5,7 +5,11 @@
 #   2. cargo test --release (rust_core; shares the release build's deps)
 #   3. pytest tests/python (no test collected counts as a failure)
 #   4. C host test, shared and static builds, under valgrind (tests/c/run.sh)
-#   5. scripts/lint.sh (fmt, clippy, ruff, mypy, generated files, ABI gates)
+#   5. the C example, the ABI refusal tests, each binding's suite, the
+#      conformance matrix and buf breaking
+#   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the
+#      figures of a smoke run mean nothing and are thrown away)
+#   7. scripts/lint.sh (fmt, clippy, ruff, mypy, generated files, ABI gates)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,6 +76,16 @@ for binding in bindings/*/run_tests.sh; do
 done
 run_step "conformance matrix (language x scenario)" bash scripts/conformance.sh
 run_step "schema evolution (buf breaking vs 1.0)" bash scripts/check_schemas.sh
+bench_smoke() {
+    local out
+    out="$(mktemp -d)"
+    HMS_BENCH_QUICK=1 HMS_BENCH_SKIP_SETUP=1 HMS_BENCH_OUT="$out" \
+        HMS_BENCH_RESULTS="$out/RESULTS.md" bash scripts/bench.sh
+    python3 benchmarks/render.py --check --out-dir "$out"
+    python3 benchmarks/render.py --self-test
+    rm -rf "$out"
+}
+run_step "benchmarks, smoke run (HMS_BENCH_QUICK=1 scripts/bench.sh)" bench_smoke
 run_step "lint and ABI gates" bash scripts/lint.sh
 summary
 echo "steps: ${#steps[@]} passed, 0 failed"
