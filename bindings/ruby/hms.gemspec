@@ -9,8 +9,9 @@ Gem::Specification.new do |spec|
   spec.description = <<~TEXT
     Binds libhms_ffi (include/hms_ffi.h) with Fiddle from Ruby's standard
     library, or the ffi gem with HMS_BACKEND=ffi: calls with hashes (CBOR or
-    JSON) or protobuf messages, host services as Ruby blocks, polled events,
-    and typed helpers for agents, tasks, knowledge and lifecycle hooks.
+    JSON) or protobuf messages, method handles and batches of calls (ABI
+    1.1), host services as Ruby blocks, polled events, and typed helpers for
+    agents, tasks, knowledge and lifecycle hooks.
   TEXT
   spec.authors = ["HMS FFI contributors"]
   spec.license = "Apache-2.0"

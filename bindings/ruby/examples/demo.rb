@@ -15,6 +15,14 @@ HMS::Runtime.open(name: "demo") do |rt|
   puts rt.call("hms.sys.v1.System/Echo", { "text" => "hello from Ruby" }).inspect
   puts rt.call("hms.sys.v1.System/Echo", Hms::Sys::V1::EchoRequest.new(text: "as protobuf")).text
 
+  # The fast paths (ABI 1.1): a method resolved once, then called by handle,
+  # one at a time or many in one crossing.
+  rt.method_handle("hms.sys.v1.System/Echo", format: :protobuf) do |echo|
+    requests = %w[one two three].map { |t| Hms::Sys::V1::EchoRequest.encode(Hms::Sys::V1::EchoRequest.new(text: t)) }
+    answers = echo.batch_raw(requests).map { |bytes| Hms::Sys::V1::EchoResponse.decode(bytes).text }
+    puts "batch of #{answers.size}: #{answers.join(' ')}; one call: #{echo.call(text: 'by handle').text}"
+  end
+
   # Follow everything the runtime publishes.
   events = rt.subscribe
 

@@ -72,17 +72,37 @@ class AbiTest < Minitest::Test
     assert_equal HMS::Status::INCOMPATIBLE, error.code
     assert_includes error.message, "ABI 2.3"
     assert_includes error.message, "ABI #{HMS::Native::ABI_MAJOR}.#{HMS::Native::ABI_MINOR}"
-    assert_equal({ "library_abi" => "2.3", "binding_abi" => "1.0" }, error.details)
+    assert_equal({ "library_abi" => "2.3", "binding_abi" => "1.1" }, error.details)
     assert_raises(HMS::IncompatibleError) { HMS::Native.check_abi!(0) }
     assert_nil HMS::Native.check_abi!((1 << 16) | 7)
+    assert_nil HMS::Native.check_abi!((1 << 16) | 1)
   end
 
-  # A foreign library reporting ABI 2.3 is refused at load, by both backends.
+  # This gem needs ABI 1.1 (method handles, batches): a 1.0 library is too old.
+  def test_binding_requires_abi_1_1
+    assert_equal [1, 1], [HMS::Native::ABI_MAJOR, HMS::Native::ABI_MINOR]
+    error = assert_raises(HMS::IncompatibleError) { HMS::Native.check_abi!(1 << 16, "/x/libhms_ffi.so") }
+    assert_includes error.message, "has ABI 1.0"
+    assert_includes error.message, "needs 1.x with x >= 1"
+    assert_equal({ "library_abi" => "1.0", "binding_abi" => "1.1" }, error.details)
+    %i[hms_method_resolve hms_method_call hms_method_free hms_call_batch].each do |name|
+      assert HMS::ABI::FUNCTIONS.key?(name), name
+    end
+  end
+
+  # A foreign library reporting ABI 2.3, and an older one reporting 1.0,
+  # are refused at load, by both backends.
   def test_loading_a_library_of_another_abi_raises_incompatible
+    { "2.3" => "(2u << 16) | 3u", "1.0" => "1u << 16" }.each do |version, value|
+      refuse_stub(version, value)
+    end
+  end
+
+  def refuse_stub(version, value)
     Dir.mktmpdir do |dir|
       src = File.join(dir, "stub.c")
       lib = File.join(dir, "libhms_stub.so")
-      File.write(src, "#include <stdint.h>\nuint32_t hms_abi_version(void) { return (2u << 16) | 3u; }\n")
+      File.write(src, "#include <stdint.h>\nuint32_t hms_abi_version(void) { return #{value}; }\n")
       _out, err, status = Open3.capture3("cc", "-shared", "-fPIC", "-o", lib, src)
       assert status.success?, "cc failed: #{err}"
       %w[fiddle ffi].each do |backend|
@@ -97,8 +117,8 @@ class AbiTest < Minitest::Test
         RUBY
         out, err, status = Open3.capture3(ruby_binary, "-w", "-I", File.join(GEM_ROOT, "lib"), "-e", script)
         assert_equal 3, status.exitstatus, "#{backend}: #{out} #{err}"
-        assert_includes out, "ABI 2.3"
-        assert_includes out, "ABI 1.0"
+        assert_includes out, "has ABI #{version}"
+        assert_includes out, "built for ABI 1.1"
         assert_empty err
       end
     end

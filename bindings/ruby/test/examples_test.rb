@@ -13,6 +13,7 @@ class ExamplesTest < Minitest::Test
     assert_empty err
     assert_includes out, "backend #{HMS.backend}"
     assert_includes out, "Hello, Ada!"
+    assert_includes out, "batch of 3: one two three; one call: by handle"
     assert_includes out, "vetoed by hook `never-pause`"
     assert_includes out, "task SUCCEEDED: 42 pages"
     assert_match(/^  \d+ knowledge\.put /, out)

@@ -6,7 +6,7 @@ module HMS
   # The HMS_* status codes of include/hms_ffi.h, read from the generated ABI
   # table (never restated by hand): HMS::Status::NOT_FOUND == 5, ...
   module Status
-    prefixes = /\AHMS_(?:FORMAT|ABI|SERVICE)_/
+    prefixes = /\AHMS_(?:FORMAT|ABI|SERVICE|BATCH)_/
     CODES = ABI::CONSTANTS.each_with_object({}) do |(name, value), codes|
       next if name.to_s.match?(prefixes)
 
@@ -83,7 +83,39 @@ module HMS
   end
   Error.const_set(:BY_CODE, by_code.freeze)
 
-  # A Runtime, Service or Subscription used after #close: a freed handle,
-  # said more clearly (a subclass of InvalidHandleError).
+  # A Runtime, Service, Subscription or MethodHandle used after #close (or
+  # a MethodHandle whose runtime was closed): a freed handle, said more
+  # clearly (a subclass of InvalidHandleError).
   class ClosedError < InvalidHandleError; end
+
+  # Some calls of a batch (MethodHandle#batch_raw, Runtime#batch_raw)
+  # failed. Every call of the batch ran (a failing call does not stop the
+  # ones after it); this error carries every outcome.
+  #
+  # #code, #details and #origin are those of the first failure; #results
+  # holds, in call order, the response bytes (a binary String) of each call
+  # that succeeded and the HMS::Error of each call that failed; #failures
+  # maps the index of each failed call to its HMS::Error.
+  #
+  #   begin
+  #     echo.batch_raw(requests)
+  #   rescue HMS::BatchError => e
+  #     e.failures.each { |i, error| warn "call #{i}: #{error.message}" }
+  #     answers = e.results.grep(String)
+  #   end
+  class BatchError < Error
+    # Array of String (response) or HMS::Error (failure), one per call.
+    attr_reader :results
+    # Hash of call index => HMS::Error, in call order.
+    attr_reader :failures
+
+    def initialize(results, failures)
+      @results = results.freeze
+      @failures = failures.freeze
+      index, first = failures.first
+      text = "#{failures.size} of #{results.size} calls of the batch failed; the first, call #{index}: " \
+             "#{first.status_message}"
+      super(text, code: first.code, details: first.details, origin: first.origin)
+    end
+  end
 end

@@ -41,6 +41,12 @@ module HMS
     # Integers pass unchecked (the library answers an unknown one with
     # InvalidArgumentError); unknown names raise ArgumentError.
     def resolve(format)
+      BY_NAME[format] || resolve_other(format) # :protobuf, :cbor, :json first: the common case
+    end
+
+    # Formats other than the three symbols (see #resolve).
+    # @api private
+    def resolve_other(format)
       case format
       when Integer then format
       when Symbol, String

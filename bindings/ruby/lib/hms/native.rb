@@ -20,6 +20,7 @@ module HMS
     BLOCKING = %i[
       hms_runtime_new hms_runtime_free hms_call hms_service_register hms_service_unregister
       hms_subscribe hms_poll hms_unsubscribe hms_schema_register hms_convert
+      hms_method_call hms_call_batch
     ].freeze
 
     # A response buffer whose capacity grew past this is released after its
@@ -90,7 +91,14 @@ module HMS
       # The exception for status +rc+, with the hms.v1.Status the library
       # wrote into the error buffer (+raw+, in +format+).
       def error_from(rc, raw, format)
-        status = raw.nil? || raw.empty? ? nil : decode_status(raw, format)
+        written = !(raw.nil? || raw.empty?)
+        status = written ? decode_status(raw, format) : nil
+        # A status the library could not write in the call's format is JSON
+        # (e.g. that of an invalid method handle, whose format is unknown).
+        if written && format != Format::JSON && (status.nil? || status["code"].to_i != rc)
+          json = decode_status(raw, Format::JSON)
+          status = json if json && json["code"].to_i == rc
+        end
         message = ""
         details = nil
         origin = ""
@@ -104,12 +112,14 @@ module HMS
         Error.from_status(rc, message, details.is_a?(Hash) ? details : nil, origin)
       end
 
+      # The hms.v1.Status in +raw+ as a Hash, nil when it does not decode.
       def decode_status(raw, format)
-        case format
-        when Format::PROTOBUF then StatusProto.decode(raw)
-        when Format::CBOR then Format.cbor? ? ::CBOR.decode(raw) : nil
-        else ::JSON.parse(raw)
-        end
+        status = case format
+                 when Format::PROTOBUF then StatusProto.decode(raw)
+                 when Format::CBOR then Format.cbor? ? ::CBOR.decode(raw) : nil
+                 else ::JSON.parse(raw)
+                 end
+        status.is_a?(Hash) ? status : nil
       rescue StandardError
         nil
       end

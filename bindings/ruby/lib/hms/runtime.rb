@@ -2,6 +2,7 @@
 
 require_relative "errors"
 require_relative "format"
+require_relative "method_handle"
 require_relative "native"
 require_relative "proto"
 require_relative "services"
@@ -11,6 +12,10 @@ module HMS
   # What a Runtime shares with its services, subscriptions and finalizer
   # (never the Runtime itself, so the finalizer can run).
   class RuntimeState
+    # Method handles cached per format for Runtime#call and #call_raw
+    # without options; names past this many go through hms_call.
+    METHOD_CACHE_MAX = 256
+
     attr_reader :backend, :handle, :services
 
     def initialize(backend, handle)
@@ -19,6 +24,18 @@ module HMS
       @children = {}
       @services = 0
       @lock = Mutex.new
+      @methods = Format::NAMES.keys.to_h { |format| [format, {}] }.freeze
+    end
+
+    # The cached hms_method handle of +name+ in +format+, resolved on first
+    # use; nil when the name does not resolve (hms_call then reports the
+    # error, exactly as it always did), for an unknown format, or when the
+    # cache is full.
+    def method_for(name, format)
+      table = @methods[format]
+      return nil if table.nil?
+
+      table[name] || resolve_cached(table, name, format)
     end
 
     def adopt(child, service: false)
@@ -61,6 +78,7 @@ module HMS
       handle = @lock.synchronize do
         h = @handle
         @handle = 0
+        @methods.each_value(&:clear) # freed with the runtime
         h
       end
       @backend.runtime_free(handle) unless handle.zero?
@@ -76,6 +94,25 @@ module HMS
       rescue StandardError
         nil
       end
+    end
+
+    private
+
+    def resolve_cached(table, name, format)
+      return nil if table.size >= METHOD_CACHE_MAX || @handle.zero?
+
+      handle = begin
+        @backend.method_resolve(@handle, name, format)
+      rescue Error
+        return nil
+      end
+      cached = @lock.synchronize do
+        return nil if @handle.zero? # closed meanwhile: the runtime took the handle with it
+
+        table[name] ||= handle
+      end
+      @backend.method_free(handle) unless cached == handle # another thread was first
+      cached
     end
   end
 
@@ -131,7 +168,7 @@ module HMS
       handle = @backend.runtime_new(config_format, raw)
       @state = RuntimeState.new(@backend, handle)
       @cbor = @format == Format::CBOR && Format.cbor?
-      @out_types = {}
+      @msg_types = {}
       ObjectSpace.define_finalizer(self, RuntimeState.finalizer(@state))
     end
 
@@ -198,14 +235,92 @@ module HMS
       end
     end
 
-    # The fast path under #call: bytes in, bytes out, one crossing.
+    # The fast path under #call: bytes in, bytes out, one crossing. Without
+    # +options+ the call goes through a method handle the runtime resolves
+    # on first use and keeps (see #method_handle); errors are the same
+    # either way.
     def call_raw(method, request, format, options = nil)
       invoke(method, Format.resolve(format), request, options)
     end
 
+    # Resolves +method+ ("package.Service/Method") once, for calls that skip
+    # its name: the fastest way to call one method many times
+    # (+hms_method_resolve+, ABI 1.1).
+    #
+    #   echo = rt.method_handle("hms.sys.v1.System/Echo", format: :protobuf)
+    #   echo.call_raw(bytes)           # => response bytes
+    #   echo.call(request_message)     # => response message
+    #   echo.batch_raw([a, b, c])      # => [response, response, response], one crossing
+    #
+    # +format+: of every request and answer through the handle (:protobuf,
+    # :cbor or :json; default the runtime's format, that of its hashes).
+    # With a block, yields the handle, closes it when the block ends and
+    # returns the block's value.
+    #
+    # (Named method_handle, not method: Object#method stays Ruby's.)
+    #
+    # @return [HMS::MethodHandle]
+    # @raise [HMS::NotFoundError] no such service or method
+    # @raise [HMS::InvalidArgumentError] a malformed name or format
+    def method_handle(method, format: nil)
+      unless method.is_a?(String)
+        raise TypeError, "a method name is a String like \"package.Service/Method\", not #{method.inspect}"
+      end
+
+      check_open
+      handle = begin
+        MethodHandle.new(self, @state, method, format.nil? ? @format : Format.resolve(format))
+      rescue InvalidHandleError
+        check_open
+        raise
+      end
+      return handle unless block_given?
+
+      begin
+        yield handle
+      ensure
+        handle.close
+      end
+    end
+
+    # Many calls, of any methods of this runtime, in one crossing
+    # (+hms_call_batch+): +calls+ is an Array of [MethodHandle, request]
+    # pairs, each request raw bytes (a String) in its handle's format. Calls
+    # run in order on this thread; a failing call does not stop the ones
+    # after it.
+    #
+    #   rt.batch_raw([[echo, a], [health, ""], [echo, b]])   # => [bytes, bytes, bytes]
+    #
+    # @return [Array<String>] the responses, in order
+    # @raise [HMS::BatchError] when any call failed: it carries every
+    #   outcome (#results, #failures)
+    # @raise [HMS::ResourceExhaustedError] more than HMS_BATCH_MAX_CALLS
+    #   calls (nothing ran)
+    def batch_raw(calls)
+      check_open
+      return [] if calls.empty?
+
+      methods, requests = batch_columns(calls)
+      methods.uniq.each do |m|
+        raise TypeError, "a batch call is [MethodHandle, String], not [#{m.class}, ...]" unless m.is_a?(MethodHandle)
+        raise ArgumentError, "#{m.inspect} belongs to another runtime" unless m.runtime.equal?(self)
+        raise ClosedError.new("the method handle is closed (#{m.name})", origin: Format::ORIGIN) if m.handle.zero?
+      end
+      Batch.run(@backend, @state, methods.map(&:handle), requests, methods.map(&:format_code))
+    rescue InvalidHandleError => e
+      check_open
+      raise e
+    end
+
     # The protobuf class of +method+'s output (cached per method).
     def output_type(method)
-      cached = @out_types[method]
+      message_types(method)[1]
+    end
+
+    # [input class, output class] of +method+: its protobuf message classes,
+    # found through Registry/DescribeService (cached per method).
+    def message_types(method)
+      cached = @msg_types[method]
       return cached if cached
 
       service, sep, short = method.rpartition("/")
@@ -216,10 +331,10 @@ module HMS
       found = describe_service(service).fetch("methods", []).find { |m| m["name"] == short }
       raise NotFoundError.new("#{service} has no method #{short.inspect}", origin: Format::ORIGIN) if found.nil?
 
-      type_name = found["output_type"].to_s
-      raise TypeError, "#{method} takes and returns any CBOR/JSON value: pass a Hash" if type_name.empty?
+      names = found.values_at("input_type", "output_type").map(&:to_s)
+      raise TypeError, "#{method} takes and returns any CBOR/JSON value: pass a Hash" if names.any?(&:empty?)
 
-      @out_types[method] = Proto.message_class(type_name)
+      @msg_types[method] = names.map { |name| Proto.message_class(name) }.freeze
     end
 
     # hms.registry.v1.Registry/DescribeService: the ServiceDescriptor as a Hash.
@@ -296,7 +411,7 @@ module HMS
       end
       service = Service.new(@state, svc_handle, id, state, version.to_s)
       @state.adopt(service)
-      @out_types.delete_if { |k, _| k.start_with?("#{name}/") }
+      @msg_types.delete_if { |k, _| k.start_with?("#{name}/") }
       service
     end
 
@@ -369,6 +484,15 @@ module HMS
       h = @state.handle
       raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if h.zero?
 
+      # Without options, through the runtime's cached handle of the name:
+      # the same call and the same answers as hms_call (a handle names the
+      # method, not one registration of its service), with five arguments
+      # instead of ten and no name to look up.
+      if options.nil? && (m = @state.method_for(method, fmt))
+        return @backend.method_call(m, fmt, raw) if @state.services.zero?
+
+        return Thread.handle_interrupt(DEFER) { @backend.method_call(m, fmt, raw) }
+      end
       if @state.services.zero?
         @backend.call(h, method, fmt, raw, options)
       else
@@ -382,6 +506,16 @@ module HMS
 
     def check_open
       raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if @state.closed?
+    end
+
+    # [handles, requests] of the [MethodHandle, request] pairs of a batch.
+    def batch_columns(calls)
+      columns = calls.transpose
+      return columns if columns.size == 2
+
+      raise ArgumentError, "a batch call is a [MethodHandle, request] pair"
+    rescue IndexError, TypeError
+      raise ArgumentError, "a batch call is a [MethodHandle, request] pair"
     end
 
     def config_bytes(config, fields, format)

@@ -2,5 +2,5 @@
 
 module HMS
   # Version of this gem (the library reports its own through HMS.library_version).
-  VERSION = "1.0.0"
+  VERSION = "1.1.0"
 end

@@ -9,9 +9,10 @@ module HMS
   module Backend
     # The default backend: Fiddle, from Ruby's standard library.
     #
-    # Speed matters here, since every Fiddle call costs about 750 ns: each
-    # operation is one hms_call, into a fiber's hms_buf pair allocated once
-    # (the library reuses the memory; nothing crosses back to free it).
+    # Speed matters here, since every Fiddle call costs 600-750 ns before it
+    # does anything: each operation is one crossing (hms_method_call, or
+    # hms_call when it has options), into a fiber's hms_buf pair allocated
+    # once (the library reuses the memory; nothing crosses back to free it).
     # Pointer parameters are declared as uintptr_t (same ABI on every
     # platform Ruby's Fiddle supports) and passed as integers: small inputs
     # are copied into the fiber's scratch memory, large ones passed in place,
@@ -35,23 +36,72 @@ module HMS
       # Inputs up to this size are copied into scratch memory; larger ones
       # are passed in place.
       SCRATCH_MAX = 64 * 1024
+      # unpack formats of the pair's fields: the response's data and len,
+      # the error's data and len, the handle slot.
+      OUT_DATA = "J"
+      OUT_LEN = "@8J"
+      ERR_FIELDS = "@#{BUF_SIZE}J2"
+      SLOT = "@#{2 * BUF_SIZE}Q"
       # After an answer this large, the response buffer is freed (its
       # capacity is at least this, and Native::KEEP_CAPACITY is the bound).
       RELEASE_ABOVE = Native::KEEP_CAPACITY / 2
 
-      # The memory of one fiber: the buffer pair and the scratch.
+      # Bytes of the String holding a pair: more than any Ruby embeds in an
+      # object slot (23 bytes in 3.1, up to 640 with 3.2's variable-width
+      # slots), so the bytes live in malloc'd memory that GC never moves.
+      PAIR_STRING_SIZE = 1024
+
+      # The memory of one fiber: the buffer pair and the scratch, and the
+      # hot paths that use them (kept here so they read instance variables
+      # instead of calling accessors: a Ruby method call costs about as much
+      # as copying a small answer).
+      #
+      # The pair lives in a binary String of this object's own (never
+      # exposed, never resized, never embedded, so its bytes stay at one
+      # address for its whole life): the library writes the hms_buf fields
+      # there, and Ruby reads them with String#unpack1, with no Fiddle call
+      # and no object allocated.
       class Bufs
-        attr_reader :ptr, :len_ptr, :out, :err, :slot, :scratch, :scratch_addr
+        attr_reader :pair, :out, :err, :slot, :scratch, :scratch_addr
 
         def initialize(free_fn)
-          @ptr = ::Fiddle::Pointer.malloc(PAIR_SIZE, ::Fiddle::RUBY_FREE)
-          @ptr[0, PAIR_SIZE] = "\0" * PAIR_SIZE
-          @len_ptr = @ptr + 8 # the response's len field
-          @out = @ptr.to_i
+          @free = free_fn
+          @pair = "\0".b * PAIR_STRING_SIZE
+          @out = ::Fiddle::Pointer[@pair].to_i
           @err = @out + BUF_SIZE
           @slot = @err + BUF_SIZE
+          # The response's data address as the pair holds it (8 bytes) and
+          # a Pointer there: the library reuses that memory from call to
+          # call, so the Pointer is made again only when the address changes.
+          @data_key = "\xFF".b * 8 # no buffer lives there
+          @data = nil
           grow(256)
-          ObjectSpace.define_finalizer(self, self.class.releaser(free_fn, @ptr, @out, @err))
+          ObjectSpace.define_finalizer(self, self.class.releaser(free_fn, @pair, @out, @err))
+        end
+
+        # hms_method_call (+fn+) of +method+ with +request+ into this pair:
+        # the status. A request up to SCRATCH_MAX is copied into the scratch
+        # (Fiddle then gets integers only); a larger one is passed in place.
+        def method_call(fn, method, request)
+          rl = request.bytesize
+          if rl <= @scratch_cap || (rl <= SCRATCH_MAX && grow(rl))
+            @scratch[0, rl] = request
+            return fn.call(method, @scratch_addr, rl, @out, @err)
+          end
+
+          rp = ::Fiddle::Pointer[request]
+          fn.call(method, rp.to_i, rl, @out, @err)
+        end
+
+        # The latest answer, copied out. A buffer that held a large answer
+        # is released afterwards.
+        def answer
+          len = @pair.unpack1(OUT_LEN)
+          return "".b if len.zero?
+
+          out = (@pair.start_with?(@data_key) ? @data : locate)[0, len]
+          @free.call(@out) if len > RELEASE_ABOVE
+          out
         end
 
         # Scratch memory of at least +size+ bytes.
@@ -68,13 +118,21 @@ module HMS
           size <= @scratch_cap ? @scratch : grow(size)
         end
 
-        # Frees what the library put in the pair; Fiddle frees the pair.
-        def self.releaser(free_fn, ptr, out, err)
+        # Frees what the library put in the pair; the String goes with GC.
+        def self.releaser(free_fn, pair, out, err)
           proc do
             free_fn.call(out)
             free_fn.call(err)
-            ptr.to_i # keeps the pair's memory alive until the buffers are freed
+            pair.clear # keeps the pair alive until its buffers are freed
           end
+        end
+
+        private
+
+        # The Pointer at the response's (new) data address.
+        def locate
+          @data_key = @pair.byteslice(0, 8)
+          @data = ::Fiddle::Pointer.new(@pair.unpack1(OUT_DATA))
         end
       end
 
@@ -86,6 +144,7 @@ module HMS
         Native.check_abi!(abi.call, path)
         @fn = ABI::FUNCTIONS.keys.to_h { |name| [name, function(name)] }
         @call = @fn.fetch(:hms_call)
+        @method_call = @fn.fetch(:hms_method_call)
         @buf_free = @fn.fetch(:hms_buf_free)
         @reply_set = @fn.fetch(:hms_reply_set)
         @reply_error = @fn.fetch(:hms_reply_error)
@@ -134,7 +193,44 @@ module HMS
         end
         raise error(rc, b, format) unless rc.zero?
 
-        copy_out(b)
+        b.answer
+      end
+
+      # hms_method_resolve: the handle of +name+ in +format+, or raises.
+      def method_resolve(rt, name, format)
+        b = bufs
+        with_input(name) do |addr, len|
+          rc = @fn.fetch(:hms_method_resolve).call(rt, addr, len, format, b.slot, b.err)
+          raise error(rc, b, format) unless rc.zero?
+        end
+        b.pair.unpack1(SLOT)
+      end
+
+      # One hms_method_call (five arguments where hms_call takes ten):
+      # returns the response bytes or raises the status (in +format+, the
+      # handle's).
+      def method_call(method, format, request)
+        b = Thread.current[@key] || bufs # #bufs, inlined: the hot path
+        rc = b.method_call(@method_call, method, request)
+        raise error(rc, b, format) unless rc.zero?
+
+        b.answer
+      end
+
+      # hms_method_free: the status (HMS_INVALID_HANDLE when not live).
+      def method_free(method)
+        @fn.fetch(:hms_method_free).call(method)
+      end
+
+      # One hms_call_batch: the result frame, or raises the status of a
+      # refused frame (its hms.v1.Status is JSON).
+      def call_batch(frame)
+        b = bufs
+        with_input(frame) do |addr, len|
+          rc = @fn.fetch(:hms_call_batch).call(addr, len, b.out, b.err)
+          raise error(rc, b, Format::JSON) unless rc.zero?
+        end
+        b.answer
       end
 
       def runtime_new(format, config)
@@ -143,7 +239,7 @@ module HMS
           rc = @fn.fetch(:hms_runtime_new).call(format, addr, len, b.slot, b.err)
           raise error(rc, b, format) unless rc.zero?
         end
-        b.ptr[2 * BUF_SIZE, 8].unpack1("Q")
+        b.pair.unpack1(SLOT)
       end
 
       def runtime_free(rt)
@@ -157,7 +253,7 @@ module HMS
                                                      b.slot, b.err)
           raise error(rc, b, format) unless rc.zero?
         end
-        b.ptr[2 * BUF_SIZE, 8].unpack1("Q")
+        b.pair.unpack1(SLOT)
       end
 
       def service_unregister(svc)
@@ -182,7 +278,7 @@ module HMS
           rc = @fn.fetch(:hms_subscribe).call(rt, format, addr, len, b.slot, b.err)
           raise error(rc, b, format) unless rc.zero?
         end
-        b.ptr[2 * BUF_SIZE, 8].unpack1("Q")
+        b.pair.unpack1(SLOT)
       end
 
       # The next event's bytes, nil on timeout; raises any other status.
@@ -192,7 +288,7 @@ module HMS
         return nil if rc == Status::DEADLINE_EXCEEDED
         raise error(rc, b, format) unless rc.zero?
 
-        copy_out(b)
+        b.answer
       end
 
       def unsubscribe(sub)
@@ -216,22 +312,10 @@ module HMS
                                           b.out, b.err)
         raise error(rc, b, Format::JSON) unless rc.zero?
 
-        copy_out(b)
+        b.answer
       end
 
       private
-
-      # The latest answer, copied out. Reads len and data through
-      # Pointer#ptr (an integer each), the cheapest way Fiddle offers. A
-      # buffer that held a large answer is released afterwards.
-      def copy_out(b)
-        len = b.len_ptr.ptr.to_i
-        return "".b if len.zero?
-
-        out = b.ptr.ptr[0, len]
-        @buf_free.call(b.out) if len > RELEASE_ABOVE
-        out
-      end
 
       def with_input(bytes)
         return yield(0, 0) if bytes.nil? || bytes.empty?
@@ -241,7 +325,7 @@ module HMS
       end
 
       def error(rc, b, format)
-        data, len = b.ptr[BUF_SIZE, 16].unpack("J2")
+        data, len = b.pair.unpack(ERR_FIELDS)
         raw = len.zero? ? nil : ::Fiddle::Pointer.new(data)[0, len]
         Native.error_from(rc, raw, format)
       end
