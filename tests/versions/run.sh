@@ -27,7 +27,9 @@ cc -std=c99 -Wall -Wextra -pedantic -Werror -I"$root/include" tests/versions/abi
 rc=0
 LD_LIBRARY_PATH="$(dirname "$other")" "$tmp/abi_check" 2>"$tmp/refused" || rc=$?
 cat "$tmp/refused"
-if [[ $rc -ne 3 ]] || ! grep -q "ABI 2.0 is incompatible with this program, built for ABI 1.0" "$tmp/refused"; then
+header_abi="$(sed -nE 's/^#define HMS_ABI_VERSION_MAJOR ([0-9]+).*/\1/p' include/hms_ffi.h).$(
+    sed -nE 's/^#define HMS_ABI_VERSION_MINOR ([0-9]+).*/\1/p' include/hms_ffi.h)"
+if [[ $rc -ne 3 ]] || ! grep -q "ABI 2.0 is incompatible with this program, built for ABI $header_abi" "$tmp/refused"; then
     echo "versions: the C host did not refuse the ABI 2.0 library (exit $rc)" >&2
     exit 1
 fi
