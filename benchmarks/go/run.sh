@@ -19,6 +19,6 @@ trap 'rm -rf "$tmp"' EXIT
 export TMPDIR="$tmp" # cgo-env.sh may put a libhms_ffi.so symlink there
 
 eval "$("$root/bindings/go/cgo-env.sh")"
-(cd "$here" && go build -o "$tmp/hmsbench" ./cmd/hmsbench)
+(cd "$root/bindings/go" && go build -o "$tmp/hmsbench" ./internal/cmd/hmsbench)
 cd "$root"
 "$tmp/hmsbench" "$@"

@@ -10,7 +10,7 @@
 #   6. refusal of a library of another ABI, when one was built
 #      (tests/versions/build_other_abi.sh)
 #   7. every benchmark, briefly, so none rots, and the benchmark program of
-#      benchmarks/go (gofmt, go vet, one quick run into a scratch file)
+#      internal/cmd/hmsbench (one quick run into a scratch file)
 # Ends with the go test summary and a line "go: N passed, N failed".
 set -euo pipefail
 
@@ -137,21 +137,9 @@ fi
 echo "== benchmarks (brief)"
 go test -run '^$' -bench . -benchtime 200x -count=1 . | grep -E '^(Benchmark|ok)'
 
-bench="../../benchmarks/go"
-if [[ -f "$bench/go.mod" ]]; then
-    echo "== benchmark program ($bench): gofmt, go vet, one quick run"
-    (
-        cd "$bench"
-        unformatted="$(gofmt -l .)"
-        if [[ -n "$unformatted" ]]; then
-            echo "gofmt would reformat: $unformatted" >&2
-            exit 1
-        fi
-        go vet ./...
-        go build -o "$tmp/hmsbench" ./cmd/hmsbench
-        "$tmp/hmsbench" -quick -rounds 1 -skip-memory -out "$tmp/go.json" >/dev/null
-        python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d["cases"]) == 12, d' "$tmp/go.json"
-    )
-fi
+echo "== benchmark program (internal/cmd/hmsbench): one quick run"
+go build -o "$tmp/hmsbench" ./internal/cmd/hmsbench
+"$tmp/hmsbench" -quick -rounds 1 -skip-memory -out "$tmp/go.json" >/dev/null
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d["cases"]) == 12, d' "$tmp/go.json"
 
 echo "go: ${passed} passed, ${failed} failed"

@@ -2,6 +2,10 @@
 // and writes benchmarks/out/go.json:
 //
 //	bash benchmarks/go/run.sh                 # builds and runs this, from anywhere
+//
+// It lives inside the binding's module so that it shares internal/cbench
+// (the C loops of the core) with the binding's own go test benchmarks.
+//
 //	hmsbench -out benchmarks/out/go.json      # HMS_BENCH_QUICK=1: 3 short rounds
 //
 // Every case gets one warm-up round, then its timed rounds; the rounds of
@@ -17,25 +21,6 @@ package main
 #include <time.h>
 #include "hms_ffi.h"
 
-// The core's own cost: a C loop of hms_method_call with one reused buffer
-// pair, no Go in the loop. Returns the elapsed ns, or -status.
-static int64_t hmsbench_method_loop(hms_method m, const uint8_t *req, size_t req_len, int n) {
-    hms_buf out = {0}, err = {0};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < n; i++) {
-        int32_t rc = hms_method_call(m, req, req_len, &out, &err);
-        if (rc != HMS_OK) {
-            hms_buf_free(&out);
-            hms_buf_free(&err);
-            return -(int64_t)rc;
-        }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    hms_buf_free(&out);
-    hms_buf_free(&err);
-    return (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
-}
 */
 import "C"
 
@@ -63,6 +48,7 @@ import (
 	lifecyclev1 "github.com/hms-ffi/hms/bindings/go/gen/hms/agent/lifecycle/v1"
 	agentv1 "github.com/hms-ffi/hms/bindings/go/gen/hms/agent/v1"
 	sysv1 "github.com/hms-ffi/hms/bindings/go/gen/hms/sys/v1"
+	"github.com/hms-ffi/hms/bindings/go/internal/cbench"
 )
 
 const echo = "hms.sys.v1.System/Echo"
@@ -561,11 +547,11 @@ func coreLoop(rt *hms.Runtime, size, n int) (float64, error) {
 	req := echoRequest(size)
 	var best float64
 	for r := 0; r < 5; r++ {
-		ns := C.hmsbench_method_loop(C.hms_method(m.RawHandle()), (*C.uint8_t)(unsafe.Pointer(&req[0])), C.size_t(len(req)), C.int(n))
-		if ns < 0 {
-			return 0, fmt.Errorf("hms_method_call: status %d", -ns)
+		elapsed, err := cbench.MethodLoop(m.RawHandle(), req, n)
+		if err != nil {
+			return 0, err
 		}
-		per := float64(ns) / float64(n)
+		per := float64(elapsed.Nanoseconds()) / float64(n)
 		if r == 0 || per < best {
 			best = per
 		}
