@@ -7,7 +7,8 @@
 mod canonical;
 pub mod cbor;
 mod json;
-mod message;
+pub mod message;
+pub mod wire;
 
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage};
@@ -174,6 +175,12 @@ pub fn encode_typed<M: Message + prost::Name>(
     }
     let desc = schema::message_descriptor(&M::full_name())
         .expect("every built-in type is in the schema pool");
+    if format == Format::Cbor
+        && let Some(value) = wire::to_value(&desc, &message.encode_to_vec())?
+    {
+        cbor::encode(&value, out);
+        return Ok(());
+    }
     let mut dynamic = DynamicMessage::new(desc);
     dynamic
         .transcode_from(message)

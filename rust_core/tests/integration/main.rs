@@ -14,3 +14,4 @@ mod knowledge;
 mod lifecycle;
 mod storage;
 mod tasks;
+mod wire_values;
