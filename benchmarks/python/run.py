@@ -17,7 +17,7 @@ the same process under the same load:
 - each case checks its answer once, outside the timed loop.
 
 Then the memory case: VmRSS before and after 1,000,000 raw Echo 64 B calls
-(after 10,000 warm-up calls).
+(after 200,000 warm-up calls).
 
 Usage (from the repository, after ``pip install -e ".[dev]"`` and
 ``benchmarks/rust/run.sh build`` for the PyO3 comparator; scripts/bench.sh
@@ -66,7 +66,7 @@ QUICK = os.environ.get("HMS_BENCH_QUICK") == "1"
 ROUNDS = 3 if QUICK else 15
 ROUND_NS = 5_000_000 if QUICK else 100_000_000
 RSS_CALLS = 1_000_000
-RSS_WARMUP = 10_000
+RSS_WARMUP = 200_000
 
 ECHO = "hms.sys.v1.System/Echo"
 AGENT_JSON = ROOT / "benchmarks" / "rust" / "codecs" / "agent.json"
