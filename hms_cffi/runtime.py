@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,8 @@ _PROTOBUF = int(Format.PROTOBUF)
 _CBOR = int(Format.CBOR)
 _INVALID_HANDLE = int(StatusCode.INVALID_HANDLE)
 _DESCRIBE = "hms.registry.v1.Registry/DescribeService"
+#: Most method handles :meth:`Runtime.call_raw` resolves on its own.
+_CACHED_METHODS = 256
 
 Options = options_pb2.CallOptions | Mapping[str, Any]
 TypeRef = type[Message] | str
@@ -208,7 +211,18 @@ class Runtime(Handle):
         raise TypeError(f"request must be a protobuf message, a dict or bytes, not {request!r}")
 
     def call_raw(self, method: str, request: bytes, fmt: int, options: bytes = b"") -> bytes:
-        """The fast path under :meth:`call`: bytes in, bytes out, one crossing."""
+        """The fast path under :meth:`call`: bytes in, bytes out, one crossing.
+
+        Without options, a method called before goes through its method
+        handle (:meth:`method`), resolved after its first successful call:
+        the same answers and errors as a call by name, at a fraction of the
+        cost. Names with a leading "/" always go by name (a handle's errors
+        name the method without it).
+        """
+        if not options:
+            known = self._methods.get((method, fmt))
+            if known is not None:
+                return known.call_raw(request)
         name = method.encode()
         try:
             bufs: Buffers = _tls.bufs
@@ -230,7 +244,13 @@ class Runtime(Handle):
             if rc == _INVALID_HANDLE and self._handle == 0:
                 raise ClosedError("the runtime is closed", origin="hms_cffi")
             raise error_from(rc, bufs.err, fmt)
-        return bufs.read()
+        answer: bytes = bufs.read()
+        if not options and len(self._methods) < _CACHED_METHODS and not method.startswith("/"):
+            # The call answered, but its service may be gone by now (a
+            # handler can unregister its own): then there is nothing to cache.
+            with contextlib.suppress(HmsError):
+                self.method(method, fmt)
+        return answer
 
     def method(
         self,

@@ -578,3 +578,25 @@ def test_exiting_threads_free_their_buffers(rt: Runtime) -> None:
     before = rss_kib()
     threads(100)  # ~40 MiB if each exiting thread left its buffer behind
     assert rss_kib() - before < 16 * 1024
+
+
+def test_plain_calls_by_name_go_through_a_cached_handle(rt: Runtime) -> None:
+    request = echo_bytes("cached")
+    first = rt.call_raw(ECHO, request, int(Format.PROTOBUF))
+    cached = rt.method(ECHO)
+    assert rt.call_raw(ECHO, request, int(Format.PROTOBUF)) == first
+    assert rt.method(ECHO) is cached, "the call resolved it once"
+    # Errors are those of a call by name, origin included.
+    with pytest.raises(DecodeError) as by_handle:
+        rt.call_raw(ECHO, b"\xff", int(Format.PROTOBUF))
+    with pytest.raises(DecodeError) as by_name:
+        rt.call_raw("/" + ECHO, b"\xff", int(Format.PROTOBUF))
+    assert by_handle.value.message == by_name.value.message
+    assert by_handle.value.origin == ECHO
+    # A service that goes away answers NotFoundError either way.
+    service = rt.register_service("fast.v1.Gone", {"Do": lambda r: {}})
+    rt.call("fast.v1.Gone/Do", {})
+    rt.call("fast.v1.Gone/Do", {})
+    service.close()
+    with pytest.raises(NotFoundError):
+        rt.call("fast.v1.Gone/Do", {})
