@@ -32,6 +32,8 @@ module HMS
   #
   # Every method may be called from any Ruby thread, several at once.
   class MethodHandle
+    include OwnedHandle
+
     # Thread#raise, Thread#kill and signals wait while a call may run Ruby
     # handlers (as in Runtime#call).
     DEFER = { Object => :never }.freeze
@@ -179,11 +181,7 @@ module HMS
     # Frees the handle. Idempotent; calls through it raise ClosedError
     # afterwards.
     def close
-      handle = @lock.synchronize do
-        h = @handle
-        @handle = 0
-        h
-      end
+      handle = take_handle
       return nil if handle.zero?
 
       ObjectSpace.undefine_finalizer(self)

@@ -173,6 +173,8 @@ module HMS
   # unregisters it, waiting for calls in flight; it is idempotent. The
   # runtime keeps the service until either is closed.
   class Service
+    include OwnedHandle
+
     attr_reader :name, :version, :handle
 
     def initialize(runtime_state, handle, id, state, version)
@@ -200,11 +202,7 @@ module HMS
     end
 
     def close
-      handle = @lock.synchronize do
-        h = @handle
-        @handle = 0
-        h
-      end
+      handle = take_handle
       return nil if handle.zero?
 
       @runtime.backend.service_unregister(handle)

@@ -12,6 +12,8 @@ module HMS
   # Events are hashes (CBOR or JSON subscriptions) or Hms::Events::V1::Event
   # messages (format: :protobuf). #close is idempotent.
   class Subscription
+    include OwnedHandle
+
     # Longest single wait inside hms_poll, so Ruby sees Thread#raise,
     # Thread#kill and Ctrl-C between waits.
     SLICE_MS = 200
@@ -76,11 +78,7 @@ module HMS
     end
 
     def close
-      handle = @lock.synchronize do
-        h = @handle
-        @handle = 0
-        h
-      end
+      handle = take_handle
       return nil if handle.zero?
 
       @backend.unsubscribe(handle)
