@@ -11,7 +11,7 @@
 # missing) does not stop the others: RESULTS.md says "not run" for its
 # language, and the script exits non-zero naming the failed steps.
 #
-#   bash scripts/bench.sh                 # everything (~10-15 min on 2 cores)
+#   bash scripts/bench.sh                 # everything (~5 min on 2 cores once built)
 #   bash scripts/bench.sh python rust     # only these steps (and setup, render)
 #   HMS_BENCH_QUICK=1 bash scripts/bench.sh   # smoke test: few, short rounds
 # Steps: python rust go php ruby. HMS_BENCH_SKIP_SETUP=1 skips step 1;
