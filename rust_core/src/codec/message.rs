@@ -93,16 +93,24 @@ fn scalar_to_value(kind: &Kind, value: &Field) -> Result<Value> {
         Field::String(s) => Value::Text(s.clone()),
         Field::Bytes(b) => Value::Bytes(b.to_vec()),
         Field::EnumNumber(number) => match kind.as_enum() {
-            Some(enum_desc) if enum_desc.full_name() == "google.protobuf.NullValue" => Value::Null,
-            Some(enum_desc) => match enum_desc.get_value(*number) {
-                Some(value) => Value::Text(value.name().to_owned()),
-                None => Value::Integer(*number as i128),
-            },
+            Some(enum_desc) => enum_to_value(enum_desc, *number),
             None => Value::Integer(*number as i128),
         },
         Field::Message(message) => to_value(message)?,
         Field::List(_) | Field::Map(_) => unreachable!("lists and maps are never nested directly"),
     })
+}
+
+/// An enum value: its name, a number the schema does not know, or null for
+/// `google.protobuf.NullValue`.
+pub fn enum_to_value(desc: &prost_reflect::EnumDescriptor, number: i32) -> Value {
+    if desc.full_name() == "google.protobuf.NullValue" {
+        return Value::Null;
+    }
+    match desc.get_value(number) {
+        Some(value) => Value::Text(value.name().to_owned()),
+        None => Value::Integer(number as i128),
+    }
 }
 
 fn mismatch(path: &str, expected: &str, got: &Value) -> HmsError {

@@ -163,23 +163,13 @@ fn map_entry(entry: &MessageDescriptor, mut bytes: &[u8]) -> Result<Option<(Valu
 fn default_of(kind: &Kind) -> Result<Value> {
     Ok(match kind {
         Kind::Message(desc) => message::to_value(&DynamicMessage::new(desc.clone()))?,
-        Kind::Enum(desc) => enum_value(desc, 0),
+        Kind::Enum(desc) => message::enum_to_value(desc, 0),
         Kind::String => Value::Text(String::new()),
         Kind::Bytes => Value::Bytes(Vec::new()),
         Kind::Bool => Value::Bool(false),
         Kind::Float | Kind::Double => Value::Float(0.0),
         _ => Value::Integer(0),
     })
-}
-
-fn enum_value(desc: &prost_reflect::EnumDescriptor, number: i32) -> Value {
-    if desc.full_name() == "google.protobuf.NullValue" {
-        return Value::Null;
-    }
-    match desc.get_value(number) {
-        Some(value) => Value::Text(value.name().to_owned()),
-        None => Value::Integer(number as i128),
-    }
 }
 
 fn is_packable(kind: &Kind) -> bool {
@@ -287,7 +277,7 @@ fn scalar(kind: &Kind, wire_type: WireType, buf: &mut &[u8]) -> Result<Option<Va
                 Kind::Uint64 => Value::Integer(raw as i128),
                 Kind::Sint32 => Value::Integer(zigzag(raw) as i32 as i128),
                 Kind::Sint64 => Value::Integer(zigzag(raw) as i128),
-                Kind::Enum(desc) => enum_value(desc, raw as i32),
+                Kind::Enum(desc) => message::enum_to_value(desc, raw as i32),
                 _ => return Ok(None),
             }
         }
