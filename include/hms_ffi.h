@@ -149,8 +149,19 @@ int32_t hms_runtime_new(int32_t format, const uint8_t *config, size_t config_len
  * closed: a thread blocked in hms_poll on one returns HMS_CANCELLED, and
  * their handles become invalid (a later hms_service_unregister or
  * hms_unsubscribe returns HMS_INVALID_HANDLE, which a binding closing them
- * afterwards may ignore). Calls already running finish on the threads that
- * made them.
+ * afterwards may ignore). A handle that another thread is creating for this
+ * runtime at the same moment (hms_service_register, hms_subscribe,
+ * hms_subscribe_push, hms_method_resolve) is either freed with it or never
+ * returned (that call answers HMS_INVALID_HANDLE): no handle outlives its
+ * runtime. Calls already running finish on the threads that made them.
+ *
+ * Bounded: it waits for handlers and push callbacks of this runtime that are
+ * still running at most RuntimeConfig.shutdown_timeout_ms in all (default
+ * 5000 ms), then returns anyway. Those still running are abandoned: they go
+ * on until they return, their answers are discarded (never written anywhere
+ * freed), and their user_data must stay valid until then. Library threads
+ * left inside host code this way are counted in
+ * hms.sys.v1.System/Health.abandoned_handler_threads until they return.
  * Returns HMS_OK, or HMS_INVALID_HANDLE when rt is not a live runtime (a
  * second free included). Any thread, but not from inside one of this
  * runtime's handlers. */
@@ -162,7 +173,8 @@ int32_t hms_runtime_free(hms_runtime rt);
 
 /* Calls one method: built-in and host-registered services alike.
  * method, method_len: full name "package.Service/Method", UTF-8, e.g.
- *   "hms.sys.v1.System/Echo"; no NUL terminator needed.
+ *   "hms.sys.v1.System/Echo"; no NUL terminator needed (a NUL or other
+ *   control character inside it is HMS_INVALID_ARGUMENT).
  * format: format of request, options, response and err.
  * request, request_len: the method's input message (empty is the default
  *   message).
@@ -179,7 +191,18 @@ int32_t hms_runtime_free(hms_runtime rt);
  * raised or replied garbage); HMS_UNAVAILABLE (a caller-thread-only service
  * called from another thread, or a service being unregistered);
  * HMS_INVALID_HANDLE; or whatever status the method itself reports.
- * Any thread; handlers may call hms_call again (nested dispatch). */
+ * A call that fails changes nothing: a built-in method checks that its
+ * answer fits the size limit and that the deadline has not passed before it
+ * stores or publishes anything (HMS_RESOURCE_EXHAUSTED,
+ * HMS_DEADLINE_EXCEEDED). Built-in methods honour deadline_ms too.
+ * Any thread; handlers may call hms_call again (nested dispatch), at most
+ * 32 calls deep in one chain (deeper: HMS_RESOURCE_EXHAUSTED, so endless
+ * recursion through handlers ends instead of overflowing a stack).
+ * A call with a deadline into a host handler runs it on a library thread
+ * and stops waiting at the deadline; a handler that then never returns keeps
+ * that thread. At most 8 such threads per service and 64 per process are
+ * left behind: past that, deadline calls into host handlers are refused with
+ * HMS_RESOURCE_EXHAUSTED until some return (see System/Health). */
 int32_t hms_call(hms_runtime rt, const char *method, size_t method_len, int32_t format,
                  const uint8_t *request, size_t request_len,
                  const uint8_t *options, size_t options_len,
@@ -258,7 +281,9 @@ int32_t hms_reply_set(hms_reply *reply, const uint8_t *data, size_t len);
 
 /* Answers a call with an error. code: an HMS_* status other than HMS_OK
  * (anything else becomes HMS_UNKNOWN); message: UTF-8 text (invalid bytes are
- * replaced), may be NULL when message_len is 0.
+ * replaced), may be NULL when message_len is 0; text past 16 KiB is cut
+ * (with a note of how much), so errors passed on through nested calls stay
+ * small.
  * Returns HMS_OK, HMS_INVALID_ARGUMENT or HMS_FAILED_PRECONDITION. */
 int32_t hms_reply_error(hms_reply *reply, int32_t code, const char *message, size_t message_len);
 

@@ -2,6 +2,7 @@
 //! and its bounds checked.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::codec::{self, Format, Limits, MAX_DEPTH_CEILING};
 use crate::error::{HmsError, Result};
@@ -11,6 +12,8 @@ use crate::proto::v1::RuntimeConfig;
 pub const MAX_MESSAGE_BYTES_CEILING: u64 = 1 << 30;
 pub const DEFAULT_EVENT_QUEUE_CAPACITY: usize = 1024;
 pub const MAX_EVENT_QUEUE_CAPACITY: u32 = 1 << 20;
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const MAX_SHUTDOWN_TIMEOUT_MS: u32 = 600_000;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -18,6 +21,8 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     pub event_queue_capacity: usize,
     pub name: String,
+    /// Longest `hms_runtime_free` waits for running handlers.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -27,6 +32,7 @@ impl Default for Settings {
             data_dir: None,
             event_queue_capacity: DEFAULT_EVENT_QUEUE_CAPACITY,
             name: String::new(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -62,6 +68,13 @@ impl Settings {
         }
         if !config.data_dir.is_empty() {
             settings.data_dir = Some(PathBuf::from(config.data_dir));
+        }
+        if let Some(ms) = configured(
+            config.shutdown_timeout_ms,
+            MAX_SHUTDOWN_TIMEOUT_MS,
+            "shutdown_timeout_ms",
+        )? {
+            settings.shutdown_timeout = Duration::from_millis(ms.into());
         }
         settings.name = config.name;
         Ok(settings)

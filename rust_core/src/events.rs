@@ -73,7 +73,16 @@ pub struct Subscription {
     ready: Condvar,
     pusher: Mutex<Option<JoinHandle<()>>>,
     pusher_thread: Mutex<Option<ThreadId>>,
+    /// Set by the push thread as it ends, and whether close gave up on it.
+    pusher_state: Mutex<PusherState>,
+    pusher_exited: Condvar,
     pub is_push: bool,
+}
+
+#[derive(Default)]
+struct PusherState {
+    exited: bool,
+    abandoned: bool,
 }
 
 /// Why a poll returned without an event.
@@ -164,17 +173,46 @@ impl Subscription {
     }
 
     /// Wakes every poller with `Closed` and, for a push subscription, waits
-    /// for its thread unless called from inside its callback.
-    pub fn close(&self) {
+    /// for its thread (until `until` if given) unless called from inside its
+    /// callback. Returns false when it stopped waiting for a callback that
+    /// is still running: that thread is counted as abandoned until it ends.
+    pub fn close(&self, until: Option<Instant>) -> bool {
         self.queue.lock().closed = true;
         self.ready.notify_all();
         let on_pusher = *self.pusher_thread.lock() == Some(std::thread::current().id());
+        let Some(handle) = self.pusher.lock().take() else {
+            return true;
+        };
         // From inside its own callback the thread is left to finish by itself.
-        if let Some(handle) = self.pusher.lock().take()
-            && !on_pusher
-        {
-            let _ = handle.join();
+        if on_pusher {
+            return true;
         }
+        let mut state = self.pusher_state.lock();
+        while !state.exited {
+            match until {
+                None => self.pusher_exited.wait(&mut state),
+                Some(until) => {
+                    if self.pusher_exited.wait_until(&mut state, until).timed_out() {
+                        state.abandoned = true;
+                        crate::workers::abandon_thread();
+                        return false;
+                    }
+                }
+            }
+        }
+        drop(state);
+        let _ = handle.join();
+        true
+    }
+
+    /// Called by the push thread as it ends.
+    fn pusher_ended(&self) {
+        let mut state = self.pusher_state.lock();
+        state.exited = true;
+        if state.abandoned {
+            crate::workers::abandoned_thread_returned();
+        }
+        self.pusher_exited.notify_all();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -225,6 +263,8 @@ impl EventBus {
             ready: Condvar::new(),
             pusher: Mutex::new(None),
             pusher_thread: Mutex::new(None),
+            pusher_state: Mutex::new(PusherState::default()),
+            pusher_exited: Condvar::new(),
             is_push: sink.is_some(),
         });
         if let Some(sink) = sink {
@@ -236,11 +276,12 @@ impl EventBus {
         Ok(subscription)
     }
 
-    pub fn unsubscribe(&self, subscription: &Arc<Subscription>) {
+    /// Removes and closes `subscription`; see [`Subscription::close`].
+    pub fn unsubscribe(&self, subscription: &Arc<Subscription>, until: Option<Instant>) -> bool {
         self.subscribers
             .write()
             .retain(|s| !Arc::ptr_eq(s, subscription));
-        subscription.close();
+        subscription.close(until)
     }
 
     /// Publishes one event; `agent_id` is empty for events about no agent.
@@ -262,12 +303,13 @@ impl EventBus {
         self.subscribers.read().len()
     }
 
-    /// Closes every subscription; later subscribes fail.
-    pub fn close(&self) {
+    /// Closes every subscription, waiting for push callbacks until `until`;
+    /// later subscribes fail.
+    pub fn close(&self, until: Option<Instant>) {
         self.closed.store(true, Ordering::Release);
         let subscribers = std::mem::take(&mut *self.subscribers.write());
         for subscriber in subscribers {
-            subscriber.close();
+            subscriber.close(until);
         }
     }
 }
@@ -286,6 +328,7 @@ fn spawn_pusher(subscription: Arc<Subscription>, mut sink: PushSink) -> Result<J
                     sink(&buffer);
                 }
             }
+            subscription.pusher_ended();
         })
         .map_err(|e| {
             HmsError::new(

@@ -58,11 +58,12 @@ impl Reply {
         self.answer(Ok(data.to_vec()))
     }
 
-    pub fn error(&mut self, code: i32, message: String) -> Result<()> {
+    pub fn error(&mut self, code: i32, mut message: String) -> Result<()> {
         let code = match Code::from_i32(code) {
             Some(Code::Ok) | None => Code::Unknown,
             Some(code) => code,
         };
+        truncate_message(&mut message);
         self.answer(Err(HmsError::new(code, message)))
     }
 
@@ -82,6 +83,24 @@ impl Reply {
     }
 }
 
+/// Longest error text a handler's reply keeps. A handler that passes on
+/// the error of a nested call inside its own text would otherwise double
+/// it (quotes escaped again) at every level of a chain.
+pub const MAX_HANDLER_MESSAGE_BYTES: usize = 16 * 1024;
+
+fn truncate_message(message: &mut String) {
+    if message.len() <= MAX_HANDLER_MESSAGE_BYTES {
+        return;
+    }
+    let mut end = MAX_HANDLER_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!(" [{dropped} more bytes dropped]"));
+}
+
 /// A registered host service: its handler, and the calls running in it.
 pub struct HostService {
     pub handler: Box<dyn HostHandler>,
@@ -90,7 +109,15 @@ pub struct HostService {
     in_flight: Mutex<usize>,
     idle: Condvar,
     closed: AtomicBool,
+    /// Library threads still inside this service's handler after their
+    /// caller's deadline passed.
+    abandoned: std::sync::atomic::AtomicUsize,
 }
+
+/// Most threads one service may leave running past their callers'
+/// deadlines before its deadline calls are refused: one hung handler must
+/// not use up the process-wide allowance of every other service.
+pub const MAX_ABANDONED_PER_SERVICE: usize = 8;
 
 /// Counts one call in flight until dropped.
 pub struct InFlight {
@@ -135,7 +162,38 @@ impl HostService {
             in_flight: Mutex::new(0),
             idle: Condvar::new(),
             closed: AtomicBool::new(false),
+            abandoned: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Refuses a deadline call (which needs a library thread) while too many
+    /// threads are still stuck in handlers nobody waits for.
+    pub fn admit_deadline_call(&self, method: &str) -> Result<()> {
+        let mine = self.abandoned.load(Ordering::Acquire);
+        let all = crate::workers::abandoned_threads();
+        if mine >= MAX_ABANDONED_PER_SERVICE || all >= crate::workers::MAX_ABANDONED_THREADS {
+            return Err(HmsError::exhausted(format!(
+                "`{method}` has a deadline, but {mine} calls of its service (at most \
+                 {MAX_ABANDONED_PER_SERVICE}) and {all} of this process (at most {}) are still \
+                 running in handlers after their deadline passed; they must return first",
+                crate::workers::MAX_ABANDONED_THREADS
+            ))
+            .with_detail("abandoned_in_service", mine)
+            .with_detail("abandoned_in_process", all));
+        }
+        Ok(())
+    }
+
+    /// A library thread's call of this service outlived its caller's deadline.
+    pub fn abandon_call(&self) {
+        self.abandoned.fetch_add(1, Ordering::AcqRel);
+        crate::workers::abandon_thread();
+    }
+
+    /// An abandoned call's handler returned at last.
+    pub fn abandoned_call_returned(&self) {
+        self.abandoned.fetch_sub(1, Ordering::AcqRel);
+        crate::workers::abandoned_thread_returned();
     }
 
     pub fn enter(self: &Arc<Self>, name: &str) -> Result<InFlight> {
@@ -159,14 +217,26 @@ impl HostService {
     }
 
     /// Refuses new calls, then waits for the calls in flight, except those
-    /// running on this thread (a handler unregistering its own service).
-    pub fn close_and_wait(&self) {
+    /// running on this thread (a handler unregistering its own service),
+    /// until `until` if given. Returns how many calls were still running
+    /// when it stopped waiting (0: none). Those finish later on their own
+    /// threads; every object they touch is reference-counted, so nothing is
+    /// freed under them and their answers go to their own callers.
+    pub fn close_and_wait(&self, until: Option<Instant>) -> usize {
         self.closed.store(true, Ordering::Release);
         let own = crate::runtime::frames_in_service(self);
         let mut count = self.in_flight.lock();
         while *count > own {
-            self.idle.wait(&mut count);
+            match until {
+                None => self.idle.wait(&mut count),
+                Some(until) => {
+                    if self.idle.wait_until(&mut count, until).timed_out() {
+                        return count.saturating_sub(own);
+                    }
+                }
+            }
         }
+        0
     }
 }
 

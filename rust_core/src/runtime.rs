@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -110,7 +110,10 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(settings: Settings) -> Result<Arc<Runtime>> {
-        let domain = Domain::open(settings.data_dir.as_deref())?;
+        let domain = Domain::open(
+            settings.data_dir.as_deref(),
+            settings.limits.max_message_bytes,
+        )?;
         let runtime = Arc::new(Runtime {
             domain,
             events: EventBus::new(settings.event_queue_capacity),
@@ -154,6 +157,13 @@ impl Runtime {
                 "method is empty: give \"package.Service/Method\"",
             ));
         }
+        if let Some(at) = method_name.find(|c: char| c.is_control()) {
+            return Err(HmsError::invalid_argument(format!(
+                "method {method_name:?} has a control character at byte {at}: \
+                 give \"package.Service/Method\""
+            ))
+            .with_detail("method", method_name.escape_default().to_string()));
+        }
         self.registry
             .method(method_name)
             .map_err(|e| e.with_origin("registry"))
@@ -169,6 +179,7 @@ impl Runtime {
         options: CallOptions,
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        let _level = crate::workers::enter_call(method_name)?;
         let deadline = (options.deadline_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(options.deadline_ms as u64));
         let context = CallContext {
@@ -301,7 +312,7 @@ impl Runtime {
             service,
             host,
         }));
-        self.owned.lock().push(handle);
+        self.adopt(handle, unregister_service)?;
         self.events.publish(
             "registry.service_registered",
             &name,
@@ -325,7 +336,7 @@ impl Runtime {
             runtime: Arc::downgrade(self),
             subscription,
         }));
-        self.owned.lock().push(handle);
+        self.adopt(handle, unsubscribe)?;
         Ok(handle)
     }
 
@@ -341,32 +352,51 @@ impl Runtime {
                 .to_owned(),
             format,
         }));
-        self.owned.lock().push(handle);
-        // A runtime closed meanwhile has taken its list already: free the
-        // handle here, or it would outlive the runtime.
-        if self.closed.load(Ordering::Acquire) {
-            let _ = free_method(handle);
-            return Err(HmsError::invalid_handle(HandleKind::Runtime.name()));
-        }
+        self.adopt(handle, free_method)?;
         Ok(handle)
+    }
+
+    /// Records `handle` as owned by this runtime, so freeing the runtime
+    /// frees it. A runtime being freed has taken its list already: `release`
+    /// frees the handle at once and the caller gets INVALID_HANDLE, so no
+    /// handle outlives its runtime. `closed` only changes under the `owned`
+    /// lock, which makes the check and the push one step.
+    fn adopt(&self, handle: u64, release: fn(u64) -> Result<()>) -> Result<()> {
+        let mut owned = self.owned.lock();
+        if self.closed.load(Ordering::Acquire) {
+            drop(owned);
+            let _ = release(handle);
+            return Err(HmsError::invalid_handle(HandleKind::Runtime.name())
+                .with_detail("reason", "the runtime was freed meanwhile"));
+        }
+        owned.push(handle);
+        Ok(())
     }
 
     fn disown(&self, handle: u64) {
         self.owned.lock().retain(|h| *h != handle);
     }
 
-    /// Unregisters every host service and closes every subscription.
+    /// Unregisters every host service, closes every subscription and frees
+    /// every method handle, waiting for handlers and push callbacks still
+    /// running at most `settings.shutdown_timeout` in all. Those still
+    /// running then are abandoned: they finish on their own threads, their
+    /// answers go nowhere, and nothing they use is freed under them.
     pub fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let owned = std::mem::take(&mut *self.owned.lock());
+        let owned = {
+            let mut owned = self.owned.lock();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            std::mem::take(&mut *owned)
+        };
+        let until = Some(Instant::now() + self.settings.shutdown_timeout);
         for handle in owned {
-            let _ = unregister_service(handle);
-            let _ = unsubscribe(handle);
+            let _ = unregister_service_until(handle, until);
+            let _ = unsubscribe_until(handle, until);
             let _ = free_method(handle);
         }
-        self.events.close();
+        self.events.close(until);
     }
 }
 
@@ -395,20 +425,40 @@ fn run_on_worker(
     deadline: Instant,
     full_name: &str,
 ) -> Result<Option<Result<Vec<u8>>>> {
+    host.admit_deadline_call(full_name)?;
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    // Who gave up first: the caller (at its deadline) or nobody. The
+    // handler's thread, once back, learns it was abandoned and says so.
+    let fate = Arc::new(AtomicU8::new(RUNNING));
+    let worker_fate = fate.clone();
+    let worker_host = host.clone();
     crate::workers::execute(move || {
         in_flight.run_here();
         let mut reply = Reply::new(Some(deadline));
-        host.handler
-            .invoke(&mut reply, &method, host.format, &request);
+        worker_host
+            .handler
+            .invoke(&mut reply, &method, worker_host.format, &request);
         drop(in_flight);
         let _ = sender.send(reply.take());
+        if worker_fate.swap(RETURNED, Ordering::AcqRel) == ABANDONED {
+            worker_host.abandoned_call_returned();
+        }
     })?;
     let wait = deadline.saturating_duration_since(Instant::now());
-    receiver
-        .recv_timeout(wait)
-        .map_err(|_| deadline_exceeded(full_name))
+    receiver.recv_timeout(wait).map_err(|_| {
+        if fate
+            .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            host.abandon_call();
+        }
+        deadline_exceeded(full_name)
+    })
 }
+
+const RUNNING: u8 = 0;
+const ABANDONED: u8 = 1;
+const RETURNED: u8 = 2;
 
 /// Creates a runtime and returns its handle.
 pub fn create(settings: Settings) -> Result<u64> {
@@ -430,7 +480,12 @@ pub fn free(handle: u64) -> Result<()> {
     Ok(())
 }
 
+/// `hms_service_unregister`: waits for every call in flight.
 pub fn unregister_service(handle: u64) -> Result<()> {
+    unregister_service_until(handle, None)
+}
+
+fn unregister_service_until(handle: u64, until: Option<Instant>) -> Result<()> {
     let registration = SERVICES
         .remove(handle)
         .ok_or_else(|| HmsError::invalid_handle(HandleKind::Service.name()))?;
@@ -440,7 +495,7 @@ pub fn unregister_service(handle: u64) -> Result<()> {
         runtime.registry.remove(&name, &registration.service);
         runtime.disown(handle);
     }
-    registration.host.close_and_wait();
+    registration.host.close_and_wait(until);
     if let Some(runtime) = runtime {
         let event = service_event(&registration.service.descriptor);
         runtime.events.publish(
@@ -516,16 +571,23 @@ pub fn subscription(handle: u64) -> Result<Arc<SubscriptionEntry>> {
         .ok_or_else(|| HmsError::invalid_handle(HandleKind::Subscription.name()))
 }
 
+/// `hms_unsubscribe`: waits for a push callback that is running.
 pub fn unsubscribe(handle: u64) -> Result<()> {
+    unsubscribe_until(handle, None)
+}
+
+fn unsubscribe_until(handle: u64, until: Option<Instant>) -> Result<()> {
     let entry = SUBSCRIPTIONS
         .remove(handle)
         .ok_or_else(|| HmsError::invalid_handle(HandleKind::Subscription.name()))?;
     match entry.runtime.upgrade() {
         Some(runtime) => {
             runtime.disown(handle);
-            runtime.events.unsubscribe(&entry.subscription);
+            runtime.events.unsubscribe(&entry.subscription, until);
         }
-        None => entry.subscription.close(),
+        None => {
+            entry.subscription.close(until);
+        }
     }
     Ok(())
 }

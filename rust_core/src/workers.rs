@@ -5,9 +5,15 @@
 //! 100 µs); a job never waits for a busy one, a new thread starts instead, so
 //! handlers that block on nested calls cannot starve each other. Idle threads
 //! end after a while.
+//!
+//! The call chain (keys held, nesting depth) follows a call onto these
+//! threads, so unbounded recursion through host handlers ends with
+//! RESOURCE_EXHAUSTED at [`MAX_NESTED_CALLS`] instead of a stack overflow or
+//! a thread per level.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
@@ -16,6 +22,16 @@ use parking_lot::Mutex;
 use crate::error::{Code, HmsError, Result};
 
 const IDLE_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Deepest chain of calls made from inside handlers (a handler calling a
+/// method whose handler calls another, ...). Each level costs stack on the
+/// host's side too (a Python or Ruby frame per level), so the bound is far
+/// below what the library's own frames would allow.
+pub const MAX_NESTED_CALLS: u32 = 32;
+
+/// Stack of the library's handler threads: nested calls and host frames
+/// (interpreters use a lot of it) run on them.
+const HANDLER_STACK_BYTES: usize = 8 << 20;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -31,11 +47,63 @@ struct Pool {
 
 static POOL: LazyLock<Pool> = LazyLock::new(Pool::default);
 
+/// Library threads still inside a host handler or event callback whose
+/// caller stopped waiting for it (see [`abandoned_threads`]).
+static ABANDONED: AtomicUsize = AtomicUsize::new(0);
+
+/// Most library threads that may be left inside host code nobody waits for
+/// any more; past it, deadline calls into host handlers are refused rather
+/// than leaving one more thread behind.
+pub const MAX_ABANDONED_THREADS: usize = 64;
+
+/// How many library threads are still running host code that their caller
+/// gave up on (a handler past its deadline, a callback of a freed runtime).
+pub fn abandoned_threads() -> usize {
+    ABANDONED.load(Ordering::Acquire)
+}
+
+/// Counts one more library thread left running host code.
+pub fn abandon_thread() {
+    ABANDONED.fetch_add(1, Ordering::AcqRel);
+}
+
+/// An abandoned thread came back from host code.
+pub fn abandoned_thread_returned() {
+    ABANDONED.fetch_sub(1, Ordering::AcqRel);
+}
+
 thread_local! {
     /// Keys of what the current call chain holds (e.g. "agent:<id>" while a
     /// transition of that agent runs), inherited by the handler threads it
     /// starts, so a nested call can tell it would wait for its own caller.
     static HELD: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// How many calls of this chain are running, the current one included.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// One level of the call chain until dropped (see [`enter_call`]).
+pub struct CallLevel(());
+
+impl Drop for CallLevel {
+    fn drop(&mut self) {
+        DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
+/// Counts a call into the current chain, refusing it past [`MAX_NESTED_CALLS`].
+pub fn enter_call(method: &str) -> Result<CallLevel> {
+    DEPTH.with(|depth| {
+        let level = depth.get() + 1;
+        if level > MAX_NESTED_CALLS {
+            return Err(HmsError::exhausted(format!(
+                "`{method}` would be call {level} of a chain of nested calls; at most \
+                 {MAX_NESTED_CALLS} may nest (a handler calling itself without end?)"
+            ))
+            .with_detail("max_nested_calls", MAX_NESTED_CALLS));
+        }
+        depth.set(level);
+        Ok(CallLevel(()))
+    })
 }
 
 /// Marks `key` as held by this call chain until the guard drops (on this thread).
@@ -66,10 +134,13 @@ impl Drop for Held {
 /// Runs `job` on a library thread, carrying this call chain's context.
 pub fn execute(job: impl FnOnce() + Send + 'static) -> Result<()> {
     let context = HELD.with(|held| held.borrow().clone());
+    let depth = DEPTH.with(Cell::get);
     let job: Job = Box::new(move || {
         HELD.with(|held| *held.borrow_mut() = context);
+        DEPTH.with(|d| d.set(depth));
         job();
         HELD.with(|held| held.borrow_mut().clear());
+        DEPTH.with(|d| d.set(0));
     });
     let idle = POOL.idle.lock().1.pop();
     let job = match idle {
@@ -81,6 +152,7 @@ pub fn execute(job: impl FnOnce() + Send + 'static) -> Result<()> {
     };
     std::thread::Builder::new()
         .name("hms-handler".into())
+        .stack_size(HANDLER_STACK_BYTES)
         .spawn(move || worker(job))
         .map(|_| ())
         .map_err(|e| {

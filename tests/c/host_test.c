@@ -2285,6 +2285,608 @@ static void test_fast_paths(void)
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* Tests: hardening (no input crashes, hangs or half-applies a call)        */
+/* ------------------------------------------------------------------------ */
+
+/* A door that handlers and callbacks wait at until the test opens it, so a
+ * test can hold them "hung" for as long as it needs. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open;
+    int waiting;
+    int passed;
+} gate;
+
+static void gate_init(gate *g)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+}
+
+static void gate_pass(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->waiting++;
+    while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+    g->waiting--;
+    g->passed++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int gate_count(gate *g, int passed)
+{
+    int n;
+    pthread_mutex_lock(&g->mu);
+    n = passed ? g->passed : g->waiting;
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+/* Waits (at most 30 s, polling) until `n` are waiting or have passed. */
+static int gate_await(gate *g, int passed, int n)
+{
+    int waited;
+    for (waited = 0; waited < 30000; waited += 5) {
+        if (gate_count(g, passed) >= n) return 1;
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+static void gate_destroy(gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+static void gated_handler(hms_reply *reply, const char *method, size_t method_len, int32_t format,
+                          const uint8_t *request, size_t request_len, void *user_data)
+{
+    (void)method;
+    (void)method_len;
+    (void)format;
+    (void)request;
+    (void)request_len;
+    gate_pass((gate *)user_data);
+    hms_reply_set(reply, (const uint8_t *)"{}", 2);
+}
+
+static void gated_event(const uint8_t *event, size_t event_len, void *user_data)
+{
+    (void)event;
+    (void)event_len;
+    gate_pass((gate *)user_data);
+}
+
+static const char GATED_DESC[] =
+    "{\"name\":\"test.v1.Gated\",\"methods\":[{\"name\":\"Wait\"}]}";
+
+/* The unsigned JSON field `name` of a buffer; proto3 JSON omits zeros. */
+static long json_uint(const hms_buf *b, const char *name)
+{
+    char key[96];
+    const uint8_t *at;
+    snprintf(key, sizeof key, "\"%s\":", name);
+    at = find_bytes(b->data, b->len, key, strlen(key));
+    if (at == NULL) return 0;
+    at += strlen(key);
+    while (at < b->data + b->len && (*at == ' ' || *at == '"')) at++;
+    return strtol((const char *)at, NULL, 10);
+}
+
+/* hms.sys.v1.System/Health's count of library threads left in host code. */
+static long abandoned_threads(void)
+{
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+    hms_buf resp = {0}, err = {0};
+    long n = -1;
+    if (call(rt, "hms.sys.v1.System/Health", HMS_FORMAT_JSON, "{}", 2, &resp, &err) == HMS_OK) {
+        n = json_uint(&resp, "abandoned_handler_threads");
+    }
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    hms_runtime_free(rt);
+    return n;
+}
+
+static int await_no_abandoned_threads(void)
+{
+    int waited;
+    for (waited = 0; waited < 30000; waited += 10) {
+        if (abandoned_threads() == 0) return 1;
+        sleep_ms(10);
+    }
+    return 0;
+}
+
+typedef struct recurse_state {
+    hms_runtime rt;
+    const char *options;
+    pthread_mutex_t mu;
+    int calls;
+} recurse_state;
+
+/* Calls its own method again, forever: the core must end the chain. */
+static void recurse_handler(hms_reply *reply, const char *method, size_t method_len,
+                            int32_t format, const uint8_t *request, size_t request_len,
+                            void *user_data)
+{
+    recurse_state *st = (recurse_state *)user_data;
+    hms_buf resp = {0}, err = {0};
+    static const char again[] = "test.v1.Recurse/Again";
+    int32_t rc;
+    (void)method;
+    (void)method_len;
+    (void)request;
+    (void)request_len;
+    pthread_mutex_lock(&st->mu);
+    st->calls++;
+    pthread_mutex_unlock(&st->mu);
+    rc = hms_call(st->rt, again, strlen(again), format, (const uint8_t *)"{}", 2,
+                  (const uint8_t *)st->options, strlen(st->options), &resp, &err);
+    if (rc == HMS_OK) {
+        hms_reply_set(reply, resp.data, resp.len);
+    } else {
+        hms_reply_error(reply, rc, (const char *)err.data, err.len);
+    }
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+}
+
+static void test_nested_calls_are_bounded(void)
+{
+    static const char desc[] = "{\"name\":\"test.v1.Recurse\",\"methods\":[{\"name\":\"Again\"}]}";
+    static const char *const options[2] = {"{}", "{\"deadlineMs\":600000}"};
+    int i;
+    for (i = 0; i < 2; i++) {
+        hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+        hms_buf resp = {0}, err = {0};
+        hms_service svc = 0;
+        recurse_state st;
+        memset(&st, 0, sizeof st);
+        st.rt = rt;
+        st.options = options[i];
+        pthread_mutex_init(&st.mu, NULL);
+        EXPECT_OK("register Recurse",
+                  hms_service_register(rt, HMS_FORMAT_JSON, (const uint8_t *)desc, strlen(desc),
+                                       HMS_SERVICE_DEFAULT, recurse_handler, &st, &svc, &err),
+                  &err);
+        /* on the caller's stack (no deadline) and on library threads (deadline) alike */
+        EXPECT_RC(i == 0 ? "endless recursion on one stack" : "endless recursion across threads",
+                  call_opts(rt, "test.v1.Recurse/Again", HMS_FORMAT_JSON, "{}", 2, options[i],
+                            &resp, &err),
+                  HMS_RESOURCE_EXHAUSTED, HMS_FORMAT_JSON, &err);
+        /* each handler passed on the whole error of its nested call inside its own text:
+         * the core keeps a handler's text bounded, so it cannot double per level */
+        CHECKF(err.len < 64 * 1024, "the error of 32 nested levels is %zu bytes", err.len);
+        CHECKF(st.calls == 32, "handlers ran %d times, expected 32 (the nesting bound)",
+               st.calls);
+        /* the runtime goes on */
+        EXPECT_OK("Echo after the chain was cut",
+                  call(rt, ECHO, HMS_FORMAT_JSON, ECHO_JSON, strlen(ECHO_JSON), &resp, &err),
+                  &err);
+        EXPECT_OK("unregister Recurse", hms_service_unregister(svc), NULL);
+        hms_buf_free(&resp);
+        hms_buf_free(&err);
+        hms_runtime_free(rt);
+        pthread_mutex_destroy(&st.mu);
+    }
+}
+
+typedef struct caller_arg {
+    hms_runtime rt;
+    const char *method;
+    const char *options;
+    int32_t rc;
+} caller_arg;
+
+static void *caller_thread(void *p)
+{
+    caller_arg *a = (caller_arg *)p;
+    hms_buf resp = {0}, err = {0};
+    a->rc = call_opts(a->rt, a->method, HMS_FORMAT_JSON, "{}", 2, a->options, &resp, &err);
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    return NULL;
+}
+
+static void test_runtime_free_is_bounded(void)
+{
+    /* a handler hung on a host thread, one hung on a library thread (its
+     * deadline passed) and a hung push callback: runtime_free returns anyway */
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, "{\"shutdownTimeoutMs\":200}");
+    hms_buf resp = {0}, err = {0};
+    hms_service svc = 0;
+    hms_subscription sub = 0;
+    gate handlers, callbacks;
+    caller_arg on_host = {0, "test.v1.Gated/Wait", "{}", -1};
+    pthread_t host_thread;
+    long abandoned;
+    gate_init(&handlers);
+    gate_init(&callbacks);
+    on_host.rt = rt;
+    EXPECT_OK("register Gated",
+              hms_service_register(rt, HMS_FORMAT_JSON, (const uint8_t *)GATED_DESC,
+                                   strlen(GATED_DESC), HMS_SERVICE_DEFAULT, gated_handler,
+                                   &handlers, &svc, &err),
+              &err);
+    EXPECT_OK("subscribe_push with a callback that hangs",
+              hms_subscribe_push(rt, HMS_FORMAT_JSON, NULL, 0, gated_event, &callbacks, &sub,
+                                 &err),
+              &err);
+    if (pthread_create(&host_thread, NULL, caller_thread, &on_host) != 0) die("pthread_create");
+    CHECK(gate_await(&handlers, 0, 1));
+    EXPECT_RC("a deadline call into the hung handler",
+              call_opts(rt, "test.v1.Gated/Wait", HMS_FORMAT_JSON, "{}", 2,
+                        "{\"deadlineMs\":20}", &resp, &err),
+              HMS_DEADLINE_EXCEEDED, HMS_FORMAT_JSON, &err);
+    CHECK(gate_await(&handlers, 0, 2));
+    EXPECT_OK("an event for the hung callback",
+              call(rt, "hms.agent.v1.AgentService/CreateAgent", HMS_FORMAT_JSON,
+                   "{\"agent\":{\"name\":\"a\"}}", 22, &resp, &err),
+              &err);
+    CHECK(gate_await(&callbacks, 0, 1));
+
+    EXPECT_OK("runtime_free while handlers and a callback hang", hms_runtime_free(rt), NULL);
+    CHECKF(gate_count(&handlers, 0) == 2 && gate_count(&callbacks, 0) == 1,
+           "runtime_free returned only once the hung handlers did");
+    abandoned = abandoned_threads();
+    CHECKF(abandoned >= 2, "Health reports %ld abandoned library threads, expected >= 2",
+           abandoned);
+    EXPECT_RC("the service handle died with the runtime", hms_service_unregister(svc),
+              HMS_INVALID_HANDLE, 0, NULL);
+    EXPECT_RC("the subscription died with the runtime", hms_unsubscribe(sub), HMS_INVALID_HANDLE,
+              0, NULL);
+
+    /* the abandoned ones come back later: nothing is written into freed memory */
+    gate_open(&handlers);
+    gate_open(&callbacks);
+    pthread_join(host_thread, NULL);
+    CHECKF(on_host.rc == HMS_OK, "the call on the host thread ended with %d (%s)", on_host.rc,
+           code_name(on_host.rc));
+    CHECK(gate_await(&handlers, 1, 2));
+    CHECK(gate_await(&callbacks, 1, 1));
+    CHECKF(await_no_abandoned_threads(), "abandoned threads still counted after they returned");
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    gate_destroy(&handlers);
+    gate_destroy(&callbacks);
+}
+
+static void test_hung_handlers_leave_bounded_threads(void)
+{
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+    hms_buf resp = {0}, err = {0};
+    hms_service svc = 0;
+    gate g;
+    int i;
+    gate_init(&g);
+    EXPECT_OK("register Gated",
+              hms_service_register(rt, HMS_FORMAT_JSON, (const uint8_t *)GATED_DESC,
+                                   strlen(GATED_DESC), HMS_SERVICE_DEFAULT, gated_handler, &g,
+                                   &svc, &err),
+              &err);
+    for (i = 0; i < 8; i++) {
+        EXPECT_RC("a deadline call into a hung handler",
+                  call_opts(rt, "test.v1.Gated/Wait", HMS_FORMAT_JSON, "{}", 2,
+                            "{\"deadlineMs\":10}", &resp, &err),
+                  HMS_DEADLINE_EXCEEDED, HMS_FORMAT_JSON, &err);
+    }
+    EXPECT_RC("the ninth is refused: 8 threads of this service are stuck already",
+              call_opts(rt, "test.v1.Gated/Wait", HMS_FORMAT_JSON, "{}", 2,
+                        "{\"deadlineMs\":10}", &resp, &err),
+              HMS_RESOURCE_EXHAUSTED, HMS_FORMAT_JSON, &err);
+    CHECKF(buf_has(&err, "must return first"), "the refusal says why");
+    CHECK(abandoned_threads() >= 8);
+    gate_open(&g);
+    CHECK(gate_await(&g, 1, 8));
+    CHECKF(await_no_abandoned_threads(), "abandoned threads still counted after they returned");
+    EXPECT_OK("deadline calls work again once the handlers returned",
+              call_opts(rt, "test.v1.Gated/Wait", HMS_FORMAT_JSON, "{}", 2,
+                        "{\"deadlineMs\":60000}", &resp, &err),
+              &err);
+    EXPECT_OK("unregister Gated", hms_service_unregister(svc), NULL);
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    hms_runtime_free(rt);
+    gate_destroy(&g);
+}
+
+#define RACE_THREADS 3
+#define RACE_HANDLES 400
+
+typedef struct race_arg {
+    hms_runtime rt;
+    int index;
+    uint64_t subs[RACE_HANDLES];
+    uint64_t svcs[RACE_HANDLES];
+    int nsubs;
+    int nsvcs;
+} race_arg;
+
+static void *race_thread(void *p)
+{
+    race_arg *a = (race_arg *)p;
+    int i;
+    for (i = 0; i < RACE_HANDLES; i++) {
+        char desc[128];
+        hms_subscription sub = 0;
+        hms_service svc = 0;
+        int32_t rc1 = hms_subscribe(a->rt, HMS_FORMAT_JSON, NULL, 0, &sub, NULL);
+        int32_t rc2;
+        snprintf(desc, sizeof desc,
+                 "{\"name\":\"race.v1.S%dx%d\",\"methods\":[{\"name\":\"Wait\"}]}", a->index, i);
+        rc2 = hms_service_register(a->rt, HMS_FORMAT_JSON, (const uint8_t *)desc, strlen(desc),
+                                   HMS_SERVICE_DEFAULT, noop_handler, NULL, &svc, NULL);
+        if (rc1 == HMS_OK) a->subs[a->nsubs++] = sub;
+        if (rc2 == HMS_OK) a->svcs[a->nsvcs++] = svc;
+        if (rc1 != HMS_OK && rc2 != HMS_OK) break;
+    }
+    return NULL;
+}
+
+static void test_handles_never_outlive_their_runtime(void)
+{
+    int round, t, i;
+    for (round = 0; round < 5; round++) {
+        hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+        race_arg args[RACE_THREADS];
+        pthread_t threads[RACE_THREADS];
+        hms_buf ev = {0};
+        for (t = 0; t < RACE_THREADS; t++) {
+            memset(&args[t], 0, sizeof args[t]);
+            args[t].rt = rt;
+            args[t].index = t;
+            if (pthread_create(&threads[t], NULL, race_thread, &args[t]) != 0) {
+                die("pthread_create");
+            }
+        }
+        sleep_ms(2 + round * 3);
+        EXPECT_OK("runtime_free while handles are being made", hms_runtime_free(rt), NULL);
+        for (t = 0; t < RACE_THREADS; t++) pthread_join(threads[t], NULL);
+        for (t = 0; t < RACE_THREADS; t++) {
+            for (i = 0; i < args[t].nsubs; i++) {
+                int32_t rc = hms_poll(args[t].subs[i], 0, &ev, NULL);
+                CHECKF(rc == HMS_INVALID_HANDLE,
+                       "a subscription made as its runtime was freed polls %d (%s)", rc,
+                       code_name(rc));
+                if (rc != HMS_INVALID_HANDLE) break;
+            }
+            for (i = 0; i < args[t].nsvcs; i++) {
+                int32_t rc = hms_service_unregister(args[t].svcs[i]);
+                CHECKF(rc == HMS_INVALID_HANDLE,
+                       "a service registered as its runtime was freed unregisters %d (%s)", rc,
+                       code_name(rc));
+                if (rc != HMS_INVALID_HANDLE) break;
+            }
+        }
+        hms_buf_free(&ev);
+    }
+}
+
+static void test_failed_calls_change_nothing(void)
+{
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, "{\"maxMessageBytes\":1024}");
+    hms_buf resp = {0}, err = {0}, ev = {0};
+    hms_subscription sub = 0;
+    bytes req = {0};
+    char name[901];
+    int i, seen = 0, pages = 0;
+    char token[512] = "";
+    EXPECT_OK("subscribe", hms_subscribe(rt, HMS_FORMAT_JSON, NULL, 0, &sub, &err), &err);
+
+    /* a request under the limit whose answer is over it: nothing is stored */
+    memset(name, 'n', 900);
+    name[900] = '\0';
+    b_str(&req, "{\"agent\":{\"name\":\"");
+    b_str(&req, name);
+    b_str(&req, "\"}}");
+    CHECK(req.n < 1024);
+    EXPECT_RC("CreateAgent whose answer is over the limit",
+              call(rt, "hms.agent.v1.AgentService/CreateAgent", HMS_FORMAT_JSON, req.p, req.n,
+                   &resp, &err),
+              HMS_RESOURCE_EXHAUSTED, HMS_FORMAT_JSON, &err);
+    EXPECT_OK("ListAgents", call(rt, "hms.agent.v1.AgentService/ListAgents", HMS_FORMAT_JSON,
+                                 "{}", 2, &resp, &err),
+              &err);
+    CHECKF(json_eq(&resp, "{}"), "the refused agent was stored anyway");
+    EXPECT_RC("no event for the refused agent", hms_poll(sub, 0, &ev, &err),
+              HMS_DEADLINE_EXCEEDED, HMS_FORMAT_JSON, &err);
+
+    /* records that fit one by one but not all in one page: pages split */
+    memset(name, 'm', 250);
+    name[250] = '\0';
+    for (i = 0; i < 5; i++) {
+        req.n = 0;
+        b_str(&req, "{\"agent\":{\"name\":\"");
+        b_str(&req, name);
+        b_str(&req, "\"}}");
+        EXPECT_OK("CreateAgent of 250 bytes",
+                  call(rt, "hms.agent.v1.AgentService/CreateAgent", HMS_FORMAT_JSON, req.p,
+                       req.n, &resp, &err),
+                  &err);
+    }
+    do {
+        const uint8_t *at, *end;
+        req.n = 0;
+        b_str(&req, "{\"pageToken\":\"");
+        b_str(&req, token);
+        b_str(&req, "\"}");
+        EXPECT_OK("ListAgents page", call(rt, "hms.agent.v1.AgentService/ListAgents",
+                                          HMS_FORMAT_JSON, req.p, req.n, &resp, &err),
+                  &err);
+        if (resp.data == NULL) break;
+        for (at = resp.data; (at = find_bytes(at, resp.len - (size_t)(at - resp.data), name,
+                                              250)) != NULL;
+             at += 250) {
+            seen++;
+        }
+        token[0] = '\0';
+        at = find_bytes(resp.data, resp.len, "\"next_page_token\":\"", 19);
+        if (at != NULL) {
+            at += 19;
+            end = at;
+            while (end < resp.data + resp.len && *end != '"') end++;
+            if ((size_t)(end - at) < sizeof token) {
+                memcpy(token, at, (size_t)(end - at));
+                token[end - at] = '\0';
+            }
+        }
+        pages++;
+    } while (token[0] != '\0' && pages < 20);
+    CHECKF(seen == 5, "listed %d of 5 agents", seen);
+    CHECKF(pages > 1, "5 agents of 250 bytes fit one page of 1024 bytes?");
+    hms_unsubscribe(sub);
+    free(req.p);
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    hms_buf_free(&ev);
+    hms_runtime_free(rt);
+}
+
+typedef struct sleep_hook_state {
+    int calls;
+} sleep_hook_state;
+
+static void sleepy_hook(hms_reply *reply, const char *method, size_t method_len, int32_t format,
+                        const uint8_t *request, size_t request_len, void *user_data)
+{
+    (void)method;
+    (void)method_len;
+    (void)request;
+    (void)request_len;
+    ((sleep_hook_state *)user_data)->calls++;
+    sleep_ms(300);
+    hms_reply_set(reply, (const uint8_t *)(format == HMS_FORMAT_CBOR ? "\xa0" : "{}"),
+                  format == HMS_FORMAT_CBOR ? 1 : 2);
+}
+
+static void test_builtin_deadlines(void)
+{
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+    hms_buf resp = {0}, err = {0};
+    hms_service svc = 0;
+    sleep_hook_state hook = {0};
+    static const char desc[] = "{\"name\":\"test.v1.Sleepy\",\"methods\":[{\"name\":\"Check\"}]}";
+    static const char register_hook[] =
+        "{\"method\":\"test.v1.Sleepy/Check\",\"blocking\":true,\"timeoutMs\":30000}";
+    char id[64] = "", req[256];
+    const uint8_t *at;
+    EXPECT_OK("register Sleepy",
+              hms_service_register(rt, HMS_FORMAT_JSON, (const uint8_t *)desc, strlen(desc),
+                                   HMS_SERVICE_DEFAULT, sleepy_hook, &hook, &svc, &err),
+              &err);
+    EXPECT_OK("RegisterHook", call(rt, "hms.agent.lifecycle.v1.LifecycleService/RegisterHook",
+                                   HMS_FORMAT_JSON, register_hook, strlen(register_hook), &resp,
+                                   &err),
+              &err);
+    EXPECT_OK("CreateAgent", call(rt, "hms.agent.v1.AgentService/CreateAgent", HMS_FORMAT_JSON,
+                                  "{\"agent\":{\"name\":\"a\"}}", 22, &resp, &err),
+              &err);
+    at = find_bytes(resp.data, resp.len, "\"id\":\"", 6);
+    CHECK(at != NULL);
+    if (at != NULL) {
+        memcpy(id, at + 6, 36);
+        id[36] = '\0';
+    }
+    snprintf(req, sizeof req, "{\"agentId\":\"%s\",\"targetState\":\"ACTIVE\"}", id);
+    /* the hook takes 300 ms; the call's deadline is 50 ms: nothing changes */
+    EXPECT_RC("Transition past its deadline",
+              call_opts(rt, "hms.agent.lifecycle.v1.LifecycleService/Transition",
+                        HMS_FORMAT_JSON, req, strlen(req), "{\"deadlineMs\":50}", &resp, &err),
+              HMS_DEADLINE_EXCEEDED, HMS_FORMAT_JSON, &err);
+    CHECK(hook.calls == 1);
+    snprintf(req, sizeof req, "{\"agentId\":\"%s\"}", id);
+    EXPECT_OK("GetState", call(rt, "hms.agent.lifecycle.v1.LifecycleService/GetState",
+                               HMS_FORMAT_JSON, req, strlen(req), &resp, &err),
+              &err);
+    CHECKF(buf_has(&resp, "INITIALIZED") && !buf_has(&resp, "\"ACTIVE\""),
+           "a transition that missed its deadline changed the state");
+    /* without a deadline it goes through */
+    snprintf(req, sizeof req, "{\"agentId\":\"%s\",\"targetState\":\"ACTIVE\"}", id);
+    EXPECT_OK("Transition without a deadline",
+              call(rt, "hms.agent.lifecycle.v1.LifecycleService/Transition", HMS_FORMAT_JSON, req,
+                   strlen(req), &resp, &err),
+              &err);
+    /* a control character in a method name is a bad argument, not an unknown method */
+    {
+        static const char nul_name[] = "hms.sys.v1.System/Echo\0x";
+        EXPECT_RC("a NUL inside the method name",
+                  hms_call(rt, nul_name, sizeof nul_name - 1, HMS_FORMAT_JSON,
+                           (const uint8_t *)"{}", 2, NULL, 0, &resp, &err),
+                  HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    }
+    EXPECT_OK("unregister Sleepy", hms_service_unregister(svc), NULL);
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    hms_runtime_free(rt);
+}
+
+/* Only the fault-injection build (tests/faults/build_fault_library.sh) has
+ * hms.test.v1.Faults; tests/c/run.sh runs this test against it with
+ * HMS_EXPECT_FAULTS=1. A release build must not have it. */
+static void test_panics_leave_buffers_usable(void)
+{
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+    hms_buf resp = {0}, err = {0};
+    hms_method m = 0;
+    static const char panic_late[] = "hms.test.v1.Faults/PanicWhileAnswering";
+    int expect = getenv("HMS_EXPECT_FAULTS") != NULL && strcmp(getenv("HMS_EXPECT_FAULTS"), "1") == 0;
+    int round;
+    if (!expect) {
+        EXPECT_RC("a release build has no fault injection",
+                  call(rt, "hms.test.v1.Faults/Panic", HMS_FORMAT_JSON, "{}", 2, &resp, &err),
+                  HMS_NOT_FOUND, HMS_FORMAT_JSON, &err);
+        hms_buf_free(&resp);
+        hms_buf_free(&err);
+        hms_runtime_free(rt);
+        return;
+    }
+    for (round = 0; round < 3; round++) {
+        /* both buffers hold library memory from an earlier answer */
+        EXPECT_OK("Echo fills the buffers",
+                  call(rt, ECHO, HMS_FORMAT_JSON, ECHO_JSON, strlen(ECHO_JSON), &resp, &err),
+                  &err);
+        EXPECT_RC("Panic", call(rt, "hms.test.v1.Faults/Panic", HMS_FORMAT_JSON, "{}", 2,
+                                &resp, &err),
+                  HMS_PANIC, HMS_FORMAT_JSON, &err);
+        CHECKF(buf_has(&err, "fault injected"), "the Status carries the panic's message");
+        EXPECT_RC("a panic after the response buffer grew",
+                  call(rt, panic_late, HMS_FORMAT_JSON, "{}", 2, &resp, &err), HMS_PANIC,
+                  HMS_FORMAT_JSON, &err);
+        /* the same buffers again: valgrind and ASan see any use after free */
+        EXPECT_OK("Echo through the same buffers after the panic",
+                  call(rt, ECHO, HMS_FORMAT_JSON, ECHO_JSON, strlen(ECHO_JSON), &resp, &err),
+                  &err);
+        CHECK(json_eq(&resp, ECHO_JSON));
+    }
+    EXPECT_OK("resolve PanicWhileAnswering",
+              hms_method_resolve(rt, panic_late, strlen(panic_late), HMS_FORMAT_JSON, &m, &err),
+              &err);
+    EXPECT_RC("a panic through a method handle",
+              hms_method_call(m, (const uint8_t *)"{}", 2, &resp, &err), HMS_PANIC,
+              HMS_FORMAT_JSON, &err);
+    EXPECT_OK("Echo after it", call(rt, ECHO, HMS_FORMAT_JSON, ECHO_JSON, strlen(ECHO_JSON),
+                                    &resp, &err),
+              &err);
+    CHECK(json_eq(&resp, ECHO_JSON));
+    EXPECT_OK("method_free", hms_method_free(m), NULL);
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    hms_runtime_free(rt);
+}
+
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
@@ -2305,6 +2907,13 @@ static const test_case TESTS[] = {
     {"convert", test_convert},
     {"threads", test_threads},
     {"fast_paths", test_fast_paths},
+    {"nested_calls_are_bounded", test_nested_calls_are_bounded},
+    {"runtime_free_is_bounded", test_runtime_free_is_bounded},
+    {"hung_handlers_leave_bounded_threads", test_hung_handlers_leave_bounded_threads},
+    {"handles_never_outlive_their_runtime", test_handles_never_outlive_their_runtime},
+    {"failed_calls_change_nothing", test_failed_calls_change_nothing},
+    {"builtin_deadlines", test_builtin_deadlines},
+    {"panics_leave_buffers_usable", test_panics_leave_buffers_usable},
 };
 
 int main(int argc, char **argv)

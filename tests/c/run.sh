@@ -3,6 +3,9 @@
 # valgrind: any memory error or definitely-lost byte fails the run.
 #   tests/c/run.sh [--no-valgrind] [TEST_NAME_SUBSTRING...]
 # HMS_VALGRIND=0 also runs without valgrind (for quick local loops).
+# With HMS_FFI_FAULT_LIBRARY (tests/faults/build_fault_library.sh prints
+# it), a third build links that copy of the core and runs the panic test
+# (panics_leave_buffers_usable) with HMS_EXPECT_FAULTS=1 under valgrind.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,4 +50,13 @@ for kind in shared static; do
         status=1
     fi
 done
+if [[ -n "${HMS_FFI_FAULT_LIBRARY:-}" ]]; then
+    fault_dir="$(dirname "$HMS_FFI_FAULT_LIBRARY")"
+    make -s -C "$here" FAULT_LIBDIR="$fault_dir" faults
+    echo "== C host test (fault injection: a panic inside the core${runner:+, under valgrind})"
+    if ! HMS_EXPECT_FAULTS=1 "${runner[@]}" "$here/build/host_test_faults" panics_leave_buffers_usable; then
+        echo "tests/c: the fault-injection run FAILED" >&2
+        status=1
+    fi
+fi
 exit "$status"

@@ -1,7 +1,9 @@
 //! `hms.agent.v1.AgentService`.
 
-use super::paging::{decode_token, page, page_size};
-use super::{Domain, Write, check_revision, new_id, not_found, now, required};
+use prost::Message as _;
+
+use super::paging::{decode_token, page, record_weight};
+use super::{Admit, Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{HmsError, Result};
 use crate::events::EventBus;
 use crate::proto::hms::agent::lifecycle::v1::LifecycleState;
@@ -22,7 +24,12 @@ const UPDATABLE: [&str; 7] = [
 ];
 
 impl Domain {
-    pub fn create_agent(&self, events: &EventBus, request: CreateAgentRequest) -> Result<Agent> {
+    pub fn create_agent(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: CreateAgentRequest,
+    ) -> Result<Agent> {
         let draft = request.agent.unwrap_or_default();
         required(&draft.name, "agent.name")?;
         let stamp = now();
@@ -35,6 +42,7 @@ impl Domain {
             ..draft
         };
         let mut state = self.state();
+        admit.admit(&agent)?;
         state.persist(&[Write::Agent(&agent)])?;
         state.tables.agents.insert(agent.id.clone(), agent.clone());
         events.publish(
@@ -74,8 +82,9 @@ impl Domain {
         let (agents, next_page_token) = page(
             &state.tables.agents,
             start_after,
-            page_size(request.page_size),
+            self.page_limit(request.page_size),
             keep,
+            |agent| record_weight(agent.encoded_len()),
             String::clone,
         );
         Ok(ListAgentsResponse {
@@ -84,7 +93,12 @@ impl Domain {
         })
     }
 
-    pub fn update_agent(&self, events: &EventBus, request: UpdateAgentRequest) -> Result<Agent> {
+    pub fn update_agent(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: UpdateAgentRequest,
+    ) -> Result<Agent> {
         let changes = request.agent.unwrap_or_default();
         required(&changes.id, "agent.id")?;
         let paths: Vec<String> = match request.update_mask {
@@ -130,6 +144,7 @@ impl Domain {
         }
         agent.revision += 1;
         agent.updated_at = Some(now());
+        admit.admit(&agent)?;
         state.persist(&[Write::Agent(&agent)])?;
         state.tables.agents.insert(agent.id.clone(), agent.clone());
         events.publish(
@@ -144,6 +159,7 @@ impl Domain {
     pub fn delete_agent(
         &self,
         events: &EventBus,
+        admit: &impl Admit,
         request: DeleteAgentRequest,
     ) -> Result<DeleteAgentResponse> {
         required(&request.id, "id")?;
@@ -154,6 +170,7 @@ impl Domain {
             .get(&request.id)
             .ok_or_else(|| not_found("agent", &request.id))?;
         check_revision("agent", &request.id, request.revision, current.revision)?;
+        admit.admit(&DeleteAgentResponse {})?;
         state.persist(&[Write::DeleteAgent(&request.id)])?;
         let agent = state
             .tables

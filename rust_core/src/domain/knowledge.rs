@@ -1,7 +1,9 @@
 //! `hms.agent.v1.KnowledgeService`: entries unique by (namespace, key).
 
-use super::paging::{decode_token, page, page_size};
-use super::{Domain, Write, check_revision, new_id, not_found, now, required};
+use prost::Message as _;
+
+use super::paging::{decode_token, page, record_weight};
+use super::{Admit, Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
 use crate::proto::hms::agent::v1::{
@@ -50,6 +52,7 @@ impl Domain {
     pub fn put_knowledge(
         &self,
         events: &EventBus,
+        admit: &impl Admit,
         request: PutKnowledgeRequest,
     ) -> Result<KnowledgeEntry> {
         let draft = request.entry.unwrap_or_default();
@@ -111,6 +114,7 @@ impl Domain {
                 }
             }
         };
+        admit.admit(&entry)?;
         state.persist(&[Write::Knowledge(&entry)])?;
         state.tables.knowledge_keys.insert(slot, entry.id.clone());
         state
@@ -184,8 +188,14 @@ impl Domain {
         let (ids, next_page_token) = page(
             &tables.knowledge_keys,
             start_after,
-            page_size(request.page_size),
+            self.page_limit(request.page_size),
             keep,
+            |id| {
+                tables
+                    .knowledge
+                    .get(id)
+                    .map_or(0, |entry| record_weight(entry.encoded_len()))
+            },
             token_key,
         );
         Ok(QueryKnowledgeResponse {
@@ -200,6 +210,7 @@ impl Domain {
     pub fn delete_knowledge(
         &self,
         events: &EventBus,
+        admit: &impl Admit,
         request: DeleteKnowledgeRequest,
     ) -> Result<DeleteKnowledgeResponse> {
         required(&request.id, "id")?;
@@ -215,6 +226,7 @@ impl Domain {
             request.revision,
             current.revision,
         )?;
+        admit.admit(&DeleteKnowledgeResponse {})?;
         state.persist(&[Write::DeleteKnowledge(&request.id)])?;
         let entry = state
             .tables

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::paging::{decode_token, encode_token, page_size};
-use super::{Domain, Write, new_id, not_found, now, required};
+use super::{Admit, Domain, Write, new_id, not_found, now, required};
 use crate::codec::{self, Format};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::agent::lifecycle::v1::{
@@ -236,6 +236,7 @@ impl Domain {
     pub fn transition(
         &self,
         context: &CallContext<'_>,
+        admit: &impl Admit,
         request: TransitionRequest,
     ) -> Result<TransitionResponse> {
         let agent_id = required(&request.agent_id, "agent_id")?.to_owned();
@@ -335,6 +336,11 @@ impl Domain {
             agent.state = target as i32;
             agent.revision += 1;
             agent.updated_at = event.timestamp;
+            admit.admit(&TransitionResponse {
+                previous_state: from as i32,
+                current_state: target as i32,
+                event: Some(event.clone()),
+            })?;
             state.persist(&[Write::Agent(&agent), Write::Event(&event)])?;
             state.tables.agents.insert(agent_id.clone(), agent);
             state
@@ -459,6 +465,7 @@ impl Domain {
     pub fn register_hook(
         &self,
         context: &CallContext<'_>,
+        admit: &impl Admit,
         request: RegisterHookRequest,
     ) -> Result<RegisterHookResponse> {
         required(&request.method, "method")?;
@@ -499,9 +506,12 @@ impl Domain {
                 request.timeout_ms
             },
         };
-        let hook_id = hook.id.clone();
+        let response = RegisterHookResponse {
+            hook_id: hook.id.clone(),
+        };
+        admit.admit(&response)?;
         self.hooks.hooks.write().push(Arc::new(hook));
-        Ok(RegisterHookResponse { hook_id })
+        Ok(response)
     }
 
     pub fn unregister_hook(

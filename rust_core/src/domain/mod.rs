@@ -15,6 +15,22 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::error::{Code, HmsError, Result};
 
 pub use lifecycle::{Hooks, allowed_targets};
+
+/// Sees the answer of a call before the change it reports is made. An
+/// answer that cannot be delivered (over the size limit, not representable
+/// in the caller's format, past the call's deadline) refuses the change, so
+/// a call that fails has stored and published nothing. The answer admitted
+/// is the one the change then returns.
+pub trait Admit {
+    fn admit<M: prost::Message + prost::Name>(&self, answer: &M) -> Result<()>;
+}
+
+/// Admits every answer: for changes made outside a call.
+impl Admit for () {
+    fn admit<M: prost::Message + prost::Name>(&self, _: &M) -> Result<()> {
+        Ok(())
+    }
+}
 use store::{Database, Tables, Write};
 
 /// All records of one runtime.
@@ -22,6 +38,8 @@ pub struct Domain {
     state: Mutex<State>,
     hooks: Hooks,
     locks: lifecycle::AgentLocks,
+    /// Weight a list page may hold: the size limit (see `paging::page`).
+    page_weight: usize,
 }
 
 struct State {
@@ -40,7 +58,8 @@ impl State {
 }
 
 impl Domain {
-    pub fn open(data_dir: Option<&Path>) -> Result<Domain> {
+    /// Opens the store; list pages stay within `max_message_bytes`.
+    pub fn open(data_dir: Option<&Path>, max_message_bytes: usize) -> Result<Domain> {
         let (database, tables) = match data_dir {
             Some(dir) => {
                 let (database, tables) = Database::open(dir)?;
@@ -52,11 +71,20 @@ impl Domain {
             state: Mutex::new(State { tables, database }),
             hooks: Hooks::default(),
             locks: lifecycle::AgentLocks::default(),
+            page_weight: max_message_bytes,
         })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    /// The limit of one list page of `requested` records (0: the default).
+    fn page_limit(&self, requested: u32) -> paging::PageLimit {
+        paging::PageLimit {
+            records: paging::page_size(requested),
+            weight: self.page_weight,
+        }
     }
 }
 

@@ -38,13 +38,36 @@ pub fn decode_token(token: &str) -> Result<Option<String>> {
         })
 }
 
+/// What one record may cost a page in any format beyond its protobuf bytes
+/// twice over (field names, timestamps as text, quotes, base64).
+const RECORD_OVERHEAD_BYTES: usize = 512;
+
+/// The page weight of a record of `encoded_len` protobuf bytes: twice its
+/// size plus [`RECORD_OVERHEAD_BYTES`] bounds its JSON and CBOR forms too,
+/// so a page whose weight is under the size limit fits it in every format,
+/// and a large record ends a page instead of failing it.
+pub fn record_weight(encoded_len: usize) -> usize {
+    encoded_len
+        .saturating_mul(2)
+        .saturating_add(RECORD_OVERHEAD_BYTES)
+}
+
+/// How many records, and how much weight (the size limit), one page may hold.
+pub struct PageLimit {
+    pub records: usize,
+    pub weight: usize,
+}
+
 /// One page of the values of `map` after `start_after` that `keep` accepts,
-/// and the token of the next page (empty on the last).
+/// and the token of the next page (empty on the last). A page ends at
+/// `limit.records` records or before its weight (`weight_of`) would pass
+/// `limit.weight`; it holds at least one record.
 pub fn page<K: Ord + Clone, V: Clone>(
     map: &BTreeMap<K, V>,
     start_after: Option<K>,
-    size: usize,
+    limit: PageLimit,
     keep: impl Fn(&V) -> bool,
+    weight_of: impl Fn(&V) -> usize,
     token_of: impl Fn(&K) -> String,
 ) -> (Vec<V>, String) {
     let lower = match start_after {
@@ -54,11 +77,13 @@ pub fn page<K: Ord + Clone, V: Clone>(
     let mut items = Vec::new();
     let mut last_key = None;
     let mut more = false;
+    let mut weight = 0usize;
     for (key, value) in map.range((lower, Bound::Unbounded)) {
         if !keep(value) {
             continue;
         }
-        if items.len() == size {
+        weight = weight.saturating_add(weight_of(value));
+        if items.len() == limit.records || (!items.is_empty() && weight > limit.weight) {
             more = true;
             break;
         }

@@ -1,7 +1,9 @@
 //! `hms.agent.v1.TaskService`: tasks whose status only moves forward.
 
-use super::paging::{decode_token, page, page_size};
-use super::{Domain, State, Write, check_revision, new_id, not_found, now, required};
+use prost::Message as _;
+
+use super::paging::{decode_token, page, record_weight};
+use super::{Admit, Domain, State, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
 use crate::proto::hms::agent::lifecycle::v1::LifecycleState;
@@ -74,7 +76,12 @@ struct Step<'a> {
 }
 
 impl Domain {
-    pub fn submit_task(&self, events: &EventBus, request: SubmitTaskRequest) -> Result<Task> {
+    pub fn submit_task(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: SubmitTaskRequest,
+    ) -> Result<Task> {
         let draft = request.task.unwrap_or_default();
         required(&draft.title, "task.title")?;
         super::check_timestamp(draft.deadline.as_ref(), "task.deadline")?;
@@ -97,6 +104,7 @@ impl Domain {
             revision: 1,
             ..draft
         };
+        admit.admit(&task)?;
         state.persist(&[Write::Task(&task)])?;
         state.tables.tasks.insert(task.id.clone(), task.clone());
         events.publish(
@@ -128,8 +136,9 @@ impl Domain {
         let (tasks, next_page_token) = page(
             &state.tables.tasks,
             start_after,
-            page_size(request.page_size),
+            self.page_limit(request.page_size),
             keep,
+            |task| record_weight(task.encoded_len()),
             String::clone,
         );
         Ok(ListTasksResponse {
@@ -142,6 +151,7 @@ impl Domain {
     fn move_task(
         &self,
         events: &EventBus,
+        admit: &impl Admit,
         step: Step<'_>,
         change: impl FnOnce(&State, &mut Task) -> Result<()>,
     ) -> Result<Task> {
@@ -168,6 +178,7 @@ impl Domain {
         task.status = to as i32;
         task.revision += 1;
         task.updated_at = Some(now());
+        admit.admit(&task)?;
         state.persist(&[Write::Task(&task)])?;
         state.tables.tasks.insert(task.id.clone(), task.clone());
         events.publish(
@@ -179,10 +190,16 @@ impl Domain {
         Ok(task)
     }
 
-    pub fn assign_task(&self, events: &EventBus, request: AssignTaskRequest) -> Result<Task> {
+    pub fn assign_task(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: AssignTaskRequest,
+    ) -> Result<Task> {
         required(&request.agent_id, "agent_id")?;
         self.move_task(
             events,
+            admit,
             Step {
                 id: &request.id,
                 revision: request.revision,
@@ -198,9 +215,15 @@ impl Domain {
         )
     }
 
-    pub fn start_task(&self, events: &EventBus, request: StartTaskRequest) -> Result<Task> {
+    pub fn start_task(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: StartTaskRequest,
+    ) -> Result<Task> {
         self.move_task(
             events,
+            admit,
             Step {
                 id: &request.id,
                 revision: request.revision,
@@ -212,9 +235,15 @@ impl Domain {
         )
     }
 
-    pub fn complete_task(&self, events: &EventBus, request: CompleteTaskRequest) -> Result<Task> {
+    pub fn complete_task(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: CompleteTaskRequest,
+    ) -> Result<Task> {
         self.move_task(
             events,
+            admit,
             Step {
                 id: &request.id,
                 revision: request.revision,
@@ -230,9 +259,15 @@ impl Domain {
         )
     }
 
-    pub fn fail_task(&self, events: &EventBus, request: FailTaskRequest) -> Result<Task> {
+    pub fn fail_task(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: FailTaskRequest,
+    ) -> Result<Task> {
         self.move_task(
             events,
+            admit,
             Step {
                 id: &request.id,
                 revision: request.revision,
@@ -251,7 +286,12 @@ impl Domain {
         )
     }
 
-    pub fn cancel_task(&self, events: &EventBus, request: CancelTaskRequest) -> Result<Task> {
+    pub fn cancel_task(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: CancelTaskRequest,
+    ) -> Result<Task> {
         let not_final = [
             TaskStatus::Pending,
             TaskStatus::Assigned,
@@ -264,6 +304,7 @@ impl Domain {
         };
         self.move_task(
             events,
+            admit,
             Step {
                 id: &request.id,
                 revision: request.revision,

@@ -144,17 +144,22 @@ fn store_vec(buf: &mut hms_buf, vec: Vec<u8>) {
 /// `buf` is NULL or valid as in [`take_vec`].
 unsafe fn write_buf(buf: *mut hms_buf, fill: impl FnOnce(&mut Vec<u8>)) {
     // SAFETY: NULL or a valid, exclusive hms_buf per the caller's contract.
-    let Some(buf) = (unsafe { buf.as_mut() }) else {
+    if unsafe { buf.as_mut() }.is_none() {
         return;
+    }
+    // SAFETY: non-NULL and valid per the caller's contract.
+    let _ = unsafe {
+        fill_buf(buf, |out| {
+            fill(out);
+            Ok(())
+        })
     };
-    // SAFETY: forwarded contract.
-    let mut vec = unsafe { take_vec(buf) };
-    fill(&mut vec);
-    store_vec(buf, vec);
 }
 
-/// Runs `fill` into the memory of `*buf`; on failure the buffer keeps its
-/// previous length (and its memory, should `fill` have grown it).
+/// Runs `fill` into the memory of `*buf`. On failure, and on a panic inside
+/// `fill`, the buffer keeps its memory (possibly grown) and its previous
+/// length (0 when the memory moved), so it never points at freed memory;
+/// the panic then goes on to the entry point's guard.
 ///
 /// # Safety
 /// `buf` must be non-NULL and valid as in [`take_vec`].
@@ -165,19 +170,22 @@ unsafe fn fill_buf(buf: *mut hms_buf, fill: impl FnOnce(&mut Vec<u8>) -> Result<
     // SAFETY: forwarded contract.
     let mut vec = unsafe { take_vec(buf) };
     let before = vec.as_ptr();
-    let result = fill(&mut vec);
-    if result.is_err() {
-        let len = if vec.as_ptr() == before {
-            previous_len
-        } else {
-            0
-        };
-        store_vec(buf, vec);
-        buf.len = len;
-    } else {
-        store_vec(buf, vec);
+    // The Vec owns the caller's memory now: unwinding past it would free
+    // what `buf` still points at, so the panic waits until it is stored back.
+    let outcome = catch_unwind(AssertUnwindSafe(|| fill(&mut vec)));
+    let moved = vec.as_ptr() != before;
+    store_vec(buf, vec);
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            buf.len = if moved { 0 } else { previous_len };
+            Err(error)
+        }
+        Err(panic) => {
+            buf.len = if moved { 0 } else { previous_len };
+            std::panic::resume_unwind(panic)
+        }
     }
-    result
 }
 
 fn required<T>(ptr: *mut T, what: &str) -> Result<()> {

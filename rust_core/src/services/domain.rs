@@ -13,17 +13,20 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "CreateAgent",
-                unary(|c, r| c.runtime.domain.create_agent(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.create_agent(&c.runtime.events, a, r)),
             ),
-            ("GetAgent", unary(|c, r| c.runtime.domain.get_agent(r))),
-            ("ListAgents", unary(|c, r| c.runtime.domain.list_agents(r))),
+            ("GetAgent", unary(|c, _, r| c.runtime.domain.get_agent(r))),
+            (
+                "ListAgents",
+                unary(|c, _, r| c.runtime.domain.list_agents(r)),
+            ),
             (
                 "UpdateAgent",
-                unary(|c, r| c.runtime.domain.update_agent(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.update_agent(&c.runtime.events, a, r)),
             ),
             (
                 "DeleteAgent",
-                unary(|c, r| c.runtime.domain.delete_agent(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.delete_agent(&c.runtime.events, a, r)),
             ),
         ],
     )?;
@@ -34,29 +37,29 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "SubmitTask",
-                unary(|c, r| c.runtime.domain.submit_task(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.submit_task(&c.runtime.events, a, r)),
             ),
-            ("GetTask", unary(|c, r| c.runtime.domain.get_task(r))),
-            ("ListTasks", unary(|c, r| c.runtime.domain.list_tasks(r))),
+            ("GetTask", unary(|c, _, r| c.runtime.domain.get_task(r))),
+            ("ListTasks", unary(|c, _, r| c.runtime.domain.list_tasks(r))),
             (
                 "AssignTask",
-                unary(|c, r| c.runtime.domain.assign_task(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.assign_task(&c.runtime.events, a, r)),
             ),
             (
                 "StartTask",
-                unary(|c, r| c.runtime.domain.start_task(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.start_task(&c.runtime.events, a, r)),
             ),
             (
                 "CompleteTask",
-                unary(|c, r| c.runtime.domain.complete_task(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.complete_task(&c.runtime.events, a, r)),
             ),
             (
                 "FailTask",
-                unary(|c, r| c.runtime.domain.fail_task(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.fail_task(&c.runtime.events, a, r)),
             ),
             (
                 "CancelTask",
-                unary(|c, r| c.runtime.domain.cancel_task(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.cancel_task(&c.runtime.events, a, r)),
             ),
         ],
     )?;
@@ -67,19 +70,19 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "PutKnowledge",
-                unary(|c, r| c.runtime.domain.put_knowledge(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.put_knowledge(&c.runtime.events, a, r)),
             ),
             (
                 "GetKnowledge",
-                unary(|c, r| c.runtime.domain.get_knowledge(r)),
+                unary(|c, _, r| c.runtime.domain.get_knowledge(r)),
             ),
             (
                 "QueryKnowledge",
-                unary(|c, r| c.runtime.domain.query_knowledge(r)),
+                unary(|c, _, r| c.runtime.domain.query_knowledge(r)),
             ),
             (
                 "DeleteKnowledge",
-                unary(|c, r| c.runtime.domain.delete_knowledge(&c.runtime.events, r)),
+                unary(|c, a, r| c.runtime.domain.delete_knowledge(&c.runtime.events, a, r)),
             ),
         ],
     )?;
@@ -88,19 +91,22 @@ pub fn register(registry: &Registry) -> Result<()> {
         "hms.agent.lifecycle.v1.LifecycleService",
         "Agent lifecycle: transitions, history, hooks",
         vec![
-            ("GetState", unary(|c, r| c.runtime.domain.get_state(r))),
+            ("GetState", unary(|c, _, r| c.runtime.domain.get_state(r))),
             (
                 "Transition",
-                unary(|c, r| c.runtime.domain.transition(c, r)),
+                unary(|c, a, r| c.runtime.domain.transition(c, a, r)),
             ),
-            ("GetHistory", unary(|c, r| c.runtime.domain.get_history(r))),
+            (
+                "GetHistory",
+                unary(|c, _, r| c.runtime.domain.get_history(r)),
+            ),
             (
                 "RegisterHook",
-                unary(|c, r| c.runtime.domain.register_hook(c, r)),
+                unary(|c, a, r| c.runtime.domain.register_hook(c, a, r)),
             ),
             (
                 "UnregisterHook",
-                unary(|c, r| c.runtime.domain.unregister_hook(r)),
+                unary(|c, _, r| c.runtime.domain.unregister_hook(r)),
             ),
         ],
     )

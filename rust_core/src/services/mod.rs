@@ -2,38 +2,120 @@
 //! service definition, so listings and the schema never disagree.
 
 mod domain;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod registry;
 mod system;
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use prost::Message;
 
-use crate::codec;
-use crate::error::{HmsError, Result};
+use crate::codec::{self, Format};
+use crate::domain::Admit;
+use crate::error::{Code, HmsError, Result};
 use crate::proto::v1::{MethodDescriptor, ServiceDescriptor};
 use crate::registry::{BuiltinFn, Implementation, Method, Registry, Service};
 use crate::runtime::CallContext;
 use crate::schema;
 
-/// Wraps a typed Rust function as a method of any format.
+/// The answer of a built-in call, written into the caller's buffer in the
+/// caller's format: under the size limit and before the call's deadline, or
+/// not at all.
+pub struct Answer<'a> {
+    out: RefCell<&'a mut Vec<u8>>,
+    start: usize,
+    format: Format,
+    max_bytes: usize,
+    deadline: Option<Instant>,
+    method: &'a str,
+    written: Cell<bool>,
+}
+
+impl<'a> Answer<'a> {
+    fn new(context: &'a CallContext<'a>, format: Format, out: &'a mut Vec<u8>) -> Answer<'a> {
+        Answer {
+            start: out.len(),
+            out: RefCell::new(out),
+            format,
+            max_bytes: context.runtime.limits().max_message_bytes,
+            deadline: context.deadline,
+            method: context.method,
+            written: Cell::new(false),
+        }
+    }
+
+    /// Ends the call with `response` unless a change admitted it already.
+    fn finish<M: Message + prost::Name>(&self, response: &M) -> Result<()> {
+        if self.written.get() {
+            return Ok(());
+        }
+        self.admit(response)
+    }
+
+    /// Takes back what was written: the call failed after all.
+    fn discard(&self) {
+        self.out.borrow_mut().truncate(self.start);
+    }
+}
+
+impl Admit for Answer<'_> {
+    fn admit<M: Message + prost::Name>(&self, answer: &M) -> Result<()> {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() > deadline)
+        {
+            return Err(HmsError::new(
+                Code::DeadlineExceeded,
+                format!("`{}` did not finish before its deadline", self.method),
+            ));
+        }
+        let mut out = self.out.borrow_mut();
+        out.truncate(self.start);
+        let written = codec::encode_typed(answer, self.format, &mut out).and_then(|()| {
+            let len = out.len() - self.start;
+            if len > self.max_bytes {
+                return Err(HmsError::exhausted(format!(
+                    "response of {len} bytes is over the limit of {} bytes",
+                    self.max_bytes
+                ))
+                .with_detail("limit", self.max_bytes)
+                .with_detail("size", len));
+            }
+            Ok(())
+        });
+        match written {
+            Ok(()) => {
+                self.written.set(true);
+                Ok(())
+            }
+            Err(error) => {
+                out.truncate(self.start);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Wraps a typed Rust function as a method of any format. The function may
+/// admit its answer before it changes anything (see [`Admit`]); otherwise
+/// its result is the answer. Either way the answer must fit the size limit
+/// and come before the call's deadline, or the call fails.
 pub fn unary<Req, Resp, F>(function: F) -> BuiltinFn
 where
     Req: Message + Default + prost::Name,
     Resp: Message + prost::Name,
-    F: Fn(&CallContext<'_>, Req) -> Result<Resp> + Send + Sync + 'static,
+    F: Fn(&CallContext<'_>, &Answer<'_>, Req) -> Result<Resp> + Send + Sync + 'static,
 {
     Arc::new(move |context, format, request, out| {
         let request: Req = codec::decode_typed(format, request, context.runtime.limits())?;
-        let response = function(context, request)?;
-        let start = out.len();
-        codec::encode_typed(&response, format, out).inspect_err(|_| out.truncate(start))?;
-        context
-            .runtime
-            .limits()
-            .check_size(out.len() - start, "response")
-            .inspect_err(|_| out.truncate(start))
+        let answer = Answer::new(context, format, out);
+        function(context, &answer, request)
+            .and_then(|response| answer.finish(&response))
+            .inspect_err(|_| answer.discard())
     })
 }
 
@@ -96,5 +178,7 @@ pub fn register_builtin(
 pub fn register_builtins(registry: &Registry) -> Result<()> {
     system::register(registry)?;
     registry::register(registry)?;
+    #[cfg(feature = "fault-injection")]
+    faults::register(registry)?;
     domain::register(registry)
 }

@@ -16,7 +16,7 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "ListServices",
-                unary(|context, request: ListServicesRequest| {
+                unary(|context, _, request: ListServicesRequest| {
                     Ok(ListServicesResponse {
                         services: context.runtime.registry.list(&request.name_prefix),
                     })
@@ -24,7 +24,7 @@ pub fn register(registry: &Registry) -> Result<()> {
             ),
             (
                 "DescribeService",
-                unary(|context, request: DescribeServiceRequest| {
+                unary(|context, _, request: DescribeServiceRequest| {
                     let service = context.runtime.registry.get(&request.name).ok_or_else(|| {
                         HmsError::not_found(format!("no service named `{}`", request.name))
                             .with_detail("service", &request.name)

@@ -17,7 +17,7 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "Echo",
-                unary(|_, request: EchoRequest| {
+                unary(|_, _, request: EchoRequest| {
                     Ok(EchoResponse {
                         payload: request.payload,
                         text: request.text,
@@ -26,7 +26,7 @@ pub fn register(registry: &Registry) -> Result<()> {
             ),
             (
                 "Health",
-                unary(|context, _: HealthRequest| {
+                unary(|context, _, _: HealthRequest| {
                     let runtime = context.runtime;
                     Ok(HealthResponse {
                         status: ServingStatus::Serving as i32,
@@ -40,12 +40,15 @@ pub fn register(registry: &Registry) -> Result<()> {
                             "memory"
                         }
                         .into(),
+                        abandoned_handler_threads: crate::workers::abandoned_threads()
+                            .try_into()
+                            .unwrap_or(u32::MAX),
                     })
                 }),
             ),
             (
                 "Version",
-                unary(|_, _: VersionRequest| {
+                unary(|_, _, _: VersionRequest| {
                     Ok(VersionResponse {
                         library_version: env!("CARGO_PKG_VERSION").into(),
                         abi_major: crate::ABI_VERSION_MAJOR,

@@ -412,8 +412,17 @@ fn settings_from_config_apply_defaults_and_bounds() {
         data_dir: "/tmp/x".into(),
         event_queue_capacity: 4,
         name: "n".into(),
+        shutdown_timeout_ms: 250,
     })
     .unwrap();
+    assert_eq!(
+        custom.shutdown_timeout,
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(
+        defaults.shutdown_timeout,
+        hms_ffi::config::DEFAULT_SHUTDOWN_TIMEOUT
+    );
     assert_eq!(custom.limits.max_message_bytes, 1000);
     assert_eq!(custom.limits.max_depth, 10);
     assert_eq!(custom.event_queue_capacity, 4);
@@ -429,6 +438,10 @@ fn settings_from_config_apply_defaults_and_bounds() {
         },
         RuntimeConfig {
             event_queue_capacity: (1 << 20) + 1,
+            ..Default::default()
+        },
+        RuntimeConfig {
+            shutdown_timeout_ms: 600_001,
             ..Default::default()
         },
     ] {

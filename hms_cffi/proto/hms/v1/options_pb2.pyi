@@ -116,6 +116,7 @@ class RuntimeConfig(_message.Message):
     DATA_DIR_FIELD_NUMBER: _builtins.int
     EVENT_QUEUE_CAPACITY_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest payload accepted or produced, in bytes. Default 4 MiB."""
     max_depth: _builtins.int
@@ -126,6 +127,11 @@ class RuntimeConfig(_message.Message):
     """Events kept per subscription before the oldest are dropped. Default 1024."""
     name: _builtins.str
     """Name reported by hms.sys.v1.System/Health, useful in logs."""
+    shutdown_timeout_ms: _builtins.int
+    """Longest hms_runtime_free waits for handlers still running (of host
+    services, hooks and push callbacks of this runtime) before it abandons
+    them and returns. Default 5000; at most 600000.
+    """
     def __init__(
         self,
         *,
@@ -134,10 +140,11 @@ class RuntimeConfig(_message.Message):
         data_dir: _builtins.str = ...,
         event_queue_capacity: _builtins.int = ...,
         name: _builtins.str = ...,
+        shutdown_timeout_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

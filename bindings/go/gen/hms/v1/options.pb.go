@@ -169,9 +169,13 @@ type RuntimeConfig struct {
 	// Events kept per subscription before the oldest are dropped. Default 1024.
 	EventQueueCapacity uint32 `protobuf:"varint,4,opt,name=event_queue_capacity,json=eventQueueCapacity,proto3" json:"event_queue_capacity,omitempty"`
 	// Name reported by hms.sys.v1.System/Health, useful in logs.
-	Name          string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Name string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	// Longest hms_runtime_free waits for handlers still running (of host
+	// services, hooks and push callbacks of this runtime) before it abandons
+	// them and returns. Default 5000; at most 600000.
+	ShutdownTimeoutMs uint32 `protobuf:"varint,6,opt,name=shutdown_timeout_ms,json=shutdownTimeoutMs,proto3" json:"shutdown_timeout_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RuntimeConfig) Reset() {
@@ -239,6 +243,13 @@ func (x *RuntimeConfig) GetName() string {
 	return ""
 }
 
+func (x *RuntimeConfig) GetShutdownTimeoutMs() uint32 {
+	if x != nil {
+		return x.ShutdownTimeoutMs
+	}
+	return 0
+}
+
 var File_hms_v1_options_proto protoreflect.FileDescriptor
 
 const file_hms_v1_options_proto_rawDesc = "" +
@@ -256,13 +267,14 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\vCredentials\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1c\n" +
-	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xb9\x01\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xe9\x01\n" +
 	"\rRuntimeConfig\x12*\n" +
 	"\x11max_message_bytes\x18\x01 \x01(\x04R\x0fmaxMessageBytes\x12\x1b\n" +
 	"\tmax_depth\x18\x02 \x01(\rR\bmaxDepth\x12\x19\n" +
 	"\bdata_dir\x18\x03 \x01(\tR\adataDir\x120\n" +
 	"\x14event_queue_capacity\x18\x04 \x01(\rR\x12eventQueueCapacity\x12\x12\n" +
-	"\x04name\x18\x05 \x01(\tR\x04nameB5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3"
+	"\x04name\x18\x05 \x01(\tR\x04name\x12.\n" +
+	"\x13shutdown_timeout_ms\x18\x06 \x01(\rR\x11shutdownTimeoutMsB5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3"
 
 var (
 	file_hms_v1_options_proto_rawDescOnce sync.Once

@@ -45,6 +45,14 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>string name = 5;</code>
      */
     protected $name = '';
+    /**
+     * Longest hms_runtime_free waits for handlers still running (of host
+     * services, hooks and push callbacks of this runtime) before it abandons
+     * them and returns. Default 5000; at most 600000.
+     *
+     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 6;</code>
+     */
+    protected $shutdown_timeout_ms = 0;
 
     /**
      * Constructor.
@@ -62,6 +70,10 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      *           Events kept per subscription before the oldest are dropped. Default 1024.
      *     @type string $name
      *           Name reported by hms.sys.v1.System/Health, useful in logs.
+     *     @type int $shutdown_timeout_ms
+     *           Longest hms_runtime_free waits for handlers still running (of host
+     *           services, hooks and push callbacks of this runtime) before it abandons
+     *           them and returns. Default 5000; at most 600000.
      * }
      */
     public function __construct($data = NULL) {
@@ -195,6 +207,36 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, True);
         $this->name = $var;
+
+        return $this;
+    }
+
+    /**
+     * Longest hms_runtime_free waits for handlers still running (of host
+     * services, hooks and push callbacks of this runtime) before it abandons
+     * them and returns. Default 5000; at most 600000.
+     *
+     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 6;</code>
+     * @return int
+     */
+    public function getShutdownTimeoutMs()
+    {
+        return $this->shutdown_timeout_ms;
+    }
+
+    /**
+     * Longest hms_runtime_free waits for handlers still running (of host
+     * services, hooks and push callbacks of this runtime) before it abandons
+     * them and returns. Default 5000; at most 600000.
+     *
+     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 6;</code>
+     * @param int $var
+     * @return $this
+     */
+    public function setShutdownTimeoutMs($var)
+    {
+        GPBUtil::checkUint32($var);
+        $this->shutdown_timeout_ms = $var;
 
         return $this;
     }

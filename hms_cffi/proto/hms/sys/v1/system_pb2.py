@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hms/sys/v1/system.proto\x12\nhms.sys.v1\",\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\"-\n\x0c\x45\x63hoResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x0f\n\rHealthRequest\"\xfc\x01\n\x0eHealthResponse\x12\x38\n\x06status\x18\x01 \x01(\x0e\x32(.hms.sys.v1.HealthResponse.ServingStatus\x12\x14\n\x0cruntime_name\x18\x02 \x01(\t\x12\x11\n\tuptime_ms\x18\x03 \x01(\x04\x12\x10\n\x08services\x18\x04 \x01(\r\x12\x15\n\rsubscriptions\x18\x05 \x01(\r\x12\x0f\n\x07storage\x18\x06 \x01(\t\"M\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07SERVING\x10\x01\x12\x0f\n\x0bNOT_SERVING\x10\x02\"\x10\n\x0eVersionRequest\"a\n\x0fVersionResponse\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\x12\x11\n\tabi_major\x18\x02 \x01(\r\x12\x11\n\tabi_minor\x18\x03 \x01(\r\x12\x0f\n\x07\x66ormats\x18\x04 \x03(\t2\xc8\x01\n\x06System\x12\x39\n\x04\x45\x63ho\x12\x17.hms.sys.v1.EchoRequest\x1a\x18.hms.sys.v1.EchoResponse\x12?\n\x06Health\x12\x19.hms.sys.v1.HealthRequest\x1a\x1a.hms.sys.v1.HealthResponse\x12\x42\n\x07Version\x12\x1a.hms.sys.v1.VersionRequest\x1a\x1b.hms.sys.v1.VersionResponseB9Z7github.com/hms-ffi/hms/bindings/go/gen/hms/sys/v1;sysv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hms/sys/v1/system.proto\x12\nhms.sys.v1\",\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\"-\n\x0c\x45\x63hoResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x0f\n\rHealthRequest\"\x9f\x02\n\x0eHealthResponse\x12\x38\n\x06status\x18\x01 \x01(\x0e\x32(.hms.sys.v1.HealthResponse.ServingStatus\x12\x14\n\x0cruntime_name\x18\x02 \x01(\t\x12\x11\n\tuptime_ms\x18\x03 \x01(\x04\x12\x10\n\x08services\x18\x04 \x01(\r\x12\x15\n\rsubscriptions\x18\x05 \x01(\r\x12\x0f\n\x07storage\x18\x06 \x01(\t\x12!\n\x19\x61\x62\x61ndoned_handler_threads\x18\x07 \x01(\r\"M\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07SERVING\x10\x01\x12\x0f\n\x0bNOT_SERVING\x10\x02\"\x10\n\x0eVersionRequest\"a\n\x0fVersionResponse\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\x12\x11\n\tabi_major\x18\x02 \x01(\r\x12\x11\n\tabi_minor\x18\x03 \x01(\r\x12\x0f\n\x07\x66ormats\x18\x04 \x03(\t2\xc8\x01\n\x06System\x12\x39\n\x04\x45\x63ho\x12\x17.hms.sys.v1.EchoRequest\x1a\x18.hms.sys.v1.EchoResponse\x12?\n\x06Health\x12\x19.hms.sys.v1.HealthRequest\x1a\x1a.hms.sys.v1.HealthResponse\x12\x42\n\x07Version\x12\x1a.hms.sys.v1.VersionRequest\x1a\x1b.hms.sys.v1.VersionResponseB9Z7github.com/hms-ffi/hms/bindings/go/gen/hms/sys/v1;sysv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEALTHREQUEST']._serialized_start=132
   _globals['_HEALTHREQUEST']._serialized_end=147
   _globals['_HEALTHRESPONSE']._serialized_start=150
-  _globals['_HEALTHRESPONSE']._serialized_end=402
-  _globals['_HEALTHRESPONSE_SERVINGSTATUS']._serialized_start=325
-  _globals['_HEALTHRESPONSE_SERVINGSTATUS']._serialized_end=402
-  _globals['_VERSIONREQUEST']._serialized_start=404
-  _globals['_VERSIONREQUEST']._serialized_end=420
-  _globals['_VERSIONRESPONSE']._serialized_start=422
-  _globals['_VERSIONRESPONSE']._serialized_end=519
-  _globals['_SYSTEM']._serialized_start=522
-  _globals['_SYSTEM']._serialized_end=722
+  _globals['_HEALTHRESPONSE']._serialized_end=437
+  _globals['_HEALTHRESPONSE_SERVINGSTATUS']._serialized_start=360
+  _globals['_HEALTHRESPONSE_SERVINGSTATUS']._serialized_end=437
+  _globals['_VERSIONREQUEST']._serialized_start=439
+  _globals['_VERSIONREQUEST']._serialized_end=455
+  _globals['_VERSIONRESPONSE']._serialized_start=457
+  _globals['_VERSIONRESPONSE']._serialized_end=554
+  _globals['_SYSTEM']._serialized_start=557
+  _globals['_SYSTEM']._serialized_end=757
 # @@protoc_insertion_point(module_scope)

@@ -103,6 +103,7 @@ class HealthResponse(_message.Message):
     SERVICES_FIELD_NUMBER: _builtins.int
     SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
     STORAGE_FIELD_NUMBER: _builtins.int
+    ABANDONED_HANDLER_THREADS_FIELD_NUMBER: _builtins.int
     status: Global___HealthResponse.ServingStatus.ValueType
     runtime_name: _builtins.str
     uptime_ms: _builtins.int
@@ -110,6 +111,11 @@ class HealthResponse(_message.Message):
     subscriptions: _builtins.int
     storage: _builtins.str
     """"memory" or "sqlite"."""
+    abandoned_handler_threads: _builtins.int
+    """Library threads of this process still running a handler or event
+    callback whose caller stopped waiting (deadline passed, runtime freed).
+    Bounded: see hms_call and hms_runtime_free in hms_ffi.h.
+    """
     def __init__(
         self,
         *,
@@ -119,10 +125,11 @@ class HealthResponse(_message.Message):
         services: _builtins.int = ...,
         subscriptions: _builtins.int = ...,
         storage: _builtins.str = ...,
+        abandoned_handler_threads: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["runtime_name", b"runtime_name", "services", b"services", "status", b"status", "storage", b"storage", "subscriptions", b"subscriptions", "uptime_ms", b"uptime_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_handler_threads", b"abandoned_handler_threads", "runtime_name", b"runtime_name", "services", b"services", "status", b"status", "storage", b"storage", "subscriptions", b"subscriptions", "uptime_ms", b"uptime_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -218,9 +218,13 @@ type HealthResponse struct {
 	Services      uint32                       `protobuf:"varint,4,opt,name=services,proto3" json:"services,omitempty"`
 	Subscriptions uint32                       `protobuf:"varint,5,opt,name=subscriptions,proto3" json:"subscriptions,omitempty"`
 	// "memory" or "sqlite".
-	Storage       string `protobuf:"bytes,6,opt,name=storage,proto3" json:"storage,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Storage string `protobuf:"bytes,6,opt,name=storage,proto3" json:"storage,omitempty"`
+	// Library threads of this process still running a handler or event
+	// callback whose caller stopped waiting (deadline passed, runtime freed).
+	// Bounded: see hms_call and hms_runtime_free in hms_ffi.h.
+	AbandonedHandlerThreads uint32 `protobuf:"varint,7,opt,name=abandoned_handler_threads,json=abandonedHandlerThreads,proto3" json:"abandoned_handler_threads,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *HealthResponse) Reset() {
@@ -293,6 +297,13 @@ func (x *HealthResponse) GetStorage() string {
 		return x.Storage
 	}
 	return ""
+}
+
+func (x *HealthResponse) GetAbandonedHandlerThreads() uint32 {
+	if x != nil {
+		return x.AbandonedHandlerThreads
+	}
+	return 0
 }
 
 type VersionRequest struct {
@@ -413,14 +424,15 @@ const file_hms_sys_v1_system_proto_rawDesc = "" +
 	"\fEchoResponse\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"\x0f\n" +
-	"\rHealthRequest\"\xbd\x02\n" +
+	"\rHealthRequest\"\xf9\x02\n" +
 	"\x0eHealthResponse\x12@\n" +
 	"\x06status\x18\x01 \x01(\x0e2(.hms.sys.v1.HealthResponse.ServingStatusR\x06status\x12!\n" +
 	"\fruntime_name\x18\x02 \x01(\tR\vruntimeName\x12\x1b\n" +
 	"\tuptime_ms\x18\x03 \x01(\x04R\buptimeMs\x12\x1a\n" +
 	"\bservices\x18\x04 \x01(\rR\bservices\x12$\n" +
 	"\rsubscriptions\x18\x05 \x01(\rR\rsubscriptions\x12\x18\n" +
-	"\astorage\x18\x06 \x01(\tR\astorage\"M\n" +
+	"\astorage\x18\x06 \x01(\tR\astorage\x12:\n" +
+	"\x19abandoned_handler_threads\x18\a \x01(\rR\x17abandonedHandlerThreads\"M\n" +
 	"\rServingStatus\x12\x1e\n" +
 	"\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aSERVING\x10\x01\x12\x0f\n" +

@@ -16,7 +16,7 @@ class Options
         }
         $pool->internalAddGeneratedFile(
             '
-â
+€
 hms/v1/options.protohms.v1"Ä
 CallOptions
 deadline_ms (3
@@ -29,13 +29,14 @@ class Options
 Credentials
 scheme (	
 token (	
-	principal (	"{
+	principal (	"˜
 RuntimeConfig
 max_message_bytes (
 	max_depth (
 data_dir (	
 event_queue_capacity (
-name (	B5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1bproto3'
+name (	
+shutdown_timeout_ms (B5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1bproto3'
         , true);
 
         static::$is_initialized = true;

@@ -39,6 +39,14 @@ class HealthResponse extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>string storage = 6;</code>
      */
     protected $storage = '';
+    /**
+     * Library threads of this process still running a handler or event
+     * callback whose caller stopped waiting (deadline passed, runtime freed).
+     * Bounded: see hms_call and hms_runtime_free in hms_ffi.h.
+     *
+     * Generated from protobuf field <code>uint32 abandoned_handler_threads = 7;</code>
+     */
+    protected $abandoned_handler_threads = 0;
 
     /**
      * Constructor.
@@ -53,6 +61,10 @@ class HealthResponse extends \Google\Protobuf\Internal\Message
      *     @type int $subscriptions
      *     @type string $storage
      *           "memory" or "sqlite".
+     *     @type int $abandoned_handler_threads
+     *           Library threads of this process still running a handler or event
+     *           callback whose caller stopped waiting (deadline passed, runtime freed).
+     *           Bounded: see hms_call and hms_runtime_free in hms_ffi.h.
      * }
      */
     public function __construct($data = NULL) {
@@ -192,6 +204,36 @@ class HealthResponse extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, True);
         $this->storage = $var;
+
+        return $this;
+    }
+
+    /**
+     * Library threads of this process still running a handler or event
+     * callback whose caller stopped waiting (deadline passed, runtime freed).
+     * Bounded: see hms_call and hms_runtime_free in hms_ffi.h.
+     *
+     * Generated from protobuf field <code>uint32 abandoned_handler_threads = 7;</code>
+     * @return int
+     */
+    public function getAbandonedHandlerThreads()
+    {
+        return $this->abandoned_handler_threads;
+    }
+
+    /**
+     * Library threads of this process still running a handler or event
+     * callback whose caller stopped waiting (deadline passed, runtime freed).
+     * Bounded: see hms_call and hms_runtime_free in hms_ffi.h.
+     *
+     * Generated from protobuf field <code>uint32 abandoned_handler_threads = 7;</code>
+     * @param int $var
+     * @return $this
+     */
+    public function setAbandonedHandlerThreads($var)
+    {
+        GPBUtil::checkUint32($var);
+        $this->abandoned_handler_threads = $var;
 
         return $this;
     }

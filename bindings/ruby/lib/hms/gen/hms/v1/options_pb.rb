@@ -22,6 +22,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :data_dir, :string, 3
       optional :event_queue_capacity, :uint32, 4
       optional :name, :string, 5
+      optional :shutdown_timeout_ms, :uint32, 6
     end
   end
 end

@@ -22,6 +22,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :services, :uint32, 4
       optional :subscriptions, :uint32, 5
       optional :storage, :string, 6
+      optional :abandoned_handler_threads, :uint32, 7
     end
     add_enum "hms.sys.v1.HealthResponse.ServingStatus" do
       value :SERVING_STATUS_UNSPECIFIED, 0

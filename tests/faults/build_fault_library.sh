@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the fault-injection copy of the core (Cargo feature
+# `fault-injection`: the built-in service hms.test.v1.Faults, whose methods
+# panic inside the core on purpose) and prints its path on the last line:
+#   rust_core/target/abi-test/fault-injection/libhms_ffi.so
+# It shares the target dir of tests/versions/build_other_abi.sh, so the
+# dependencies are compiled once for both test copies; the library is copied
+# out because the next build of the other copy overwrites the one in
+# release/. The release build stays untouched.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export CARGO_TARGET_DIR="${HMS_ABI_TEST_TARGET_DIR:-$root/rust_core/target/abi-test}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "== building the fault-injection copy of the core (feature fault-injection)" >&2
+env -u HMS_FFI_TEST_ABI_MAJOR -u HMS_FFI_TEST_ABI_MINOR \
+    cargo rustc --release --locked --lib --features fault-injection \
+    --manifest-path "$root/rust_core/Cargo.toml" --crate-type cdylib >&2
+out="$CARGO_TARGET_DIR/fault-injection"
+mkdir -p "$out"
+cp "$CARGO_TARGET_DIR/release/libhms_ffi.so" "$out/libhms_ffi.so.tmp"
+mv "$out/libhms_ffi.so.tmp" "$out/libhms_ffi.so"
+echo "$out/libhms_ffi.so"
