@@ -3,9 +3,10 @@
 # gate in order, stopping at the first failure with a clear message.
 #   1. scripts/setup.sh (Debian packages, release build of the core, pip -e)
 #   2. cargo test --release (rust_core; shares the release build's deps)
-#   3. pytest tests/python (no test collected counts as a failure)
-#   4. the fault-injection copy of the core (HMS_FFI_FAULT_LIBRARY), then the
-#      C host test, shared and static builds and that copy, under valgrind
+#   3. the fault-injection copy of the core (HMS_FFI_FAULT_LIBRARY, for the
+#      panic tests), then pytest tests/python (no test collected fails)
+#   4. C host test, shared and static builds and the fault-injection copy,
+#      under valgrind
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix and buf breaking
 #   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the
@@ -64,14 +65,14 @@ pytest_step() {
 
 run_step "setup" bash scripts/setup.sh
 run_step "cargo test --release" cargo test --release --locked --manifest-path rust_core/Cargo.toml
-run_step "pytest tests/python" pytest_step
-# The C host test and every binding run their panic test against this copy.
+# pytest, the C host test and every binding run their panic test against this copy.
 fault_library() {
     HMS_FFI_FAULT_LIBRARY="$(bash tests/faults/build_fault_library.sh | tail -n1)"
     export HMS_FFI_FAULT_LIBRARY
     [[ -f "$HMS_FFI_FAULT_LIBRARY" ]]
 }
 run_step "fault-injection copy of the core (tests/faults/build_fault_library.sh)" fault_library
+run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
 run_step "C example through pkg-config (installed prefix)" bash tests/c/example_test.sh
 run_step "ABI versions: hosts refuse another major" bash tests/versions/run.sh

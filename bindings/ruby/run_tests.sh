@@ -3,9 +3,10 @@
 # backend (HMS_BACKEND=fiddle, then ffi), against the library in
 # rust_core/target/release (or $HMS_FFI_LIBRARY, an absolute path). Does not
 # build the core. $HMS_FFI_OTHER_ABI_LIBRARY (optional) names a core of
-# another ABI for test/versions_test.rb. Fails on any test failure and on any
-# warning printed for a file of this gem. Extra arguments go to minitest
-# (e.g. -v, -n /pattern/).
+# another ABI for test/versions_test.rb, $HMS_FFI_FAULT_LIBRARY (optional
+# outside CI) the fault-injection core for test/faults_test.rb. Fails on
+# any test failure and on any warning printed for a file of this gem.
+# Extra arguments go to minitest (e.g. -v, -n /pattern/).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -29,6 +30,18 @@ if [[ -n "${HMS_FFI_OTHER_ABI_LIBRARY:-}" ]]; then
         exit 1
     fi
     export HMS_FFI_OTHER_ABI_LIBRARY="$other"
+fi
+
+# The fault-injection core (tests/faults/build_fault_library.sh) for
+# test/faults_test.rb; passed through, as an absolute path, when set.
+if [[ -n "${HMS_FFI_FAULT_LIBRARY:-}" ]]; then
+    fault="$(cd "$root" && realpath -m -- "$HMS_FFI_FAULT_LIBRARY")"
+    if [[ ! -f "$fault" ]]; then
+        echo "run_tests.sh: HMS_FFI_FAULT_LIBRARY=$fault is missing:" \
+             "build it with tests/faults/build_fault_library.sh" >&2
+        exit 1
+    fi
+    export HMS_FFI_FAULT_LIBRARY="$fault"
 fi
 
 backends=(fiddle ffi)
