@@ -5,7 +5,8 @@
 # 1. Fetches Debian's protobuf source package, of the very version of the
 #    installed libprotobuf-dev (3.21.12 on bookworm), into a cache that
 #    survives between runs (rust_core/target/protobuf-conformance/, or
-#    $HMS_PROTOBUF_CONFORMANCE_CACHE); a deb-src entry is added if missing.
+#    $HMS_PROTOBUF_CONFORMANCE_CACHE); deb-src entries for bookworm are added
+#    when apt knows no source of that version.
 # 2. Builds its conformance_test_runner once with g++ against the system
 #    libprotobuf (the costly part, about a minute on two cores; cached).
 # 3. Builds tests/protobuf_conformance/testee.cc, which answers the runner's
@@ -86,11 +87,19 @@ testee="$build/testee"
 mkdir -p "$cache"
 
 # --- 1. sources ---------------------------------------------------------------
+# Whether apt knows the source package of the installed version.
+have_source() {
+    apt-cache showsrc protobuf 2>/dev/null | grep -qx "Version: $version"
+}
+
 fetch_sources() {
-    if ! grep -rqs '^\(deb-src\|Types:.*deb-src\)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        # Same mirrors and keyring as the binary entries of a Debian 12 image.
-        say "adding a deb-src entry for bookworm"
-        cat >/etc/apt/sources.list.d/hms-protobuf-src.sources <<'EOF'
+    local list=/etc/apt/sources.list.d/hms-protobuf-src.sources
+    have_source || apt_update
+    if ! have_source && [[ ! -f "$list" ]]; then
+        # Debian images ship binary entries only. Same mirrors and keyring as
+        # theirs; the security suite carries the +debNuM versions.
+        say "adding deb-src entries for bookworm ($list)"
+        cat >"$list" <<'EOF'
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm bookworm-updates
@@ -104,8 +113,9 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
         apt_updated=0
+        apt_update
     fi
-    apt_update
+    have_source || die "no deb-src entry offers the source of protobuf $version"
     say "apt-get source protobuf=$version (about 5 MB)"
     local tmp="$cache/download.$$"
     rm -rf "$tmp"
