@@ -20,7 +20,8 @@
 #    --update-known-failures rewrites the list from this run instead.
 #
 # Idempotent and non-interactive; runs as root in CI (apt-get for missing
-# packages). Needs the release build of the core (scripts/setup.sh).
+# packages). Needs the release build of the core (scripts/setup.sh); LIBDIR
+# selects another folder holding libhms_ffi.so.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -208,13 +209,17 @@ if [[ ! -s "$fds" ]]; then
         "$src/src/google/protobuf/test_messages_proto3.proto"
     mv "$fds.tmp" "$fds"
 fi
-if [[ ! -x "$testee" || "$here/testee.cc" -nt "$testee" || "$root/include/hms_ffi.h" -nt "$testee" ]]; then
+# The testee finds the core through its rpath: rebuilt when its source, the
+# header or the library folder (LIBDIR) changes.
+if [[ ! -x "$testee" || "$here/testee.cc" -nt "$testee" || "$root/include/hms_ffi.h" -nt "$testee" ||
+    "$(cat "$testee.libdir" 2>/dev/null)" != "$libdir" ]]; then
     say "building the testee (tests/protobuf_conformance/testee.cc)"
     g++ -std=c++17 -O1 -Wall -Wextra -Werror -I"$build/gen" -I"$root/include" \
         $(pkg-config --cflags protobuf) -o "$testee.tmp" "$here/testee.cc" \
         "$build/obj/conformance.pb.o" -L"$libdir" -lhms_ffi -Wl,-rpath,"$libdir" \
         $(pkg-config --libs protobuf) -pthread
     mv "$testee.tmp" "$testee"
+    printf '%s' "$libdir" >"$testee.libdir"
 fi
 
 # --- 4. runs ------------------------------------------------------------------
