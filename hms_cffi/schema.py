@@ -11,7 +11,8 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 from google.protobuf.message import Message
 
-from hms_cffi._ffi import buffers, error_from, lib
+from hms_cffi._ffi import buffers, error_from, ffi, lib
+from hms_cffi.errors import StatusCode
 from hms_cffi.formats import Format, encode_value
 
 __all__ = ["convert", "file_descriptor_set", "register_schema"]
@@ -81,7 +82,11 @@ def file_descriptor_set(
 ) -> descriptor_pb2.FileDescriptorSet:
     """The FileDescriptorSet of ``sources`` and their transitive imports, each
     file after its imports. ``skip_builtin`` leaves out the files the core
-    knows already (hms/** and google/protobuf/**)."""
+    knows already: hms/**, and those google/protobuf/** files that its
+    built-in schemas import (asked of the core, see :func:`_core_has_file`).
+    Every other google/protobuf/** import (duration, any, struct, empty,
+    wrappers...) comes along, or the core could not resolve the types that
+    use it."""
     fds = descriptor_pb2.FileDescriptorSet()
     seen: set[str] = set()
 
@@ -91,7 +96,10 @@ def file_descriptor_set(
         seen.add(fd.name)
         for dep in fd.dependencies:
             visit(dep)
-        if skip_builtin and fd.name.startswith(("hms/", "google/protobuf/")):
+        if skip_builtin and (
+            fd.name.startswith("hms/")
+            or (fd.name.startswith("google/protobuf/") and _core_has_file(fd))
+        ):
             return
         proto = descriptor_pb2.FileDescriptorProto()
         fd.CopyToProto(proto)
@@ -100,6 +108,34 @@ def file_descriptor_set(
     for source in sources:
         visit(source)
     return fds
+
+
+def _core_has_file(fd: FileDescriptor) -> bool:
+    """Whether the core's pool has the messages of ``fd`` already.
+
+    The core has only the google/protobuf files its own schemas import
+    (timestamp, field_mask), compiled from its own copy; this Python's copy
+    of those files may differ in options, and the core refuses a file it
+    knows with other content. So such a file is not sent, and any other one
+    is. A message-less file counts as known: nothing in it needs the core.
+    """
+    names = list(fd.message_types_by_name)
+    if not names:
+        return True
+    name = f"{fd.package}.{names[0]}" if fd.package else names[0]
+    with _lock:
+        if fd.name in _core_files:
+            return True
+    raw = name.encode()
+    bufs = buffers()
+    # An empty payload is the default message; only NOT_FOUND says that the
+    # type is missing (whatever else the conversion answers).
+    rc = lib.hms_convert(raw, len(raw), int(Format.PROTOBUF), b"", 0, _JSON, bufs.out, ffi.NULL)
+    if rc == int(StatusCode.NOT_FOUND):
+        return False
+    with _lock:
+        _core_files.add(fd.name)
+    return True
 
 
 def _file_of(source: SchemaSource) -> FileDescriptor:
@@ -123,10 +159,11 @@ def register_schema(*sources: SchemaSource) -> None:
     Each source is a serialized ``google.protobuf.FileDescriptorSet`` (bytes),
     a FileDescriptorSet message, or something whose .proto file is meant: a
     message class or instance, a descriptor, or a generated ``_pb2`` module;
-    their imports come along (files of hms/** and google/protobuf/**, which
-    the core has, excepted). Files the core knows with identical content are
-    skipped. Raises DecodeError or InvalidArgumentError (conflict, missing
-    import).
+    their imports come along, google/protobuf/** ones (Duration, Any,
+    Struct, Empty, wrappers...) included, except the files the core has
+    built in (hms/**, and the google/protobuf/** files they import). Files
+    the core knows with identical content are skipped. Raises DecodeError
+    or InvalidArgumentError (conflict, missing import).
     """
     payloads: list[bytes] = []
     files: list[FileDescriptor] = []
@@ -159,4 +196,7 @@ def register_schema(*sources: SchemaSource) -> None:
 #: Files this process sent already (name -> serialized FileDescriptorProto),
 #: so registering a service's types again does not send them again.
 _sent: dict[str, bytes] = {}
+#: google/protobuf/** files the core was found to have (only a "yes" is kept:
+#: a file the core lacks is sent, and then it has it).
+_core_files: set[str] = set()
 _lock = threading.Lock()

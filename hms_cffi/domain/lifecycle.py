@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, overload
 
-from google.protobuf import descriptor_pb2, empty_pb2
+from google.protobuf import empty_pb2
 
 from hms_cffi.domain._common import Client, TimeLike, int_list, pages, str_list, timestamp
 from hms_cffi.domain.enums import State, TransitionType
@@ -47,16 +47,13 @@ _empty_registered = False
 
 
 def _register_empty() -> None:
-    """Hooks answer ``google.protobuf.Empty``, which the core learns once
-    per process (register_schema skips google/protobuf/** files, so the
-    file is sent as a FileDescriptorSet of its own)."""
+    """Hooks answer ``google.protobuf.Empty``, which the core does not have
+    built in: it learns it once per process."""
     global _empty_registered
     with _empty_lock:
         if _empty_registered:
             return
-        proto = descriptor_pb2.FileDescriptorProto()
-        empty_pb2.DESCRIPTOR.CopyToProto(proto)
-        register_schema(descriptor_pb2.FileDescriptorSet(file=[proto]))
+        register_schema(empty_pb2)
         _empty_registered = True
 
 
