@@ -176,10 +176,8 @@ pub fn unrepresentable(desc: &MessageDescriptor, error: serde_json::Error) -> Hm
 
 /// The error of an output over the size limit.
 pub fn output_too_large(max: usize) -> HmsError {
-    HmsError::exhausted(format!(
-        "the converted output is over the limit of {max} bytes"
-    ))
-    .with_detail("max_message_bytes", max)
+    HmsError::exhausted(format!("the output is over the limit of {max} bytes"))
+        .with_detail("max_message_bytes", max)
 }
 
 /// Appends the proto3 JSON form of `message`, keys of every object sorted

@@ -200,9 +200,25 @@ pub fn encode_typed<M: Message + prost::Name>(
     format: Format,
     out: &mut Vec<u8>,
 ) -> Result<()> {
+    let unbounded = Limits {
+        max_message_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    encode_typed_within(message, format, &unbounded, out)
+}
+
+/// As [`encode_typed`], with the JSON names of `limits` and its size limit
+/// on the output (as [`encode_message_within`]).
+pub fn encode_typed_within<M: Message + prost::Name>(
+    message: &M,
+    format: Format,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
     if format == Format::Protobuf {
         message.encode(out).expect("a Vec grows to fit any message");
-        return Ok(());
+        return check_output(out, start, limits);
     }
     let desc = schema::message_descriptor(&M::full_name())
         .expect("every built-in type is in the schema pool");
@@ -210,13 +226,13 @@ pub fn encode_typed<M: Message + prost::Name>(
         && let Some(value) = wire::to_value(&desc, &message.encode_to_vec())?
     {
         cbor::encode(&value, out);
-        return Ok(());
+        return check_output(out, start, limits);
     }
     let mut dynamic = DynamicMessage::new(desc);
     dynamic
         .transcode_from(message)
         .expect("a built-in message transcodes to its own descriptor");
-    encode_message(&dynamic, format, out)
+    encode_message_within(&dynamic, format, limits, out)
 }
 
 /// Decodes an untyped CBOR or JSON value.

@@ -27,12 +27,9 @@ where
     Arc::new(move |context, format, request, out| {
         let request: Req = codec::decode_typed(format, request, context.runtime.limits())?;
         let response = function(context, request)?;
+        // The runtime's JSON names and size limit apply to the response.
         let start = out.len();
-        codec::encode_typed(&response, format, out).inspect_err(|_| out.truncate(start))?;
-        context
-            .runtime
-            .limits()
-            .check_size(out.len() - start, "response")
+        codec::encode_typed_within(&response, format, context.runtime.limits(), out)
             .inspect_err(|_| out.truncate(start))
     })
 }

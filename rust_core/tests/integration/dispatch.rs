@@ -412,6 +412,7 @@ fn settings_from_config_apply_defaults_and_bounds() {
         data_dir: "/tmp/x".into(),
         event_queue_capacity: 4,
         name: "n".into(),
+        ..Default::default()
     })
     .unwrap();
     assert_eq!(custom.limits.max_message_bytes, 1000);

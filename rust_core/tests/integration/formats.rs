@@ -716,6 +716,43 @@ fn json_output_uses_proto_names_by_default_and_json_names_on_request() {
     );
 }
 
+#[test]
+fn a_runtime_config_selects_the_json_names() {
+    use hms_ffi::config::Settings;
+    use hms_ffi::proto::v1::{JsonNames as ConfigJsonNames, RuntimeConfig};
+    let settings = |json_names: ConfigJsonNames| {
+        Settings::from_config(RuntimeConfig {
+            json_names: json_names as i32,
+            ..Default::default()
+        })
+        .unwrap()
+        .limits
+        .json_names
+    };
+    assert_eq!(settings(ConfigJsonNames::Unspecified), JsonNames::Proto);
+    assert_eq!(settings(ConfigJsonNames::Proto), JsonNames::Proto);
+    assert_eq!(
+        settings(ConfigJsonNames::LowerCamelCase),
+        JsonNames::LowerCamelCase
+    );
+    // A runtime so configured writes its built-in responses that way.
+    for (names, key) in [
+        (JsonNames::Proto, "\"library_version\""),
+        (JsonNames::LowerCamelCase, "\"libraryVersion\""),
+    ] {
+        let rt = common::runtime_with(|s| s.limits.json_names = names);
+        let out =
+            common::call_raw(&rt, "hms.sys.v1.System/Version", Format::Json, b"{}", &[]).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(key), "{names:?}: {out}");
+    }
+    let unknown = Settings::from_config(RuntimeConfig {
+        json_names: 99,
+        ..Default::default()
+    });
+    expect_code(unknown, Code::InvalidArgument);
+}
+
 // ---------------------------------- 7. unknown enum names, duplicate keys
 
 #[test]

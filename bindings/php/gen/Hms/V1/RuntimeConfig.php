@@ -45,6 +45,13 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>string name = 5;</code>
      */
     protected $name = '';
+    /**
+     * Keys of message fields in the JSON this runtime writes. Parsers accept
+     * both names whatever this says. Default: proto field names.
+     *
+     * Generated from protobuf field <code>.hms.v1.JsonNames json_names = 6;</code>
+     */
+    protected $json_names = 0;
 
     /**
      * Constructor.
@@ -62,6 +69,9 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      *           Events kept per subscription before the oldest are dropped. Default 1024.
      *     @type string $name
      *           Name reported by hms.sys.v1.System/Health, useful in logs.
+     *     @type int $json_names
+     *           Keys of message fields in the JSON this runtime writes. Parsers accept
+     *           both names whatever this says. Default: proto field names.
      * }
      */
     public function __construct($data = NULL) {
@@ -195,6 +205,34 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, True);
         $this->name = $var;
+
+        return $this;
+    }
+
+    /**
+     * Keys of message fields in the JSON this runtime writes. Parsers accept
+     * both names whatever this says. Default: proto field names.
+     *
+     * Generated from protobuf field <code>.hms.v1.JsonNames json_names = 6;</code>
+     * @return int
+     */
+    public function getJsonNames()
+    {
+        return $this->json_names;
+    }
+
+    /**
+     * Keys of message fields in the JSON this runtime writes. Parsers accept
+     * both names whatever this says. Default: proto field names.
+     *
+     * Generated from protobuf field <code>.hms.v1.JsonNames json_names = 6;</code>
+     * @param int $var
+     * @return $this
+     */
+    public function setJsonNames($var)
+    {
+        GPBUtil::checkEnum($var, \Hms\V1\JsonNames::class);
+        $this->json_names = $var;
 
         return $this;
     }
