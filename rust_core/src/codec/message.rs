@@ -16,8 +16,8 @@ use prost_reflect::{
 
 use std::borrow::Cow;
 
-use super::Value;
 use super::json;
+use super::{Value, cbor};
 use crate::error::{HmsError, Result};
 
 pub fn is_well_known(desc: &MessageDescriptor) -> bool {
@@ -102,7 +102,7 @@ pub fn present_fields(message: &DynamicMessage) -> Vec<(FieldDescriptor, Cow<'_,
     fields
 }
 
-pub fn field_to_value(field: &FieldDescriptor, value: &Field) -> Result<Value> {
+fn field_to_value(field: &FieldDescriptor, value: &Field) -> Result<Value> {
     match value {
         Field::List(items) => items
             .iter()
@@ -157,6 +157,113 @@ fn scalar_to_value(kind: &Kind, value: &Field) -> Result<Value> {
         Field::Message(message) => to_value(message)?,
         Field::List(_) | Field::Map(_) => unreachable!("lists and maps are never nested directly"),
     })
+}
+
+/// Appends the CBOR form of `message` (the value [`to_value`] gives, in
+/// deterministic encoding) without building that value first, so an output
+/// past `max_bytes` fails (RESOURCE_EXHAUSTED) as soon as it gets there.
+pub fn encode_cbor(message: &DynamicMessage, max_bytes: usize, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    let mut writer = CborWriter {
+        out,
+        start,
+        max_bytes,
+    };
+    writer
+        .message(message)
+        .inspect_err(|_| writer.out.truncate(start))
+}
+
+struct CborWriter<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    max_bytes: usize,
+}
+
+impl CborWriter<'_> {
+    fn room(&self) -> Result<()> {
+        if self.out.len() - self.start > self.max_bytes {
+            return Err(json::output_too_large(self.max_bytes));
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, value: &Value) -> Result<()> {
+        cbor::encode(value, self.out);
+        self.room()
+    }
+
+    /// A map whose entries are written by `entry`, in the order of their
+    /// encoded keys (RFC 8949 core deterministic encoding).
+    fn map<T>(
+        &mut self,
+        mut entries: Vec<(Vec<u8>, T)>,
+        mut entry: impl FnMut(&mut Self, &T) -> Result<()>,
+    ) -> Result<()> {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        cbor::write_head(self.out, 5, entries.len() as u64);
+        for (key, value) in &entries {
+            self.out.extend_from_slice(key);
+            entry(self, value)?;
+        }
+        self.room()
+    }
+
+    fn message(&mut self, message: &DynamicMessage) -> Result<()> {
+        if is_well_known(&message.descriptor()) {
+            return self.value(&well_known_to_value(message)?);
+        }
+        let fields = present_fields(message)
+            .into_iter()
+            .map(|(field, value)| {
+                (
+                    encoded(&Value::Text(field.name().to_owned())),
+                    (field, value),
+                )
+            })
+            .collect();
+        self.map(fields, |writer, (field, value)| writer.field(field, value))
+    }
+
+    fn field(&mut self, field: &FieldDescriptor, value: &Field) -> Result<()> {
+        match value {
+            Field::List(items) => {
+                let kind = field.kind();
+                cbor::write_head(self.out, 4, items.len() as u64);
+                for item in items {
+                    self.scalar(&kind, item)?;
+                }
+                self.room()
+            }
+            Field::Map(entries) => {
+                let value_kind = field
+                    .kind()
+                    .as_message()
+                    .expect("a map field has an entry message")
+                    .map_entry_value_field()
+                    .kind();
+                let entries = entries
+                    .iter()
+                    .map(|(key, value)| (encoded(&map_key_to_value(key)), value))
+                    .collect();
+                self.map(entries, |writer, value| writer.scalar(&value_kind, value))
+            }
+            single => self.scalar(&field.kind(), single),
+        }
+    }
+
+    fn scalar(&mut self, kind: &Kind, value: &Field) -> Result<()> {
+        match value {
+            Field::Message(inner) => self.message(inner),
+            other => self.value(&scalar_to_value(kind, other)?),
+        }
+    }
+}
+
+fn encoded(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    cbor::encode(value, &mut out);
+    out
 }
 
 /// An enum value: its name, a number the schema does not know, or null for

@@ -153,7 +153,7 @@ pub fn encode_message_within(
     let start = out.len();
     match format {
         Format::Protobuf => canonical::encode(message, out),
-        Format::Cbor => cbor::encode(&message::to_value(message)?, out),
+        Format::Cbor => return message::encode_cbor(message, limits.max_message_bytes, out),
         Format::Json => {
             return json::encode_message(message, limits.json_names, limits.max_message_bytes, out);
         }

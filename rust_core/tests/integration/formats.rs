@@ -339,6 +339,17 @@ fn converted_output_over_the_size_limit_is_resource_exhausted() {
         )
         .is_ok()
     );
+    // A million enum numbers (1 MB) would be 32 MB of names: refused under
+    // the default 4 MiB as the output passes it.
+    let mut million = vec![0x72];
+    prost::encoding::encode_varint(1_000_000, &mut million);
+    million.extend(std::iter::repeat_n(1u8, 1_000_000));
+    for to in [Format::Json, Format::Cbor] {
+        expect_code(
+            convert(NUMBERS, Format::Protobuf, &million, to),
+            Code::ResourceExhausted,
+        );
+    }
     // Exactly at the limit passes.
     let json = convert(NUMBERS, Format::Protobuf, &packed, Format::Json).unwrap();
     let at_limit = Limits {
