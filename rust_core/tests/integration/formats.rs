@@ -293,6 +293,52 @@ fn nested_map_keys_are_refused_in_json_not_escaped_again_per_level() {
     }
 }
 
+/// The same bomb sent to an untyped host method registered in JSON is
+/// refused before the handler sees it, and so is a request that grows past
+/// the runtime's size limit on its way to JSON.
+#[test]
+fn an_untyped_json_host_method_refuses_nested_map_keys() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let rt = common::runtime_with(|s| s.limits.max_message_bytes = 256);
+    let name = common::unique("formats.v1.Any");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    rt.register_service(
+        common::untyped(&name, &["Take"]),
+        Format::Json,
+        false,
+        common::handler(move |reply, _, _, _| {
+            seen.fetch_add(1, Ordering::Relaxed);
+            reply.set(b"{}").unwrap();
+        }),
+    )
+    .unwrap();
+    let method = format!("{name}/Take");
+    let mut bomb = vec![0xa1; 33];
+    bomb.extend_from_slice(&[0x61, b'a', 0x01]);
+    bomb.extend_from_slice(&[0x01; 32]);
+    expect_code(
+        common::call_raw(&rt, &method, Format::Cbor, &bomb, &[]),
+        Code::InvalidArgument,
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 0);
+    // 80 half floats (241 bytes) are within the limit as CBOR, not as JSON.
+    let mut halves = vec![0x98, 80];
+    for _ in 0..80 {
+        halves.extend_from_slice(&[0xf9, 0x00, 0x01]);
+    }
+    expect_code(
+        common::call_raw(&rt, &method, Format::Cbor, &halves, &[]),
+        Code::ResourceExhausted,
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        common::call_raw(&rt, &method, Format::Cbor, &[0xa0], &[]).unwrap(),
+        [0xa0]
+    );
+}
+
 #[test]
 fn converted_output_over_the_size_limit_is_resource_exhausted() {
     register_numbers_schema();
