@@ -438,32 +438,48 @@ fn map_key_from_value(kind: &Kind, key: Value, path: &str) -> Result<MapKey> {
 /// mapping allows; refused when not integral or out of `T`'s range.
 fn integer<T: TryFrom<i128>>(value: &Value, path: &str, expected: &str) -> Result<T> {
     let refuse = |why: &str| {
-        HmsError::decode(format!("field `{path}`: {why}, expected {expected}"))
-            .with_detail("field", path)
+        let shown = match value {
+            Value::Text(text) => format!("{text:?}"),
+            Value::Float(f) => format!("{f:?}"),
+            Value::Integer(n) => n.to_string(),
+            other => other.kind_name().to_owned(),
+        };
+        HmsError::decode(format!(
+            "field `{path}`: {shown} {why}, expected {expected}"
+        ))
+        .with_detail("field", path)
     };
     let number = match value {
-        Value::Integer(i) => *i,
-        Value::Float(f) => integral(*f).ok_or_else(|| refuse(&format!("{f} is not an integer")))?,
+        Value::Integer(n) => *n,
+        Value::Float(f) => integral(*f).map_err(refuse)?,
         Value::Text(text) => match text.parse::<i128>() {
             Ok(n) => n,
-            Err(_) => text
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite() && !text.starts_with('+') && text.trim() == text)
-                .and_then(integral)
-                .ok_or_else(|| refuse(&format!("{text:?} is not an integer")))?,
+            // Rust's float syntax is wider than JSON's: no sign, no blanks.
+            Err(_) if text.starts_with('+') || text.trim() != text => {
+                return Err(refuse("is not an integer"));
+            }
+            Err(_) => match text.parse::<f64>() {
+                Ok(f) => integral(f).map_err(refuse)?,
+                Err(_) => return Err(refuse("is not an integer")),
+            },
         },
         other => return Err(mismatch(path, expected, other)),
     };
-    T::try_from(number).map_err(|_| refuse(&format!("{number} is out of range")))
+    T::try_from(number).map_err(|_| refuse("is out of range"))
 }
 
-/// The integer an integral finite float stands for. -2^63 itself is
-/// refused: a JSON integer literal just below i64::MIN reads as that very
-/// double, and it must not pass as i64::MIN.
-fn integral(f: f64) -> Option<i128> {
+/// The integer an integral float stands for, within the 64-bit ranges.
+/// -2^63 itself is refused: a JSON integer literal just below i64::MIN
+/// reads as that very double, and it must not pass as i64::MIN.
+fn integral(f: f64) -> std::result::Result<i128, &'static str> {
     const TWO_TO_THE_63: f64 = 9_223_372_036_854_775_808.0;
-    (f.is_finite() && f.fract() == 0.0 && f > -TWO_TO_THE_63).then_some(f as i128)
+    if !f.is_finite() || f.fract() != 0.0 {
+        return Err("is not an integer");
+    }
+    if f <= -TWO_TO_THE_63 || f >= 2.0 * 2.0 * TWO_TO_THE_63 {
+        return Err("is out of range");
+    }
+    Ok(f as i128)
 }
 
 fn float(value: &Value, path: &str) -> Result<f64> {

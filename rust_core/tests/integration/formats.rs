@@ -474,6 +474,9 @@ fn integer_fields_take_integral_numbers_in_any_json_spelling() {
         (r#"{"priority": 1e10}"#, "out of range"),
         (r#"{"priority": "3e9"}"#, "out of range"),
         (r#"{"priority": "Infinity"}"#, "is not an integer"),
+        (r#"{"priority": 1e300}"#, "1e300 is out of range"),
+        (r#"{"priority": "1e40"}"#, "\"1e40\" is out of range"),
+        (r#"{"priority": " 5"}"#, "is not an integer"),
     ] {
         decode_error_naming(
             json_to(task, json, Format::Protobuf),
