@@ -2,19 +2,22 @@
 //! mapping with native CBOR types (docs/formats.md).
 //!
 //! Messages are maps keyed by proto field names; fields at their default
-//! value are left out. Integers stay integers (64-bit ones too), bytes stay
-//! byte strings, enums are written as names (numbers when the value is not
-//! in the schema) and read as either. Well-known types
-//! (`google.protobuf.*`) keep their JSON mapping, e.g. a Timestamp is an
-//! RFC 3339 string.
+//! value are left out (-0.0 is not the default). Integers stay integers
+//! (64-bit ones too), bytes stay byte strings, enums are written as names
+//! (numbers when the value is not in the schema) and read as either.
+//! Well-known types (`google.protobuf.*`) keep their JSON mapping, e.g. a
+//! Timestamp is an RFC 3339 string.
+//!
+//! JSON input is read into messages here too ([`from_value`]), so JSON and
+//! CBOR accept exactly the same things.
+
+use std::borrow::Cow;
 
 use base64::Engine as _;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage,
     Value as Field,
 };
-
-use std::borrow::Cow;
 
 use super::json;
 use super::{Value, cbor};
