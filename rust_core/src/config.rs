@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::codec::{self, Format, Limits, MAX_DEPTH_CEILING};
+use crate::codec::{self, Format, JsonNames, Limits, MAX_DEPTH_CEILING};
 use crate::error::{HmsError, Result};
-use crate::proto::v1::RuntimeConfig;
+use crate::proto::v1::{JsonNames as ConfigJsonNames, RuntimeConfig};
 
 /// Largest accepted `max_message_bytes`: 1 GiB.
 pub const MAX_MESSAGE_BYTES_CEILING: u64 = 1 << 30;
@@ -76,6 +76,17 @@ impl Settings {
         )? {
             settings.shutdown_timeout = Duration::from_millis(ms.into());
         }
+        settings.limits.json_names = match ConfigJsonNames::try_from(config.json_names) {
+            Ok(ConfigJsonNames::Unspecified | ConfigJsonNames::Proto) => JsonNames::Proto,
+            Ok(ConfigJsonNames::LowerCamelCase) => JsonNames::LowerCamelCase,
+            Err(_) => {
+                return Err(HmsError::invalid_argument(format!(
+                    "json_names {} is not a hms.v1.JsonNames value",
+                    config.json_names
+                ))
+                .with_detail("field", "json_names"));
+            }
+        };
         settings.name = config.name;
         Ok(settings)
     }

@@ -6,9 +6,100 @@
 //! deterministic serialization does. Reordering never changes a length, so
 //! every length prefix is copied as it is.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, Value};
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint};
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
+
+use super::message::present_fields;
+
+/// Appends the protobuf encoding of `message`, with map entries sorted.
+pub fn encode(message: &DynamicMessage, out: &mut Vec<u8>) {
+    if !contains_map(message) {
+        encode_keeping_negative_zero(message, out);
+        return;
+    }
+    let mut encoded = Vec::new();
+    encode_keeping_negative_zero(message, &mut encoded);
+    if !sort_map_entries(&message.descriptor(), &encoded, out) {
+        out.extend_from_slice(&encoded);
+    }
+}
+
+fn is_negative_zero(value: &Value) -> bool {
+    match value {
+        Value::F64(f) => *f == 0.0 && f.is_sign_negative(),
+        Value::F32(f) => *f == 0.0 && f.is_sign_negative(),
+        _ => false,
+    }
+}
+
+/// Whether a float field without presence holds -0.0 anywhere in
+/// `message` (maps aside: see [`encode_keeping_negative_zero`]).
+fn holds_negative_zero(message: &DynamicMessage) -> bool {
+    present_fields(message)
+        .iter()
+        .any(|(field, value)| match value.as_ref() {
+            Value::Message(inner) => holds_negative_zero(inner),
+            Value::List(items) => items
+                .iter()
+                .any(|item| matches!(item, Value::Message(inner) if holds_negative_zero(inner))),
+            single => !field.is_list() && is_negative_zero(single),
+        })
+}
+
+/// prost-reflect leaves out a float field without presence that holds
+/// -0.0, taking it for the default; protobuf's reference encoders write it
+/// (the default is +0.0 bit for bit). Messages holding one are written
+/// here field by field, the rest by prost-reflect. A -0.0 in a message that
+/// is the value of a map entry is still left out.
+fn encode_keeping_negative_zero(message: &DynamicMessage, out: &mut Vec<u8>) {
+    if !holds_negative_zero(message) {
+        message.encode(out).expect("a Vec grows to fit any message");
+        return;
+    }
+    let mut fields = present_fields(message);
+    fields.sort_by_key(|(field, _)| field.number());
+    for (field, value) in fields {
+        let number = field.number();
+        match value.as_ref() {
+            Value::F64(f) if !field.is_list() && is_negative_zero(&value) => {
+                encode_key(number, WireType::SixtyFourBit, out);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Value::F32(f) if !field.is_list() && is_negative_zero(&value) => {
+                encode_key(number, WireType::ThirtyTwoBit, out);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Value::Message(inner) => encode_embedded(number, inner, out),
+            Value::List(items) if matches!(field.kind(), Kind::Message(_)) => {
+                for item in items {
+                    if let Value::Message(inner) = item {
+                        encode_embedded(number, inner, out);
+                    }
+                }
+            }
+            _ => {
+                let mut one = DynamicMessage::new(message.descriptor());
+                one.set_field(&field, Cow::into_owned(value));
+                one.encode(out).expect("a Vec grows to fit any message");
+            }
+        }
+    }
+    for unknown in message.unknown_fields() {
+        unknown.encode(out);
+    }
+}
+
+fn encode_embedded(number: u32, message: &DynamicMessage, out: &mut Vec<u8>) {
+    let mut body = Vec::new();
+    encode_keeping_negative_zero(message, &mut body);
+    encode_key(number, WireType::LengthDelimited, out);
+    encode_varint(body.len() as u64, out);
+    out.extend_from_slice(&body);
+}
 
 /// Whether `message` holds a map field anywhere, i.e. needs the pass.
 pub fn contains_map(message: &DynamicMessage) -> bool {

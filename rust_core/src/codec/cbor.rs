@@ -8,8 +8,9 @@
 
 use crate::error::{HmsError, Result};
 
-/// One CBOR data item. Tags are accepted on input and dropped; undefined
-/// reads as null.
+/// One CBOR data item. Bignums (tags 2 and 3) read as the integer they
+/// stand for; other tags are accepted on input and dropped; undefined reads
+/// as null.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
@@ -62,6 +63,32 @@ struct Decoder<'a> {
 }
 
 const BREAK: u8 = 0xff;
+const TAG_POSITIVE_BIGNUM: u64 = 2;
+const TAG_NEGATIVE_BIGNUM: u64 = 3;
+
+/// The map keys seen so far, by their deterministic encoding: equal keys
+/// encode to equal bytes whatever encoding the input used.
+#[derive(Default)]
+struct KeySet(std::collections::HashSet<Vec<u8>>);
+
+impl KeySet {
+    fn insert(&mut self, key: &Value) -> bool {
+        let mut bytes = Vec::new();
+        encode(key, &mut bytes);
+        self.0.insert(bytes)
+    }
+}
+
+/// A map key as an error message shows it.
+pub fn describe_key(key: &Value) -> String {
+    match key {
+        Value::Text(text) => format!("{text:?}"),
+        Value::Integer(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".into(),
+        other => format!("of type {}", other.kind_name()),
+    }
+}
 
 impl Decoder<'_> {
     fn fail(&self, what: impl std::fmt::Display) -> HmsError {
@@ -146,9 +173,10 @@ impl Decoder<'_> {
             2 => Ok(Value::Bytes(self.string_bytes(2, info)?)),
             3 => {
                 let bytes = self.string_bytes(3, info)?;
-                String::from_utf8(bytes)
-                    .map(Value::Text)
-                    .map_err(|_| self.fail("text string is not valid UTF-8"))
+                // Each chunk was checked on its own; the whole is then valid too.
+                Ok(Value::Text(
+                    String::from_utf8(bytes).expect("every chunk is valid UTF-8"),
+                ))
             }
             4 => {
                 let depth = self.enter(depth)?;
@@ -172,31 +200,67 @@ impl Decoder<'_> {
             5 => {
                 let depth = self.enter(depth)?;
                 let mut entries = Vec::new();
-                match self.argument(info)? {
-                    Some(count) => {
-                        let count = self.check_count(count, 2)?;
-                        entries.reserve(count);
-                        for _ in 0..count {
-                            let key = self.item(depth)?;
-                            entries.push((key, self.item(depth)?));
-                        }
+                let mut seen = KeySet::default();
+                let declared = self.argument(info)?;
+                if let Some(count) = declared {
+                    entries.reserve(self.check_count(count, 2)?);
+                }
+                while match declared {
+                    Some(count) => (entries.len() as u64) < count,
+                    None => !self.at_break()?,
+                } {
+                    let at = self.pos;
+                    let key = self.item(depth)?;
+                    if !seen.insert(&key) {
+                        return Err(HmsError::decode(format!(
+                            "CBOR at byte {at}: duplicate map key {}",
+                            describe_key(&key)
+                        ))
+                        .with_detail("key", describe_key(&key)));
                     }
-                    None => {
-                        while !self.at_break()? {
-                            let key = self.item(depth)?;
-                            entries.push((key, self.item(depth)?));
-                        }
-                    }
+                    entries.push((key, self.item(depth)?));
                 }
                 Ok(Value::Map(entries))
             }
             6 => {
-                self.definite(info)?;
+                let tag = self.definite(info)?;
                 let depth = self.enter(depth)?;
-                self.item(depth)
+                let content = self.item(depth)?;
+                match tag {
+                    TAG_POSITIVE_BIGNUM | TAG_NEGATIVE_BIGNUM => {
+                        self.bignum(tag == TAG_NEGATIVE_BIGNUM, content)
+                    }
+                    _ => Ok(content),
+                }
             }
             _ => self.simple(info),
         }
+    }
+
+    /// The integer a bignum stands for. Values carry integers of the CBOR
+    /// integer range (-2^64 ..= 2^64-1) only, so a bignum beyond it is
+    /// refused rather than silently turned into something else.
+    fn bignum(&self, negative: bool, content: Value) -> Result<Value> {
+        let Value::Bytes(magnitude) = content else {
+            return Err(self.fail(format!(
+                "a bignum tag must hold a byte string, not {}",
+                content.kind_name()
+            )));
+        };
+        let significant = match magnitude.iter().position(|&b| b != 0) {
+            Some(first) => &magnitude[first..],
+            None => &[][..],
+        };
+        if significant.len() > 8 {
+            return Err(self.fail(format!(
+                "bignum of {} significant bytes is beyond the 64-bit integer range",
+                significant.len()
+            )));
+        }
+        let n = significant
+            .iter()
+            .fold(0u64, |n, &byte| (n << 8) | byte as u64) as i128;
+        Ok(Value::Integer(if negative { -1 - n } else { n }))
     }
 
     fn definite(&mut self, info: u8) -> Result<u64> {
@@ -217,7 +281,13 @@ impl Decoder<'_> {
 
     fn string_bytes(&mut self, major: u8, info: u8) -> Result<Vec<u8>> {
         match self.argument(info)? {
-            Some(len) => Ok(self.take(len)?.to_vec()),
+            Some(len) => {
+                let bytes = self.take(len)?;
+                if major == 3 && std::str::from_utf8(bytes).is_err() {
+                    return Err(self.fail("text string is not valid UTF-8"));
+                }
+                Ok(bytes.to_vec())
+            }
             None => {
                 let mut out = Vec::new();
                 while !self.at_break()? {
@@ -226,7 +296,14 @@ impl Decoder<'_> {
                         return Err(self.fail("bad chunk inside an indefinite-length string"));
                     }
                     let len = self.definite(chunk & 0x1f)?;
-                    out.extend_from_slice(self.take(len)?);
+                    let bytes = self.take(len)?;
+                    // RFC 8949 3.2.3: every chunk of a text string is
+                    // well-formed UTF-8 by itself; a character split
+                    // across chunks is malformed.
+                    if major == 3 && std::str::from_utf8(bytes).is_err() {
+                        return Err(self.fail("text string chunk is not valid UTF-8"));
+                    }
+                    out.extend_from_slice(bytes);
                 }
                 Ok(out)
             }

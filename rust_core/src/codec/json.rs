@@ -1,13 +1,37 @@
-//! The proto3 JSON mapping (through prost-reflect's serde support), and
-//! untyped JSON values.
+//! The proto3 JSON mapping of typed messages, and untyped JSON values.
+//!
+//! Input is parsed into the data model of [`Value`] (exact doubles,
+//! duplicate keys refused) and read into messages by the same code as CBOR
+//! ([`message::from_value`]), so both formats accept the same things.
+//! Output is written straight from the message, keys of every object
+//! sorted, within the size limit.
+
+use std::collections::HashSet;
+use std::fmt;
 
 use base64::Engine as _;
 use prost_reflect::{
-    DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, ReflectMessage, SerializeOptions,
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage,
+    SerializeOptions, Value as Field,
 };
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{Limits, Value};
-use crate::error::{HmsError, Result};
+use super::{Limits, Value, message};
+use crate::error::{Code, HmsError, Result};
+
+/// The key of a field in JSON output. Parsers accept both names always,
+/// as the proto3 JSON mapping requires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum JsonNames {
+    /// The proto field name (`created_at`): the core's default, the same
+    /// key as in CBOR, and what every existing golden vector and binding
+    /// expects.
+    #[default]
+    Proto,
+    /// The lowerCamelCase `json_name` (`createdAt`): the default of
+    /// protobuf's own JSON printers.
+    LowerCamelCase,
+}
 
 /// Counts nesting before parsing, so a depth bomb fails in one linear scan
 /// with RESOURCE_EXHAUSTED instead of reaching the parser.
@@ -44,107 +68,99 @@ fn parse_error(error: serde_json::Error) -> HmsError {
     HmsError::decode(format!("JSON: {error}"))
 }
 
+/// Parses one JSON text into a value: integers that fit 64 bits stay
+/// integers, other numbers are the nearest double (exactly, serde_json's
+/// `float_roundtrip`), and an object with a key twice is refused.
+pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Value> {
+    check_depth(bytes, limits)?;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let ParsedValue(value) = ParsedValue::deserialize(&mut deserializer).map_err(parse_error)?;
+    deserializer.end().map_err(parse_error)?;
+    Ok(value)
+}
+
+struct ParsedValue(Value);
+
+impl<'de> Deserialize<'de> for ParsedValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor).map(ParsedValue)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Integer(n as i128))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Integer(n as i128))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Text(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Text(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(ParsedValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+            let ParsedValue(value) = map.next_value()?;
+            entries.push((Value::Text(key), value));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
 pub fn decode_message(
     desc: &MessageDescriptor,
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<DynamicMessage> {
-    check_depth(bytes, limits)?;
-    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(parse_error)?;
-    check_integers(desc, &json, desc.name())?;
-    let options = DeserializeOptions::new().deny_unknown_fields(false);
-    DynamicMessage::deserialize_with_options(desc.clone(), json, &options).map_err(|e| {
-        HmsError::decode(format!("JSON is not a valid {}: {e}", desc.full_name()))
-            .with_detail("type", desc.full_name())
-    })
+    message::from_value(desc, parse(bytes, limits)?)
 }
 
-/// Refuses JSON numbers outside the range of their integer field, which the
-/// proto3 JSON parser underneath would clamp to the nearest limit.
-fn check_integers(desc: &MessageDescriptor, json: &serde_json::Value, path: &str) -> Result<()> {
-    let serde_json::Value::Object(members) = json else {
-        return Ok(());
-    };
-    if desc.package_name() == "google.protobuf" {
-        return Ok(());
-    }
-    for (name, value) in members {
-        let Some(field) = desc
-            .get_field_by_name(name)
-            .or_else(|| desc.get_field_by_json_name(name))
-        else {
-            continue;
-        };
-        let field_path = format!("{path}.{name}");
-        let kind = if field.is_map() {
-            field
-                .kind()
-                .as_message()
-                .expect("a map field has an entry message")
-                .map_entry_value_field()
-                .kind()
-        } else {
-            field.kind()
-        };
-        let items: Vec<&serde_json::Value> = match value {
-            serde_json::Value::Array(items) if field.is_list() => items.iter().collect(),
-            serde_json::Value::Object(entries) if field.is_map() => entries.values().collect(),
-            single => vec![single],
-        };
-        for item in items {
-            check_integer(&kind, item, &field_path)?;
-        }
-    }
-    Ok(())
+pub fn decode_value(bytes: &[u8], limits: &Limits) -> Result<Value> {
+    parse(bytes, limits)
 }
 
-fn check_integer(kind: &Kind, value: &serde_json::Value, path: &str) -> Result<()> {
-    let serde_json::Value::Number(number) = value else {
-        if let Kind::Message(inner) = kind {
-            return check_integers(inner, value, path);
-        }
-        return Ok(());
-    };
-    let fits = match kind {
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
-            number.as_i64().is_some_and(|n| i32::try_from(n).is_ok())
-        }
-        Kind::Uint32 | Kind::Fixed32 => number.as_u64().is_some_and(|n| u32::try_from(n).is_ok()),
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
-            number.as_i64().is_some()
-                || number
-                    .as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-        }
-        Kind::Uint64 | Kind::Fixed64 => {
-            number.as_u64().is_some()
-                || number
-                    .as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(&f))
-        }
-        _ => true,
-    };
-    if fits {
-        return Ok(());
-    }
-    Err(HmsError::decode(format!(
-        "field `{path}`: {number} is out of the range of its {kind:?} type"
-    ))
-    .with_detail("field", path))
-}
-
-pub fn serialize_options() -> SerializeOptions {
+/// Options of prost-reflect's serializer, used for well-known types only.
+pub fn proto_name_options() -> SerializeOptions {
     SerializeOptions::new().use_proto_field_name(true)
-}
-
-/// Writes the proto3 JSON form with the keys of every object sorted, so the
-/// same message always gives the same bytes (map fields are hash maps).
-pub fn encode_message(message: &DynamicMessage, out: &mut Vec<u8>) -> Result<()> {
-    let value = message
-        .serialize_with_options(serde_json::value::Serializer, &serialize_options())
-        .map_err(|e| unrepresentable(&message.descriptor(), e))?;
-    serde_json::to_writer(out, &value).expect("a JSON value always serializes");
-    Ok(())
 }
 
 /// A value the JSON mapping cannot express (a Timestamp outside
@@ -152,20 +168,305 @@ pub fn encode_message(message: &DynamicMessage, out: &mut Vec<u8>) -> Result<()>
 /// CBOR form.
 pub fn unrepresentable(desc: &MessageDescriptor, error: serde_json::Error) -> HmsError {
     HmsError::new(
-        crate::error::Code::OutOfRange,
+        Code::OutOfRange,
         format!("a {} has no JSON or CBOR form: {error}", desc.full_name()),
     )
     .with_detail("type", desc.full_name())
 }
 
-pub fn decode_value(bytes: &[u8], limits: &Limits) -> Result<Value> {
-    check_depth(bytes, limits)?;
-    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(parse_error)?;
-    Ok(from_json(json))
+/// The error of an output over the size limit.
+pub fn output_too_large(max: usize) -> HmsError {
+    HmsError::exhausted(format!("the output is over the limit of {max} bytes"))
+        .with_detail("max_message_bytes", max)
 }
 
-pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
-    serde_json::to_writer(out, &to_json(value)).expect("a JSON value always serializes");
+/// Appends the proto3 JSON form of `message`, keys of every object sorted
+/// (the same message always gives the same bytes); RESOURCE_EXHAUSTED as
+/// soon as the output passes `max_bytes`.
+pub fn encode_message(
+    message: &DynamicMessage,
+    names: JsonNames,
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
+    let mut writer = Writer {
+        out,
+        start,
+        max_bytes,
+        names,
+    };
+    writer
+        .message(message)
+        .inspect_err(|_| writer.out.truncate(start))
+}
+
+/// Appends the JSON form of an untyped value, as [`encode_message`].
+pub fn encode_value(value: &Value, max_bytes: usize, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    let mut writer = Writer {
+        out,
+        start,
+        max_bytes,
+        names: JsonNames::Proto,
+    };
+    writer
+        .value(value)
+        .inspect_err(|_| writer.out.truncate(start))
+}
+
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    max_bytes: usize,
+    names: JsonNames,
+}
+
+impl Writer<'_> {
+    /// Checked after every piece, so the output never grows much past the
+    /// limit, whatever the input expands to.
+    fn room(&self) -> Result<()> {
+        if self.out.len() - self.start > self.max_bytes {
+            return Err(output_too_large(self.max_bytes));
+        }
+        Ok(())
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.extend_from_slice(bytes);
+        self.room()
+    }
+
+    fn serialized<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        serde_json::to_writer(&mut *self.out, value).expect("writing to a Vec never fails");
+        self.room()
+    }
+
+    fn text(&mut self, text: &str) -> Result<()> {
+        self.serialized(text)
+    }
+
+    fn integer(&mut self, n: i128) -> Result<()> {
+        self.raw(n.to_string().as_bytes())
+    }
+
+    /// A double: its shortest round-trip form, or the strings of the
+    /// proto3 JSON mapping for NaN and the infinities.
+    fn double(&mut self, f: f64) -> Result<()> {
+        match non_finite_name(f) {
+            Some(name) => self.text(name),
+            None => self.serialized(&f),
+        }
+    }
+
+    /// A float: its shortest form as a float (`0.1`, not the
+    /// 0.10000000149011612 of the same value widened to a double).
+    fn single(&mut self, f: f32) -> Result<()> {
+        match non_finite_name(f as f64) {
+            Some(name) => self.text(name),
+            None => self.serialized(&f),
+        }
+    }
+
+    fn value(&mut self, value: &Value) -> Result<()> {
+        match value {
+            Value::Null => self.raw(b"null"),
+            Value::Bool(b) => self.raw(if *b { b"true" } else { b"false" }),
+            Value::Integer(n) if i64::try_from(*n).is_ok() || u64::try_from(*n).is_ok() => {
+                self.integer(*n)
+            }
+            Value::Integer(n) => self.text(&n.to_string()),
+            Value::Float(f) => self.double(*f),
+            Value::Text(text) => self.text(text),
+            Value::Bytes(bytes) => self.text(&base64_of(bytes)),
+            Value::Array(items) => {
+                self.raw(b"[")?;
+                for (at, item) in items.iter().enumerate() {
+                    if at > 0 {
+                        self.raw(b",")?;
+                    }
+                    self.value(item)?;
+                }
+                self.raw(b"]")
+            }
+            Value::Map(entries) => {
+                let mut keyed = entries
+                    .iter()
+                    .map(|(key, value)| Ok((key_text(key)?, value)))
+                    .collect::<Result<Vec<_>>>()?;
+                keyed.sort_by(|a, b| a.0.cmp(&b.0));
+                if let Some(pair) = keyed.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+                    return Err(HmsError::invalid_argument(format!(
+                        "two map keys are both {:?} as JSON object keys",
+                        pair[0].0
+                    ))
+                    .with_detail("key", &pair[0].0));
+                }
+                self.raw(b"{")?;
+                for (at, (key, value)) in keyed.into_iter().enumerate() {
+                    if at > 0 {
+                        self.raw(b",")?;
+                    }
+                    self.text(&key)?;
+                    self.raw(b":")?;
+                    self.value(value)?;
+                }
+                self.raw(b"}")
+            }
+        }
+    }
+
+    fn message(&mut self, message: &DynamicMessage) -> Result<()> {
+        let desc = message.descriptor();
+        if message::is_well_known(&desc) {
+            return self.well_known(message);
+        }
+        let mut fields: Vec<_> = message::present_fields(message)
+            .into_iter()
+            .map(|(field, value)| {
+                let name = match self.names {
+                    JsonNames::Proto => field.name().to_owned(),
+                    JsonNames::LowerCamelCase => field.json_name().to_owned(),
+                };
+                (name, field, value)
+            })
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        self.raw(b"{")?;
+        for (at, (name, field, value)) in fields.iter().enumerate() {
+            if at > 0 {
+                self.raw(b",")?;
+            }
+            self.text(name)?;
+            self.raw(b":")?;
+            self.field(field, value)?;
+        }
+        self.raw(b"}")
+    }
+
+    fn well_known(&mut self, message: &DynamicMessage) -> Result<()> {
+        let desc = message.descriptor();
+        if let Some(value) = message::float_wrapper_value(message) {
+            return match desc.full_name() {
+                "google.protobuf.FloatValue" => self.single(value as f32),
+                _ => self.double(value),
+            };
+        }
+        message::check_representable(message)?;
+        let options = SerializeOptions::new().use_proto_field_name(self.names == JsonNames::Proto);
+        let json = message
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .map_err(|e| unrepresentable(&desc, e))?;
+        self.serialized(&json)
+    }
+
+    fn field(&mut self, field: &FieldDescriptor, value: &Field) -> Result<()> {
+        match value {
+            Field::List(items) => {
+                let kind = field.kind();
+                self.raw(b"[")?;
+                for (at, item) in items.iter().enumerate() {
+                    if at > 0 {
+                        self.raw(b",")?;
+                    }
+                    self.scalar(&kind, item)?;
+                }
+                self.raw(b"]")
+            }
+            Field::Map(entries) => {
+                let value_kind = field
+                    .kind()
+                    .as_message()
+                    .expect("a map field has an entry message")
+                    .map_entry_value_field()
+                    .kind();
+                let mut keyed: Vec<(String, &Field)> = entries
+                    .iter()
+                    .map(|(key, value)| (map_key_text(key), value))
+                    .collect();
+                keyed.sort_by(|a, b| a.0.cmp(&b.0));
+                self.raw(b"{")?;
+                for (at, (key, value)) in keyed.into_iter().enumerate() {
+                    if at > 0 {
+                        self.raw(b",")?;
+                    }
+                    self.text(&key)?;
+                    self.raw(b":")?;
+                    self.scalar(&value_kind, value)?;
+                }
+                self.raw(b"}")
+            }
+            single => self.scalar(&field.kind(), single),
+        }
+    }
+
+    fn scalar(&mut self, kind: &Kind, value: &Field) -> Result<()> {
+        match value {
+            Field::Bool(b) => self.raw(if *b { b"true" } else { b"false" }),
+            Field::I32(n) => self.integer(*n as i128),
+            Field::U32(n) => self.integer(*n as i128),
+            // 64-bit integers are strings: a double cannot hold them all.
+            Field::I64(n) => self.text(&n.to_string()),
+            Field::U64(n) => self.text(&n.to_string()),
+            Field::F32(f) => self.single(*f),
+            Field::F64(f) => self.double(*f),
+            Field::String(text) => self.text(text),
+            Field::Bytes(bytes) => self.text(&base64_of(bytes)),
+            Field::EnumNumber(number) => match kind.as_enum() {
+                Some(desc) => self.value(&message::enum_to_value(desc, *number)),
+                None => self.integer(*number as i128),
+            },
+            Field::Message(inner) => self.message(inner),
+            Field::List(_) | Field::Map(_) => {
+                unreachable!("lists and maps are never nested directly")
+            }
+        }
+    }
+}
+
+fn non_finite_name(f: f64) -> Option<&'static str> {
+    if f.is_nan() {
+        Some("NaN")
+    } else if f == f64::INFINITY {
+        Some("Infinity")
+    } else if f == f64::NEG_INFINITY {
+        Some("-Infinity")
+    } else {
+        None
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn map_key_text(key: &MapKey) -> String {
+    match key {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(n) => n.to_string(),
+        MapKey::I64(n) => n.to_string(),
+        MapKey::U32(n) => n.to_string(),
+        MapKey::U64(n) => n.to_string(),
+        MapKey::String(text) => text.clone(),
+    }
+}
+
+/// A map key as a JSON object key: text as it is, integers and bools as
+/// their text (as the proto3 JSON mapping writes map keys). Other keys
+/// have no JSON form and are refused; writing them as their own JSON text
+/// would escape the text of every nested key again, doubling the output
+/// at each level.
+fn key_text(key: &Value) -> Result<String> {
+    match key {
+        Value::Text(text) => Ok(text.clone()),
+        Value::Integer(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(HmsError::invalid_argument(format!(
+            "a map key of type {} has no JSON form (JSON object keys are text)",
+            other.kind_name()
+        ))
+        .with_detail("key_type", other.kind_name())),
+    }
 }
 
 pub fn from_json(json: serde_json::Value) -> Value {
@@ -191,11 +492,12 @@ pub fn from_json(json: serde_json::Value) -> Value {
     }
 }
 
-/// JSON has no bytes, no non-finite numbers and only text keys: bytes
-/// become base64 text, NaN and infinities the strings of the proto3 JSON
-/// mapping, other keys their text form.
-pub fn to_json(value: &Value) -> serde_json::Value {
-    match value {
+/// A value as a `serde_json::Value`, for prost-reflect's parser of
+/// well-known types: bytes become base64 text, NaN and the infinities the
+/// strings of the proto3 JSON mapping, integer and bool keys their text;
+/// other keys are refused ([`key_text`]).
+pub fn to_json(value: &Value) -> Result<serde_json::Value> {
+    Ok(match value {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
         Value::Integer(i) => {
@@ -209,28 +511,18 @@ pub fn to_json(value: &Value) -> serde_json::Value {
         }
         Value::Float(f) => match serde_json::Number::from_f64(*f) {
             Some(n) => serde_json::Value::Number(n),
-            None if f.is_nan() => "NaN".into(),
-            None if *f > 0.0 => "Infinity".into(),
-            None => "-Infinity".into(),
+            None => non_finite_name(*f).unwrap_or("NaN").into(),
         },
         Value::Text(s) => serde_json::Value::String(s.clone()),
-        Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
-        Value::Array(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Value::Bytes(b) => base64_of(b).into(),
+        Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(to_json).collect::<Result<Vec<_>>>()?)
+        }
         Value::Map(entries) => serde_json::Value::Object(
             entries
                 .iter()
-                .map(|(k, v)| (key_text(k), to_json(v)))
-                .collect(),
+                .map(|(k, v)| Ok((key_text(k)?, to_json(v)?)))
+                .collect::<Result<serde_json::Map<_, _>>>()?,
         ),
-    }
-}
-
-fn key_text(key: &Value) -> String {
-    match key {
-        Value::Text(s) => s.clone(),
-        Value::Integer(i) => i.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => "null".into(),
-        other => to_json(other).to_string(),
-    }
+    })
 }

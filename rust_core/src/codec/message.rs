@@ -2,11 +2,16 @@
 //! mapping with native CBOR types (docs/formats.md).
 //!
 //! Messages are maps keyed by proto field names; fields at their default
-//! value are left out. Integers stay integers (64-bit ones too), bytes stay
-//! byte strings, enums are written as names (numbers when the value is not
-//! in the schema) and read as either. Well-known types
-//! (`google.protobuf.*`) keep their JSON mapping, e.g. a Timestamp is an
-//! RFC 3339 string.
+//! value are left out (-0.0 is not the default). Integers stay integers
+//! (64-bit ones too), bytes stay byte strings, enums are written as names
+//! (numbers when the value is not in the schema) and read as either.
+//! Well-known types (`google.protobuf.*`) keep their JSON mapping, e.g. a
+//! Timestamp is an RFC 3339 string.
+//!
+//! JSON input is read into messages here too ([`from_value`]), so JSON and
+//! CBOR accept exactly the same things.
+
+use std::borrow::Cow;
 
 use base64::Engine as _;
 use prost_reflect::{
@@ -14,11 +19,11 @@ use prost_reflect::{
     Value as Field,
 };
 
-use super::Value;
 use super::json;
+use super::{Value, cbor};
 use crate::error::{HmsError, Result};
 
-fn is_well_known(desc: &MessageDescriptor) -> bool {
+pub fn is_well_known(desc: &MessageDescriptor) -> bool {
     desc.package_name() == "google.protobuf"
 }
 
@@ -27,21 +32,77 @@ fn is_well_known(desc: &MessageDescriptor) -> bool {
 pub fn to_value(message: &DynamicMessage) -> Result<Value> {
     let desc = message.descriptor();
     if is_well_known(&desc) {
-        let json = message
-            .serialize_with_options(serde_json::value::Serializer, &json::serialize_options())
-            .map_err(|e| json::unrepresentable(&desc, e))?;
-        return Ok(json::from_json(json));
+        return well_known_to_value(message);
     }
-    message
-        .fields()
+    present_fields(message)
+        .into_iter()
         .map(|(field, value)| {
             Ok((
                 Value::Text(field.name().to_owned()),
-                field_to_value(&field, value)?,
+                field_to_value(&field, &value)?,
             ))
         })
         .collect::<Result<Vec<_>>>()
         .map(Value::Map)
+}
+
+/// A well-known type in its JSON mapping, as a value. The float wrappers
+/// are done here: the JSON serializer underneath turns NaN and the
+/// infinities in them into null.
+pub fn well_known_to_value(message: &DynamicMessage) -> Result<Value> {
+    let desc = message.descriptor();
+    if let Some(value) = float_wrapper_value(message) {
+        return Ok(Value::Float(value));
+    }
+    check_representable(message)?;
+    let json = message
+        .serialize_with_options(serde_json::value::Serializer, &json::proto_name_options())
+        .map_err(|e| json::unrepresentable(&desc, e))?;
+    Ok(json::from_json(json))
+}
+
+/// The value of a google.protobuf.DoubleValue or FloatValue.
+pub fn float_wrapper_value(message: &DynamicMessage) -> Option<f64> {
+    match message.descriptor().full_name() {
+        "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => {
+            Some(match message.get_field_by_name("value").as_deref() {
+                Some(Field::F64(f)) => *f,
+                Some(Field::F32(f)) => *f as f64,
+                _ => 0.0,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The fields of `message` that its JSON and CBOR forms carry: the set
+/// ones, plus float fields without presence that hold -0.0. -0.0 equals the
+/// default 0 as a number but not bit for bit, and protobuf's reference
+/// implementations (C++, Python, Go) write it; prost-reflect counts it as
+/// the default and would leave it out.
+pub fn present_fields(message: &DynamicMessage) -> Vec<(FieldDescriptor, Cow<'_, Field>)> {
+    let mut fields: Vec<(FieldDescriptor, Cow<'_, Field>)> = message
+        .fields()
+        .map(|(field, value)| (field, Cow::Borrowed(value)))
+        .collect();
+    for field in message.descriptor().fields() {
+        if !matches!(field.kind(), Kind::Double | Kind::Float)
+            || field.is_list()
+            || field.supports_presence()
+        {
+            continue;
+        }
+        let value = message.get_field(&field);
+        let negative_zero = match value.as_ref() {
+            Field::F64(f) => *f == 0.0 && f.is_sign_negative(),
+            Field::F32(f) => *f == 0.0 && f.is_sign_negative(),
+            _ => false,
+        };
+        if negative_zero {
+            fields.push((field, value));
+        }
+    }
+    fields
 }
 
 fn field_to_value(field: &FieldDescriptor, value: &Field) -> Result<Value> {
@@ -101,6 +162,113 @@ fn scalar_to_value(kind: &Kind, value: &Field) -> Result<Value> {
     })
 }
 
+/// Appends the CBOR form of `message` (the value [`to_value`] gives, in
+/// deterministic encoding) without building that value first, so an output
+/// past `max_bytes` fails (RESOURCE_EXHAUSTED) as soon as it gets there.
+pub fn encode_cbor(message: &DynamicMessage, max_bytes: usize, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    let mut writer = CborWriter {
+        out,
+        start,
+        max_bytes,
+    };
+    writer
+        .message(message)
+        .inspect_err(|_| writer.out.truncate(start))
+}
+
+struct CborWriter<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    max_bytes: usize,
+}
+
+impl CborWriter<'_> {
+    fn room(&self) -> Result<()> {
+        if self.out.len() - self.start > self.max_bytes {
+            return Err(json::output_too_large(self.max_bytes));
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, value: &Value) -> Result<()> {
+        cbor::encode(value, self.out);
+        self.room()
+    }
+
+    /// A map whose entries are written by `entry`, in the order of their
+    /// encoded keys (RFC 8949 core deterministic encoding).
+    fn map<T>(
+        &mut self,
+        mut entries: Vec<(Vec<u8>, T)>,
+        mut entry: impl FnMut(&mut Self, &T) -> Result<()>,
+    ) -> Result<()> {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        cbor::write_head(self.out, 5, entries.len() as u64);
+        for (key, value) in &entries {
+            self.out.extend_from_slice(key);
+            entry(self, value)?;
+        }
+        self.room()
+    }
+
+    fn message(&mut self, message: &DynamicMessage) -> Result<()> {
+        if is_well_known(&message.descriptor()) {
+            return self.value(&well_known_to_value(message)?);
+        }
+        let fields = present_fields(message)
+            .into_iter()
+            .map(|(field, value)| {
+                (
+                    encoded(&Value::Text(field.name().to_owned())),
+                    (field, value),
+                )
+            })
+            .collect();
+        self.map(fields, |writer, (field, value)| writer.field(field, value))
+    }
+
+    fn field(&mut self, field: &FieldDescriptor, value: &Field) -> Result<()> {
+        match value {
+            Field::List(items) => {
+                let kind = field.kind();
+                cbor::write_head(self.out, 4, items.len() as u64);
+                for item in items {
+                    self.scalar(&kind, item)?;
+                }
+                self.room()
+            }
+            Field::Map(entries) => {
+                let value_kind = field
+                    .kind()
+                    .as_message()
+                    .expect("a map field has an entry message")
+                    .map_entry_value_field()
+                    .kind();
+                let entries = entries
+                    .iter()
+                    .map(|(key, value)| (encoded(&map_key_to_value(key)), value))
+                    .collect();
+                self.map(entries, |writer, value| writer.scalar(&value_kind, value))
+            }
+            single => self.scalar(&field.kind(), single),
+        }
+    }
+
+    fn scalar(&mut self, kind: &Kind, value: &Field) -> Result<()> {
+        match value {
+            Field::Message(inner) => self.message(inner),
+            other => self.value(&scalar_to_value(kind, other)?),
+        }
+    }
+}
+
+fn encoded(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    cbor::encode(value, &mut out);
+    out
+}
+
 /// An enum value: its name, a number the schema does not know, or null for
 /// `google.protobuf.NullValue`.
 pub fn enum_to_value(desc: &prost_reflect::EnumDescriptor, number: i32) -> Value {
@@ -130,8 +298,23 @@ fn message_from_value(
     value: Value,
     path: &str,
 ) -> Result<DynamicMessage> {
+    // The float wrappers read like float fields, so -0.0 keeps its sign
+    // and a float out of range is refused.
+    match desc.full_name() {
+        "google.protobuf.DoubleValue" => {
+            let mut message = DynamicMessage::new(desc.clone());
+            message.set_field_by_name("value", Field::F64(float(&value, path)?));
+            return Ok(message);
+        }
+        "google.protobuf.FloatValue" => {
+            let mut message = DynamicMessage::new(desc.clone());
+            message.set_field_by_name("value", Field::F32(single(&value, path)?));
+            return Ok(message);
+        }
+        _ => {}
+    }
     if is_well_known(desc) {
-        let json = json::to_json(&value);
+        let json = json::to_json(&value).map_err(|e| e.with_detail("field", path))?;
         return DynamicMessage::deserialize(desc.clone(), json).map_err(|e| {
             HmsError::decode(format!(
                 "field `{path}`: not a valid {}: {e}",
@@ -144,6 +327,7 @@ fn message_from_value(
         return Err(mismatch(path, "a map", &value));
     };
     let mut message = DynamicMessage::new(desc.clone());
+    let mut seen = std::collections::HashSet::new();
     for (key, value) in entries {
         let Value::Text(name) = key else {
             return Err(mismatch(path, "text keys (field names)", &key));
@@ -156,10 +340,22 @@ fn message_from_value(
         else {
             continue;
         };
+        let field_path = format!("{path}.{name}");
+        // Both names of a field, or two fields of one oneof, would
+        // silently overwrite each other: refused, as the reference parsers do.
+        let slot = match field.containing_oneof() {
+            Some(oneof) => format!("oneof {}", oneof.name()),
+            None => field.name().to_owned(),
+        };
+        if !seen.insert(slot.clone()) {
+            return Err(HmsError::decode(format!(
+                "field `{field_path}`: {slot} is given more than once"
+            ))
+            .with_detail("field", field_path));
+        }
         if value == Value::Null && !is_null_value(&field.kind()) {
             continue;
         }
-        let field_path = format!("{path}.{name}");
         let field_value = field_from_value(&field, value, &field_path)?;
         message.set_field(&field, field_value);
     }
@@ -187,8 +383,16 @@ fn field_from_value(field: &FieldDescriptor, value: Value, path: &str) -> Result
         };
         let mut map = std::collections::HashMap::with_capacity(entries.len());
         for (key, value) in entries {
+            let shown = super::cbor::describe_key(&key);
             let key = map_key_from_value(&key_kind, key, path)?;
-            map.insert(key, scalar_from_value(&value_kind, value, path)?);
+            let value = scalar_from_value(&value_kind, value, path)?;
+            if map.insert(key, value).is_some() {
+                return Err(
+                    HmsError::decode(format!("field `{path}`: duplicate map key {shown}"))
+                        .with_detail("field", path)
+                        .with_detail("key", shown),
+                );
+            }
         }
         return Ok(Field::Map(map));
     }
@@ -232,16 +436,53 @@ fn map_key_from_value(kind: &Kind, key: Value, path: &str) -> Result<MapKey> {
     })
 }
 
+/// An integer field's value: an integer, an integral float (`5.0`,
+/// `1e5`), or text holding either (`"5"`, `"1e2"`), as the proto3 JSON
+/// mapping allows; refused when not integral or out of `T`'s range.
 fn integer<T: TryFrom<i128>>(value: &Value, path: &str, expected: &str) -> Result<T> {
-    let number = match value {
-        Value::Integer(i) => Some(*i),
-        Value::Float(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i128),
-        Value::Text(text) => text.parse::<i128>().ok(),
-        _ => None,
+    let refuse = |why: &str| {
+        let shown = match value {
+            Value::Text(text) => format!("{text:?}"),
+            Value::Float(f) => format!("{f:?}"),
+            Value::Integer(n) => n.to_string(),
+            other => other.kind_name().to_owned(),
+        };
+        HmsError::decode(format!(
+            "field `{path}`: {shown} {why}, expected {expected}"
+        ))
+        .with_detail("field", path)
     };
-    number
-        .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| mismatch(path, expected, value))
+    let number = match value {
+        Value::Integer(n) => *n,
+        Value::Float(f) => integral(*f).map_err(refuse)?,
+        Value::Text(text) => match text.parse::<i128>() {
+            Ok(n) => n,
+            // Rust's float syntax is wider than JSON's: no sign, no blanks.
+            Err(_) if text.starts_with('+') || text.trim() != text => {
+                return Err(refuse("is not an integer"));
+            }
+            Err(_) => match text.parse::<f64>() {
+                Ok(f) => integral(f).map_err(refuse)?,
+                Err(_) => return Err(refuse("is not an integer")),
+            },
+        },
+        other => return Err(mismatch(path, expected, other)),
+    };
+    T::try_from(number).map_err(|_| refuse("is out of range"))
+}
+
+/// The integer an integral float stands for, within the 64-bit ranges.
+/// -2^63 itself is refused: a JSON integer literal just below i64::MIN
+/// reads as that very double, and it must not pass as i64::MIN.
+fn integral(f: f64) -> std::result::Result<i128, &'static str> {
+    const TWO_TO_THE_63: f64 = 9_223_372_036_854_775_808.0;
+    if !f.is_finite() || f.fract() != 0.0 {
+        return Err("is not an integer");
+    }
+    if f <= -TWO_TO_THE_63 || f >= 2.0 * 2.0 * TWO_TO_THE_63 {
+        return Err("is out of range");
+    }
+    Ok(f as i128)
 }
 
 fn float(value: &Value, path: &str) -> Result<f64> {
@@ -258,6 +499,22 @@ fn float(value: &Value, path: &str) -> Result<f64> {
     }
 }
 
+/// A float field's value: rounded to the nearest float, so a float's own
+/// shortest form (3.4028235e38 for FLT_MAX) reads back exactly, but refused
+/// when a finite number is past the float range instead of becoming an
+/// infinity.
+fn single(value: &Value, path: &str) -> Result<f32> {
+    let double = float(value, path)?;
+    let narrowed = double as f32;
+    if narrowed.is_infinite() && double.is_finite() {
+        return Err(HmsError::decode(format!(
+            "field `{path}`: {double} is out of the range of a float"
+        ))
+        .with_detail("field", path));
+    }
+    Ok(narrowed)
+}
+
 fn scalar_from_value(kind: &Kind, value: Value, path: &str) -> Result<Field> {
     Ok(match kind {
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
@@ -272,7 +529,7 @@ fn scalar_from_value(kind: &Kind, value: Value, path: &str) -> Result<Field> {
         Kind::Uint64 | Kind::Fixed64 => {
             Field::U64(integer(&value, path, "an unsigned 64-bit integer")?)
         }
-        Kind::Float => Field::F32(float(&value, path)? as f32),
+        Kind::Float => Field::F32(single(&value, path)?),
         Kind::Double => Field::F64(float(&value, path)?),
         Kind::Bool => match value {
             Value::Bool(b) => Field::Bool(b),
@@ -301,7 +558,8 @@ fn scalar_from_value(kind: &Kind, value: Value, path: &str) -> Result<Field> {
                         "field `{path}`: `{name}` is not a value of {}",
                         desc.full_name()
                     ))
-                    .with_detail("field", path));
+                    .with_detail("field", path)
+                    .with_detail("value", name));
                 }
             },
             Value::Null if desc.full_name() == "google.protobuf.NullValue" => Field::EnumNumber(0),
@@ -320,30 +578,33 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 /// Deepest nesting of messages, lists and maps in `message` (1 for a flat
 /// message), after checking that every well-known value in it is valid
 /// (a Timestamp within 0001..9999 and nanos in range, a Duration within
-/// ±10,000 years), as every format must be able to carry it.
-pub fn checked_depth(message: &DynamicMessage) -> Result<usize> {
-    check_well_known(message)?;
+/// ±10,000 years). Only JSON and CBOR input is checked that way: protobuf
+/// has no range for them, and its reference parsers accept any value.
+pub fn checked_depth(message: &DynamicMessage, check_ranges: bool) -> Result<usize> {
+    if check_ranges && !well_known_in_range(message) {
+        return Err(out_of_range(message, "a {} out of its valid range"));
+    }
     let mut deepest = 0;
     for (_, value) in message.fields() {
-        deepest = deepest.max(field_depth(value)?);
+        deepest = deepest.max(field_depth(value, check_ranges)?);
     }
     Ok(1 + deepest)
 }
 
-fn field_depth(value: &Field) -> Result<usize> {
+fn field_depth(value: &Field, check_ranges: bool) -> Result<usize> {
     Ok(match value {
-        Field::Message(message) => checked_depth(message)?,
+        Field::Message(message) => checked_depth(message, check_ranges)?,
         Field::List(items) => {
             let mut deepest = 0;
             for item in items {
-                deepest = deepest.max(field_depth(item)?);
+                deepest = deepest.max(field_depth(item, check_ranges)?);
             }
             deepest
         }
         Field::Map(entries) => {
             let mut deepest = 0;
             for value in entries.values() {
-                deepest = deepest.max(field_depth(value)?);
+                deepest = deepest.max(field_depth(value, check_ranges)?);
             }
             deepest
         }
@@ -357,31 +618,51 @@ pub fn timestamp_is_valid(seconds: i64, nanos: i64) -> bool {
     (-62_135_596_800..=253_402_300_799).contains(&seconds) && (0..1_000_000_000).contains(&nanos)
 }
 
-fn check_well_known(message: &DynamicMessage) -> Result<()> {
-    let desc = message.descriptor();
+fn seconds_and_nanos(message: &DynamicMessage) -> (i64, i64) {
     let number = |name: &str| match message.get_field_by_name(name).as_deref() {
         Some(Field::I64(n)) => *n,
         Some(Field::I32(n)) => *n as i64,
         _ => 0,
     };
-    let valid = match desc.full_name() {
-        "google.protobuf.Timestamp" => timestamp_is_valid(number("seconds"), number("nanos")),
+    (number("seconds"), number("nanos"))
+}
+
+/// Whether a Timestamp or Duration is in the range of its JSON form (any
+/// other message is).
+fn well_known_in_range(message: &DynamicMessage) -> bool {
+    let (seconds, nanos) = seconds_and_nanos(message);
+    match message.descriptor().full_name() {
+        "google.protobuf.Timestamp" => timestamp_is_valid(seconds, nanos),
         "google.protobuf.Duration" => {
-            let (seconds, nanos) = (number("seconds"), number("nanos"));
             (-315_576_000_000..=315_576_000_000).contains(&seconds)
                 && (-999_999_999..=999_999_999).contains(&nanos)
                 && (seconds == 0 || nanos == 0 || (seconds < 0) == (nanos < 0))
         }
         _ => true,
-    };
-    if valid {
+    }
+}
+
+/// `what` with `{}` standing for the type name, and the values.
+fn out_of_range(message: &DynamicMessage, what: &str) -> HmsError {
+    let desc = message.descriptor();
+    let (seconds, nanos) = seconds_and_nanos(message);
+    HmsError::decode(format!(
+        "{} (seconds {seconds}, nanos {nanos})",
+        what.replace("{}", desc.full_name())
+    ))
+    .with_detail("type", desc.full_name())
+}
+
+/// Refuses, on output, a Timestamp or Duration that protobuf carries but
+/// the JSON mapping (and so CBOR) cannot.
+pub fn check_representable(message: &DynamicMessage) -> Result<()> {
+    if well_known_in_range(message) {
         return Ok(());
     }
-    Err(HmsError::decode(format!(
-        "a {} out of its valid range (seconds {}, nanos {})",
-        desc.full_name(),
-        number("seconds"),
-        number("nanos")
-    ))
-    .with_detail("type", desc.full_name()))
+    let mut error = out_of_range(
+        message,
+        "a {} out of its valid range has no JSON or CBOR form",
+    );
+    error.code = crate::error::Code::OutOfRange;
+    Err(error)
 }

@@ -11,12 +11,13 @@ pub mod message;
 pub mod wire;
 
 use prost::Message;
-use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 
 use crate::error::{Code, HmsError, Result};
 use crate::schema;
 
 pub use cbor::Value;
+pub use json::JsonNames;
 pub use message::timestamp_is_valid;
 
 /// The wire format of a payload (`HMS_FORMAT_*`).
@@ -54,11 +55,15 @@ impl Format {
 /// stop at 100 levels whatever the configuration says.
 pub const MAX_DEPTH_CEILING: u32 = 100;
 
-/// Bounds every decoder enforces.
+/// Bounds every decoder enforces and every conversion's output keeps to,
+/// with the one output choice a runtime configures: the JSON field names.
+/// They travel together because a runtime hands them to every conversion
+/// it makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_message_bytes: usize,
     pub max_depth: u32,
+    pub json_names: JsonNames,
 }
 
 impl Default for Limits {
@@ -66,6 +71,7 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 4 * 1024 * 1024,
             max_depth: 64,
+            json_names: JsonNames::default(),
         }
     }
 }
@@ -115,26 +121,51 @@ pub fn decode_message(
         }
         Format::Json => json::decode_message(desc, bytes, limits)?,
     };
-    let depth = message::checked_depth(&message)?;
+    // Protobuf carries any Timestamp or Duration; only JSON and CBOR
+    // spell them in a way that has a range.
+    let depth = message::checked_depth(&message, format != Format::Protobuf)?;
     if depth > limits.max_depth as usize {
         return Err(limits.depth_exceeded(depth));
     }
     Ok(message)
 }
 
-/// Appends `message` encoded in `format` to `out`. Fails (OUT_OF_RANGE)
-/// only for values the JSON mapping cannot express, in JSON and CBOR.
+/// Appends `message` encoded in `format` to `out`, with proto field names
+/// in JSON and no bound on the size. Fails (OUT_OF_RANGE) only for values
+/// the JSON mapping cannot express, in JSON and CBOR.
 pub fn encode_message(message: &DynamicMessage, format: Format, out: &mut Vec<u8>) -> Result<()> {
+    let unbounded = Limits {
+        max_message_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    encode_message_within(message, format, &unbounded, out)
+}
+
+/// As [`encode_message`], with the JSON names of `limits`, and
+/// RESOURCE_EXHAUSTED (`out` as it was) when the output is over
+/// `limits.max_message_bytes`.
+pub fn encode_message_within(
+    message: &DynamicMessage,
+    format: Format,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
     match format {
-        Format::Protobuf if canonical::contains_map(message) => {
-            let encoded = message.encode_to_vec();
-            if !canonical::sort_map_entries(&message.descriptor(), &encoded, out) {
-                out.extend_from_slice(&encoded);
-            }
+        Format::Protobuf => canonical::encode(message, out),
+        Format::Cbor => return message::encode_cbor(message, limits.max_message_bytes, out),
+        Format::Json => {
+            return json::encode_message(message, limits.json_names, limits.max_message_bytes, out);
         }
-        Format::Protobuf => message.encode(out).expect("a Vec grows to fit any message"),
-        Format::Cbor => cbor::encode(&message::to_value(message)?, out),
-        Format::Json => json::encode_message(message, out)?,
+    }
+    check_output(out, start, limits)
+}
+
+/// Refuses (and takes back) output over the size limit.
+fn check_output(out: &mut Vec<u8>, start: usize, limits: &Limits) -> Result<()> {
+    if out.len() - start > limits.max_message_bytes {
+        out.truncate(start);
+        return Err(json::output_too_large(limits.max_message_bytes));
     }
     Ok(())
 }
@@ -169,9 +200,25 @@ pub fn encode_typed<M: Message + prost::Name>(
     format: Format,
     out: &mut Vec<u8>,
 ) -> Result<()> {
+    let unbounded = Limits {
+        max_message_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    encode_typed_within(message, format, &unbounded, out)
+}
+
+/// As [`encode_typed`], with the JSON names of `limits` and its size limit
+/// on the output (as [`encode_message_within`]).
+pub fn encode_typed_within<M: Message + prost::Name>(
+    message: &M,
+    format: Format,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
     if format == Format::Protobuf {
         message.encode(out).expect("a Vec grows to fit any message");
-        return Ok(());
+        return check_output(out, start, limits);
     }
     let desc = schema::message_descriptor(&M::full_name())
         .expect("every built-in type is in the schema pool");
@@ -179,13 +226,13 @@ pub fn encode_typed<M: Message + prost::Name>(
         && let Some(value) = wire::to_value(&desc, &message.encode_to_vec())?
     {
         cbor::encode(&value, out);
-        return Ok(());
+        return check_output(out, start, limits);
     }
     let mut dynamic = DynamicMessage::new(desc);
     dynamic
         .transcode_from(message)
         .expect("a built-in message transcodes to its own descriptor");
-    encode_message(&dynamic, format, out)
+    encode_message_within(&dynamic, format, limits, out)
 }
 
 /// Decodes an untyped CBOR or JSON value.
@@ -201,26 +248,41 @@ pub fn decode_value(format: Format, bytes: &[u8], limits: &Limits) -> Result<Val
     }
 }
 
-/// Appends an untyped value encoded in `format` (CBOR or JSON) to `out`.
+/// Appends an untyped value encoded in `format` (CBOR or JSON) to `out`,
+/// with no bound on the size.
 pub fn encode_value(value: &Value, format: Format, out: &mut Vec<u8>) -> Result<()> {
+    let unbounded = Limits {
+        max_message_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    encode_value_within(value, format, &unbounded, out)
+}
+
+/// As [`encode_value`], RESOURCE_EXHAUSTED (`out` as it was) when the
+/// output is over `limits.max_message_bytes`.
+pub fn encode_value_within(
+    value: &Value,
+    format: Format,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     match format {
         Format::Protobuf => Err(HmsError::invalid_argument(
             "protobuf needs a message type; untyped values travel as CBOR or JSON",
         )),
         Format::Cbor => {
+            let start = out.len();
             cbor::encode(value, out);
-            Ok(())
+            check_output(out, start, limits)
         }
-        Format::Json => {
-            json::encode_value(value, out);
-            Ok(())
-        }
+        Format::Json => json::encode_value(value, limits.max_message_bytes, out),
     }
 }
 
 /// Re-encodes `bytes` from one format to another, as a message of type
 /// `desc`, or structurally when `desc` is `None`. Always validates the
-/// input, even when both formats are the same.
+/// input, even when both formats are the same. The output keeps to
+/// `limits` like the input (RESOURCE_EXHAUSTED past the size limit).
 pub fn transcode(
     desc: Option<&MessageDescriptor>,
     from: Format,
@@ -232,11 +294,11 @@ pub fn transcode(
     match desc {
         Some(desc) => {
             let message = decode_message(desc, from, bytes, limits)?;
-            encode_message(&message, to, out)?;
+            encode_message_within(&message, to, limits, out)?;
         }
         None => {
             let value = decode_value(from, bytes, limits)?;
-            encode_value(&value, to, out)?;
+            encode_value_within(&value, to, limits, out)?;
         }
     }
     Ok(())

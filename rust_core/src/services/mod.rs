@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use prost::Message;
 
-use crate::codec::{self, Format};
+use crate::codec::{self, Format, Limits};
 use crate::domain::Admit;
 use crate::error::{Code, HmsError, Result};
 use crate::proto::v1::{MethodDescriptor, ServiceDescriptor};
@@ -29,7 +29,7 @@ pub struct Answer<'a> {
     out: RefCell<&'a mut Vec<u8>>,
     start: usize,
     format: Format,
-    max_bytes: usize,
+    limits: &'a Limits,
     deadline: Option<Instant>,
     method: &'a str,
     written: Cell<bool>,
@@ -41,7 +41,7 @@ impl<'a> Answer<'a> {
             start: out.len(),
             out: RefCell::new(out),
             format,
-            max_bytes: context.runtime.limits().max_message_bytes,
+            limits: context.runtime.limits(),
             deadline: context.deadline,
             method: context.method,
             written: Cell::new(false),
@@ -75,18 +75,8 @@ impl Admit for Answer<'_> {
         }
         let mut out = self.out.borrow_mut();
         out.truncate(self.start);
-        let written = codec::encode_typed(answer, self.format, &mut out).and_then(|()| {
-            let len = out.len() - self.start;
-            if len > self.max_bytes {
-                return Err(HmsError::exhausted(format!(
-                    "response of {len} bytes is over the limit of {} bytes",
-                    self.max_bytes
-                ))
-                .with_detail("limit", self.max_bytes)
-                .with_detail("size", len));
-            }
-            Ok(())
-        });
+        // The runtime's JSON names and size limit apply to the answer.
+        let written = codec::encode_typed_within(answer, self.format, self.limits, &mut out);
         match written {
             Ok(()) => {
                 self.written.set(true);

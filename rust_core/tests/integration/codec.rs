@@ -912,6 +912,7 @@ fn payload_over_max_message_bytes_is_resource_exhausted() {
     let limits = Limits {
         max_message_bytes: 64,
         max_depth: 64,
+        ..Limits::default()
     };
     for format in FORMATS {
         let fits = echo_of_size(format, 64);
@@ -966,6 +967,7 @@ fn nesting_at_max_depth_passes_and_one_deeper_fails_in_every_format() {
         let limits = Limits {
             max_message_bytes: 4 << 20,
             max_depth,
+            ..Limits::default()
         };
         let depth = max_depth as usize;
         for (format, ok, deep) in [

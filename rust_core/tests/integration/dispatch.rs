@@ -413,6 +413,7 @@ fn settings_from_config_apply_defaults_and_bounds() {
         event_queue_capacity: 4,
         name: "n".into(),
         shutdown_timeout_ms: 250,
+        ..Default::default()
     })
     .unwrap();
     assert_eq!(

@@ -9,6 +9,7 @@ mod codec;
 mod dispatch;
 mod events;
 mod fast_paths;
+mod formats;
 mod host_services;
 mod knowledge;
 mod lifecycle;

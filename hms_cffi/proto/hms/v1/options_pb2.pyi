@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _JsonNames:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JsonNamesEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JsonNames.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JSON_NAMES_UNSPECIFIED: _JsonNames.ValueType  # 0
+    """The default: proto field names."""
+    JSON_NAMES_PROTO: _JsonNames.ValueType  # 1
+    """Proto field names (`created_at`), the same keys as in CBOR."""
+    JSON_NAMES_LOWER_CAMEL_CASE: _JsonNames.ValueType  # 2
+    """lowerCamelCase json_name (`createdAt`), the default of protobuf's own
+    JSON printers.
+    """
+
+class JsonNames(_JsonNames, metaclass=_JsonNamesEnumTypeWrapper):
+    """Which name a message field has as a key in JSON output (docs/formats.md)."""
+
+JSON_NAMES_UNSPECIFIED: JsonNames.ValueType  # 0
+"""The default: proto field names."""
+JSON_NAMES_PROTO: JsonNames.ValueType  # 1
+"""Proto field names (`created_at`), the same keys as in CBOR."""
+JSON_NAMES_LOWER_CAMEL_CASE: JsonNames.ValueType  # 2
+"""lowerCamelCase json_name (`createdAt`), the default of protobuf's own
+JSON printers.
+"""
+Global___JsonNames: _TypeAlias = JsonNames  # noqa: Y015
 
 @_typing.final
 class CallOptions(_message.Message):
@@ -116,6 +145,7 @@ class RuntimeConfig(_message.Message):
     DATA_DIR_FIELD_NUMBER: _builtins.int
     EVENT_QUEUE_CAPACITY_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    JSON_NAMES_FIELD_NUMBER: _builtins.int
     SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest payload accepted or produced, in bytes. Default 4 MiB."""
@@ -127,6 +157,10 @@ class RuntimeConfig(_message.Message):
     """Events kept per subscription before the oldest are dropped. Default 1024."""
     name: _builtins.str
     """Name reported by hms.sys.v1.System/Health, useful in logs."""
+    json_names: Global___JsonNames.ValueType
+    """Keys of message fields in the JSON this runtime writes. Parsers accept
+    both names whatever this says. Default: proto field names.
+    """
     shutdown_timeout_ms: _builtins.int
     """Longest hms_runtime_free waits for handlers still running (of host
     services, hooks and push callbacks of this runtime) before it abandons
@@ -140,11 +174,12 @@ class RuntimeConfig(_message.Message):
         data_dir: _builtins.str = ...,
         event_queue_capacity: _builtins.int = ...,
         name: _builtins.str = ...,
+        json_names: Global___JsonNames.ValueType = ...,
         shutdown_timeout_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "json_names", b"json_names", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

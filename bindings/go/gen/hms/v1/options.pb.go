@@ -21,6 +21,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Which name a message field has as a key in JSON output (docs/formats.md).
+type JsonNames int32
+
+const (
+	// The default: proto field names.
+	JsonNames_JSON_NAMES_UNSPECIFIED JsonNames = 0
+	// Proto field names (`created_at`), the same keys as in CBOR.
+	JsonNames_JSON_NAMES_PROTO JsonNames = 1
+	// lowerCamelCase json_name (`createdAt`), the default of protobuf's own
+	// JSON printers.
+	JsonNames_JSON_NAMES_LOWER_CAMEL_CASE JsonNames = 2
+)
+
+// Enum value maps for JsonNames.
+var (
+	JsonNames_name = map[int32]string{
+		0: "JSON_NAMES_UNSPECIFIED",
+		1: "JSON_NAMES_PROTO",
+		2: "JSON_NAMES_LOWER_CAMEL_CASE",
+	}
+	JsonNames_value = map[string]int32{
+		"JSON_NAMES_UNSPECIFIED":      0,
+		"JSON_NAMES_PROTO":            1,
+		"JSON_NAMES_LOWER_CAMEL_CASE": 2,
+	}
+)
+
+func (x JsonNames) Enum() *JsonNames {
+	p := new(JsonNames)
+	*p = x
+	return p
+}
+
+func (x JsonNames) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JsonNames) Descriptor() protoreflect.EnumDescriptor {
+	return file_hms_v1_options_proto_enumTypes[0].Descriptor()
+}
+
+func (JsonNames) Type() protoreflect.EnumType {
+	return &file_hms_v1_options_proto_enumTypes[0]
+}
+
+func (x JsonNames) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JsonNames.Descriptor instead.
+func (JsonNames) EnumDescriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{0}
+}
+
 // Per-call options passed to hms_call. Every field is optional.
 type CallOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -170,10 +224,13 @@ type RuntimeConfig struct {
 	EventQueueCapacity uint32 `protobuf:"varint,4,opt,name=event_queue_capacity,json=eventQueueCapacity,proto3" json:"event_queue_capacity,omitempty"`
 	// Name reported by hms.sys.v1.System/Health, useful in logs.
 	Name string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	// Keys of message fields in the JSON this runtime writes. Parsers accept
+	// both names whatever this says. Default: proto field names.
+	JsonNames JsonNames `protobuf:"varint,6,opt,name=json_names,json=jsonNames,proto3,enum=hms.v1.JsonNames" json:"json_names,omitempty"`
 	// Longest hms_runtime_free waits for handlers still running (of host
 	// services, hooks and push callbacks of this runtime) before it abandons
 	// them and returns. Default 5000; at most 600000.
-	ShutdownTimeoutMs uint32 `protobuf:"varint,6,opt,name=shutdown_timeout_ms,json=shutdownTimeoutMs,proto3" json:"shutdown_timeout_ms,omitempty"`
+	ShutdownTimeoutMs uint32 `protobuf:"varint,7,opt,name=shutdown_timeout_ms,json=shutdownTimeoutMs,proto3" json:"shutdown_timeout_ms,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -243,6 +300,13 @@ func (x *RuntimeConfig) GetName() string {
 	return ""
 }
 
+func (x *RuntimeConfig) GetJsonNames() JsonNames {
+	if x != nil {
+		return x.JsonNames
+	}
+	return JsonNames_JSON_NAMES_UNSPECIFIED
+}
+
 func (x *RuntimeConfig) GetShutdownTimeoutMs() uint32 {
 	if x != nil {
 		return x.ShutdownTimeoutMs
@@ -267,14 +331,20 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\vCredentials\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1c\n" +
-	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xe9\x01\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\x9b\x02\n" +
 	"\rRuntimeConfig\x12*\n" +
 	"\x11max_message_bytes\x18\x01 \x01(\x04R\x0fmaxMessageBytes\x12\x1b\n" +
 	"\tmax_depth\x18\x02 \x01(\rR\bmaxDepth\x12\x19\n" +
 	"\bdata_dir\x18\x03 \x01(\tR\adataDir\x120\n" +
 	"\x14event_queue_capacity\x18\x04 \x01(\rR\x12eventQueueCapacity\x12\x12\n" +
-	"\x04name\x18\x05 \x01(\tR\x04name\x12.\n" +
-	"\x13shutdown_timeout_ms\x18\x06 \x01(\rR\x11shutdownTimeoutMsB5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3"
+	"\x04name\x18\x05 \x01(\tR\x04name\x120\n" +
+	"\n" +
+	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
+	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs*^\n" +
+	"\tJsonNames\x12\x1a\n" +
+	"\x16JSON_NAMES_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10JSON_NAMES_PROTO\x10\x01\x12\x1f\n" +
+	"\x1bJSON_NAMES_LOWER_CAMEL_CASE\x10\x02B5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3"
 
 var (
 	file_hms_v1_options_proto_rawDescOnce sync.Once
@@ -288,21 +358,24 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 	return file_hms_v1_options_proto_rawDescData
 }
 
+var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_hms_v1_options_proto_goTypes = []any{
-	(*CallOptions)(nil),   // 0: hms.v1.CallOptions
-	(*Credentials)(nil),   // 1: hms.v1.Credentials
-	(*RuntimeConfig)(nil), // 2: hms.v1.RuntimeConfig
-	nil,                   // 3: hms.v1.CallOptions.MetadataEntry
+	(JsonNames)(0),        // 0: hms.v1.JsonNames
+	(*CallOptions)(nil),   // 1: hms.v1.CallOptions
+	(*Credentials)(nil),   // 2: hms.v1.Credentials
+	(*RuntimeConfig)(nil), // 3: hms.v1.RuntimeConfig
+	nil,                   // 4: hms.v1.CallOptions.MetadataEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	3, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
-	1, // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	2, // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
+	0, // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -315,13 +388,14 @@ func file_hms_v1_options_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_hms_v1_options_proto_goTypes,
 		DependencyIndexes: file_hms_v1_options_proto_depIdxs,
+		EnumInfos:         file_hms_v1_options_proto_enumTypes,
 		MessageInfos:      file_hms_v1_options_proto_msgTypes,
 	}.Build()
 	File_hms_v1_options_proto = out.File

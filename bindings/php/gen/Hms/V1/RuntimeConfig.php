@@ -46,11 +46,18 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      */
     protected $name = '';
     /**
+     * Keys of message fields in the JSON this runtime writes. Parsers accept
+     * both names whatever this says. Default: proto field names.
+     *
+     * Generated from protobuf field <code>.hms.v1.JsonNames json_names = 6;</code>
+     */
+    protected $json_names = 0;
+    /**
      * Longest hms_runtime_free waits for handlers still running (of host
      * services, hooks and push callbacks of this runtime) before it abandons
      * them and returns. Default 5000; at most 600000.
      *
-     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 6;</code>
+     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 7;</code>
      */
     protected $shutdown_timeout_ms = 0;
 
@@ -70,6 +77,9 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      *           Events kept per subscription before the oldest are dropped. Default 1024.
      *     @type string $name
      *           Name reported by hms.sys.v1.System/Health, useful in logs.
+     *     @type int $json_names
+     *           Keys of message fields in the JSON this runtime writes. Parsers accept
+     *           both names whatever this says. Default: proto field names.
      *     @type int $shutdown_timeout_ms
      *           Longest hms_runtime_free waits for handlers still running (of host
      *           services, hooks and push callbacks of this runtime) before it abandons
@@ -212,11 +222,39 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
     }
 
     /**
+     * Keys of message fields in the JSON this runtime writes. Parsers accept
+     * both names whatever this says. Default: proto field names.
+     *
+     * Generated from protobuf field <code>.hms.v1.JsonNames json_names = 6;</code>
+     * @return int
+     */
+    public function getJsonNames()
+    {
+        return $this->json_names;
+    }
+
+    /**
+     * Keys of message fields in the JSON this runtime writes. Parsers accept
+     * both names whatever this says. Default: proto field names.
+     *
+     * Generated from protobuf field <code>.hms.v1.JsonNames json_names = 6;</code>
+     * @param int $var
+     * @return $this
+     */
+    public function setJsonNames($var)
+    {
+        GPBUtil::checkEnum($var, \Hms\V1\JsonNames::class);
+        $this->json_names = $var;
+
+        return $this;
+    }
+
+    /**
      * Longest hms_runtime_free waits for handlers still running (of host
      * services, hooks and push callbacks of this runtime) before it abandons
      * them and returns. Default 5000; at most 600000.
      *
-     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 6;</code>
+     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 7;</code>
      * @return int
      */
     public function getShutdownTimeoutMs()
@@ -229,7 +267,7 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      * services, hooks and push callbacks of this runtime) before it abandons
      * them and returns. Default 5000; at most 600000.
      *
-     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 6;</code>
+     * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 7;</code>
      * @param int $var
      * @return $this
      */

@@ -22,7 +22,13 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :data_dir, :string, 3
       optional :event_queue_capacity, :uint32, 4
       optional :name, :string, 5
-      optional :shutdown_timeout_ms, :uint32, 6
+      optional :json_names, :enum, 6, "hms.v1.JsonNames"
+      optional :shutdown_timeout_ms, :uint32, 7
+    end
+    add_enum "hms.v1.JsonNames" do
+      value :JSON_NAMES_UNSPECIFIED, 0
+      value :JSON_NAMES_PROTO, 1
+      value :JSON_NAMES_LOWER_CAMEL_CASE, 2
     end
   end
 end
@@ -32,5 +38,6 @@ module Hms
     CallOptions = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallOptions").msgclass
     Credentials = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.Credentials").msgclass
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
+    JsonNames = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.JsonNames").enummodule
   end
 end
