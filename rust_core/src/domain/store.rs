@@ -46,8 +46,54 @@ pub struct Database {
     _lock: File,
 }
 
+/// The status of a storage failure, by what the caller can do about it: a
+/// full disk is RESOURCE_EXHAUSTED (free space, retry), a corrupt file is
+/// DATA_LOSS, a busy or failing disk is UNAVAILABLE (retry), a folder the
+/// process may not write is FAILED_PRECONDITION; anything else is INTERNAL.
 fn storage_error(error: rusqlite::Error) -> HmsError {
-    HmsError::new(Code::Internal, format!("storage: {error}")).with_origin("storage")
+    use rusqlite::ErrorCode as E;
+    let (code, hint) = match error.sqlite_error_code() {
+        Some(E::DiskFull) => (
+            Code::ResourceExhausted,
+            "the disk of data_dir is full; free space and retry (nothing was written)",
+        ),
+        Some(E::DatabaseCorrupt | E::NotADatabase) => (
+            Code::DataLoss,
+            "the database in data_dir is damaged; restore it from a backup",
+        ),
+        Some(E::DatabaseBusy | E::DatabaseLocked | E::SystemIoFailure) => (
+            Code::Unavailable,
+            "the database in data_dir cannot be reached now; retry",
+        ),
+        Some(E::ReadOnly | E::CannotOpen | E::PermissionDenied) => (
+            Code::FailedPrecondition,
+            "the process may not write the database in data_dir; fix its permissions",
+        ),
+        _ => (Code::Internal, "an unexpected storage failure"),
+    };
+    HmsError::new(code, format!("storage: {hint}: {error}"))
+        .with_detail("sqlite_error", format!("{:?}", error.sqlite_error_code()))
+        .with_origin("storage")
+}
+
+/// Opening a data_dir fails only with FAILED_PRECONDITION (the documented
+/// status of hms_runtime_new for an unusable data_dir); the cause stays in
+/// the message and in the `cause` detail.
+fn unusable_data_dir(dir: &Path, error: HmsError) -> HmsError {
+    let cause = error.code;
+    let mut unusable = HmsError::new(
+        Code::FailedPrecondition,
+        format!(
+            "data_dir {} cannot be used: {}",
+            dir.display(),
+            error.message
+        ),
+    )
+    .with_detail("data_dir", dir.display())
+    .with_detail("cause", format!("{cause:?}"))
+    .with_origin("storage");
+    unusable.details.extend(error.details);
+    unusable
 }
 
 const SCHEMA: &str = "
@@ -78,18 +124,21 @@ impl Database {
                 dir.display()
             ))
         })?;
-        let connection = Connection::open(dir.join("hms.sqlite3")).map_err(storage_error)?;
-        // WAL with FULL sync: a commit is on disk before the call returns.
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-            .map_err(storage_error)?;
-        connection.execute_batch(SCHEMA).map_err(storage_error)?;
-        let database = Database {
-            connection,
-            _lock: lock,
+        let open = || {
+            let connection = Connection::open(dir.join("hms.sqlite3")).map_err(storage_error)?;
+            // WAL with FULL sync: a commit is on disk before the call returns.
+            connection
+                .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+                .map_err(storage_error)?;
+            connection.execute_batch(SCHEMA).map_err(storage_error)?;
+            let database = Database {
+                connection,
+                _lock: lock,
+            };
+            let tables = database.load()?;
+            Ok((database, tables))
         };
-        let tables = database.load()?;
-        Ok((database, tables))
+        open().map_err(|error| unusable_data_dir(dir, error))
     }
 
     fn load(&self) -> Result<Tables> {
@@ -175,5 +224,39 @@ impl Database {
             .map_err(storage_error)?;
         }
         tx.commit().map_err(storage_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut database, _) = Database::open(dir.path()).unwrap();
+        // SQLite reports SQLITE_FULL once the file may grow no more: a full
+        // disk without filling one.
+        let pages: i64 = database
+            .connection
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        database
+            .connection
+            .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+            .unwrap();
+        let entry = KnowledgeEntry {
+            id: "big".into(),
+            text: "x".repeat(1 << 20),
+            ..Default::default()
+        };
+        let error = database
+            .commit(&[Write::Knowledge(&entry)])
+            .expect_err("a write past the last page fails");
+        assert_eq!(error.code, Code::ResourceExhausted, "{error:?}");
+        assert!(error.message.contains("full"), "{}", error.message);
+        drop(database);
+        let (_, tables) = Database::open(dir.path()).unwrap();
+        assert!(tables.knowledge.is_empty(), "the failed write left nothing");
     }
 }

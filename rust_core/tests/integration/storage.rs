@@ -411,3 +411,26 @@ fn an_unusable_data_dir_is_a_failed_precondition() {
     create_agent(&rt, "x");
     assert!(fresh.is_dir());
 }
+
+#[test]
+fn a_damaged_database_is_a_failed_precondition_naming_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hms.sqlite3"), vec![0x5a; 8192]).unwrap();
+    let error = expect_code(Runtime::new(settings(dir.path())), Code::FailedPrecondition);
+    assert_eq!(error.details.get("cause").map(String::as_str), Some("DataLoss"));
+    assert!(error.message.contains("damaged"), "{}", error.message);
+
+    // A readable database holding a record that does not decode.
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let connection = rusqlite::Connection::open(dir.path().join("hms.sqlite3")).unwrap();
+    connection
+        .execute(
+            "INSERT INTO agents (id, body) VALUES ('x', ?1)",
+            [vec![0xffu8; 16]],
+        )
+        .unwrap();
+    drop(connection);
+    let error = expect_code(Runtime::new(settings(dir.path())), Code::FailedPrecondition);
+    assert_eq!(error.details.get("cause").map(String::as_str), Some("DataLoss"));
+}
