@@ -28,8 +28,11 @@
  *           a caller-provided hms_buf, which the caller owns until it passes it
  *           to hms_buf_free. An hms_buf may come in zeroed, or holding a buffer
  *           this library produced earlier and nobody freed: the library then
- *           reuses that memory, growing it if needed. Keep one zeroed hms_buf
- *           per thread, copy each answer out, and free it once at the end.
+ *           reuses that memory (on success it may swap it for a spare block
+ *           of the calling thread, so data may change between calls). On
+ *           failure, a panic included, the buffer is untouched: same data,
+ *           len and bytes. Keep one zeroed hms_buf per thread, copy each
+ *           answer out, and free it once at the end.
  * Threads.  Every function may be called from any thread at any time. The
  *           library holds no internal lock while it calls into a host
  *           (handlers, event callbacks), so callbacks may call back in.

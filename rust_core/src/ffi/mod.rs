@@ -156,34 +156,47 @@ unsafe fn write_buf(buf: *mut hms_buf, fill: impl FnOnce(&mut Vec<u8>)) {
     };
 }
 
-/// Runs `fill` into the memory of `*buf`. On failure, and on a panic inside
-/// `fill`, the buffer keeps its memory (possibly grown) and its previous
-/// length (0 when the memory moved), so it never points at freed memory;
-/// the panic then goes on to the entry point's guard.
+/// Largest spare output allocation a thread keeps for the next call.
+const MAX_SPARE_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// Library memory that the next output of this thread is written into
+    /// (see [`fill_buf`]). Taken while in use, so a nested call on the same
+    /// thread starts a fresh one.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+fn keep_spare(mut spare: Vec<u8>) {
+    if spare.capacity() <= MAX_SPARE_BYTES {
+        spare.clear();
+        SPARE.set(spare);
+    }
+}
+
+/// Runs `fill` into this thread's spare memory and, only when it succeeds,
+/// swaps that memory with the caller's: `*buf` then holds the output, and
+/// its previous allocation becomes the spare. On failure, and on a panic
+/// inside `fill`, `*buf` is untouched (pointer, length and bytes), as the
+/// header promises; in steady state nothing is allocated either way.
 ///
 /// # Safety
 /// `buf` must be non-NULL and valid as in [`take_vec`].
 unsafe fn fill_buf(buf: *mut hms_buf, fill: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
     // SAFETY: checked for NULL by the callers' `required` and valid per contract.
     let buf = unsafe { &mut *buf };
-    let previous_len = buf.len;
-    // SAFETY: forwarded contract.
-    let mut vec = unsafe { take_vec(buf) };
-    let before = vec.as_ptr();
-    // The Vec owns the caller's memory now: unwinding past it would free
-    // what `buf` still points at, so the panic waits until it is stored back.
-    let outcome = catch_unwind(AssertUnwindSafe(|| fill(&mut vec)));
-    let moved = vec.as_ptr() != before;
-    store_vec(buf, vec);
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => {
-            buf.len = if moved { 0 } else { previous_len };
-            Err(error)
+    let mut output = SPARE.take();
+    // A panic unwinds past `output`, which is library memory: only it is freed.
+    match fill(&mut output) {
+        Ok(()) => {
+            // SAFETY: forwarded contract: `buf` holds NULL or our allocation.
+            let previous = unsafe { take_vec(buf) };
+            store_vec(buf, output);
+            keep_spare(previous);
+            Ok(())
         }
-        Err(panic) => {
-            buf.len = if moved { 0 } else { previous_len };
-            std::panic::resume_unwind(panic)
+        Err(error) => {
+            keep_spare(output);
+            Err(error)
         }
     }
 }

@@ -417,7 +417,10 @@ fn a_damaged_database_is_a_failed_precondition_naming_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hms.sqlite3"), vec![0x5a; 8192]).unwrap();
     let error = expect_code(Runtime::new(settings(dir.path())), Code::FailedPrecondition);
-    assert_eq!(error.details.get("cause").map(String::as_str), Some("DataLoss"));
+    assert_eq!(
+        error.details.get("cause").map(String::as_str),
+        Some("DataLoss")
+    );
     assert!(error.message.contains("damaged"), "{}", error.message);
 
     // A readable database holding a record that does not decode.
@@ -432,5 +435,8 @@ fn a_damaged_database_is_a_failed_precondition_naming_the_cause() {
         .unwrap();
     drop(connection);
     let error = expect_code(Runtime::new(settings(dir.path())), Code::FailedPrecondition);
-    assert_eq!(error.details.get("cause").map(String::as_str), Some("DataLoss"));
+    assert_eq!(
+        error.details.get("cause").map(String::as_str),
+        Some("DataLoss")
+    );
 }
