@@ -1178,3 +1178,40 @@ fn extensions_are_bracketed_full_names_in_json_and_cbor() {
         Code::ResourceExhausted,
     );
 }
+
+#[test]
+fn a_runtime_converts_with_its_own_json_names_and_limits() {
+    register_numbers_schema();
+    let input = br#"{"display_name": "x", "i32": 1}"#;
+    let proto_rt = common::runtime_with(|_| {});
+    let camel_rt = common::runtime_with(|s| s.limits.json_names = JsonNames::LowerCamelCase);
+    let small_rt = common::runtime_with(|s| s.limits.max_message_bytes = 16);
+    let run = |rt: &hms_ffi::runtime::Runtime, bytes: &[u8]| {
+        let mut out = Vec::new();
+        rt.convert(NUMBERS, Format::Json, bytes, Format::Json, &mut out)
+            .map(|()| String::from_utf8(out).unwrap())
+    };
+    assert_eq!(
+        run(&proto_rt, input).unwrap(),
+        r#"{"display_name":"x","i32":1}"#
+    );
+    assert_eq!(
+        run(&camel_rt, input).unwrap(),
+        r#"{"displayName":"x","i32":1}"#
+    );
+    // 15 bytes in, 28 out: the output is over the runtime's limit.
+    let short = br#"{"i32": 123456}"#;
+    assert_eq!(run(&small_rt, short).unwrap(), r#"{"i32":123456}"#);
+    expect_code(run(&small_rt, input), Code::ResourceExhausted);
+    expect_code(
+        codec::convert(
+            "no.such.Type",
+            Format::Json,
+            b"{}",
+            Format::Json,
+            &Limits::default(),
+            &mut Vec::new(),
+        ),
+        Code::NotFound,
+    );
+}
