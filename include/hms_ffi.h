@@ -1,5 +1,5 @@
 /*
- * hms_ffi.h: the C ABI of HMS FFI, version 1.1.
+ * hms_ffi.h: the C ABI of HMS FFI, version 1.2.
  *
  * One Rust core implements the HMS agent platform; this header is the only
  * contract between it and every host (C, Python, Go, PHP, Ruby, ...).
@@ -58,7 +58,7 @@ extern "C" {
 #endif
 
 #define HMS_ABI_VERSION_MAJOR 1
-#define HMS_ABI_VERSION_MINOR 1 /* additive changes bump the minor */
+#define HMS_ABI_VERSION_MINOR 2 /* additive changes bump the minor */
 
 /* ------------------------------------------------------------------------ */
 /* Formats of every payload that crosses the boundary.                      */
@@ -362,7 +362,8 @@ int32_t hms_schema_register(const uint8_t *fds, size_t fds_len, hms_buf *err);
  * type_name, type_name_len: full message name, e.g. "hms.sys.v1.EchoRequest";
  *   empty converts any value structurally between CBOR and JSON.
  * data, data_len: the message in from_format. out: receives it in to_format.
- * Default limits apply (4 MiB, depth 64).
+ * Default limits apply (4 MiB, depth 64), and JSON output has proto field
+ * names; hms_runtime_convert converts under a runtime's settings instead.
  * err: may be NULL; receives an hms.v1.Status in JSON.
  * Returns HMS_OK; HMS_INVALID_ARGUMENT (unknown format, protobuf without a
  * type); HMS_NOT_FOUND (unknown type); HMS_DECODE_ERROR;
@@ -370,6 +371,31 @@ int32_t hms_schema_register(const uint8_t *fds, size_t fds_len, hms_buf *err);
 int32_t hms_convert(const char *type_name, size_t type_name_len, int32_t from_format,
                     const uint8_t *data, size_t data_len, int32_t to_format,
                     hms_buf *out, hms_buf *err);
+
+/* Converts one message between formats under the settings of runtime rt
+ * (since ABI 1.2): exactly hms_convert, except that the runtime's
+ * hms.v1.RuntimeConfig applies instead of the defaults: max_message_bytes
+ * bounds the input and the output, max_depth the nesting, and json_names
+ * the keys of JSON output (JSON_NAMES_PROTO: proto field names, as
+ * hms_convert writes; JSON_NAMES_LOWER_CAMEL_CASE: the lowerCamelCase
+ * json_name, as protobuf's own JSON printers write). JSON input accepts
+ * both names whatever the setting.
+ * rt: a live runtime; it is only read, and may be used by other calls at
+ *   the same time.
+ * type_name, type_name_len, data, data_len: as for hms_convert; borrowed
+ *   for the call only.
+ * out: receives the message in to_format; the caller owns it (hms_buf_free).
+ * err: may be NULL; receives an hms.v1.Status in JSON.
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (unknown format, protobuf without a
+ * type, NULL out, bad UTF-8 in type_name); HMS_INVALID_HANDLE (rt is not a
+ * live runtime); HMS_NOT_FOUND (unknown type); HMS_DECODE_ERROR (the data
+ * is not a valid message of the type); HMS_OUT_OF_RANGE (a value the output
+ * format cannot express, e.g. a Timestamp past year 9999 in JSON);
+ * HMS_RESOURCE_EXHAUSTED (the input or the output is over the runtime's
+ * max_message_bytes, or nests deeper than its max_depth). Any thread. */
+int32_t hms_runtime_convert(hms_runtime rt, const char *type_name, size_t type_name_len,
+                            int32_t from_format, const uint8_t *data, size_t data_len,
+                            int32_t to_format, hms_buf *out, hms_buf *err);
 
 /* ------------------------------------------------------------------------ */
 /* Fast paths (since ABI 1.1)                                               */

@@ -1,6 +1,6 @@
 enum {
     HMS_ABI_VERSION_MAJOR = 1,
-    HMS_ABI_VERSION_MINOR = 1,
+    HMS_ABI_VERSION_MINOR = 2,
     HMS_FORMAT_PROTOBUF = 1,
     HMS_FORMAT_CBOR = 2,
     HMS_FORMAT_JSON = 3,
@@ -55,6 +55,7 @@ int32_t hms_subscribe_push(hms_runtime rt, int32_t format, const uint8_t *filter
 int32_t hms_unsubscribe(hms_subscription sub);
 int32_t hms_schema_register(const uint8_t *fds, size_t fds_len, hms_buf *err);
 int32_t hms_convert(const char *type_name, size_t type_name_len, int32_t from_format, const uint8_t *data, size_t data_len, int32_t to_format, hms_buf *out, hms_buf *err);
+int32_t hms_runtime_convert(hms_runtime rt, const char *type_name, size_t type_name_len, int32_t from_format, const uint8_t *data, size_t data_len, int32_t to_format, hms_buf *out, hms_buf *err);
 typedef uint64_t hms_method;
 int32_t hms_method_resolve(hms_runtime rt, const char *method, size_t method_len, int32_t format, hms_method *out, hms_buf *err);
 int32_t hms_method_call(hms_method method, const uint8_t *request, size_t request_len, hms_buf *response, hms_buf *err);

@@ -131,6 +131,20 @@ impl Runtime {
         &self.settings.limits
     }
 
+    /// Converts one message between formats (as [`codec::convert`]) under
+    /// this runtime's settings: its size and depth limits and its JSON
+    /// field names.
+    pub fn convert(
+        &self,
+        type_name: &str,
+        from: Format,
+        bytes: &[u8],
+        to: Format,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        codec::convert(type_name, from, bytes, to, self.limits(), out)
+    }
+
     /// Runs one call; the response in `format` is appended to `out`.
     pub fn call(
         self: &Arc<Self>,

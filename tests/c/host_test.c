@@ -2912,6 +2912,111 @@ typedef struct test_case {
     void (*fn)(void);
 } test_case;
 
+/* ------------------------------------------------------------------------ */
+/* Tests: hms_runtime_convert (ABI 1.2)                                     */
+/* ------------------------------------------------------------------------ */
+
+static int32_t runtime_convert(hms_runtime rt, const char *type, int32_t from, const void *p,
+                               size_t n, int32_t to, hms_buf *out, hms_buf *err)
+{
+    return hms_runtime_convert(rt, type, type ? strlen(type) : 0, from, (const uint8_t *)p, n,
+                               to, out, err);
+}
+
+static void test_runtime_convert(void)
+{
+    static const char V[] = "hms.sys.v1.VersionResponse";
+    static const char VERSION_IN[] = "{\"library_version\":\"9.9.9\",\"abiMajor\":1}";
+    hms_runtime proto = new_runtime(HMS_FORMAT_JSON, "{\"jsonNames\":\"JSON_NAMES_PROTO\"}");
+    hms_runtime camel =
+        new_runtime(HMS_FORMAT_JSON, "{\"jsonNames\":\"JSON_NAMES_LOWER_CAMEL_CASE\"}");
+    hms_runtime small = new_runtime(HMS_FORMAT_JSON, "{\"maxMessageBytes\":64}");
+    hms_runtime gone = new_runtime(HMS_FORMAT_JSON, NULL);
+    hms_buf out = {0}, pb = {0}, fresh = {0}, err = {0};
+    bytes big = {0};
+
+    /* one message in both naming modes; input takes either name */
+    EXPECT_RC("proto names", runtime_convert(proto, V, HMS_FORMAT_JSON, VERSION_IN,
+                                             strlen(VERSION_IN), HMS_FORMAT_JSON, &out, &err),
+              HMS_OK, HMS_FORMAT_JSON, &err);
+    CHECKF(json_eq(&out, "{\"abi_major\":1,\"library_version\":\"9.9.9\"}"),
+           "proto names: %.*s", (int)out.len, (const char *)out.data);
+    EXPECT_RC("json -> protobuf", runtime_convert(camel, V, HMS_FORMAT_JSON, VERSION_IN,
+                                                  strlen(VERSION_IN), HMS_FORMAT_PROTOBUF, &pb,
+                                                  &err),
+              HMS_OK, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("lowerCamelCase names", runtime_convert(camel, V, HMS_FORMAT_PROTOBUF, pb.data,
+                                                      pb.len, HMS_FORMAT_JSON, &out, &err),
+              HMS_OK, HMS_FORMAT_JSON, &err);
+    CHECKF(json_eq(&out, "{\"abiMajor\":1,\"libraryVersion\":\"9.9.9\"}"),
+           "lowerCamelCase names: %.*s", (int)out.len, (const char *)out.data);
+    /* hms_convert keeps the default: proto names */
+    EXPECT_RC("hms_convert default", convert(V, HMS_FORMAT_PROTOBUF, pb.data, pb.len,
+                                             HMS_FORMAT_JSON, &out, &err),
+              HMS_OK, HMS_FORMAT_JSON, &err);
+    CHECK(json_eq(&out, "{\"abi_major\":1,\"library_version\":\"9.9.9\"}"));
+
+    /* the runtime's limits: 47 bytes of protobuf in, 74 bytes of JSON out */
+    b_byte(&big, 0x0a);
+    b_byte(&big, 45);
+    b_fill(&big, 0xab, 45);
+    EXPECT_RC("output within default limits",
+              runtime_convert(proto, "hms.sys.v1.EchoRequest", HMS_FORMAT_PROTOBUF, big.p, big.n,
+                              HMS_FORMAT_JSON, &out, &err),
+              HMS_OK, HMS_FORMAT_JSON, &err);
+    CHECKF(out.len > 64, "JSON of 45 bytes is %zu bytes", out.len);
+    EXPECT_RC("protobuf within max_message_bytes",
+              runtime_convert(small, "hms.sys.v1.EchoRequest", HMS_FORMAT_PROTOBUF, big.p, big.n,
+                              HMS_FORMAT_PROTOBUF, &pb, &err),
+              HMS_OK, HMS_FORMAT_JSON, &err);
+    CHECK(buf_eq(&pb, big.p, big.n));
+    EXPECT_RC("output over max_message_bytes",
+              runtime_convert(small, "hms.sys.v1.EchoRequest", HMS_FORMAT_PROTOBUF, big.p, big.n,
+                              HMS_FORMAT_JSON, &fresh, &err),
+              HMS_RESOURCE_EXHAUSTED, HMS_FORMAT_JSON, &err);
+    CHECKF(fresh.len == 0, "no output on failure (%zu bytes)", fresh.len);
+    b_fill(&big, 0xab, 64);
+    EXPECT_RC("input over max_message_bytes",
+              runtime_convert(small, "hms.sys.v1.EchoRequest", HMS_FORMAT_PROTOBUF, big.p, big.n,
+                              HMS_FORMAT_PROTOBUF, &out, &err),
+              HMS_RESOURCE_EXHAUSTED, HMS_FORMAT_JSON, &err);
+
+    /* handles, formats, types, pointers */
+    CHECK(hms_runtime_free(gone) == HMS_OK);
+    EXPECT_RC("freed runtime", runtime_convert(gone, V, HMS_FORMAT_JSON, "{}", 2, HMS_FORMAT_JSON,
+                                               &out, &err),
+              HMS_INVALID_HANDLE, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("runtime 0", runtime_convert(0, V, HMS_FORMAT_JSON, "{}", 2, HMS_FORMAT_JSON, &out,
+                                           &err),
+              HMS_INVALID_HANDLE, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("unknown from format", runtime_convert(proto, V, 0, "{}", 2, HMS_FORMAT_JSON, &out,
+                                                     &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("unknown to format", runtime_convert(proto, V, HMS_FORMAT_JSON, "{}", 2, 4, &out,
+                                                   &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("unknown type", runtime_convert(camel, "no.such.Type", HMS_FORMAT_JSON, "{}", 2,
+                                              HMS_FORMAT_CBOR, &out, &err),
+              HMS_NOT_FOUND, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("garbage", runtime_convert(proto, V, HMS_FORMAT_CBOR, "\xff", 1, HMS_FORMAT_JSON,
+                                         &out, &err),
+              HMS_DECODE_ERROR, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("NULL out", runtime_convert(proto, V, HMS_FORMAT_JSON, "{}", 2, HMS_FORMAT_CBOR,
+                                          NULL, &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    CHECK(runtime_convert(0, V, HMS_FORMAT_JSON, "{}", 2, HMS_FORMAT_JSON, &out, NULL) ==
+          HMS_INVALID_HANDLE);
+
+    b_free(&big);
+    CHECK(hms_runtime_free(proto) == HMS_OK);
+    CHECK(hms_runtime_free(camel) == HMS_OK);
+    CHECK(hms_runtime_free(small) == HMS_OK);
+    hms_buf_free(&out);
+    hms_buf_free(&pb);
+    hms_buf_free(&fresh);
+    hms_buf_free(&err);
+}
+
 static const test_case TESTS[] = {
     {"versions", test_versions},
     {"runtime_lifecycle", test_runtime_lifecycle},
@@ -2934,6 +3039,7 @@ static const test_case TESTS[] = {
     {"failed_calls_change_nothing", test_failed_calls_change_nothing},
     {"builtin_deadlines", test_builtin_deadlines},
     {"panics_leave_buffers_usable", test_panics_leave_buffers_usable},
+    {"runtime_convert", test_runtime_convert},
 };
 
 int main(int argc, char **argv)

@@ -7,8 +7,8 @@ A failure is an "ERROR, test=NAME: ..." line of the runner's log (with
 --enforce_recommended, recommended tests count too). KNOWN_FAILURES.txt has
 one section per JSON naming mode, "[mode NAME]", then test names one a line,
 grouped under "# == category (count)" comments; other "#" lines are comments.
-Only the modes that ran are compared, so a mode the core cannot write yet
-keeps its section untouched.
+Only the modes that ran are compared (the script runs both, proto and
+json); an update keeps the sections of modes that did not run.
 
 Standard library only: CI runs it with the system python3.
 """
@@ -26,55 +26,33 @@ ERROR_LINE = re.compile(r"^ERROR, test=([^:\s]+): (.*)$")
 HEADER = """\
 # Known failures of the official protobuf conformance suite (3.21, binary and
 # JSON, proto2 and proto3, --enforce_recommended) over the core's codec, as
-# scripts/protobuf_conformance.sh runs it through hms_convert.
+# scripts/protobuf_conformance.sh runs it through hms_runtime_convert.
 #
-# THE GOAL IS ZERO: this list only exists so that the suite can gate CI while
-# the codec is fixed. A test that fails and is not listed fails CI; a listed
-# test that passes fails CI too, until its line is removed, so the list only
-# shrinks. After a codec fix, run
+# A test that fails and is not listed fails CI; a listed test that passes
+# fails CI too, until its line is removed, so the list only shrinks. After a
+# fix, run
 #   bash scripts/protobuf_conformance.sh --update-known-failures
 # and commit the shorter list.
 #
-# One section per JSON naming mode ("proto": proto field names, what the
-# core writes today; "json": lowerCamelCase json_name, once the core offers
-# it). Categories are assigned by test name (failures.py, CATEGORIES).
+# One section per JSON naming mode: "json" (lowerCamelCase json_name, the
+# suite's own expectation) has no failure. "proto" (proto field names) keeps
+# only the .Validator tests that look their field up by its lowerCamelCase
+# name, which output in that mode cannot have by definition. Categories are
+# assigned by test name (failures.py, CATEGORIES).
 """
 
-# (category, regex on the test name, modes it applies to or None for all),
-# first match wins. Each category names the cause found by reading the
-# failures, so that a fix can take a whole group; a failure that matches none
-# lands in "Uncategorized" until someone diagnoses it and adds a line here.
+# (category, why, regex on the test name, modes it applies to or None for
+# all), first match wins. A failure that matches none lands in
+# "Uncategorized" until someone diagnoses it: fix the codec, or, for a
+# failure that follows from a mode by definition, add a line here.
 CATEGORIES: list[tuple[str, str, str, set[str] | None]] = [
     (
-        "JSON keys are proto field names",
-        "every .Validator test looks its field up by the lowerCamelCase "
-        'json_name (e.g. value["optionalInt64"]); goes away in the json names mode',
+        "JSON keys are proto field names, by definition of the mode",
+        "these .Validator tests look their field up by the lowerCamelCase "
+        'json_name (e.g. value["optionalInt64"]), which the proto names mode '
+        "does not write; all of them pass in the json names mode",
         r"\.Validator$",
         {"proto"},
-    ),
-    (
-        "JSON int32/uint32 written as floats refused",
-        "integral numbers in float form (1e5, 100000.000, 2.147483647e9) are "
-        "refused as out of range: codec/json.rs check_integer reads int32/uint32 "
-        "with as_i64/as_u64 only, where the 64-bit arms also accept integral f64",
-        r"(Int32|Uint32)Field(ExponentialFormat|FloatTrailingZero|MaxFloatValue|MinFloatValue)",
-        None,
-    ),
-    (
-        "JSON doubles not correctly rounded",
-        "2.22507e-308 reads as 2.2250700000000003e-308: serde_json is built "
-        "without its float_roundtrip feature",
-        r"DoubleField(MinPositiveValue|MaxNegativeValue)",
-        None,
-    ),
-    (
-        "Duration/Timestamp range checked when parsing protobuf",
-        "a Duration/Timestamp out of the JSON range is refused when the binary "
-        "input is parsed (parse_error), where the suite expects the parse to "
-        "succeed and the JSON output to fail (serialize_error): codec "
-        "decode_message runs check_well_known for every input format",
-        r"(Duration|Timestamp)ProtoInputToo(Large|Small)",
-        None,
     ),
 ]
 
@@ -166,7 +144,7 @@ def check(known_path: Path, runs: OrderedDict[str, Path]) -> int:
                 by_cat[title] = by_cat.get(title, 0) + 1
         for name, n in sorted(by_cat.items(), key=lambda kv: -kv[1]):
             print(f"     {n:4d}  {name}")
-    print(f"   known failures remaining: {total_left} (goal: 0)")
+    print(f"   known failures: {total_left} (each one explained in {known_path.name})")
     print("   result: " + ("OK" if ok else "FAILED (see above)"))
     return 0 if ok else 1
 

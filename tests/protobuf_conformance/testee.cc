@@ -5,22 +5,23 @@
 // a little-endian uint32 length then a ConformanceRequest; we answer on
 // stdout the same way with a ConformanceResponse, until EOF on stdin.
 //
-// Every conversion goes through hms_convert(type, from, payload, to): the
-// point is to test the core's codec, so libprotobuf is used here only to
-// read requests and write responses, never to touch a payload.
+// Every conversion goes through hms_runtime_convert(rt, type, from, payload,
+// to), under one runtime created at startup: the point is to test the core's
+// codec, so libprotobuf is used here only to read requests and write
+// responses, never to touch a payload.
 //
 // HMS_CONFORMANCE_DESCRIPTOR_SET names a FileDescriptorSet (protoc
 // --include_imports) holding protobuf_test_messages.proto2/proto3 and their
 // google/protobuf imports, registered once with hms_schema_register at
 // startup.
 //
-// HMS_CONFORMANCE_JSON_NAMES selects the JSON field names the core writes:
-//   proto (default)  the proto field names, the core's current output;
-//   json             lowerCamelCase json_name, the proto3 JSON mapping's
-//                    default: see json_output_format() below.
-// `testee --supports-json-names MODE` exits 0 when this build of the core
-// can write MODE, so scripts/protobuf_conformance.sh runs only the modes
-// that exist.
+// HMS_CONFORMANCE_JSON_NAMES selects the JSON field names the core writes,
+// through the runtime's hms.v1.RuntimeConfig.json_names:
+//   proto (default)  the proto field names (JSON_NAMES_PROTO, the default of
+//                    the core and what hms_convert writes);
+//   json             lowerCamelCase json_name (JSON_NAMES_LOWER_CAMEL_CASE),
+//                    the default of protobuf's own JSON printers.
+// scripts/protobuf_conformance.sh runs the suite once in each mode.
 
 #include <cerrno>
 #include <cstdint>
@@ -55,21 +56,16 @@ bool ParseJsonNames(const char *text, JsonNames *out) {
     return false;
 }
 
-// The HMS format code to ask hms_convert for when the runner wants JSON in
-// the given naming mode, or 0 when this core cannot write that mode.
-//
-// The core writes proto field names today. lowerCamelCase output is being
-// added to the core separately; when it lands, this is the one place to wire
-// it (a format code, or a call that sets the option), after which the
-// script's --supports-json-names probe makes the suite run both modes.
-int32_t json_output_format(JsonNames mode) {
+// The hms.v1.RuntimeConfig (in JSON) of the runtime that converts in the
+// given naming mode; the limits stay the defaults (4 MiB, depth 64).
+const char *RuntimeConfigJson(JsonNames mode) {
     switch (mode) {
         case JsonNames::kProto:
-            return HMS_FORMAT_JSON;
+            return "{\"jsonNames\":\"JSON_NAMES_PROTO\"}";
         case JsonNames::kJson:
-            return 0;
+            return "{\"jsonNames\":\"JSON_NAMES_LOWER_CAMEL_CASE\"}";
     }
-    return 0;
+    return "{}";
 }
 
 // Reads exactly len bytes; false on EOF before the first byte. A short read
@@ -131,7 +127,7 @@ bool IsInputError(int32_t code) {
 
 class Testee {
   public:
-    explicit Testee(JsonNames names) : json_out_(json_output_format(names)) {}
+    explicit Testee(hms_runtime rt) : rt_(rt) {}
     ~Testee() {
         hms_buf_free(&out_);
         hms_buf_free(&err_);
@@ -171,7 +167,7 @@ class Testee {
                 to = HMS_FORMAT_PROTOBUF;
                 break;
             case conformance::JSON:
-                to = json_out_;
+                to = HMS_FORMAT_JSON;
                 break;
             case conformance::TEXT_FORMAT:
                 resp->set_skipped("the core has no text format");
@@ -185,9 +181,9 @@ class Testee {
         }
 
         const std::string &type = req.message_type();
-        int32_t rc = hms_convert(type.data(), type.size(), from,
-                                 reinterpret_cast<const uint8_t *>(payload->data()),
-                                 payload->size(), to, &out_, &err_);
+        int32_t rc = hms_runtime_convert(rt_, type.data(), type.size(), from,
+                                         reinterpret_cast<const uint8_t *>(payload->data()),
+                                         payload->size(), to, &out_, &err_);
         if (rc == HMS_OK) {
             if (to == HMS_FORMAT_PROTOBUF) {
                 resp->set_protobuf_payload(BufText(out_));
@@ -197,24 +193,24 @@ class Testee {
             return;
         }
 
-        std::string detail = "hms_convert " + std::to_string(rc) + ": " + BufText(err_);
+        std::string detail = "hms_runtime_convert " + std::to_string(rc) + ": " + BufText(err_);
         if (!IsInputError(rc)) {
             // NOT_FOUND (type not registered), PANIC, INTERNAL...: the
             // testee or the core is broken, not the payload.
             resp->set_runtime_error(detail);
             return;
         }
-        // hms_convert decodes and encodes in one call, so an input error code
+        // The core decodes and encodes in one call, so an input error code
         // does not say which half failed. Decoding alone (to protobuf, which
         // cannot fail to encode a decoded message) tells them apart: the
         // suite expects parse_error for bad input, serialize_error for a
         // message that parses but has no representation in the output format
         // (e.g. a Duration out of the JSON range).
         if (to != HMS_FORMAT_PROTOBUF &&
-            hms_convert(type.data(), type.size(), from,
-                        reinterpret_cast<const uint8_t *>(payload->data()),
-                        payload->size(), HMS_FORMAT_PROTOBUF, &probe_,
-                        nullptr) == HMS_OK) {
+            hms_runtime_convert(rt_, type.data(), type.size(), from,
+                                reinterpret_cast<const uint8_t *>(payload->data()),
+                                payload->size(), HMS_FORMAT_PROTOBUF, &probe_,
+                                nullptr) == HMS_OK) {
             resp->set_serialize_error(detail);
         } else {
             resp->set_parse_error(detail);
@@ -222,13 +218,30 @@ class Testee {
     }
 
   private:
-    int32_t json_out_;
+    hms_runtime rt_;
     // One reusable output buffer each, as hms_ffi.h recommends: the core
     // grows them as needed and they are freed once at exit.
     hms_buf out_ = {};
     hms_buf err_ = {};
     hms_buf probe_ = {};
 };
+
+// A runtime converting in the given naming mode, or 0 (reported) when the
+// core refuses its configuration.
+hms_runtime NewRuntime(JsonNames mode) {
+    const char *config = RuntimeConfigJson(mode);
+    hms_runtime rt = 0;
+    hms_buf err = {};
+    int32_t rc = hms_runtime_new(HMS_FORMAT_JSON, reinterpret_cast<const uint8_t *>(config),
+                                 std::strlen(config), &rt, &err);
+    if (rc != HMS_OK) {
+        std::fprintf(stderr, "testee: hms_runtime_new(%s) failed (%d): %s\n", config,
+                     static_cast<int>(rc), BufText(err).c_str());
+        rt = 0;
+    }
+    hms_buf_free(&err);
+    return rt;
+}
 
 bool RegisterSchemas(const char *path) {
     std::ifstream in(path, std::ios::binary);
@@ -248,38 +261,9 @@ bool RegisterSchemas(const char *path) {
     return rc == HMS_OK;
 }
 
-}  // namespace
-
-int main(int argc, char **argv) {
-    if (argc == 3 && std::strcmp(argv[1], "--supports-json-names") == 0) {
-        JsonNames mode;
-        return ParseJsonNames(argv[2], &mode) && json_output_format(mode) != 0 ? 0 : 1;
-    }
-    // Other arguments are ignored: the 3.21 runner passes the program's own
-    // path again as argv[1], so the settings travel in the environment.
-    const char *fds = std::getenv("HMS_CONFORMANCE_DESCRIPTOR_SET");
-    if (fds == nullptr || *fds == '\0') {
-        std::fprintf(stderr,
-                     "usage: HMS_CONFORMANCE_DESCRIPTOR_SET=FILE [HMS_CONFORMANCE_JSON_NAMES=proto|json] %s\n"
-                     "         (run by conformance_test_runner)\n"
-                     "       %s --supports-json-names proto|json\n",
-                     argv[0], argv[0]);
-        return 2;
-    }
-    JsonNames names;
-    const char *mode = std::getenv("HMS_CONFORMANCE_JSON_NAMES");
-    if (!ParseJsonNames(mode, &names)) {
-        std::fprintf(stderr, "testee: HMS_CONFORMANCE_JSON_NAMES=%s: expected proto or json\n",
-                     mode);
-        return 2;
-    }
-    if (json_output_format(names) == 0) {
-        std::fprintf(stderr, "testee: this core cannot write JSON names in mode %s\n", mode);
-        return 2;
-    }
-    if (!RegisterSchemas(fds)) return 1;
-
-    Testee testee(names);
+// Answers the runner's requests until EOF on stdin; the exit status.
+int Serve(hms_runtime rt) {
+    Testee testee(rt);
     std::string in;
     std::string out;
     ConformanceRequest req;
@@ -307,4 +291,33 @@ int main(int argc, char **argv) {
         WriteAll(out.data(), out.size());
     }
     return 0;
+}
+
+}  // namespace
+
+int main(int /*argc*/, char **argv) {
+    // Other arguments are ignored: the 3.21 runner passes the program's own
+    // path again as argv[1], so the settings travel in the environment.
+    const char *fds = std::getenv("HMS_CONFORMANCE_DESCRIPTOR_SET");
+    if (fds == nullptr || *fds == '\0') {
+        std::fprintf(stderr,
+                     "usage: HMS_CONFORMANCE_DESCRIPTOR_SET=FILE [HMS_CONFORMANCE_JSON_NAMES=proto|json] %s\n"
+                     "         (run by conformance_test_runner)\n",
+                     argv[0]);
+        return 2;
+    }
+    JsonNames names;
+    const char *mode = std::getenv("HMS_CONFORMANCE_JSON_NAMES");
+    if (!ParseJsonNames(mode, &names)) {
+        std::fprintf(stderr, "testee: HMS_CONFORMANCE_JSON_NAMES=%s: expected proto or json\n",
+                     mode);
+        return 2;
+    }
+    if (!RegisterSchemas(fds)) return 1;
+    hms_runtime rt = NewRuntime(names);
+    if (rt == 0) return 1;
+
+    int status = Serve(rt);
+    hms_runtime_free(rt);
+    return status;
 }

@@ -88,6 +88,14 @@ fn encode_keeping_negative_zero(message: &DynamicMessage, out: &mut Vec<u8>) {
             }
         }
     }
+    // Extensions have presence, so prost-reflect writes them as they are.
+    let mut extensions = DynamicMessage::new(message.descriptor());
+    for (extension, value) in message.extensions() {
+        extensions.set_extension(&extension, value.clone());
+    }
+    extensions
+        .encode(out)
+        .expect("a Vec grows to fit any message");
     for unknown in message.unknown_fields() {
         unknown.encode(out);
     }

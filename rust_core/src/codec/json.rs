@@ -6,13 +6,14 @@
 //! Output is written straight from the message, keys of every object
 //! sorted, within the size limit.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
 use base64::Engine as _;
 use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage,
-    SerializeOptions, Value as Field,
+    DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage, SerializeOptions,
+    Value as Field,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -328,18 +329,23 @@ impl Writer<'_> {
                     JsonNames::Proto => field.name().to_owned(),
                     JsonNames::LowerCamelCase => field.json_name().to_owned(),
                 };
-                (name, field, value)
+                (name, field.kind(), value)
             })
             .collect();
+        fields.extend(
+            message::present_extensions(message)
+                .into_iter()
+                .map(|(key, kind, value)| (key, kind, Cow::Borrowed(value))),
+        );
         fields.sort_by(|a, b| a.0.cmp(&b.0));
         self.raw(b"{")?;
-        for (at, (name, field, value)) in fields.iter().enumerate() {
+        for (at, (name, kind, value)) in fields.iter().enumerate() {
             if at > 0 {
                 self.raw(b",")?;
             }
             self.text(name)?;
             self.raw(b":")?;
-            self.field(field, value)?;
+            self.field(kind, value)?;
         }
         self.raw(b"}")
     }
@@ -360,22 +366,22 @@ impl Writer<'_> {
         self.serialized(&json)
     }
 
-    fn field(&mut self, field: &FieldDescriptor, value: &Field) -> Result<()> {
+    /// A field's value; `kind` is the field's kind (for a map, its entry
+    /// message).
+    fn field(&mut self, kind: &Kind, value: &Field) -> Result<()> {
         match value {
             Field::List(items) => {
-                let kind = field.kind();
                 self.raw(b"[")?;
                 for (at, item) in items.iter().enumerate() {
                     if at > 0 {
                         self.raw(b",")?;
                     }
-                    self.scalar(&kind, item)?;
+                    self.scalar(kind, item)?;
                 }
                 self.raw(b"]")
             }
             Field::Map(entries) => {
-                let value_kind = field
-                    .kind()
+                let value_kind = kind
                     .as_message()
                     .expect("a map field has an entry message")
                     .map_entry_value_field()
@@ -396,7 +402,7 @@ impl Writer<'_> {
                 }
                 self.raw(b"}")
             }
-            single => self.scalar(&field.kind(), single),
+            single => self.scalar(kind, single),
         }
     }
 

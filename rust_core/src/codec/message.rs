@@ -15,8 +15,8 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage,
-    Value as Field,
+    DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MapKey, MessageDescriptor,
+    ReflectMessage, Value as Field,
 };
 
 use super::json;
@@ -34,16 +34,35 @@ pub fn to_value(message: &DynamicMessage) -> Result<Value> {
     if is_well_known(&desc) {
         return well_known_to_value(message);
     }
-    present_fields(message)
+    let fields = present_fields(message).into_iter().map(|(field, value)| {
+        Ok((
+            Value::Text(field.name().to_owned()),
+            field_to_value(&field.kind(), &value)?,
+        ))
+    });
+    let extensions = present_extensions(message)
         .into_iter()
-        .map(|(field, value)| {
-            Ok((
-                Value::Text(field.name().to_owned()),
-                field_to_value(&field, &value)?,
-            ))
-        })
+        .map(|(key, kind, value)| Ok((Value::Text(key), field_to_value(&kind, value)?)));
+    fields
+        .chain(extensions)
         .collect::<Result<Vec<_>>>()
         .map(Value::Map)
+}
+
+/// The extensions set in `message`, each with its key in JSON and CBOR
+/// (`[full.extension.name]`, as the proto3 JSON mapping writes them) and
+/// its kind.
+pub fn present_extensions(message: &DynamicMessage) -> Vec<(String, Kind, &Field)> {
+    message
+        .extensions()
+        .map(|(extension, value)| {
+            (
+                format!("[{}]", extension.full_name()),
+                extension.kind(),
+                value,
+            )
+        })
+        .collect()
 }
 
 /// A well-known type in its JSON mapping, as a value. The float wrappers
@@ -105,16 +124,17 @@ pub fn present_fields(message: &DynamicMessage) -> Vec<(FieldDescriptor, Cow<'_,
     fields
 }
 
-fn field_to_value(field: &FieldDescriptor, value: &Field) -> Result<Value> {
+/// A field's value; `kind` is the field's kind (for a map, its entry
+/// message).
+fn field_to_value(kind: &Kind, value: &Field) -> Result<Value> {
     match value {
         Field::List(items) => items
             .iter()
-            .map(|item| scalar_to_value(&field.kind(), item))
+            .map(|item| scalar_to_value(kind, item))
             .collect::<Result<Vec<_>>>()
             .map(Value::Array),
         Field::Map(entries) => {
-            let value_kind = field
-                .kind()
+            let value_kind = kind
                 .as_message()
                 .expect("a map field has an entry message")
                 .map_entry_value_field()
@@ -127,7 +147,7 @@ fn field_to_value(field: &FieldDescriptor, value: &Field) -> Result<Value> {
                 .collect::<Result<Vec<_>>>()
                 .map(Value::Map)
         }
-        single => scalar_to_value(&field.kind(), single),
+        single => scalar_to_value(kind, single),
     }
 }
 
@@ -216,31 +236,32 @@ impl CborWriter<'_> {
         if is_well_known(&message.descriptor()) {
             return self.value(&well_known_to_value(message)?);
         }
-        let fields = present_fields(message)
+        let fields = present_fields(message).into_iter().map(|(field, value)| {
+            (
+                encoded(&Value::Text(field.name().to_owned())),
+                (field.kind(), value),
+            )
+        });
+        let extensions = present_extensions(message)
             .into_iter()
-            .map(|(field, value)| {
-                (
-                    encoded(&Value::Text(field.name().to_owned())),
-                    (field, value),
-                )
-            })
-            .collect();
-        self.map(fields, |writer, (field, value)| writer.field(field, value))
+            .map(|(key, kind, value)| (encoded(&Value::Text(key)), (kind, Cow::Borrowed(value))));
+        let entries = fields.chain(extensions).collect();
+        self.map(entries, |writer, (kind, value)| writer.field(kind, value))
     }
 
-    fn field(&mut self, field: &FieldDescriptor, value: &Field) -> Result<()> {
+    /// A field's value; `kind` is the field's kind (for a map, its entry
+    /// message).
+    fn field(&mut self, kind: &Kind, value: &Field) -> Result<()> {
         match value {
             Field::List(items) => {
-                let kind = field.kind();
                 cbor::write_head(self.out, 4, items.len() as u64);
                 for item in items {
-                    self.scalar(&kind, item)?;
+                    self.scalar(kind, item)?;
                 }
                 self.room()
             }
             Field::Map(entries) => {
-                let value_kind = field
-                    .kind()
+                let value_kind = kind
                     .as_message()
                     .expect("a map field has an entry message")
                     .map_entry_value_field()
@@ -251,7 +272,7 @@ impl CborWriter<'_> {
                     .collect();
                 self.map(entries, |writer, value| writer.scalar(&value_kind, value))
             }
-            single => self.scalar(&field.kind(), single),
+            single => self.scalar(kind, single),
         }
     }
 
@@ -332,6 +353,22 @@ fn message_from_value(
         let Value::Text(name) = key else {
             return Err(mismatch(path, "text keys (field names)", &key));
         };
+        let field_path = format!("{path}.{name}");
+        if let Some(extension) = extension_of(desc, &name) {
+            if !seen.insert(format!("extension {}", extension.full_name())) {
+                return Err(given_twice(&field_path, extension.full_name()));
+            }
+            if value == Value::Null && !is_null_value(&extension.kind()) {
+                continue;
+            }
+            let shape = Shape {
+                kind: extension.kind(),
+                is_map: extension.is_map(),
+                is_list: extension.is_list(),
+            };
+            message.set_extension(&extension, field_from_value(&shape, value, &field_path)?);
+            continue;
+        }
         // Unknown names are skipped, as protobuf skips unknown numbers, so an
         // older core accepts messages of newer schemas.
         let Some(field) = desc
@@ -340,26 +377,51 @@ fn message_from_value(
         else {
             continue;
         };
-        let field_path = format!("{path}.{name}");
         // Both names of a field, or two fields of one oneof, would
         // silently overwrite each other: refused, as the reference parsers do.
-        let slot = match field.containing_oneof() {
-            Some(oneof) => format!("oneof {}", oneof.name()),
-            None => field.name().to_owned(),
-        };
-        if !seen.insert(slot.clone()) {
-            return Err(HmsError::decode(format!(
-                "field `{field_path}`: {slot} is given more than once"
-            ))
-            .with_detail("field", field_path));
+        if !seen.insert(format!("field {}", field.name())) {
+            return Err(given_twice(&field_path, field.name()));
         }
         if value == Value::Null && !is_null_value(&field.kind()) {
+            // null is "not set": it does not count as the member of a oneof.
             continue;
         }
-        let field_value = field_from_value(&field, value, &field_path)?;
-        message.set_field(&field, field_value);
+        if let Some(oneof) = field.containing_oneof()
+            && !seen.insert(format!("oneof {}", oneof.name()))
+        {
+            return Err(given_twice(&field_path, &format!("oneof {}", oneof.name())));
+        }
+        let shape = Shape {
+            kind: field.kind(),
+            is_map: field.is_map(),
+            is_list: field.is_list(),
+        };
+        message.set_field(&field, field_from_value(&shape, value, &field_path)?);
     }
     Ok(message)
+}
+
+fn given_twice(field_path: &str, what: &str) -> HmsError {
+    HmsError::decode(format!(
+        "field `{field_path}`: {what} is given more than once"
+    ))
+    .with_detail("field", field_path)
+}
+
+/// The extension of `desc` a key `[full.extension.name]` names, as the
+/// proto3 JSON mapping spells extensions; `None` for any other key, and
+/// for extensions the schema pool does not know (skipped like unknown
+/// fields).
+fn extension_of(desc: &MessageDescriptor, key: &str) -> Option<ExtensionDescriptor> {
+    let name = key.strip_prefix('[')?.strip_suffix(']')?;
+    desc.get_extension_by_full_name(name)
+}
+
+/// What reading a field's value needs to know of a field or an extension.
+struct Shape {
+    kind: Kind,
+    is_map: bool,
+    is_list: bool,
 }
 
 fn is_null_value(kind: &Kind) -> bool {
@@ -370,10 +432,10 @@ fn is_null_value(kind: &Kind) -> bool {
     }
 }
 
-fn field_from_value(field: &FieldDescriptor, value: Value, path: &str) -> Result<Field> {
-    if field.is_map() {
-        let entry = field.kind();
-        let entry = entry
+fn field_from_value(field: &Shape, value: Value, path: &str) -> Result<Field> {
+    if field.is_map {
+        let entry = field
+            .kind
             .as_message()
             .expect("a map field has an entry message");
         let key_kind = entry.map_entry_key_field().kind();
@@ -396,18 +458,17 @@ fn field_from_value(field: &FieldDescriptor, value: Value, path: &str) -> Result
         }
         return Ok(Field::Map(map));
     }
-    if field.is_list() {
+    if field.is_list {
         let Value::Array(items) = value else {
             return Err(mismatch(path, "an array", &value));
         };
-        let kind = field.kind();
         return items
             .into_iter()
-            .map(|item| scalar_from_value(&kind, item, path))
+            .map(|item| scalar_from_value(&field.kind, item, path))
             .collect::<Result<Vec<_>>>()
             .map(Field::List);
     }
-    scalar_from_value(&field.kind(), value, path)
+    scalar_from_value(&field.kind, value, path)
 }
 
 fn map_key_from_value(kind: &Kind, key: Value, path: &str) -> Result<MapKey> {
@@ -569,10 +630,24 @@ fn scalar_from_value(kind: &Kind, value: Value, path: &str) -> Result<Field> {
     })
 }
 
+/// Bytes from base64 text, as the proto3 JSON mapping reads them: the
+/// standard or the URL-safe alphabet (`-`, `_`), padded or not, and the
+/// unused bits of the last symbol ignored (`"-_"` is the byte 0xfb), as
+/// protobuf's reference parsers do.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-    let engines = [&STANDARD, &URL_SAFE, &URL_SAFE_NO_PAD];
-    engines.iter().find_map(|engine| engine.decode(text).ok())
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    const PLAIN: GeneralPurpose = GeneralPurpose::new(&STANDARD, LENIENT);
+    const URL: GeneralPurpose = GeneralPurpose::new(&URL_SAFE, LENIENT);
+    let engine = if text.contains(['-', '_']) {
+        &URL
+    } else {
+        &PLAIN
+    };
+    engine.decode(text).ok()
 }
 
 /// Deepest nesting of messages, lists and maps in `message` (1 for a flat
@@ -585,7 +660,8 @@ pub fn checked_depth(message: &DynamicMessage, check_ranges: bool) -> Result<usi
         return Err(out_of_range(message, "a {} out of its valid range"));
     }
     let mut deepest = 0;
-    for (_, value) in message.fields() {
+    let values = message.fields().map(|(_, value)| value);
+    for value in values.chain(message.extensions().map(|(_, value)| value)) {
         deepest = deepest.max(field_depth(value, check_ranges)?);
     }
     Ok(1 + deepest)

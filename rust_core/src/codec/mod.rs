@@ -304,6 +304,25 @@ pub fn transcode(
     Ok(())
 }
 
+/// [`transcode`] for a type named in the schema pool (`""`: structurally,
+/// CBOR and JSON only): what `hms_convert` and `hms_runtime_convert` do,
+/// the first with the default limits, the second with a runtime's.
+/// NOT_FOUND when the pool has no such type.
+pub fn convert(
+    type_name: &str,
+    from: Format,
+    bytes: &[u8],
+    to: Format,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let desc = match type_name {
+        "" => None,
+        name => Some(schema::message_descriptor(name)?),
+    };
+    transcode(desc.as_ref(), from, bytes, to, limits, out)
+}
+
 fn protobuf_error(desc: &MessageDescriptor, error: prost::DecodeError) -> HmsError {
     let text = error.to_string();
     let base = if text.contains("recursion limit") {

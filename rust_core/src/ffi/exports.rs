@@ -315,17 +315,41 @@ pub unsafe extern "C" fn hms_convert(
         let type_name = unsafe { borrow_str(type_name, type_name_len, "type_name") }?;
         // SAFETY: caller bytes borrowed for this call.
         let data = unsafe { borrow_bytes(data, data_len, "data") }?;
-        let desc = match type_name {
-            "" => None,
-            name => Some(schema::message_descriptor(name)?),
-        };
         let limits = Limits::default();
         // SAFETY: `out` is non-NULL (checked) and a valid hms_buf per the header.
         unsafe {
             fill_buf(out, |buf| {
-                codec::transcode(desc.as_ref(), from, data, to, &limits, buf)
+                codec::convert(type_name, from, data, to, &limits, buf)
             })
         }
+    })
+}
+
+/// # Safety
+/// Pointers as documented in hms_ffi.h.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hms_runtime_convert(
+    rt: u64,
+    type_name: *const c_char,
+    type_name_len: usize,
+    from_format: i32,
+    data: *const u8,
+    data_len: usize,
+    to_format: i32,
+    out: *mut hms_buf,
+    err: *mut hms_buf,
+) -> i32 {
+    guard(err, JSON, || {
+        let from = Format::from_i32(from_format)?;
+        let to = Format::from_i32(to_format)?;
+        required(out, "out")?;
+        // SAFETY: caller bytes borrowed for this call.
+        let type_name = unsafe { borrow_str(type_name, type_name_len, "type_name") }?;
+        // SAFETY: caller bytes borrowed for this call.
+        let data = unsafe { borrow_bytes(data, data_len, "data") }?;
+        let runtime = runtime::runtime(rt)?;
+        // SAFETY: `out` is non-NULL (checked) and a valid hms_buf per the header.
+        unsafe { fill_buf(out, |buf| runtime.convert(type_name, from, data, to, buf)) }
     })
 }
 

@@ -1008,3 +1008,210 @@ fn golden_vectors_convert_byte_for_byte() {
         }
     }
 }
+
+// ------------------------------- 9. protobuf conformance regressions
+
+#[test]
+fn json_bytes_take_base64url_and_missing_padding() {
+    // Recommended.Proto3.JsonInput.BytesFieldBase64Url: "-_" is 0xfb, the
+    // unused bits of the last symbol ignored.
+    let echo = "hms.sys.v1.EchoRequest";
+    for (json, bytes) in [
+        (r#"{"payload": "-_"}"#, vec![0xfb]),
+        (r#"{"payload": "-_8="}"#, vec![0xfb, 0xff]),
+        (r#"{"payload": "-_8"}"#, vec![0xfb, 0xff]),
+        (r#"{"payload": "+/8="}"#, vec![0xfb, 0xff]),
+        (r#"{"payload": "+/8"}"#, vec![0xfb, 0xff]),
+        (r#"{"payload": "AQI"}"#, vec![1, 2]),
+    ] {
+        let pb = json_to(echo, json, Format::Protobuf).unwrap_or_else(|e| panic!("{json}: {e:?}"));
+        let mut expected = vec![0x0a, bytes.len() as u8];
+        expected.extend_from_slice(&bytes);
+        assert_eq!(pb, expected, "{json}");
+    }
+    // Output stays standard, padded base64.
+    assert_eq!(
+        json_text(echo, r#"{"payload": "-_8"}"#),
+        r#"{"payload":"+/8="}"#
+    );
+    for bad in [r#"{"payload": "*"}"#, r#"{"payload": "A"}"#] {
+        decode_error_naming(json_to(echo, bad, Format::Protobuf), &["payload"]);
+    }
+}
+
+#[test]
+fn a_null_oneof_member_is_not_set_and_not_a_second_member() {
+    // Required.Proto3.JsonInput.OneofFieldNull{First,Second}.
+    let event = "hms.events.v1.Event";
+    for json in [
+        r#"{"service": null, "lagged": {}}"#,
+        r#"{"lagged": {}, "service": null}"#,
+    ] {
+        assert_eq!(json_text(event, json), r#"{"lagged":{}}"#, "{json}");
+    }
+    assert_eq!(
+        json_text(event, r#"{"service": null, "agent": null}"#),
+        "{}"
+    );
+    // Two members set, or one field given twice, are still refused.
+    for json in [
+        r#"{"service": {}, "lagged": {}}"#,
+        r#"{"service": null, "service": {}}"#,
+        r#"{"hook_failed": null, "hookFailed": {}}"#,
+    ] {
+        assert!(
+            json_to(event, json, Format::Protobuf).is_err(),
+            "{json} was accepted"
+        );
+    }
+}
+
+const EXTENDABLE: &str = "hmsext.v1.Extendable";
+
+/// `hmsext.v1.Extendable` (proto2, extensions 100 to 199) and three
+/// extensions of it: `count` (int32), `tags` (repeated string) and `child`
+/// (an Extendable).
+fn register_extension_schema() {
+    use prost_types::field_descriptor_proto::{Label, Type};
+    use prost_types::{
+        DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,
+        descriptor_proto::ExtensionRange,
+    };
+    let field = |name: &str, number: i32, label: Label, kind: Type| FieldDescriptorProto {
+        name: Some(name.into()),
+        json_name: Some(name.into()),
+        number: Some(number),
+        label: Some(label as i32),
+        r#type: Some(kind as i32),
+        ..Default::default()
+    };
+    let extension = |name: &str, number: i32, label: Label, kind: Type| FieldDescriptorProto {
+        extendee: Some(".hmsext.v1.Extendable".into()),
+        ..field(name, number, label, kind)
+    };
+    let mut child = extension("child", 102, Label::Optional, Type::Message);
+    child.type_name = Some(".hmsext.v1.Extendable".into());
+    let file = FileDescriptorProto {
+        name: Some("hmsext/v1/extendable.proto".into()),
+        package: Some("hmsext.v1".into()),
+        message_type: vec![DescriptorProto {
+            name: Some("Extendable".into()),
+            field: vec![field("plain", 1, Label::Optional, Type::Int32)],
+            extension_range: vec![ExtensionRange {
+                start: Some(100),
+                end: Some(200),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        extension: vec![
+            extension("count", 100, Label::Optional, Type::Int32),
+            extension("tags", 101, Label::Repeated, Type::String),
+            child,
+        ],
+        syntax: Some("proto2".into()),
+        ..Default::default()
+    };
+    let set = FileDescriptorSet { file: vec![file] };
+    schema::register(&set.encode_to_vec()).expect("the extension schema registers");
+}
+
+#[test]
+fn extensions_are_bracketed_full_names_in_json_and_cbor() {
+    // Recommended.Proto2.JsonInput.FieldNameExtension.
+    register_extension_schema();
+    let json = r#"{"plain": 1, "[hmsext.v1.count]": 7, "[hmsext.v1.tags]": ["a", "b"],
+        "[hmsext.v1.child]": {"[hmsext.v1.count]": 8}}"#;
+    let expected = r#"{"[hmsext.v1.child]":{"[hmsext.v1.count]":8},"[hmsext.v1.count]":7,"[hmsext.v1.tags]":["a","b"],"plain":1}"#;
+    assert_eq!(json_text(EXTENDABLE, json), expected);
+    // Through protobuf (field numbers 100..102) and CBOR, and back.
+    let pb = json_to(EXTENDABLE, json, Format::Protobuf).unwrap();
+    assert!(
+        pb.windows(2).any(|w| w == [0xa0, 0x06]),
+        "no field 100 in {pb:x?}"
+    );
+    let back = convert(EXTENDABLE, Format::Protobuf, &pb, Format::Json).unwrap();
+    assert_eq!(String::from_utf8(back).unwrap(), expected);
+    let cbor = convert(EXTENDABLE, Format::Protobuf, &pb, Format::Cbor).unwrap();
+    let value = cbor::decode(&cbor, 64).unwrap();
+    assert_eq!(get(&value, "[hmsext.v1.count]"), Value::Integer(7));
+    let back = convert(EXTENDABLE, Format::Cbor, &cbor, Format::Json).unwrap();
+    assert_eq!(String::from_utf8(back).unwrap(), expected);
+    // The same keys in lowerCamelCase mode; null is "not set"; unknown
+    // extensions are skipped like unknown fields; one given twice is refused.
+    let camel = Limits {
+        json_names: JsonNames::LowerCamelCase,
+        ..Limits::default()
+    };
+    let out = convert_with(
+        EXTENDABLE,
+        Format::Json,
+        json.as_bytes(),
+        Format::Json,
+        &camel,
+    );
+    assert_eq!(String::from_utf8(out.unwrap()).unwrap(), expected);
+    assert_eq!(
+        json_text(
+            EXTENDABLE,
+            r#"{"[hmsext.v1.count]": null, "[hmsext.v1.nope]": 1}"#
+        ),
+        "{}"
+    );
+    decode_error_naming(
+        json_to(
+            EXTENDABLE,
+            r#"{"[hmsext.v1.count]": 1, "[hmsext.v1.count]": 2}"#,
+            Format::Protobuf,
+        ),
+        &["duplicate key"],
+    );
+    // Nesting through extensions counts against the depth limit.
+    let shallow = Limits {
+        max_depth: 2,
+        ..Limits::default()
+    };
+    let deep = r#"{"[hmsext.v1.child]": {"[hmsext.v1.child]": {"plain": 1}}}"#;
+    let deep = json_to(EXTENDABLE, deep, Format::Protobuf).unwrap();
+    expect_code(
+        convert_with(EXTENDABLE, Format::Protobuf, &deep, Format::Json, &shallow),
+        Code::ResourceExhausted,
+    );
+}
+
+#[test]
+fn a_runtime_converts_with_its_own_json_names_and_limits() {
+    register_numbers_schema();
+    let input = br#"{"display_name": "x", "i32": 1}"#;
+    let proto_rt = common::runtime_with(|_| {});
+    let camel_rt = common::runtime_with(|s| s.limits.json_names = JsonNames::LowerCamelCase);
+    let small_rt = common::runtime_with(|s| s.limits.max_message_bytes = 16);
+    let run = |rt: &hms_ffi::runtime::Runtime, bytes: &[u8]| {
+        let mut out = Vec::new();
+        rt.convert(NUMBERS, Format::Json, bytes, Format::Json, &mut out)
+            .map(|()| String::from_utf8(out).unwrap())
+    };
+    assert_eq!(
+        run(&proto_rt, input).unwrap(),
+        r#"{"display_name":"x","i32":1}"#
+    );
+    assert_eq!(
+        run(&camel_rt, input).unwrap(),
+        r#"{"displayName":"x","i32":1}"#
+    );
+    // 15 bytes in, 28 out: the output is over the runtime's limit.
+    let short = br#"{"i32": 123456}"#;
+    assert_eq!(run(&small_rt, short).unwrap(), r#"{"i32":123456}"#);
+    expect_code(run(&small_rt, input), Code::ResourceExhausted);
+    expect_code(
+        codec::convert(
+            "no.such.Type",
+            Format::Json,
+            b"{}",
+            Format::Json,
+            &Limits::default(),
+            &mut Vec::new(),
+        ),
+        Code::NotFound,
+    );
+}
