@@ -87,14 +87,17 @@ done
 run_step "conformance matrix (language x scenario)" bash scripts/conformance.sh
 run_step "protobuf conformance suite (official runner)" bash scripts/protobuf_conformance.sh
 run_step "schema evolution (buf breaking vs 1.0)" bash scripts/check_schemas.sh
+# run_step runs its command where errexit does not apply, so every command
+# that must pass is chained.
 bench_smoke() {
-    local out
+    local out rc=0
     out="$(mktemp -d)"
     HMS_BENCH_QUICK=1 HMS_BENCH_SKIP_SETUP=1 HMS_BENCH_OUT="$out" \
-        HMS_BENCH_RESULTS="$out/RESULTS.md" bash scripts/bench.sh
-    python3 benchmarks/render.py --check --out-dir "$out"
-    python3 benchmarks/render.py --self-test
+        HMS_BENCH_RESULTS="$out/RESULTS.md" bash scripts/bench.sh &&
+        python3 benchmarks/render.py --check --out-dir "$out" &&
+        python3 benchmarks/render.py --self-test || rc=$?
     rm -rf "$out"
+    return "$rc"
 }
 run_step "benchmarks, smoke run (HMS_BENCH_QUICK=1 scripts/bench.sh)" bench_smoke
 run_step "lint and ABI gates" bash scripts/lint.sh
