@@ -318,7 +318,7 @@ fn spawn_pusher(subscription: Arc<Subscription>, mut sink: PushSink) -> Result<J
     std::thread::Builder::new()
         .name("hms-events".into())
         .spawn(move || {
-            crate::runtime::mark_library_thread();
+            crate::workers::mark_library_thread();
             let mut buffer = Vec::new();
             while let Ok(event) = subscription.next(None) {
                 buffer.clear();

@@ -1,6 +1,7 @@
 //! Services and their methods: built-in ones in Rust, host ones behind a
 //! callback, all found by full method name.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
@@ -119,6 +120,37 @@ pub struct HostService {
 /// not use up the process-wide allowance of every other service.
 pub const MAX_ABANDONED_PER_SERVICE: usize = 8;
 
+thread_local! {
+    /// The host services whose handlers run on this thread, innermost last
+    /// (by address): unregistering one from inside its own handler must not
+    /// wait for that handler.
+    static ACTIVE_SERVICES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn service_key(service: &HostService) -> usize {
+    service as *const HostService as usize
+}
+
+fn enter_service(service: &HostService) {
+    ACTIVE_SERVICES.with(|active| active.borrow_mut().push(service_key(service)));
+}
+
+fn leave_service(service: &HostService) {
+    let key = service_key(service);
+    ACTIVE_SERVICES.with(|active| {
+        let mut active = active.borrow_mut();
+        if let Some(at) = active.iter().rposition(|k| *k == key) {
+            active.remove(at);
+        }
+    });
+}
+
+/// How many handlers of `service` run on this thread.
+fn frames_in_service(service: &HostService) -> usize {
+    let key = service_key(service);
+    ACTIVE_SERVICES.with(|active| active.borrow().iter().filter(|k| **k == key).count())
+}
+
 /// Counts one call in flight until dropped.
 pub struct InFlight {
     service: Arc<HostService>,
@@ -131,7 +163,7 @@ impl InFlight {
     /// unregistering the service from inside it does not wait for itself.
     /// Called on the thread that runs the handler, which also drops `self`.
     pub fn run_here(&mut self) {
-        crate::runtime::enter_service(&self.service);
+        enter_service(&self.service);
         self.recorded = true;
     }
 }
@@ -139,7 +171,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.recorded {
-            crate::runtime::leave_service(&self.service);
+            leave_service(&self.service);
         }
         let mut count = self.service.in_flight.lock();
         *count -= 1;
@@ -224,7 +256,7 @@ impl HostService {
     /// freed under them and their answers go to their own callers.
     pub fn close_and_wait(&self, until: Option<Instant>) -> usize {
         self.closed.store(true, Ordering::Release);
-        let own = crate::runtime::frames_in_service(self);
+        let own = frames_in_service(self);
         let mut count = self.in_flight.lock();
         while *count > own {
             match until {

@@ -1,7 +1,6 @@
 //! A runtime: one registry, one event bus, the handle tables, and the
 //! dispatch of every call.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::Arc;
@@ -27,44 +26,6 @@ pub static SERVICES: HandleTable<ServiceRegistration> = HandleTable::new(HandleK
 pub static SUBSCRIPTIONS: HandleTable<SubscriptionEntry> =
     HandleTable::new(HandleKind::Subscription);
 pub static METHODS: HandleTable<ResolvedMethod> = HandleTable::new(HandleKind::Method);
-
-thread_local! {
-    static LIBRARY_THREAD: Cell<bool> = const { Cell::new(false) };
-    static ACTIVE_SERVICES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks the current thread as one the library created: caller-thread-only
-/// handlers never run on it.
-pub fn mark_library_thread() {
-    LIBRARY_THREAD.with(|flag| flag.set(true));
-}
-
-fn on_library_thread() -> bool {
-    LIBRARY_THREAD.with(Cell::get)
-}
-
-fn service_key(service: &HostService) -> usize {
-    service as *const HostService as usize
-}
-
-pub(crate) fn enter_service(service: &HostService) {
-    ACTIVE_SERVICES.with(|active| active.borrow_mut().push(service_key(service)));
-}
-
-pub(crate) fn leave_service(service: &HostService) {
-    let key = service_key(service);
-    ACTIVE_SERVICES.with(|active| {
-        let mut active = active.borrow_mut();
-        if let Some(at) = active.iter().rposition(|k| *k == key) {
-            active.remove(at);
-        }
-    });
-}
-
-pub(crate) fn frames_in_service(service: &HostService) -> usize {
-    let key = service_key(service);
-    ACTIVE_SERVICES.with(|active| active.borrow().iter().filter(|k| **k == key).count())
-}
 
 /// What a method sees of the call it serves.
 pub struct CallContext<'a> {
@@ -161,6 +122,20 @@ impl Runtime {
         } else {
             codec::decode_typed(format, options, limits)?
         };
+        self.call_with_options(method_name, format, request, options, out)
+    }
+
+    /// [`Runtime::call`] with options the core made itself (hooks), so they
+    /// are not encoded only to be decoded again.
+    pub fn call_with_options(
+        self: &Arc<Self>,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.limits().check_size(request.len(), "request")?;
         let method = self.resolve(method_name)?;
         self.dispatch(&method, method_name, format, request, options, out)
     }
@@ -241,7 +216,7 @@ impl Runtime {
                 context.method,
             )?,
             _ => {
-                if host.caller_thread_only && on_library_thread() {
+                if host.caller_thread_only && crate::workers::on_library_thread() {
                     return Err(HmsError::new(
                         Code::Unavailable,
                         format!(

@@ -79,6 +79,18 @@ thread_local! {
     static HELD: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     /// How many calls of this chain are running, the current one included.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Whether the library created this thread (handler and event threads).
+    static LIBRARY_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as one the library created: caller-thread-only
+/// handlers never run on it.
+pub fn mark_library_thread() {
+    LIBRARY_THREAD.with(|flag| flag.set(true));
+}
+
+pub fn on_library_thread() -> bool {
+    LIBRARY_THREAD.with(Cell::get)
 }
 
 /// One level of the call chain until dropped (see [`enter_call`]).
@@ -164,7 +176,7 @@ pub fn execute(job: impl FnOnce() + Send + 'static) -> Result<()> {
 }
 
 fn worker(first: Job) {
-    crate::runtime::mark_library_thread();
+    mark_library_thread();
     first();
     loop {
         let (jobs, inbox): (Sender<Job>, Receiver<Job>) = channel();

@@ -183,21 +183,15 @@ fn call_hook(
     };
     let mut request = Vec::new();
     codec::encode_typed(&invocation, Format::Cbor, &mut request)?;
-    let mut options = Vec::new();
-    let call_options = CallOptions {
+    let options = CallOptions {
         deadline_ms: timeout_ms,
         trace_id: context.options.trace_id.clone(),
         ..Default::default()
     };
-    codec::encode_typed(&call_options, Format::Cbor, &mut options)?;
     let mut response = Vec::new();
-    context.runtime.call(
-        &hook.method,
-        Format::Cbor,
-        &request,
-        &options,
-        &mut response,
-    )
+    context
+        .runtime
+        .call_with_options(&hook.method, Format::Cbor, &request, options, &mut response)
 }
 
 fn transition_type(request: &TransitionRequest) -> Result<TransitionType> {
