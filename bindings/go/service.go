@@ -34,9 +34,12 @@ type Request struct {
 }
 
 // HandlerFunc answers one call: bytes in the request's format, or an error.
-// Returning an *Error answers with its code; context errors answer
-// CANCELLED / DEADLINE_EXCEEDED; any other error, or a panic, answers
-// HMS_HANDLER_ERROR with its text. ctx carries the call's deadline, if any.
+// Returning an *Error answers with its code, and its Details and Origin,
+// which reach the caller's *Error (an empty Origin becomes the method's
+// full name); context errors answer CANCELLED / DEADLINE_EXCEEDED; any other
+// error, or a panic, answers HMS_HANDLER_ERROR with its text. ctx carries
+// the call's deadline, if any, and its CallInfo (CallFrom): method,
+// metadata and trace id of the caller.
 //
 // Handlers run on library threads and may call the runtime again. They must
 // not call runtime.Goexit (t.FailNow in tests): use t.Error and return.
@@ -321,14 +324,53 @@ func descriptorCBOR(d *hmsv1.ServiceDescriptor) ([]byte, error) {
 	return encodeValue(v, FormatCBOR)
 }
 
-// handlerContext is the context of one handler call: Background with the
-// call's deadline (hms_reply_remaining_ms), when it has one.
+// CallInfo is what a handler knows of the call it serves (hms.v1.CallContext,
+// ABI 1.2), from the caller's CallOptions. Read it with CallFrom.
+type CallInfo struct {
+	// Method is the full method name, "package.Service/Method".
+	Method string
+	// Metadata is the caller's CallOptions.metadata (never nil).
+	Metadata map[string]string
+	// TraceID is the caller's CallOptions.trace_id, empty without one.
+	TraceID string
+	// Principal is reserved for the security layer: empty in ABI 1.2,
+	// because nothing authenticates callers yet.
+	Principal string
+}
+
+type callInfoKey struct{}
+
+// CallFrom returns the CallInfo of the handler call ctx belongs to, and
+// false for any other context. The call's deadline, when it has one, is
+// ctx.Deadline().
+func CallFrom(ctx context.Context) (*CallInfo, bool) {
+	info, ok := ctx.Value(callInfoKey{}).(*CallInfo)
+	return info, ok
+}
+
+// handlerContext is the context of one handler call: Background carrying
+// its CallInfo, with the call's deadline when it has one. The context is
+// read from the reply once, now, because the reply dies with the handler
+// while ctx may outlive it.
 func handlerContext(reply *C.hms_reply) (context.Context, context.CancelFunc) {
-	ms := int64(C.hms_reply_remaining_ms(reply))
-	if ms < 0 {
-		return context.Background(), func() {}
+	var msg hmsv1.CallContext
+	b := getBufs()
+	readAt := time.Now()
+	rc := C.hms_reply_context(reply, C.int32_t(FormatProtobuf), b.out(), nil)
+	if rc == C.HMS_OK {
+		// Unreadable bytes leave the fields empty: the call still runs.
+		_ = proto.Unmarshal(unsafe.Slice((*byte)(unsafe.Pointer(b.out().data)), int(b.out().len)), &msg)
 	}
-	return context.WithDeadline(context.Background(), time.Now().Add(time.Duration(ms)*time.Millisecond))
+	putBufs(b)
+	info := &CallInfo{Method: msg.Method, Metadata: msg.Metadata, TraceID: msg.TraceId, Principal: msg.Principal}
+	if info.Metadata == nil {
+		info.Metadata = map[string]string{}
+	}
+	ctx := context.WithValue(context.Background(), callInfoKey{}, info)
+	if msg.RemainingMs == nil {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, readAt.Add(time.Duration(*msg.RemainingMs)*time.Millisecond))
 }
 
 func replyError(reply *C.hms_reply, code Code, message string) {
@@ -339,6 +381,20 @@ func replyError(reply *C.hms_reply, code Code, message string) {
 func replySet(reply *C.hms_reply, data []byte) {
 	p, n := cBytes(data)
 	C.hms_reply_set(reply, p, n)
+}
+
+// replyStatus answers with the whole hms.v1.Status of e, so the caller's
+// *Error gets its Details and Origin (an empty Origin becomes the method's
+// full name). It falls back to code and text if the Status is refused.
+func replyStatus(reply *C.hms_reply, code Code, message string, e *Error) {
+	raw, err := proto.Marshal(&hmsv1.Status{Code: int32(code), Message: message, Details: e.Details, Origin: e.Origin})
+	if err == nil {
+		p, n := cBytes(raw)
+		if C.hms_reply_status(reply, C.int32_t(FormatProtobuf), p, n) == C.HMS_OK {
+			return
+		}
+	}
+	replyError(reply, code, message)
 }
 
 // errorAnswer maps a handler's error to a status code and text.
@@ -382,6 +438,11 @@ func dispatch(reply *C.hms_reply, st *serviceState, method string, format Format
 	out, err := fn(ctx, &Request{Method: method, Format: format, Data: data})
 	if err != nil {
 		code, msg := errorAnswer(err)
+		var e *Error
+		if errors.As(err, &e) && (len(e.Details) > 0 || e.Origin != "") {
+			replyStatus(reply, code, msg, e)
+			return
+		}
 		replyError(reply, code, msg)
 		return
 	}
