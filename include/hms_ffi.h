@@ -216,9 +216,10 @@ int32_t hms_call(hms_runtime rt, const char *method, size_t method_len, int32_t 
 typedef uint64_t hms_service;
 
 /* Library-owned reply slot handed to a handler; valid only until the
- * handler returns. The handler answers through hms_reply_set or
- * hms_reply_error; answering neither is reported to the caller as
- * HMS_HANDLER_ERROR. */
+ * handler returns. The handler answers through hms_reply_set,
+ * hms_reply_error or (since ABI 1.2) hms_reply_status; answering none is
+ * reported to the caller as HMS_HANDLER_ERROR. Since ABI 1.2 it also reads
+ * its call (method, metadata, trace id, deadline) with hms_reply_context. */
 typedef struct hms_reply hms_reply;
 
 /* A host handler. Called once per call of one of the service's methods.
