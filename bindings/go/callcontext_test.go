@@ -25,6 +25,11 @@ func lookService(t *testing.T, rt *hms.Runtime, seen chan<- context.Context) {
 				seen <- ctx
 				return map[string]any{}, nil
 			}),
+			hms.ValueMethod("Read", func(ctx context.Context, _ map[string]any) (map[string]any, error) {
+				_, _ = hms.CallFrom(ctx) // read while the handler runs
+				seen <- ctx
+				return map[string]any{}, nil
+			}),
 		},
 	}))(t)
 	t.Cleanup(func() { _ = svc.Close() })
@@ -37,12 +42,12 @@ func TestHandlerContextCarriesTheCall(t *testing.T) {
 	// Without a deadline the handler runs on the calling thread; with one,
 	// on a library thread: both see the call.
 	var out map[string]any
-	if err := rt.CallValue(context.Background(), "hms.gotest.v1.Look/Look", map[string]any{}, &out, traced...); err != nil {
+	if err := rt.CallValue(context.Background(), "hms.gotest.v1.Look/Read", map[string]any{}, &out, traced...); err != nil {
 		t.Fatal(err)
 	}
 	timed, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := rt.CallValue(timed, "hms.gotest.v1.Look/Look", map[string]any{}, &out, traced...); err != nil {
+	if err := rt.CallValue(timed, "hms.gotest.v1.Look/Read", map[string]any{}, &out, traced...); err != nil {
 		t.Fatal(err)
 	}
 	plain, withDeadline := <-seen, <-seen
@@ -52,7 +57,7 @@ func TestHandlerContextCarriesTheCall(t *testing.T) {
 			t.Fatal("no CallInfo in the handler's context")
 		}
 		want := map[string]string{"tenant": "acme", "ünï": "cödé"}
-		if info.Method != "hms.gotest.v1.Look/Look" || info.TraceID != "trace-42" || !maps.Equal(info.Metadata, want) || info.Principal != "" {
+		if info.Method != "hms.gotest.v1.Look/Read" || info.TraceID != "trace-42" || !maps.Equal(info.Metadata, want) || info.Principal != "" {
 			t.Fatalf("CallInfo %+v", info)
 		}
 	}
@@ -73,7 +78,7 @@ func TestHandlerContextMetadataIsNeverNil(t *testing.T) {
 	seen := make(chan context.Context, 1)
 	lookService(t, rt, seen)
 	var out map[string]any
-	if err := rt.CallValue(ctxT(t), "hms.gotest.v1.Look/Look", map[string]any{}, &out); err != nil {
+	if err := rt.CallValue(ctxT(t), "hms.gotest.v1.Look/Read", map[string]any{}, &out); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := hms.CallFrom(<-seen)
@@ -120,5 +125,19 @@ func TestHandlerErrorDetailsReachTheCallerInEveryFormat(t *testing.T) {
 	e := wantCode(t, err, hms.CodeUnknown)
 	if e.Origin != "hms.gotest.v1.Deny/Anonymous" || e.Details["attempt"] != "3" {
 		t.Fatalf("%#v", e)
+	}
+}
+
+func TestCallInfoIsReadOnlyWhileTheHandlerRuns(t *testing.T) {
+	rt := open(t)
+	seen := make(chan context.Context, 2)
+	lookService(t, rt, seen)
+	var out map[string]any
+	if err := rt.CallValue(ctxT(t), "hms.gotest.v1.Look/Look", map[string]any{}, &out, traced...); err != nil {
+		t.Fatal(err)
+	}
+	// Never read while its handler ran: the reply is gone, so no CallInfo.
+	if info, ok := hms.CallFrom(<-seen); ok {
+		t.Fatalf("CallFrom read a finished call: %+v", info)
 	}
 }

@@ -342,22 +342,49 @@ type callInfoKey struct{}
 
 // CallFrom returns the CallInfo of the handler call ctx belongs to, and
 // false for any other context. The call's deadline, when it has one, is
-// ctx.Deadline().
+// ctx.Deadline(). The CallInfo is read from the library on first use, which
+// must come while the handler runs: a context kept past its handler gives
+// false unless it was read before.
 func CallFrom(ctx context.Context) (*CallInfo, bool) {
-	info, ok := ctx.Value(callInfoKey{}).(*CallInfo)
-	return info, ok
+	call, ok := ctx.Value(callInfoKey{}).(*handlerCall)
+	if !ok {
+		return nil, false
+	}
+	return call.info()
 }
 
-// handlerContext is the context of one handler call: Background carrying
-// its CallInfo, with the call's deadline when it has one. The context is
-// read from the reply once, now, because the reply dies with the handler
-// while ctx may outlive it.
-func handlerContext(reply *C.hms_reply) (context.Context, context.CancelFunc) {
+// handlerCall reads a handler's CallInfo lazily, so a handler that never
+// asks does not pay for it, and never after the handler returned, when
+// its reply is gone.
+type handlerCall struct {
+	mu    sync.Mutex
+	reply *C.hms_reply // nil once the handler returned
+	read  *CallInfo
+}
+
+func (h *handlerCall) info() (*CallInfo, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.read == nil {
+		if h.reply == nil {
+			return nil, false
+		}
+		h.read = readCallInfo(h.reply)
+	}
+	return h.read, true
+}
+
+func (h *handlerCall) finish() {
+	h.mu.Lock()
+	h.reply = nil
+	h.mu.Unlock()
+}
+
+// readCallInfo is the hms.v1.CallContext of a running handler's reply.
+func readCallInfo(reply *C.hms_reply) *CallInfo {
 	var msg hmsv1.CallContext
 	b := getBufs()
-	readAt := time.Now()
-	rc := C.hms_reply_context(reply, C.int32_t(FormatProtobuf), b.out(), nil)
-	if rc == C.HMS_OK {
+	if C.hms_reply_context(reply, C.int32_t(FormatProtobuf), b.out(), nil) == C.HMS_OK {
 		// Unreadable bytes leave the fields empty: the call still runs.
 		_ = proto.Unmarshal(unsafe.Slice((*byte)(unsafe.Pointer(b.out().data)), int(b.out().len)), &msg)
 	}
@@ -366,11 +393,21 @@ func handlerContext(reply *C.hms_reply) (context.Context, context.CancelFunc) {
 	if info.Metadata == nil {
 		info.Metadata = map[string]string{}
 	}
-	ctx := context.WithValue(context.Background(), callInfoKey{}, info)
-	if msg.RemainingMs == nil {
-		return ctx, func() {}
+	return info
+}
+
+// handlerContext is the context of one handler call: Background carrying
+// its call (CallFrom), with the call's deadline (hms_reply_remaining_ms)
+// when it has one. finish must run when the handler returns.
+func handlerContext(reply *C.hms_reply) (ctx context.Context, cancel context.CancelFunc, finish func()) {
+	call := &handlerCall{reply: reply}
+	ctx = context.WithValue(context.Background(), callInfoKey{}, call)
+	ms := int64(C.hms_reply_remaining_ms(reply))
+	if ms < 0 {
+		return ctx, func() {}, call.finish
 	}
-	return context.WithDeadline(ctx, readAt.Add(time.Duration(*msg.RemainingMs)*time.Millisecond))
+	ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Duration(ms)*time.Millisecond))
+	return ctx, cancel, call.finish
 }
 
 func replyError(reply *C.hms_reply, code Code, message string) {
@@ -433,8 +470,9 @@ func dispatch(reply *C.hms_reply, st *serviceState, method string, format Format
 		replyError(reply, CodeUnimplemented, fmt.Sprintf("%s has no handler for %q", st.name, method))
 		return
 	}
-	ctx, cancel := handlerContext(reply)
+	ctx, cancel, finish := handlerContext(reply)
 	defer cancel()
+	defer finish()
 	out, err := fn(ctx, &Request{Method: method, Format: format, Data: data})
 	if err != nil {
 		code, msg := errorAnswer(err)
