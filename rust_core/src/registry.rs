@@ -77,11 +77,6 @@ impl Reply {
         }
     }
 
-    /// The call this reply answers.
-    pub fn call(&self) -> &HandlerCall {
-        &self.call
-    }
-
     /// Writes the call's `hms.v1.CallContext` in `format` to `out`.
     pub fn context(&self, format: Format, out: &mut Vec<u8>) -> Result<()> {
         codec::encode_typed(&self.call.to_proto(), format, out)
