@@ -21,6 +21,7 @@ only, ``Method.call_raw`` and batches (see :mod:`hms_cffi.methods`).
 from __future__ import annotations
 
 from hms_cffi._ffi import ABI_MAJOR, ABI_MINOR, ffi, lib
+from hms_cffi.context import CallContext
 from hms_cffi.domain import EventKind, Hook, State, TaskStatus, TransitionType
 from hms_cffi.errors import (
     AbortedError,
@@ -77,6 +78,7 @@ __all__ = [
     "AbortedError",
     "AlreadyExistsError",
     "BatchError",
+    "CallContext",
     "CancelledError",
     "ClosedError",
     "DataLossError",

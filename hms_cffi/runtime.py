@@ -33,7 +33,7 @@ from hms_cffi.proto.hms.events.v1 import events_pb2
 from hms_cffi.proto.hms.registry.v1 import registry_pb2
 from hms_cffi.proto.hms.v1 import options_pb2, service_pb2
 from hms_cffi.schema import message_bytes, register_schema
-from hms_cffi.services import Handler, Service, ServiceState, in_handler_of
+from hms_cffi.services import ContextHandler, Handler, Service, ServiceState, in_handler_of
 
 __all__ = ["Runtime"]
 
@@ -336,7 +336,7 @@ class Runtime(Handle):
     def register_service(
         self,
         name: str,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler | ContextHandler],
         *,
         version: str = "",
         input_types: Mapping[str, TypeRef] | None = None,
@@ -355,8 +355,14 @@ class Runtime(Handle):
         the core). Types given as full names (strings) must be known to the
         core; those handlers get dicts. Callers may use any format either way.
 
-        A handler raising an HmsError subclass answers with its code; any
-        other exception answers HMS_HANDLER_ERROR with "ExcType: text".
+        A handler that takes a second positional parameter receives the
+        :class:`CallContext` of its call too (method, caller metadata, trace
+        id, deadline); this is decided once, here, from its signature.
+
+        A handler raising an HmsError subclass answers with its code, message,
+        details and origin (empty: the method's full name), which the caller's
+        exception carries; any other exception answers HMS_HANDLER_ERROR with
+        "ExcType: text".
         Handlers may call the runtime again. ``caller_thread=True`` registers
         the service HMS_SERVICE_CALLER_THREAD. The runtime keeps the service
         until :meth:`Service.close` or :meth:`close`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -13,20 +14,24 @@ from google.protobuf.message import Message
 
 from hms_cffi._ffi import ffi, lib, restore_buffers, stash_buffers
 from hms_cffi._handle import Handle
+from hms_cffi.context import CallContext, read_context
 from hms_cffi.errors import HmsError, StatusCode, UnimplementedError
 from hms_cffi.formats import Format
 
-__all__ = ["Handler", "Service"]
+__all__ = ["ContextHandler", "Handler", "Service"]
 
 log = logging.getLogger("hms_cffi")
 
 #: A handler takes the decoded request and returns the response: dicts (or any
 #: CBOR value) for CBOR services, message instances for protobuf services.
 Handler = Callable[[Any], Any]
+#: A handler that also reads its call: ``handler(request, ctx)``.
+ContextHandler = Callable[[Any, CallContext], Any]
 
 _HANDLER_ERROR = int(StatusCode.HANDLER_ERROR)
 _UNKNOWN = int(StatusCode.UNKNOWN)
 _PROTOBUF = int(Format.PROTOBUF)
+_CBOR = int(Format.CBOR)
 
 _tls = threading.local()
 
@@ -40,13 +45,22 @@ def in_handler_of(runtime: int) -> bool:
 class ServiceState:
     """What a registered service's ``user_data`` points at."""
 
-    __slots__ = ("fmt", "handlers", "inputs", "name", "outputs", "runtime", "typed")
+    __slots__ = (
+        "fmt",
+        "handlers",
+        "inputs",
+        "name",
+        "outputs",
+        "runtime",
+        "typed",
+        "with_context",
+    )
 
     def __init__(
         self,
         name: str,
         runtime: int,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler | ContextHandler],
         fmt: int,
         inputs: Mapping[str, type[Message]],
         outputs: Mapping[str, type[Message]],
@@ -59,14 +73,24 @@ class ServiceState:
         self.inputs = dict(inputs)
         self.outputs = dict(outputs)
         self.typed = typed  # methods with an output type (None answers {})
+        # Decided once here, so a call whose handler ignores its context
+        # never pays the crossing that reads it.
+        self.with_context = frozenset(m for m, h in self.handlers.items() if takes_context(h))
 
-    def dispatch(self, method: str, data: bytes) -> bytes:
+    def dispatch(self, method: str, data: bytes, reply: Any) -> bytes:
         handler = self.handlers.get(method)
         if handler is None:
             raise UnimplementedError(f"{self.name} has no handler for {method!r}")
+        run: Callable[..., Any] = handler
+        if method in self.with_context:
+            context = read_context(reply)
+
+            def run(request: Any) -> Any:
+                return handler(request, context)  # type: ignore[call-arg]
+
         if self.fmt == _PROTOBUF:
             request: Any = self.inputs[method].FromString(data)
-            result = handler(request)
+            result = run(request)
             out_cls = self.outputs[method]
             if result is None:
                 return b""
@@ -79,15 +103,42 @@ class ServiceState:
                 )
             return result.SerializeToString()
         request = cbor2.loads(data) if data else ({} if method in self.typed else None)
-        result = handler(request)
+        result = run(request)
         if result is None and method in self.typed:
             result = {}
         return cbor2.dumps(result)
 
 
+def takes_context(handler: Callable[..., Any]) -> bool:
+    """Whether ``handler`` requires a second positional argument, the
+    :class:`CallContext`. Parameters with defaults (``lambda r, i=i: ...``)
+    and ``*args`` keep the one-argument call handlers had before 1.2, as do
+    handlers whose signature cannot be read."""
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [
+        p for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty
+    ]
+    return len(required) >= 2
+
+
 def _reply_error(reply: Any, code: int, text: str) -> None:
     raw = text.encode("utf-8", "replace")
     lib.hms_reply_error(reply, code, raw, len(raw))
+
+
+def _reply_status(reply: Any, exc: HmsError) -> None:
+    """Answers with the whole Status of ``exc``, so its details and origin
+    reach the caller (an empty origin becomes the method's name)."""
+    code = int(exc.code) or _UNKNOWN
+    message = exc.message or str(exc)
+    details = {str(k): str(v) for k, v in exc.details.items()}
+    raw = cbor2.dumps({"code": code, "message": message, "details": details, "origin": exc.origin})
+    if lib.hms_reply_status(reply, _CBOR, raw, len(raw)) != lib.HMS_OK:
+        _reply_error(reply, code, message)
 
 
 def _handler_onerror(exc_type: Any, exc: Any, tb: Any) -> None:
@@ -117,10 +168,9 @@ def _hms_py_handler(
         name = ffi.unpack(method, method_len).decode("utf-8", "replace")
         data = ffi.buffer(request, request_len)[:] if request_len else b""
         try:
-            answer = state.dispatch(name, data)
+            answer = state.dispatch(name, data, reply)
         except HmsError as exc:
-            code = int(exc.code) or _UNKNOWN
-            _reply_error(reply, code, exc.message or str(exc))
+            _reply_status(reply, exc)
         except BaseException as exc:  # nothing may unwind into C
             _reply_error(reply, _HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
         else:

@@ -219,9 +219,10 @@ int32_t hms_call(hms_runtime rt, const char *method, size_t method_len, int32_t 
 typedef uint64_t hms_service;
 
 /* Library-owned reply slot handed to a handler; valid only until the
- * handler returns. The handler answers through hms_reply_set or
- * hms_reply_error; answering neither is reported to the caller as
- * HMS_HANDLER_ERROR. */
+ * handler returns. The handler answers through hms_reply_set,
+ * hms_reply_error or (since ABI 1.2) hms_reply_status; answering none is
+ * reported to the caller as HMS_HANDLER_ERROR. Since ABI 1.2 it also reads
+ * its call (method, metadata, trace id, deadline) with hms_reply_context. */
 typedef struct hms_reply hms_reply;
 
 /* A host handler. Called once per call of one of the service's methods.
@@ -467,6 +468,50 @@ int32_t hms_method_free(hms_method method);
  *   2, H, H, 2, 2, 'a' 'b'      (5 uint64 words, then 2 bytes) */
 int32_t hms_call_batch(const uint8_t *batch, size_t batch_len, hms_buf *results,
                        hms_buf *err);
+
+/* ------------------------------------------------------------------------ */
+/* Call context and structured error replies (since ABI 1.2)                */
+/* ------------------------------------------------------------------------ */
+
+/* Reads what a handler may know of the call it serves: an
+ * hms.v1.CallContext (include/proto/hms/v1/options.proto) with the full
+ * method name ("package.Service/Method"), the caller's CallOptions.metadata
+ * and trace_id, remaining_ms (milliseconds left before the caller's
+ * deadline as of this read; absent without a deadline, 0 once passed) and
+ * principal (reserved for the security layer: always empty in 1.2).
+ * reply: the reply handed to the running handler. The context is owned by
+ *   the library and lives exactly as long as the reply: only while the
+ *   handler runs, whether it was answered already or not.
+ * format: any HMS_FORMAT_*; of out and err.
+ * out: receives the message (reused if it holds a library buffer); untouched
+ *   on failure.
+ * err: may be NULL; receives an hms.v1.Status in `format` (JSON when the
+ *   format itself is invalid).
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (NULL reply, e.g. outside a handler;
+ * NULL out; unknown format).
+ * Threads: the thread running the handler, or any thread it hands the reply
+ * to while it waits, one at a time (a reply is not shared state). */
+int32_t hms_reply_context(const hms_reply *reply, int32_t format, hms_buf *out,
+                          hms_buf *err);
+
+/* Answers a call with a structured error, so the caller's err receives
+ * exactly what the handler says went wrong.
+ * format, status, status_len: an hms.v1.Status in that format (any format,
+ *   independent of the service's). code: an HMS_* status other than HMS_OK
+ *   (HMS_OK and unknown numbers become HMS_UNKNOWN, as for
+ *   hms_reply_error); message: cut past 16 KiB as for hms_reply_error;
+ *   details: passed on unchanged; origin: passed on, or the method's full
+ *   name when empty. status may be NULL when status_len is 0 (a Status with
+ *   every field at its default: HMS_UNKNOWN without text).
+ * The caller of hms_call then gets the status's code as its return code and
+ * the Status in its own format in err.
+ * Returns HMS_OK; HMS_INVALID_ARGUMENT (NULL reply, e.g. outside a handler;
+ * NULL status with a length; unknown format); HMS_DECODE_ERROR (status does
+ * not parse: the reply stays unanswered, so the handler may still answer);
+ * HMS_FAILED_PRECONDITION (the reply was answered already).
+ * Threads: as hms_reply_context. */
+int32_t hms_reply_status(hms_reply *reply, int32_t format, const uint8_t *status,
+                         size_t status_len);
 
 #ifdef __cplusplus
 } /* extern "C" */

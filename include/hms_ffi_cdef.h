@@ -61,3 +61,5 @@ int32_t hms_method_resolve(hms_runtime rt, const char *method, size_t method_len
 int32_t hms_method_call(hms_method method, const uint8_t *request, size_t request_len, hms_buf *response, hms_buf *err);
 int32_t hms_method_free(hms_method method);
 int32_t hms_call_batch(const uint8_t *batch, size_t batch_len, hms_buf *results, hms_buf *err);
+int32_t hms_reply_context(const hms_reply *reply, int32_t format, hms_buf *out, hms_buf *err);
+int32_t hms_reply_status(hms_reply *reply, int32_t format, const uint8_t *status, size_t status_len);

@@ -34,9 +34,12 @@ type Request struct {
 }
 
 // HandlerFunc answers one call: bytes in the request's format, or an error.
-// Returning an *Error answers with its code; context errors answer
-// CANCELLED / DEADLINE_EXCEEDED; any other error, or a panic, answers
-// HMS_HANDLER_ERROR with its text. ctx carries the call's deadline, if any.
+// Returning an *Error answers with its code, and its Details and Origin,
+// which reach the caller's *Error (an empty Origin becomes the method's
+// full name); context errors answer CANCELLED / DEADLINE_EXCEEDED; any other
+// error, or a panic, answers HMS_HANDLER_ERROR with its text. ctx carries
+// the call's deadline, if any, and its CallInfo (CallFrom): method,
+// metadata and trace id of the caller.
 //
 // Handlers run on library threads and may call the runtime again. They must
 // not call runtime.Goexit (t.FailNow in tests): use t.Error and return.
@@ -321,14 +324,90 @@ func descriptorCBOR(d *hmsv1.ServiceDescriptor) ([]byte, error) {
 	return encodeValue(v, FormatCBOR)
 }
 
-// handlerContext is the context of one handler call: Background with the
-// call's deadline (hms_reply_remaining_ms), when it has one.
-func handlerContext(reply *C.hms_reply) (context.Context, context.CancelFunc) {
+// CallInfo is what a handler knows of the call it serves (hms.v1.CallContext,
+// ABI 1.2), from the caller's CallOptions. Read it with CallFrom.
+type CallInfo struct {
+	// Method is the full method name, "package.Service/Method".
+	Method string
+	// Metadata is the caller's CallOptions.metadata (never nil).
+	Metadata map[string]string
+	// TraceID is the caller's CallOptions.trace_id, empty without one.
+	TraceID string
+	// Principal is reserved for the security layer: empty in ABI 1.2,
+	// because nothing authenticates callers yet.
+	Principal string
+}
+
+type callInfoKey struct{}
+
+// CallFrom returns the CallInfo of the handler call ctx belongs to, and
+// false for any other context. The call's deadline, when it has one, is
+// ctx.Deadline(). The CallInfo is read from the library on first use, which
+// must come while the handler runs: a context kept past its handler gives
+// false unless it was read before.
+func CallFrom(ctx context.Context) (*CallInfo, bool) {
+	call, ok := ctx.Value(callInfoKey{}).(*handlerCall)
+	if !ok {
+		return nil, false
+	}
+	return call.info()
+}
+
+// handlerCall reads a handler's CallInfo lazily, so a handler that never
+// asks does not pay for it, and never after the handler returned, when
+// its reply is gone.
+type handlerCall struct {
+	mu    sync.Mutex
+	reply *C.hms_reply // nil once the handler returned
+	read  *CallInfo
+}
+
+func (h *handlerCall) info() (*CallInfo, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.read == nil {
+		if h.reply == nil {
+			return nil, false
+		}
+		h.read = readCallInfo(h.reply)
+	}
+	return h.read, true
+}
+
+func (h *handlerCall) finish() {
+	h.mu.Lock()
+	h.reply = nil
+	h.mu.Unlock()
+}
+
+// readCallInfo is the hms.v1.CallContext of a running handler's reply.
+func readCallInfo(reply *C.hms_reply) *CallInfo {
+	var msg hmsv1.CallContext
+	b := getBufs()
+	if C.hms_reply_context(reply, C.int32_t(FormatProtobuf), b.out(), nil) == C.HMS_OK {
+		// Unreadable bytes leave the fields empty: the call still runs.
+		_ = proto.Unmarshal(unsafe.Slice((*byte)(unsafe.Pointer(b.out().data)), int(b.out().len)), &msg)
+	}
+	putBufs(b)
+	info := &CallInfo{Method: msg.Method, Metadata: msg.Metadata, TraceID: msg.TraceId, Principal: msg.Principal}
+	if info.Metadata == nil {
+		info.Metadata = map[string]string{}
+	}
+	return info
+}
+
+// handlerContext is the context of one handler call: Background carrying
+// its call (CallFrom), with the call's deadline (hms_reply_remaining_ms)
+// when it has one. finish must run when the handler returns.
+func handlerContext(reply *C.hms_reply) (ctx context.Context, cancel context.CancelFunc, finish func()) {
+	call := &handlerCall{reply: reply}
+	ctx = context.WithValue(context.Background(), callInfoKey{}, call)
 	ms := int64(C.hms_reply_remaining_ms(reply))
 	if ms < 0 {
-		return context.Background(), func() {}
+		return ctx, func() {}, call.finish
 	}
-	return context.WithDeadline(context.Background(), time.Now().Add(time.Duration(ms)*time.Millisecond))
+	ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Duration(ms)*time.Millisecond))
+	return ctx, cancel, call.finish
 }
 
 func replyError(reply *C.hms_reply, code Code, message string) {
@@ -339,6 +418,20 @@ func replyError(reply *C.hms_reply, code Code, message string) {
 func replySet(reply *C.hms_reply, data []byte) {
 	p, n := cBytes(data)
 	C.hms_reply_set(reply, p, n)
+}
+
+// replyStatus answers with the whole hms.v1.Status of e, so the caller's
+// *Error gets its Details and Origin (an empty Origin becomes the method's
+// full name). It falls back to code and text if the Status is refused.
+func replyStatus(reply *C.hms_reply, code Code, message string, e *Error) {
+	raw, err := proto.Marshal(&hmsv1.Status{Code: int32(code), Message: message, Details: e.Details, Origin: e.Origin})
+	if err == nil {
+		p, n := cBytes(raw)
+		if C.hms_reply_status(reply, C.int32_t(FormatProtobuf), p, n) == C.HMS_OK {
+			return
+		}
+	}
+	replyError(reply, code, message)
 }
 
 // errorAnswer maps a handler's error to a status code and text.
@@ -377,11 +470,17 @@ func dispatch(reply *C.hms_reply, st *serviceState, method string, format Format
 		replyError(reply, CodeUnimplemented, fmt.Sprintf("%s has no handler for %q", st.name, method))
 		return
 	}
-	ctx, cancel := handlerContext(reply)
+	ctx, cancel, finish := handlerContext(reply)
 	defer cancel()
+	defer finish()
 	out, err := fn(ctx, &Request{Method: method, Format: format, Data: data})
 	if err != nil {
 		code, msg := errorAnswer(err)
+		var e *Error
+		if errors.As(err, &e) && (len(e.Details) > 0 || e.Origin != "") {
+			replyStatus(reply, code, msg, e)
+			return
+		}
 		replyError(reply, code, msg)
 		return
 	}

@@ -2,7 +2,7 @@
 //! callback, all found by full method name.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,15 +12,15 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use prost_reflect::MessageDescriptor;
 use rustc_hash::FxHashMap;
 
-use crate::codec::Format;
+use crate::codec::{self, Format, Limits};
 use crate::error::{Code, HmsError, Result};
-use crate::proto::v1::{MethodDescriptor, ServiceDescriptor};
-use crate::runtime::CallContext;
+use crate::proto::v1::{CallContext, MethodDescriptor, ServiceDescriptor, Status};
+use crate::runtime;
 
 /// A method implemented in Rust: decodes `request` in `format`, appends the
 /// response in the same format to `out`.
 pub type BuiltinFn =
-    Arc<dyn Fn(&CallContext<'_>, Format, &[u8], &mut Vec<u8>) -> Result<()> + Send + Sync>;
+    Arc<dyn Fn(&runtime::CallContext<'_>, Format, &[u8], &mut Vec<u8>) -> Result<()> + Send + Sync>;
 
 /// The host side of a service: a binding's callback behind the C ABI.
 pub trait HostHandler: Send + Sync {
@@ -29,27 +29,63 @@ pub trait HostHandler: Send + Sync {
     fn invoke(&self, reply: &mut Reply, method: &CStr, format: Format, request: &[u8]);
 }
 
+/// What a host handler may read of the call it serves: owned by its
+/// `Reply`, so it lives exactly as long as the handler may use the reply,
+/// on whichever thread runs it.
+#[derive(Debug, Default, Clone)]
+pub struct HandlerCall {
+    /// "package.Service/Method".
+    pub method: String,
+    pub deadline: Option<Instant>,
+    pub metadata: BTreeMap<String, String>,
+    pub trace_id: String,
+}
+
+impl HandlerCall {
+    /// The `hms.v1.CallContext` of this call, as of now.
+    pub fn to_proto(&self) -> CallContext {
+        CallContext {
+            method: self.method.clone(),
+            metadata: self.metadata.clone(),
+            trace_id: self.trace_id.clone(),
+            remaining_ms: self.deadline.map(|d| millis_until(d) as u64),
+            // Stays empty until a security layer authenticates callers:
+            // CallOptions.credentials are not verified by anyone yet.
+            principal: String::new(),
+        }
+    }
+}
+
+fn millis_until(deadline: Instant) -> i64 {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .min(i64::MAX as u128) as i64
+}
+
 /// Where a host handler leaves its answer (`hms_reply` in C).
 #[derive(Debug, Default)]
 pub struct Reply {
     outcome: Option<Result<Vec<u8>>>,
-    deadline: Option<Instant>,
+    call: HandlerCall,
 }
 
 impl Reply {
-    pub fn new(deadline: Option<Instant>) -> Reply {
+    pub fn new(call: HandlerCall) -> Reply {
         Reply {
             outcome: None,
-            deadline,
+            call,
         }
+    }
+
+    /// Writes the call's `hms.v1.CallContext` in `format` to `out`.
+    pub fn context(&self, format: Format, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_typed(&self.call.to_proto(), format, out)
     }
 
     fn answer(&mut self, outcome: Result<Vec<u8>>) -> Result<()> {
         if self.outcome.is_some() {
-            return Err(HmsError::new(
-                Code::FailedPrecondition,
-                "this call was answered already",
-            ));
+            return Err(already_answered());
         }
         self.outcome = Some(outcome);
         Ok(())
@@ -68,20 +104,33 @@ impl Reply {
         self.answer(Err(HmsError::new(code, message)))
     }
 
+    /// Answers with the error of an encoded `hms.v1.Status`: its code (HMS_OK
+    /// and unknown codes become UNKNOWN), message (cut as in `error`),
+    /// details and origin (empty: the method's full name, set by dispatch).
+    /// A status that does not decode leaves the reply unanswered.
+    pub fn status(&mut self, format: Format, status: &[u8]) -> Result<()> {
+        if self.outcome.is_some() {
+            return Err(already_answered());
+        }
+        let status: Status = codec::decode_typed(format, status, &Limits::default())
+            .map_err(|e| e.with_origin("hms_reply_status"))?;
+        let mut error = HmsError::from_status(status);
+        truncate_message(&mut error.message);
+        self.answer(Err(error))
+    }
+
     /// Milliseconds before the deadline: -1 without one, 0 once passed.
     pub fn remaining_ms(&self) -> i64 {
-        match self.deadline {
-            None => -1,
-            Some(deadline) => deadline
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(i64::MAX as u128) as i64,
-        }
+        self.call.deadline.map_or(-1, millis_until)
     }
 
     pub fn take(self) -> Option<Result<Vec<u8>>> {
         self.outcome
     }
+}
+
+fn already_answered() -> HmsError {
+    HmsError::new(Code::FailedPrecondition, "this call was answered already")
 }
 
 /// Longest error text a handler's reply keeps. A handler that passes on

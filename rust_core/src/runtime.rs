@@ -18,7 +18,8 @@ use crate::handles::{HandleKind, HandleTable};
 use crate::proto::hms::events::v1::{EventFilter, ServiceEvent, event::Payload};
 use crate::proto::v1::{CallOptions, ServiceDescriptor};
 use crate::registry::{
-    HostHandler, HostService, Implementation, InFlight, Method, Registry, Reply, Service,
+    HandlerCall, HostHandler, HostService, Implementation, InFlight, Method, Registry, Reply,
+    Service,
 };
 
 pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime);
@@ -180,7 +181,7 @@ impl Runtime {
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),
             Implementation::Host(host) => {
-                self.call_host(&context, method, host, format, request, out)
+                self.call_host(context, method, host, format, request, out)
             }
         };
         result.map_err(|e| e.with_origin(method_name))
@@ -188,7 +189,7 @@ impl Runtime {
 
     fn call_host(
         &self,
-        context: &CallContext<'_>,
+        context: CallContext<'_>,
         method: &Method,
         host: &Arc<HostService>,
         format: Format,
@@ -206,6 +207,14 @@ impl Runtime {
             &mut converted,
         )?;
         let mut in_flight = host.enter(context.method)?;
+        // The handler's view of the call moves into its Reply: the options
+        // are not needed after this point.
+        let call = HandlerCall {
+            method: context.method.to_owned(),
+            deadline: context.deadline,
+            metadata: context.options.metadata,
+            trace_id: context.options.trace_id,
+        };
         let outcome = match context.deadline {
             Some(deadline) if !host.caller_thread_only => run_on_worker(
                 in_flight,
@@ -213,7 +222,7 @@ impl Runtime {
                 method.c_name.clone(),
                 converted,
                 deadline,
-                context.method,
+                call,
             )?,
             _ => {
                 if host.caller_thread_only && crate::workers::on_library_thread() {
@@ -227,7 +236,7 @@ impl Runtime {
                     ));
                 }
                 in_flight.run_here();
-                let mut reply = Reply::new(context.deadline);
+                let mut reply = Reply::new(call);
                 host.handler
                     .invoke(&mut reply, &method.c_name, host.format, &converted);
                 if context.deadline.is_some_and(|d| Instant::now() > d) {
@@ -412,9 +421,10 @@ fn run_on_worker(
     method: CString,
     request: Vec<u8>,
     deadline: Instant,
-    full_name: &str,
+    call: HandlerCall,
 ) -> Result<Option<Result<Vec<u8>>>> {
-    host.admit_deadline_call(full_name)?;
+    let full_name = call.method.clone();
+    host.admit_deadline_call(&full_name)?;
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
     // Who gave up first: the caller (at its deadline) or nobody. The
     // handler's thread, once back, learns it was abandoned and says so.
@@ -423,7 +433,7 @@ fn run_on_worker(
     let worker_host = host.clone();
     crate::workers::execute(move || {
         in_flight.run_here();
-        let mut reply = Reply::new(Some(deadline));
+        let mut reply = Reply::new(call);
         worker_host
             .handler
             .invoke(&mut reply, &method, worker_host.format, &request);
@@ -441,7 +451,7 @@ fn run_on_worker(
         {
             host.abandon_call();
         }
-        deadline_exceeded(full_name)
+        deadline_exceeded(&full_name)
     })
 }
 

@@ -2907,6 +2907,208 @@ static void test_panics_leave_buffers_usable(void)
     hms_runtime_free(rt);
 }
 
+/* Call context and structured errors (ABI 1.2): a handler reads its
+ * hms.v1.CallContext and answers with an hms.v1.Status. */
+typedef struct context_state {
+    pthread_t caller;
+    int on_caller_thread;
+    hms_buf context;          /* the JSON context the handler read */
+    uint64_t remaining[2];    /* remaining_ms read twice, 30 ms apart */
+    int has_remaining;
+    int32_t malformed_rc;     /* hms_reply_status with a broken Status */
+    int32_t bad_format_rc;    /* hms_reply_context with format 0 */
+    int32_t null_out_rc;      /* hms_reply_context with out NULL */
+    int32_t status_format;    /* of `status` below */
+    const uint8_t *status;
+    size_t status_len;
+} context_state;
+
+/* The unsigned integer after a text key in a CBOR map; -1 when absent. */
+static int64_t cbor_uint_after(const hms_buf *b, const char *key)
+{
+    bytes k = {0};
+    const uint8_t *at, *end = b->data + b->len;
+    uint64_t v = 0;
+    int extra, i;
+    cbor_text(&k, key);
+    at = find_bytes(b->data, b->len, k.p, k.n);
+    if (at == NULL || at + k.n >= end) {
+        b_free(&k);
+        return -1;
+    }
+    at += k.n;
+    b_free(&k);
+    if ((*at >> 5) != 0) return -1;
+    if ((*at & 0x1f) < 24) return *at & 0x1f;
+    extra = (*at & 0x1f) == 24 ? 1 : (*at & 0x1f) == 25 ? 2 : (*at & 0x1f) == 26 ? 4 : 8;
+    if (at + 1 + extra > end) return -1;
+    for (i = 1; i <= extra; i++) v = (v << 8) | at[i];
+    return (int64_t)v;
+}
+
+static void context_handler(hms_reply *reply, const char *method, size_t method_len,
+                            int32_t format, const uint8_t *request, size_t request_len,
+                            void *user_data)
+{
+    context_state *st = (context_state *)user_data;
+    hms_buf cbor = {0};
+    int i;
+    (void)format;
+    (void)request;
+    (void)request_len;
+    st->on_caller_thread = pthread_equal(pthread_self(), st->caller) ? 1 : 0;
+    hms_reply_context(reply, HMS_FORMAT_JSON, &st->context, NULL);
+    st->bad_format_rc = hms_reply_context(reply, 0, &cbor, NULL);
+    st->null_out_rc = hms_reply_context(reply, HMS_FORMAT_JSON, NULL, NULL);
+    st->has_remaining = 1;
+    for (i = 0; i < 2; i++) {
+        int64_t left;
+        if (i == 1) sleep_ms(30);
+        hms_reply_context(reply, HMS_FORMAT_CBOR, &cbor, NULL);
+        left = cbor_uint_after(&cbor, "remaining_ms");
+        if (left < 0) st->has_remaining = 0;
+        st->remaining[i] = (uint64_t)left;
+    }
+    hms_buf_free(&cbor);
+    if (method_is(method, method_len, "Fail")) {
+        /* a truncated Status first: refused, and the reply stays open */
+        st->malformed_rc = hms_reply_status(reply, HMS_FORMAT_JSON,
+                                            (const uint8_t *)"{\"code\":", 8);
+        hms_reply_status(reply, st->status_format, st->status, st->status_len);
+    } else {
+        hms_reply_set(reply, (const uint8_t *)"{}", 2);
+    }
+}
+
+static void test_call_context_and_status(void)
+{
+    static const char desc[] =
+        "{\"name\":\"test.v1.Ctx\",\"methods\":["
+        "{\"name\":\"Look\",\"input_type\":\"hms.sys.v1.EchoRequest\","
+        "\"output_type\":\"hms.sys.v1.EchoResponse\"},"
+        "{\"name\":\"Fail\",\"input_type\":\"hms.sys.v1.EchoRequest\","
+        "\"output_type\":\"hms.sys.v1.EchoResponse\"}]}";
+    static const char traced[] =
+        "{\"metadata\":{\"tenant\":\"acme\"},\"trace_id\":\"trace-42\"}";
+    static const char traced_deadline[] =
+        "{\"deadline_ms\":30000,\"metadata\":{\"tenant\":\"acme\"},\"trace_id\":\"trace-42\"}";
+    static const char status_json[] =
+        "{\"code\":7,\"message\":\"denied\",\"details\":{\"rule\":\"tenant-isolation\"},"
+        "\"origin\":\"policy.v1.Engine\"}";
+    hms_runtime rt = new_runtime(HMS_FORMAT_JSON, NULL);
+    hms_buf resp = {0}, err = {0}, out = {0};
+    hms_service svc = 0;
+    context_state st;
+    bytes status_cbor = {0}, status_pb = {0}, entry = {0};
+    int f, sf;
+
+    memset(&st, 0, sizeof st);
+    st.caller = pthread_self();
+    EXPECT_OK("register",
+              hms_service_register(rt, HMS_FORMAT_JSON, (const uint8_t *)desc, strlen(desc),
+                                   HMS_SERVICE_DEFAULT, context_handler, &st, &svc, &err),
+              &err);
+
+    /* the calling thread, without a deadline */
+    EXPECT_OK("Look with metadata and trace id",
+              call_opts(rt, "test.v1.Ctx/Look", HMS_FORMAT_JSON, "{}", 2, traced, &resp, &err),
+              &err);
+    CHECK(st.on_caller_thread);
+    CHECKF(buf_has(&st.context, "\"method\":\"test.v1.Ctx/Look\""), "full method name");
+    CHECK(buf_has(&st.context, "\"tenant\":\"acme\""));
+    CHECK(buf_has(&st.context, "\"trace_id\":\"trace-42\""));
+    CHECKF(!buf_has(&st.context, "remaining_ms") && !st.has_remaining,
+           "no deadline: remaining_ms absent");
+    CHECK(st.bad_format_rc == HMS_INVALID_ARGUMENT);
+    CHECK(st.null_out_rc == HMS_INVALID_ARGUMENT);
+    if (!buf_has(&st.context, "trace-42")) dump_buf_line("context", &st.context);
+
+    /* a library thread, with a deadline: the context is there too */
+    EXPECT_OK("Look with a deadline",
+              call_opts(rt, "test.v1.Ctx/Look", HMS_FORMAT_JSON, "{}", 2, traced_deadline, &resp,
+                        &err),
+              &err);
+    CHECKF(!st.on_caller_thread, "a deadline call runs on a library thread");
+    CHECK(buf_has(&st.context, "\"tenant\":\"acme\""));
+    CHECK(buf_has(&st.context, "\"trace_id\":\"trace-42\""));
+    CHECK(st.has_remaining);
+    CHECKF(st.remaining[0] <= 30000 && st.remaining[0] >= st.remaining[1] + 25,
+           "remaining_ms decreases: %llu then %llu", (unsigned long long)st.remaining[0],
+           (unsigned long long)st.remaining[1]);
+
+    /* the same Status in every format */
+    cbor_head(&status_cbor, 5, 4);
+    cbor_text(&status_cbor, "code");
+    cbor_head(&status_cbor, 0, 7);
+    cbor_text(&status_cbor, "message");
+    cbor_text(&status_cbor, "denied");
+    cbor_text(&status_cbor, "details");
+    cbor_head(&status_cbor, 5, 1);
+    cbor_text(&status_cbor, "rule");
+    cbor_text(&status_cbor, "tenant-isolation");
+    cbor_text(&status_cbor, "origin");
+    cbor_text(&status_cbor, "policy.v1.Engine");
+    pb_varint(&status_pb, 1 << 3);
+    pb_varint(&status_pb, 7);
+    pb_varint(&status_pb, (2 << 3) | 2);
+    pb_varint(&status_pb, 6);
+    b_str(&status_pb, "denied");
+    pb_varint(&entry, (1 << 3) | 2);
+    pb_varint(&entry, 4);
+    b_str(&entry, "rule");
+    pb_varint(&entry, (2 << 3) | 2);
+    pb_varint(&entry, 16);
+    b_str(&entry, "tenant-isolation");
+    pb_varint(&status_pb, (3 << 3) | 2);
+    pb_varint(&status_pb, entry.n);
+    b_put(&status_pb, entry.p, entry.n);
+    pb_varint(&status_pb, (4 << 3) | 2);
+    pb_varint(&status_pb, 16);
+    b_str(&status_pb, "policy.v1.Engine");
+
+    for (sf = 0; sf < 3; sf++) {
+        st.status_format = FORMATS[sf];
+        st.status = FORMATS[sf] == HMS_FORMAT_JSON   ? (const uint8_t *)status_json
+                    : FORMATS[sf] == HMS_FORMAT_CBOR ? status_cbor.p
+                                                     : status_pb.p;
+        st.status_len = FORMATS[sf] == HMS_FORMAT_JSON   ? strlen(status_json)
+                        : FORMATS[sf] == HMS_FORMAT_CBOR ? status_cbor.n
+                                                         : status_pb.n;
+        for (f = 0; f < 3; f++) {
+            const uint8_t *req;
+            size_t req_len;
+            echo_request(FORMATS[f], &req, &req_len);
+            st.malformed_rc = -1;
+            EXPECT_RC("Fail answers the handler's Status",
+                      hms_call(rt, "test.v1.Ctx/Fail", 16, FORMATS[f], req, req_len, NULL, 0,
+                               &resp, &err),
+                      HMS_PERMISSION_DENIED, FORMATS[f], &err);
+            CHECKF(buf_has(&err, "tenant-isolation") && buf_has(&err, "policy.v1.Engine") &&
+                       buf_has(&err, "denied"),
+                   "details and origin reach the caller (status %s, caller %s)",
+                   FORMAT_NAMES[FORMATS[sf]], FORMAT_NAMES[FORMATS[f]]);
+            CHECKF(st.malformed_rc == HMS_DECODE_ERROR, "malformed Status: %d", st.malformed_rc);
+        }
+    }
+
+    /* outside a handler there is no reply */
+    EXPECT_RC("context of a NULL reply", hms_reply_context(NULL, HMS_FORMAT_JSON, &out, &err),
+              HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    CHECK(out.data == NULL);
+    CHECK(hms_reply_status(NULL, HMS_FORMAT_JSON, (const uint8_t *)status_json,
+                           strlen(status_json)) == HMS_INVALID_ARGUMENT);
+
+    EXPECT_OK("unregister", hms_service_unregister(svc), NULL);
+    b_free(&status_cbor);
+    b_free(&status_pb);
+    b_free(&entry);
+    hms_buf_free(&st.context);
+    hms_buf_free(&resp);
+    hms_buf_free(&err);
+    hms_buf_free(&out);
+    hms_runtime_free(rt);
+}
+
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
@@ -3040,6 +3242,7 @@ static const test_case TESTS[] = {
     {"builtin_deadlines", test_builtin_deadlines},
     {"panics_leave_buffers_usable", test_panics_leave_buffers_usable},
     {"runtime_convert", test_runtime_convert},
+    {"call_context_and_status", test_call_context_and_status},
 };
 
 int main(int argc, char **argv)

@@ -381,11 +381,13 @@ final class Native
             $this->serving[] = $service->runtimeHandle();
             $name = $method === null || $methodLen === 0 ? '' : FFI::string($method, $methodLen);
             $data = $request === null || $requestLen === 0 ? '' : FFI::string($request, $requestLen);
-            [$code, $answer] = $service->handle($name, $data);
-            if ($code === 0) {
-                $this->ffi->hms_reply_set($reply, $answer, strlen($answer));
+            $answer = $service->handle($name, $data, fn (): CallContext => $this->callContext($reply));
+            if ($answer[0] === 0) {
+                $this->ffi->hms_reply_set($reply, $answer[1], strlen($answer[1]));
+            } elseif (($answer[2] ?? []) !== [] || ($answer[3] ?? '') !== '') {
+                $this->replyStatus($reply, $answer[0], $answer[1], $answer[2] ?? [], $answer[3] ?? '');
             } else {
-                $this->replyError($reply, $code, $answer);
+                $this->replyError($reply, $answer[0], $answer[1]);
             }
         } catch (\Throwable $e) {
             try {
@@ -404,6 +406,43 @@ final class Native
     private function replyError(CData $reply, int $code, string $message): void
     {
         $this->ffi->hms_reply_error($reply, $code, $message, strlen($message));
+    }
+
+    /**
+     * Answers with a whole hms.v1.Status, so the caller gets the details and
+     * origin too (an empty origin becomes the method's full name); falls
+     * back to code and message if the core refuses it.
+     *
+     * @param array<string, string> $details
+     */
+    private function replyStatus(CData $reply, int $code, string $message, array $details, string $origin): void
+    {
+        $status = Cbor::encode([
+            'code' => $code,
+            'message' => $message,
+            'details' => $details === [] ? new \stdClass() : $details,
+            'origin' => $origin,
+        ]);
+        $rc = $this->ffi->hms_reply_status($reply, self::constant('FORMAT_CBOR'), $status, strlen($status));
+        if ($rc !== 0) {
+            $this->replyError($reply, $code, $message);
+        }
+    }
+
+    /**
+     * The context of the handler call $reply answers (hms_reply_context);
+     * the reply, and so this, is only valid while the handler runs.
+     */
+    private function callContext(CData $reply): CallContext
+    {
+        [, $out, $err] = $this->pair();
+        $cbor = self::constant('FORMAT_CBOR');
+        $readAt = hrtime(true);
+        $rc = $this->ffi->hms_reply_context($reply, $cbor, $out, $err);
+        if ($rc !== 0) {
+            throw $this->error($rc, $err, $cbor);
+        }
+        return CallContext::fromCbor($this->take($out), $readAt, 64);
     }
 
     /**

@@ -360,7 +360,14 @@ final class Runtime
      * core) callers may use any format and the core converts, and the handler
      * gets and returns arrays with proto field names.
      *
-     * A handler throwing an HmsException answers with its code; any other
+     * A handler that declares a third parameter receives the CallContext of
+     * its call: fn(mixed $request, string $method, CallContext $call), with
+     * the full method name, the caller's metadata, trace id and deadline
+     * (decided once, here, from the handler's signature).
+     *
+     * A handler throwing an HmsException answers with its code, message,
+     * details and origin (an empty origin becomes the method's full name),
+     * which the caller's exception carries; any other
      * Throwable answers HMS_HANDLER_ERROR with "Class: message" (nothing is
      * thrown through the FFI callback). Handlers run on this thread, inside
      * the library call that reached them (a call from PHP, or a hook of a

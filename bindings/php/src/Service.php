@@ -19,6 +19,8 @@ final class Service
     /** @internal an int64_t holding $id; its address is the user_data */
     public readonly CData $userData;
     private int $handle = 0;
+    /** @var array<string, bool> methods whose handler declares a CallContext parameter */
+    private readonly array $withContext;
 
     /**
      * @internal created by Runtime::registerService()
@@ -35,6 +37,11 @@ final class Service
         private readonly array $typed,
         private readonly int $maxDepth,
     ) {
+        $withContext = [];
+        foreach ($handlers as $method => $handler) {
+            $withContext[(string) $method] = self::takesContext($handler);
+        }
+        $this->withContext = $withContext;
         $this->id = $native->serviceId();
         $this->userData = $native->ffi->new('int64_t');
         $this->userData->cdata = $this->id;
@@ -77,13 +84,31 @@ final class Service
     }
 
     /**
-     * One call: [0, answer bytes] or [status code, message].
+     * Whether $handler declares a third parameter (or a variadic one), the
+     * CallContext: decided once, so handlers that do not read their call
+     * never pay the crossing that reads it.
+     */
+    private static function takesContext(callable $handler): bool
+    {
+        try {
+            $function = new \ReflectionFunction(\Closure::fromCallable($handler));
+        } catch (\ReflectionException) {
+            return false;
+        }
+        return $function->getNumberOfParameters() >= 3 || $function->isVariadic();
+    }
+
+    /**
+     * One call: [0, answer bytes] or [status code, message, details, origin].
      *
      * @internal run by the trampoline
      *
-     * @return array{0: int, 1: string}
+     * @param \Closure(): CallContext $context reads the call's context (only
+     *        while the handler runs)
+     *
+     * @return array{0: int, 1: string, 2?: array<string, string>, 3?: string}
      */
-    public function handle(string $method, string $data): array
+    public function handle(string $method, string $data, \Closure $context): array
     {
         $handler = $this->handlers[$method] ?? null;
         if ($handler === null) {
@@ -96,9 +121,12 @@ final class Service
             return [$e->getCode(), $e->getMessage()];
         }
         try {
-            $result = $handler($request, $method);
+            $result = ($this->withContext[$method] ?? false)
+                ? $handler($request, $method, $context())
+                : $handler($request, $method);
         } catch (HmsException $e) {
-            return [$e->getCode() !== 0 ? $e->getCode() : Status::code('UNKNOWN'), $e->getMessage()];
+            $code = $e->getCode() !== 0 ? $e->getCode() : Status::code('UNKNOWN');
+            return [$code, $e->getMessage(), $e->getDetails(), $e->getOrigin()];
         } catch (\Throwable $e) {
             return [Status::code('HANDLER_ERROR'), $e::class . ': ' . $e->getMessage()];
         }

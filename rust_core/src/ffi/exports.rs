@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
-use super::host::{CHandler, hms_event_fn, hms_handler_fn, push_sink, reply_mut};
+use super::host::{CHandler, hms_event_fn, hms_handler_fn, push_sink, reply_mut, reply_ref};
 use super::{borrow_bytes, borrow_str, fill_buf, guard, hms_buf, hms_reply, required};
 use crate::codec::{self, Format, Limits};
 use crate::config::Settings;
@@ -418,5 +418,49 @@ pub unsafe extern "C" fn hms_call_batch(
         let batch = unsafe { borrow_bytes(batch, batch_len, "batch") }?;
         // SAFETY: `results` is non-NULL (checked) and a valid hms_buf per the header.
         unsafe { fill_buf(results, |out| crate::batch::run(batch, out)) }
+    })
+}
+
+// Call context and structured error replies (since ABI 1.2).
+
+/// # Safety
+/// `reply` is NULL or the pointer given to a running handler; the other
+/// pointers as documented in hms_ffi.h.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hms_reply_context(
+    reply: *const hms_reply,
+    format: i32,
+    out: *mut hms_buf,
+    err: *mut hms_buf,
+) -> i32 {
+    guard(err, format, || {
+        let format = Format::from_i32(format)?;
+        required(out, "out")?;
+        // SAFETY: NULL or the live reply of a running handler; only read.
+        let reply = unsafe { reply_ref(reply) }
+            .ok_or_else(|| HmsError::invalid_argument("reply must not be NULL"))?;
+        // SAFETY: `out` is non-NULL (checked) and a valid hms_buf per the header.
+        unsafe { fill_buf(out, |buf| reply.context(format, buf)) }
+    })
+}
+
+/// # Safety
+/// `reply` is NULL or the pointer given to a running handler; `status` as
+/// documented in hms_ffi.h.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hms_reply_status(
+    reply: *mut hms_reply,
+    format: i32,
+    status: *const u8,
+    status_len: usize,
+) -> i32 {
+    guard(std::ptr::null_mut(), JSON, || {
+        let format = Format::from_i32(format)?;
+        // SAFETY: NULL or the live reply of a running handler.
+        let reply = unsafe { reply_mut(reply) }
+            .ok_or_else(|| HmsError::invalid_argument("reply must not be NULL"))?;
+        // SAFETY: caller bytes borrowed for this call.
+        let status = unsafe { borrow_bytes(status, status_len, "status") }?;
+        reply.status(format, status)
     })
 }

@@ -81,3 +81,12 @@ pub unsafe fn reply_mut<'a>(reply: *mut hms_reply) -> Option<&'a mut Reply> {
     // the handler call, which is the only time the host may use it.
     unsafe { reply.cast::<Reply>().as_mut() }
 }
+
+/// The core's Reply behind a read-only hms_reply pointer.
+///
+/// # Safety
+/// `reply` must be NULL or the pointer handed to a running handler.
+pub unsafe fn reply_ref<'a>(reply: *const hms_reply) -> Option<&'a Reply> {
+    // SAFETY: as `reply_mut`; only shared access is handed out.
+    unsafe { reply.cast::<Reply>().as_ref() }
+}

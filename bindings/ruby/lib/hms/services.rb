@@ -4,7 +4,9 @@ require_relative "errors"
 require_relative "format"
 
 module HMS
-  # What a handler may ask about the call it serves (valid only while it runs).
+  # What a handler may ask about the call it serves: the second argument of
+  # a handler that takes two. Valid only while the handler runs; afterwards
+  # every question raises HMS::FailedPreconditionError.
   class Call
     attr_reader :service, :method
 
@@ -13,13 +15,59 @@ module HMS
       @reply = reply
       @service = service
       @method = method
+      @context = nil
     end
 
     # Milliseconds left before the call's deadline: nil without one, 0 once
     # it passed (hms_reply_remaining_ms).
     def remaining_ms
-      ms = @backend.reply_remaining_ms(@reply)
+      ms = @backend.reply_remaining_ms(live_reply)
       ms.negative? ? nil : ms
+    end
+
+    # The full method name, "package.Service/Method".
+    def full_method
+      context.fetch("method", "")
+    end
+
+    # The caller's CallOptions.metadata (String => String, frozen).
+    def metadata
+      context.fetch("metadata", {})
+    end
+
+    # The caller's CallOptions.trace_id ("" without one).
+    def trace_id
+      context.fetch("trace_id", "")
+    end
+
+    # Reserved for the security layer: "" in ABI 1.2, as nothing
+    # authenticates callers yet.
+    def principal
+      context.fetch("principal", "")
+    end
+
+    # @api private: the reply is answered; the Call must not reach it again.
+    def finish
+      @reply = nil
+    end
+
+    private
+
+    # The hms.v1.CallContext of the call (hms_reply_context, since ABI 1.2),
+    # read once, on first use, as JSON (always available, unlike CBOR).
+    def context
+      @context ||= begin
+        fields = ::JSON.parse(@backend.reply_context(live_reply, Format::JSON))
+        metadata = (fields["metadata"] || {}).to_h { |k, v| [k.to_s.freeze, v.to_s.freeze] }
+        fields.merge("metadata" => metadata.freeze).freeze
+      end
+    end
+
+    def live_reply
+      return @reply unless @reply.nil?
+
+      raise FailedPreconditionError.new("the call was answered: its HMS::Call is no longer valid",
+                                        origin: Format::ORIGIN)
     end
   end
 
@@ -76,7 +124,7 @@ module HMS
           backend.reply_set(reply, answer)
           done = true
         rescue Error => e
-          answer_error(backend, reply, e.code.zero? ? UNKNOWN : e.code, e.status_message)
+          answer_status(backend, reply, e)
           done = true
         rescue Exception => e # rubocop:disable Lint/RescueException -- nothing may unwind into C
           answer_error(backend, reply, HANDLER_ERROR, "#{e.class}: #{e.message}")
@@ -98,6 +146,24 @@ module HMS
         backend.reply_error(reply, code, text.to_s)
       rescue Exception # rubocop:disable Lint/RescueException
         nil # the reply stays unanswered; the library reports HMS_HANDLER_ERROR
+      end
+
+      # Answers with the whole hms.v1.Status of +error+ (hms_reply_status), so
+      # the caller's HMS::Error gets its details and origin too (an empty
+      # origin becomes the method's full name).
+      def answer_status(backend, reply, error)
+        code = error.code.zero? ? UNKNOWN : error.code
+        if error.details.empty? && error.origin.empty?
+          answer_error(backend, reply, code, error.status_message)
+          return
+        end
+        status = ::JSON.generate({ code: code, message: error.status_message, details: error.details,
+                                   origin: error.origin })
+        return if backend.reply_status(reply, Format::JSON, status).zero?
+
+        answer_error(backend, reply, code, error.status_message)
+      rescue Exception # rubocop:disable Lint/RescueException
+        answer_error(backend, reply, code, error.status_message)
       end
     end
   end
@@ -145,7 +211,13 @@ module HMS
       case @arity.fetch(method)
       when 0 then handler.call
       when 1 then handler.call(request)
-      else handler.call(request, Call.new(backend, reply, @name, method))
+      else
+        call = Call.new(backend, reply, @name, method)
+        begin
+          handler.call(request, call)
+        ensure
+          call.finish
+        end
       end
     end
 

@@ -184,3 +184,73 @@ class RuntimeConfig(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeConfig: _TypeAlias = RuntimeConfig  # noqa: Y015
+
+@_typing.final
+class CallContext(_message.Message):
+    """What a host handler sees of the call it serves (hms_reply_context, since
+    ABI 1.2). Built by the core from the caller's CallOptions; owned by the
+    core and readable only while the handler runs.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    REMAINING_MS_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """Full method name, "package.Service/Method"."""
+    trace_id: _builtins.str
+    """CallOptions.trace_id of the caller; empty when it gave none."""
+    remaining_ms: _builtins.int
+    """Milliseconds left before the caller's deadline when the context was
+    read: absent when the call has no deadline, 0 once it has passed.
+    """
+    principal: _builtins.str
+    """The authenticated caller. Reserved for the security layer: always empty
+    in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
+    unverified name must never look like an authenticated one.
+    """
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """CallOptions.metadata of the caller, unchanged."""
+
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        trace_id: _builtins.str = ...,
+        remaining_ms: _builtins.int | None = ...,
+        principal: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_remaining_ms", b"_remaining_ms", "remaining_ms", b"remaining_ms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_remaining_ms", b"_remaining_ms", "metadata", b"metadata", "method", b"method", "principal", b"principal", "remaining_ms", b"remaining_ms", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__remaining_ms: _TypeAlias = _typing.Literal["remaining_ms"]  # noqa: Y015
+    _WhichOneofArgType__remaining_ms: _TypeAlias = _typing.Literal["_remaining_ms", b"_remaining_ms"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__remaining_ms) -> _WhichOneofReturnType__remaining_ms | None: ...
+
+Global___CallContext: _TypeAlias = CallContext  # noqa: Y015

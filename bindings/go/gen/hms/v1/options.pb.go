@@ -314,6 +314,93 @@ func (x *RuntimeConfig) GetShutdownTimeoutMs() uint32 {
 	return 0
 }
 
+// What a host handler sees of the call it serves (hms_reply_context, since
+// ABI 1.2). Built by the core from the caller's CallOptions; owned by the
+// core and readable only while the handler runs.
+type CallContext struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Full method name, "package.Service/Method".
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// CallOptions.metadata of the caller, unchanged.
+	Metadata map[string]string `protobuf:"bytes,2,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// CallOptions.trace_id of the caller; empty when it gave none.
+	TraceId string `protobuf:"bytes,3,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// Milliseconds left before the caller's deadline when the context was
+	// read: absent when the call has no deadline, 0 once it has passed.
+	RemainingMs *uint64 `protobuf:"varint,4,opt,name=remaining_ms,json=remainingMs,proto3,oneof" json:"remaining_ms,omitempty"`
+	// The authenticated caller. Reserved for the security layer: always empty
+	// in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
+	// unverified name must never look like an authenticated one.
+	Principal     string `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallContext) Reset() {
+	*x = CallContext{}
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallContext) ProtoMessage() {}
+
+func (x *CallContext) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
+func (*CallContext) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CallContext) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *CallContext) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *CallContext) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
+func (x *CallContext) GetRemainingMs() uint64 {
+	if x != nil && x.RemainingMs != nil {
+		return *x.RemainingMs
+	}
+	return 0
+}
+
+func (x *CallContext) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
 var File_hms_v1_options_proto protoreflect.FileDescriptor
 
 const file_hms_v1_options_proto_rawDesc = "" +
@@ -340,7 +427,17 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x120\n" +
 	"\n" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
-	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs*^\n" +
+	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\"\x93\x02\n" +
+	"\vCallContext\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12=\n" +
+	"\bmetadata\x18\x02 \x03(\v2!.hms.v1.CallContext.MetadataEntryR\bmetadata\x12\x19\n" +
+	"\btrace_id\x18\x03 \x01(\tR\atraceId\x12&\n" +
+	"\fremaining_ms\x18\x04 \x01(\x04H\x00R\vremainingMs\x88\x01\x01\x12\x1c\n" +
+	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
+	"\r_remaining_ms*^\n" +
 	"\tJsonNames\x12\x1a\n" +
 	"\x16JSON_NAMES_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JSON_NAMES_PROTO\x10\x01\x12\x1f\n" +
@@ -359,23 +456,26 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_hms_v1_options_proto_goTypes = []any{
 	(JsonNames)(0),        // 0: hms.v1.JsonNames
 	(*CallOptions)(nil),   // 1: hms.v1.CallOptions
 	(*Credentials)(nil),   // 2: hms.v1.Credentials
 	(*RuntimeConfig)(nil), // 3: hms.v1.RuntimeConfig
-	nil,                   // 4: hms.v1.CallOptions.MetadataEntry
+	(*CallContext)(nil),   // 4: hms.v1.CallContext
+	nil,                   // 5: hms.v1.CallOptions.MetadataEntry
+	nil,                   // 6: hms.v1.CallContext.MetadataEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	4, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	5, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
 	2, // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
 	0, // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 3: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -383,13 +483,14 @@ func file_hms_v1_options_proto_init() {
 	if File_hms_v1_options_proto != nil {
 		return
 	}
+	file_hms_v1_options_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -190,6 +190,21 @@ module HMS
         @lib.hms_reply_remaining_ms(reply)
       end
 
+      # hms_reply_context: the running handler's hms.v1.CallContext in
+      # +format+, or raises.
+      def reply_context(reply, format)
+        b = bufs
+        rc = @lib.hms_reply_context(reply, format, b.out, b.err)
+        raise error(rc, b, format) unless rc.zero?
+
+        b.answer
+      end
+
+      # hms_reply_status: the status code (non-zero when the Status was refused).
+      def reply_status(reply, format, status)
+        @lib.hms_reply_status(reply, format, status, status.bytesize)
+      end
+
       def subscribe(rt, format, filter)
         b = bufs
         rc = @lib.hms_subscribe(rt, format, filter, filter.nil? ? 0 : filter.bytesize, b.slot, b.err)

@@ -272,6 +272,21 @@ module HMS
         @fn.fetch(:hms_reply_remaining_ms).call(reply)
       end
 
+      # hms_reply_context: the running handler's hms.v1.CallContext in
+      # +format+, or raises.
+      def reply_context(reply, format)
+        b = bufs
+        rc = @fn.fetch(:hms_reply_context).call(reply, format, b.out, b.err)
+        raise error(rc, b, format) unless rc.zero?
+
+        b.answer
+      end
+
+      # hms_reply_status: the status code (non-zero when the Status was refused).
+      def reply_status(reply, format, status)
+        @fn.fetch(:hms_reply_status).call(reply, format, ::Fiddle::Pointer[status].to_i, status.bytesize)
+      end
+
       def subscribe(rt, format, filter)
         b = bufs
         with_input(filter) do |addr, len|

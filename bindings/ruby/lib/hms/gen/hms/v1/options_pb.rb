@@ -25,6 +25,13 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :json_names, :enum, 6, "hms.v1.JsonNames"
       optional :shutdown_timeout_ms, :uint32, 7
     end
+    add_message "hms.v1.CallContext" do
+      optional :method, :string, 1
+      map :metadata, :string, :string, 2
+      optional :trace_id, :string, 3
+      proto3_optional :remaining_ms, :uint64, 4
+      optional :principal, :string, 5
+    end
     add_enum "hms.v1.JsonNames" do
       value :JSON_NAMES_UNSPECIFIED, 0
       value :JSON_NAMES_PROTO, 1
@@ -38,6 +45,7 @@ module Hms
     CallOptions = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallOptions").msgclass
     Credentials = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.Credentials").msgclass
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
+    CallContext = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallContext").msgclass
     JsonNames = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.JsonNames").enummodule
   end
 end

@@ -1,0 +1,62 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Hms;
+
+/**
+ * What a PHP handler knows of the call it serves (hms.v1.CallContext, ABI
+ * 1.2), from the caller's CallOptions. A handler receives it as its third
+ * argument when it declares one: fn(mixed $request, string $method,
+ * CallContext $call).
+ */
+final class CallContext
+{
+    /**
+     * @param string $method full method name, "package.Service/Method"
+     * @param array<string, string> $metadata the caller's CallOptions.metadata
+     * @param string $traceId the caller's CallOptions.trace_id ('' without one)
+     * @param int|null $deadlineNs hrtime(true) of the caller's deadline, null without one
+     * @param string $principal reserved for the security layer: '' in ABI 1.2
+     */
+    public function __construct(
+        public readonly string $method,
+        public readonly array $metadata,
+        public readonly string $traceId,
+        public readonly ?int $deadlineNs,
+        public readonly string $principal = '',
+    ) {
+    }
+
+    /** Milliseconds left before the deadline (0 once passed), null without one. */
+    public function remainingMs(): ?int
+    {
+        if ($this->deadlineNs === null) {
+            return null;
+        }
+        return max(0, intdiv($this->deadlineNs - hrtime(true), 1_000_000));
+    }
+
+    /**
+     * @internal built by the trampoline from the CBOR the core wrote
+     */
+    public static function fromCbor(string $raw, int $readAtNs, int $maxDepth): self
+    {
+        $fields = $raw === '' ? [] : Cbor::decode($raw, $maxDepth);
+        if (!is_array($fields)) {
+            $fields = [];
+        }
+        $metadata = [];
+        foreach (is_array($fields['metadata'] ?? null) ? $fields['metadata'] : [] as $key => $value) {
+            $metadata[(string) $key] = is_scalar($value) ? (string) $value : '';
+        }
+        $remaining = $fields['remaining_ms'] ?? null;
+        return new self(
+            is_string($fields['method'] ?? null) ? $fields['method'] : '',
+            $metadata,
+            is_string($fields['trace_id'] ?? null) ? $fields['trace_id'] : '',
+            is_int($remaining) ? $readAtNs + $remaining * 1_000_000 : null,
+            is_string($fields['principal'] ?? null) ? $fields['principal'] : '',
+        );
+    }
+}
