@@ -4,7 +4,9 @@
 #   1. scripts/setup.sh (Debian packages, release build of the core, pip -e)
 #   2. cargo test --release (rust_core; shares the release build's deps)
 #   3. pytest tests/python (no test collected counts as a failure)
-#   4. C host test, shared and static builds, under valgrind (tests/c/run.sh)
+#   4. C host test, shared and static builds, under valgrind (tests/c/run.sh),
+#      then a brief fuzzing run of every cargo-fuzz target (scripts/fuzz.sh
+#      20: 20 s each; nightly, its build cached outside the clone)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix and buf breaking
 #   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the
@@ -65,6 +67,7 @@ run_step "setup" bash scripts/setup.sh
 run_step "cargo test --release" cargo test --release --locked --manifest-path rust_core/Cargo.toml
 run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
+run_step "fuzzing, brief (scripts/fuzz.sh 20)" bash scripts/fuzz.sh 20
 run_step "C example through pkg-config (installed prefix)" bash tests/c/example_test.sh
 run_step "ABI versions: hosts refuse another major" bash tests/versions/run.sh
 # Every binding's own refusal test loads the ABI 2.0 build the step above made.
