@@ -5,8 +5,10 @@
 #   2. cargo test --release (rust_core; shares the release build's deps)
 #   3. pytest tests/python (no test collected counts as a failure)
 #   4. C host test, shared and static builds, under valgrind (tests/c/run.sh),
-#      then a brief fuzzing run of every cargo-fuzz target (scripts/fuzz.sh
-#      20: 20 s each; nightly, its build cached outside the clone)
+#      then the shared build against a core built with AddressSanitizer
+#      (tests/c/asan.sh), then a brief fuzzing run of every cargo-fuzz target
+#      (scripts/fuzz.sh 20: 20 s each); both use nightly and cache their
+#      builds outside the clone (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix and buf breaking
 #   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the
@@ -67,6 +69,7 @@ run_step "setup" bash scripts/setup.sh
 run_step "cargo test --release" cargo test --release --locked --manifest-path rust_core/Cargo.toml
 run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
+run_step "C host test under AddressSanitizer" bash tests/c/asan.sh
 run_step "fuzzing, brief (scripts/fuzz.sh 20)" bash scripts/fuzz.sh 20
 run_step "C example through pkg-config (installed prefix)" bash tests/c/example_test.sh
 run_step "ABI versions: hosts refuse another major" bash tests/versions/run.sh
