@@ -13,7 +13,9 @@ use hms_ffi::codec::{self, Format, Limits};
 use hms_ffi::proto::hms::agent::v1::Agent;
 use hms_ffi::proto::v1::{CallOptions, RuntimeConfig};
 use hms_ffi::schema;
-use hms_ffi_fuzz::{Input, SMALL_LIMIT, TYPES, check_code, check_output, format};
+use hms_ffi_fuzz::{
+    Input, SMALL_LIMIT, TYPES, check_code, check_output, format, json_stability_checked,
+};
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: Limits = Limits {
@@ -87,6 +89,8 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("{what}: the core's own output does not decode: {e:?}"));
         let mut out_again = Vec::new();
         codec::encode_message(&again, to, &mut out_again).expect("encoded once already");
-        assert_eq!(out, out_again, "{what}: output is not stable");
+        if to != Format::Json || json_stability_checked(&out) {
+            assert_eq!(out, out_again, "{what}: output is not stable");
+        }
     }
 });
