@@ -7,8 +7,9 @@
 #   4. C host test, shared and static builds, under valgrind (tests/c/run.sh),
 #      then the shared build against a core built with AddressSanitizer
 #      (tests/c/asan.sh), then a brief fuzzing run of every cargo-fuzz target
-#      (scripts/fuzz.sh 20: 20 s each); both use nightly and cache their
-#      builds outside the clone (~/.cache/hms_ffi)
+#      (scripts/fuzz.sh 15: 15 s each, ~4 min with the rebuild of the core a
+#      fresh clone needs); both use nightly and cache their dependency builds
+#      outside the clone (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix and buf breaking
 #   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the
@@ -70,7 +71,7 @@ run_step "cargo test --release" cargo test --release --locked --manifest-path ru
 run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
 run_step "C host test under AddressSanitizer" bash tests/c/asan.sh
-run_step "fuzzing, brief (scripts/fuzz.sh 20)" bash scripts/fuzz.sh 20
+run_step "fuzzing, brief (scripts/fuzz.sh 15)" bash scripts/fuzz.sh 15
 run_step "C example through pkg-config (installed prefix)" bash tests/c/example_test.sh
 run_step "ABI versions: hosts refuse another major" bash tests/versions/run.sh
 # Every binding's own refusal test loads the ABI 2.0 build the step above made.
