@@ -367,3 +367,61 @@ pub fn json_has_float_literal(json: &[u8]) -> bool {
 pub fn json_stability_checked(json: &[u8]) -> bool {
     !(KNOWN_ISSUE_JSON_FLOAT_PARSE && json_has_float_literal(json))
 }
+
+/// Found by typed_decode (regressions/typed_decode/pb-map-order-with-group):
+/// protobuf output sorts map entries only when the encoding has no group
+/// (codec/canonical.rs gives up on wire types 3/4 and keeps prost-reflect's
+/// hash-map order), so a message with a map and an unknown group field
+/// encodes in an order that changes from one decode to the next. While it
+/// is open, the protobuf stability check skips outputs holding a group.
+pub const KNOWN_ISSUE_PB_GROUP_MAP_ORDER: bool = true;
+
+/// True when protobuf `bytes`, or any length-delimited value in them that
+/// parses as protobuf, holds a group (wire type 3). Over-approximates (a
+/// string may parse as records), which only widens the skip a little.
+pub fn pb_has_group(bytes: &[u8], depth: u32) -> bool {
+    fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(tag) = varint(bytes, &mut at) else {
+            return false;
+        };
+        match tag & 7 {
+            0 if varint(bytes, &mut at).is_some() => {}
+            1 => at += 8,
+            2 => {
+                let Some(len) = varint(bytes, &mut at).and_then(|n| usize::try_from(n).ok()) else {
+                    return false;
+                };
+                let Some(value) = at.checked_add(len).and_then(|end| bytes.get(at..end)) else {
+                    return false;
+                };
+                if depth > 0 && pb_has_group(value, depth - 1) {
+                    return true;
+                }
+                at += len;
+            }
+            3 | 4 => return true,
+            5 => at += 4,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Whether a protobuf stability check applies to `bytes` (see
+/// [`KNOWN_ISSUE_PB_GROUP_MAP_ORDER`]).
+pub fn pb_stability_checked(bytes: &[u8]) -> bool {
+    !(KNOWN_ISSUE_PB_GROUP_MAP_ORDER && pb_has_group(bytes, 100))
+}
