@@ -9,10 +9,11 @@
 
 use hms_ffi_fuzz::{
     Buf, DEFAULT_LIMIT, Input, TYPES, cbor_has_container_key, check_call, check_output,
-    hms_convert, raw_format,
+    hms_convert, pb_stability_checked, raw_format,
 };
 use libfuzzer_sys::fuzz_target;
 
+const PROTOBUF: i32 = 1;
 const CBOR: i32 = 2;
 const JSON: i32 = 3;
 
@@ -71,9 +72,11 @@ fuzz_target!(|data: &[u8]| {
         )
     };
     assert_eq!(rc, 0, "{what}: a second identical conversion failed");
-    assert_eq!(
-        out.bytes(),
-        first,
-        "{what}: a second identical conversion differs"
-    );
+    if to != PROTOBUF || pb_stability_checked(&first) {
+        assert_eq!(
+            out.bytes(),
+            first,
+            "{what}: a second identical conversion differs"
+        );
+    }
 });
