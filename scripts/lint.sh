@@ -42,6 +42,9 @@ protos_fresh() {
 gate "cargo fmt --check" cargo fmt --manifest-path "$manifest" --all -- --check
 gate "cargo fmt --check (benchmarks/rust)" \
     cargo fmt --manifest-path benchmarks/rust/Cargo.toml --all -- --check
+# The fuzz crate is its own workspace (nightly only to build, not to format).
+gate "cargo fmt --check (rust_core/fuzz)" \
+    cargo fmt --manifest-path rust_core/fuzz/Cargo.toml --all -- --check
 gate "cargo clippy --all-targets -D warnings" \
     cargo clippy --manifest-path "$manifest" --all-targets --locked -- -D warnings
 

@@ -7,6 +7,10 @@
 #      panic tests), then pytest tests/python (no test collected fails)
 #   4. C host test, shared and static builds and the fault-injection copy,
 #      under valgrind
+#      (tests/c/run.sh), then the shared build against a core built with
+#      AddressSanitizer (tests/c/asan.sh), then a brief fuzzing run of every
+#      cargo-fuzz target (scripts/fuzz.sh 15: 15 s each); both use nightly
+#      and cache their dependency builds outside the clone (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix, the official protobuf conformance suite (its
 #      runner built once and cached under rust_core/target/) and buf breaking
@@ -75,6 +79,8 @@ fault_library() {
 run_step "fault-injection copy of the core (tests/faults/build_fault_library.sh)" fault_library
 run_step "pytest tests/python" pytest_step
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
+run_step "C host test under AddressSanitizer" bash tests/c/asan.sh
+run_step "fuzzing, brief (scripts/fuzz.sh 15)" bash scripts/fuzz.sh 15
 run_step "C example through pkg-config (installed prefix)" bash tests/c/example_test.sh
 run_step "ABI versions: hosts refuse another major" bash tests/versions/run.sh
 # Every binding's own refusal test loads the ABI 2.0 build the step above made.
