@@ -77,7 +77,11 @@ for target in "${targets[@]}"; do
     # -timeout: one input running 10 s is a hang. -rss_limit_mb: 2 GiB is
     # far above what any input within -max_len should need. -max_len also
     # stops inputs from growing past what a target is meant to test.
-    cargo +nightly fuzz run --target-dir "$target_dir" "$target" "$corpus" -- \
+    # The reproducers of bugs fixed since (regressions/<target>/) run first,
+    # every time; libFuzzer adds new inputs to the first folder only.
+    regressions=()
+    [[ -d "$fuzz_dir/regressions/$target" ]] && regressions=("$fuzz_dir/regressions/$target")
+    cargo +nightly fuzz run --target-dir "$target_dir" "$target" "$corpus" "${regressions[@]}" -- \
         -max_total_time="$seconds" -max_len="${max_len[$target]}" \
         -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" >"$log" 2>&1 || rc=$?

@@ -4,18 +4,20 @@
 #![no_main]
 
 use hms_ffi::Code;
-use hms_ffi::codec::{self, Format, Limits};
+use hms_ffi::codec::{self, Format, JsonNames, Limits};
 use hms_ffi_fuzz::{SMALL_LIMIT, check_code, check_output, json_stability_checked};
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: Limits = Limits {
     max_message_bytes: SMALL_LIMIT,
     max_depth: 64,
+    json_names: JsonNames::Proto,
 };
 
 const OUTPUT_LIMITS: Limits = Limits {
     max_message_bytes: usize::MAX,
     max_depth: 64,
+    json_names: JsonNames::Proto,
 };
 
 fuzz_target!(|data: &[u8]| {

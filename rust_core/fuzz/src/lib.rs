@@ -8,7 +8,7 @@
 //! ABI guard would have caught.
 
 use hms_ffi::Code;
-use hms_ffi::codec::{self, Format, Limits, Value};
+use hms_ffi::codec::{self, Format, Limits};
 use hms_ffi::proto::v1::Status;
 
 // The hms_ffi rlib exports the C functions too; a host's view of them is
@@ -117,14 +117,14 @@ pub const SMALL_LIMIT: usize = 4096;
 /// The limit `hms_convert` applies (not configurable): the ABI default.
 pub const DEFAULT_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Known issue, being fixed in the core: converted output (transcode, and
+/// Fixed (kept as the switch for a new open bug of this shape): converted output (transcode, and
 /// the answers of built-in methods) is not checked against
 /// `max_message_bytes`, so CBOR `[null, null, ...]` becomes JSON four times
 /// its size, and protobuf enums or timestamps become JSON strings ~30 times
 /// theirs. While it is open, outputs over the limit are tolerated up to a
 /// linear expansion of the input ([`expansion_bound`]); anything beyond
 /// that (a blow-up) still fails. Set to `false` when the fix lands.
-pub const KNOWN_ISSUE_UNBOUNDED_OUTPUT: bool = true;
+pub const KNOWN_ISSUE_UNBOUNDED_OUTPUT: bool = false;
 
 /// Largest output a linear re-encoding of `input_len` bytes can have.
 pub fn expansion_bound(input_len: usize) -> usize {
@@ -178,29 +178,6 @@ pub fn check_call(what: &str, rc: i32, err_format: i32, outputs: &[&Buf], err: &
         "{what}: Status.code differs from the return code"
     );
     code
-}
-
-/// Known issue, being fixed in the core: a CBOR map whose keys are maps or
-/// arrays becomes JSON whose keys are the keys' JSON text, re-escaped at
-/// each level, so the output doubles per nesting level (exponential time
-/// and memory). Targets skip the JSON encoding of such values only.
-pub fn has_container_key(value: &Value) -> bool {
-    match value {
-        Value::Array(items) => items.iter().any(has_container_key),
-        Value::Map(entries) => entries.iter().any(|(key, value)| {
-            matches!(key, Value::Array(_) | Value::Map(_))
-                || has_container_key(key)
-                || has_container_key(value)
-        }),
-        _ => false,
-    }
-}
-
-/// True when `bytes` is CBOR (at any depth the default limits allow) with
-/// the map-key shape of [`has_container_key`].
-pub fn cbor_has_container_key(bytes: &[u8]) -> bool {
-    codec::decode_value(Format::Cbor, bytes, &Limits::default())
-        .is_ok_and(|value| has_container_key(&value))
 }
 
 /// Message types the typed targets decode: the examples of the brief plus
@@ -327,14 +304,14 @@ pub fn free_runtime(rt: u64) {
     }
 }
 
-/// Found by json_value (rust_core/fuzz/regressions/json_value/): JSON
+/// Fixed (serde_json `float_roundtrip`); found by json_value: JSON
 /// numbers are not parsed to the nearest double (serde_json without its
 /// `float_roundtrip` feature is off by an ulp), so `5e-72` decodes to the
 /// double printed `5.000000000000001e-72`, which decodes to another one
 /// printed `...002e-72`: the core's JSON output does not round-trip, and
 /// JSON input converts to slightly wrong protobuf/CBOR doubles. While it is
 /// open, the JSON stability checks skip outputs holding a float literal.
-pub const KNOWN_ISSUE_JSON_FLOAT_PARSE: bool = true;
+pub const KNOWN_ISSUE_JSON_FLOAT_PARSE: bool = false;
 
 /// True when JSON text has a number with a fraction or an exponent outside
 /// strings (the shape of [`KNOWN_ISSUE_JSON_FLOAT_PARSE`]).
@@ -368,13 +345,14 @@ pub fn json_stability_checked(json: &[u8]) -> bool {
     !(KNOWN_ISSUE_JSON_FLOAT_PARSE && json_has_float_literal(json))
 }
 
-/// Found by typed_decode (regressions/typed_decode/pb-map-order-with-group):
+/// Fixed (groups are opaque records in codec/canonical.rs); found by
+/// typed_decode (regressions/typed_decode/pb-map-order-with-group):
 /// protobuf output sorts map entries only when the encoding has no group
 /// (codec/canonical.rs gives up on wire types 3/4 and keeps prost-reflect's
 /// hash-map order), so a message with a map and an unknown group field
 /// encodes in an order that changes from one decode to the next. While it
 /// is open, the protobuf stability check skips outputs holding a group.
-pub const KNOWN_ISSUE_PB_GROUP_MAP_ORDER: bool = true;
+pub const KNOWN_ISSUE_PB_GROUP_MAP_ORDER: bool = false;
 
 /// True when protobuf `bytes`, or any length-delimited value in them that
 /// parses as protobuf, holds a group (wire type 3). Over-approximates (a

@@ -124,8 +124,10 @@ fn value_contains_map(value: &Value) -> bool {
 }
 
 /// Rewrites `bytes`, a valid encoding of a `desc` message, into `out` with
-/// map entries sorted; `false` (and `out` untouched) when it meets a wire
-/// construct it does not reorder (groups), in which case the bytes stand.
+/// map entries sorted; `false` (and `out` untouched) when the bytes do not
+/// parse as records, in which case they stand. A group (wire types 3 and 4,
+/// e.g. an unknown proto2 group) is one opaque record: its inside is copied
+/// as it is, and the map entries around it are still sorted.
 pub fn sort_map_entries(desc: &MessageDescriptor, bytes: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
     let ok = rewrite(desc, bytes, out).is_some();
@@ -184,6 +186,10 @@ fn records(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
                 at += 4;
                 false
             }
+            3 => {
+                skip_group(bytes, &mut at, number)?;
+                false
+            }
             _ => return None,
         };
         records.push(Record {
@@ -194,6 +200,34 @@ fn records(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
         });
     }
     Some(records)
+}
+
+/// Moves `at` past the end-group tag of group `number`, whose start tag
+/// was just read; `None` when the group never ends or ends with another
+/// number. Nesting is bounded by the depth limit the bytes were decoded
+/// under.
+fn skip_group(bytes: &[u8], at: &mut usize, number: u32) -> Option<()> {
+    loop {
+        let tag = varint(bytes, at)?;
+        let inner = u32::try_from(tag >> 3).ok()?;
+        match tag & 7 {
+            0 => {
+                varint(bytes, at)?;
+            }
+            1 => *at = at.checked_add(8)?,
+            2 => {
+                let len = usize::try_from(varint(bytes, at)?).ok()?;
+                *at = at.checked_add(len)?;
+            }
+            5 => *at = at.checked_add(4)?,
+            3 => skip_group(bytes, at, inner)?,
+            4 if inner == number => return (*at <= bytes.len()).then_some(()),
+            _ => return None,
+        }
+        if *at > bytes.len() {
+            return None;
+        }
+    }
 }
 
 #[derive(PartialEq, PartialOrd)]

@@ -1561,3 +1561,35 @@ fn the_determinism_checker_catches_non_canonical_cbor() {
     );
     assert!(!checks(vec![0xc1, 0x00]), "a tag");
 }
+
+#[test]
+fn protobuf_output_sorts_map_entries_around_an_unknown_group() {
+    use hms_ffi::proto::hms::agent::lifecycle::v1::LifecycleEvent;
+    use prost::Message as _;
+    let event = LifecycleEvent {
+        agent_id: "a".into(),
+        metadata: (0..16)
+            .map(|i| (format!("k{i:02}"), i.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    // prost's types keep maps ordered, so this is the deterministic form.
+    let sorted = event.encode_to_vec();
+    // An empty unknown group, field 14 (start tag 0x73, end tag 0x74), as a
+    // proto2 sender may write; the fuzzer found it kept the entries in hash
+    // order, different from one conversion to the next.
+    let mut input = sorted.clone();
+    input.extend_from_slice(&[0x73, 0x74]);
+    let mut expected = sorted;
+    expected.extend_from_slice(&[0x73, 0x74]);
+    for _ in 0..20 {
+        let out = convert(
+            "hms.agent.lifecycle.v1.LifecycleEvent",
+            Format::Protobuf,
+            &input,
+            Format::Protobuf,
+        )
+        .unwrap();
+        assert_eq!(out, expected);
+    }
+}
