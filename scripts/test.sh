@@ -6,11 +6,11 @@
 #   3. the fault-injection copy of the core (HMS_FFI_FAULT_LIBRARY, for the
 #      panic tests), then pytest tests/python (no test collected fails)
 #   4. C host test, shared and static builds and the fault-injection copy,
-#      under valgrind
-#      (tests/c/run.sh), then the shared build against a core built with
-#      AddressSanitizer (tests/c/asan.sh), then a brief fuzzing run of every
-#      cargo-fuzz target (scripts/fuzz.sh 15: 15 s each); both use nightly
-#      and cache their dependency builds outside the clone (~/.cache/hms_ffi)
+#      under valgrind (tests/c/run.sh), then the shared build against a core
+#      built with AddressSanitizer (tests/c/asan.sh), then a brief fuzzing
+#      run of every cargo-fuzz target (scripts/fuzz.sh 15: 15 s each); both
+#      use nightly and cache their dependency builds outside the clone
+#      (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix, the official protobuf conformance suite (its
 #      runner built once and cached under rust_core/target/) and buf breaking
