@@ -2386,7 +2386,18 @@ static long json_uint(const hms_buf *b, const char *name)
     if (at == NULL) return 0;
     at += strlen(key);
     while (at < b->data + b->len && (*at == ' ' || *at == '"')) at++;
-    return strtol((const char *)at, NULL, 10);
+    {
+        /* the buffer has no NUL terminator: copy the digits out first */
+        char digits[24];
+        size_t n = 0;
+        while (at + n < b->data + b->len && n + 1 < sizeof digits && at[n] >= '0' &&
+               at[n] <= '9') {
+            digits[n] = (char)at[n];
+            n++;
+        }
+        digits[n] = '\0';
+        return strtol(digits, NULL, 10);
+    }
 }
 
 /* hms.sys.v1.System/Health's count of library threads left in host code. */
