@@ -28,12 +28,52 @@ pub static SUBSCRIPTIONS: HandleTable<SubscriptionEntry> =
     HandleTable::new(HandleKind::Subscription);
 pub static METHODS: HandleTable<ResolvedMethod> = HandleTable::new(HandleKind::Method);
 
-/// What a method sees of the call it serves.
+/// What a built-in method sees of the call it serves: the call, and narrow
+/// capabilities of its runtime (never the runtime itself, so a method can
+/// neither free it nor reach its handles).
 pub struct CallContext<'a> {
-    pub runtime: &'a Arc<Runtime>,
     pub method: &'a str,
     pub deadline: Option<Instant>,
     pub options: CallOptions,
+    /// The runtime's configuration (limits, name, data_dir), read only.
+    pub settings: &'a Settings,
+    /// When the runtime started, for its uptime.
+    pub started: Instant,
+    /// The runtime's records.
+    pub domain: &'a Domain,
+    /// Where the method publishes its events.
+    pub events: &'a EventBus,
+    /// Service and method lookups.
+    pub registry: &'a Registry,
+    /// Nested calls (lifecycle hooks) through the runtime's dispatch.
+    pub dispatch: &'a dyn Dispatch,
+}
+
+/// Calls made from inside a call: the runtime's dispatch, and nothing else
+/// of the runtime.
+pub trait Dispatch {
+    /// As [`Runtime::call_with_options`].
+    fn nested_call(
+        &self,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()>;
+}
+
+impl Dispatch for Arc<Runtime> {
+    fn nested_call(
+        &self,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        Runtime::call_with_options(self, method_name, format, request, options, out)
+    }
 }
 
 /// A host service as its handle sees it.
@@ -173,10 +213,15 @@ impl Runtime {
         let deadline = (options.deadline_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(options.deadline_ms as u64));
         let context = CallContext {
-            runtime: self,
             method: method_name,
             deadline,
             options,
+            settings: &self.settings,
+            started: self.started,
+            domain: &self.domain,
+            events: &self.events,
+            registry: &self.registry,
+            dispatch: self,
         };
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),

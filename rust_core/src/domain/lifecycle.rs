@@ -190,8 +190,8 @@ fn call_hook(
     };
     let mut response = Vec::new();
     context
-        .runtime
-        .call_with_options(&hook.method, Format::Cbor, &request, options, &mut response)
+        .dispatch
+        .nested_call(&hook.method, Format::Cbor, &request, options, &mut response)
 }
 
 fn transition_type(request: &TransitionRequest) -> Result<TransitionType> {
@@ -345,7 +345,7 @@ impl Domain {
                 .push(event.clone());
             // Published under the store lock, so subscribers see each agent's
             // events in the order they happened.
-            context.runtime.events.publish(
+            context.events.publish(
                 "lifecycle.transition",
                 &agent_id,
                 &agent_id,
@@ -362,7 +362,7 @@ impl Domain {
                     error: Some(error.to_status()),
                     event: Some(event.clone()),
                 };
-                context.runtime.events.publish(
+                context.events.publish(
                     "lifecycle.hook_failed",
                     &agent_id,
                     &agent_id,
@@ -463,7 +463,7 @@ impl Domain {
         request: RegisterHookRequest,
     ) -> Result<RegisterHookResponse> {
         required(&request.method, "method")?;
-        context.runtime.registry.method(&request.method)?;
+        context.registry.method(&request.method)?;
         for (field, states) in [
             ("from_states", &request.from_states),
             ("to_states", &request.to_states),

@@ -13,20 +13,17 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "CreateAgent",
-                unary(|c, a, r| c.runtime.domain.create_agent(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.create_agent(c.events, a, r)),
             ),
-            ("GetAgent", unary(|c, _, r| c.runtime.domain.get_agent(r))),
-            (
-                "ListAgents",
-                unary(|c, _, r| c.runtime.domain.list_agents(r)),
-            ),
+            ("GetAgent", unary(|c, _, r| c.domain.get_agent(r))),
+            ("ListAgents", unary(|c, _, r| c.domain.list_agents(r))),
             (
                 "UpdateAgent",
-                unary(|c, a, r| c.runtime.domain.update_agent(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.update_agent(c.events, a, r)),
             ),
             (
                 "DeleteAgent",
-                unary(|c, a, r| c.runtime.domain.delete_agent(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.delete_agent(c.events, a, r)),
             ),
         ],
     )?;
@@ -37,29 +34,29 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "SubmitTask",
-                unary(|c, a, r| c.runtime.domain.submit_task(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.submit_task(c.events, a, r)),
             ),
-            ("GetTask", unary(|c, _, r| c.runtime.domain.get_task(r))),
-            ("ListTasks", unary(|c, _, r| c.runtime.domain.list_tasks(r))),
+            ("GetTask", unary(|c, _, r| c.domain.get_task(r))),
+            ("ListTasks", unary(|c, _, r| c.domain.list_tasks(r))),
             (
                 "AssignTask",
-                unary(|c, a, r| c.runtime.domain.assign_task(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.assign_task(c.events, a, r)),
             ),
             (
                 "StartTask",
-                unary(|c, a, r| c.runtime.domain.start_task(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.start_task(c.events, a, r)),
             ),
             (
                 "CompleteTask",
-                unary(|c, a, r| c.runtime.domain.complete_task(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.complete_task(c.events, a, r)),
             ),
             (
                 "FailTask",
-                unary(|c, a, r| c.runtime.domain.fail_task(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.fail_task(c.events, a, r)),
             ),
             (
                 "CancelTask",
-                unary(|c, a, r| c.runtime.domain.cancel_task(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.cancel_task(c.events, a, r)),
             ),
         ],
     )?;
@@ -70,19 +67,16 @@ pub fn register(registry: &Registry) -> Result<()> {
         vec![
             (
                 "PutKnowledge",
-                unary(|c, a, r| c.runtime.domain.put_knowledge(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.put_knowledge(c.events, a, r)),
             ),
-            (
-                "GetKnowledge",
-                unary(|c, _, r| c.runtime.domain.get_knowledge(r)),
-            ),
+            ("GetKnowledge", unary(|c, _, r| c.domain.get_knowledge(r))),
             (
                 "QueryKnowledge",
-                unary(|c, _, r| c.runtime.domain.query_knowledge(r)),
+                unary(|c, _, r| c.domain.query_knowledge(r)),
             ),
             (
                 "DeleteKnowledge",
-                unary(|c, a, r| c.runtime.domain.delete_knowledge(&c.runtime.events, a, r)),
+                unary(|c, a, r| c.domain.delete_knowledge(c.events, a, r)),
             ),
         ],
     )?;
@@ -91,22 +85,16 @@ pub fn register(registry: &Registry) -> Result<()> {
         "hms.agent.lifecycle.v1.LifecycleService",
         "Agent lifecycle: transitions, history, hooks",
         vec![
-            ("GetState", unary(|c, _, r| c.runtime.domain.get_state(r))),
-            (
-                "Transition",
-                unary(|c, a, r| c.runtime.domain.transition(c, a, r)),
-            ),
-            (
-                "GetHistory",
-                unary(|c, _, r| c.runtime.domain.get_history(r)),
-            ),
+            ("GetState", unary(|c, _, r| c.domain.get_state(r))),
+            ("Transition", unary(|c, a, r| c.domain.transition(c, a, r))),
+            ("GetHistory", unary(|c, _, r| c.domain.get_history(r))),
             (
                 "RegisterHook",
-                unary(|c, a, r| c.runtime.domain.register_hook(c, a, r)),
+                unary(|c, a, r| c.domain.register_hook(c, a, r)),
             ),
             (
                 "UnregisterHook",
-                unary(|c, _, r| c.runtime.domain.unregister_hook(r)),
+                unary(|c, _, r| c.domain.unregister_hook(r)),
             ),
         ],
     )

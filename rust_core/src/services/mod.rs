@@ -41,7 +41,7 @@ impl<'a> Answer<'a> {
             start: out.len(),
             out: RefCell::new(out),
             format,
-            limits: context.runtime.limits(),
+            limits: &context.settings.limits,
             deadline: context.deadline,
             method: context.method,
             written: Cell::new(false),
@@ -101,7 +101,7 @@ where
     F: Fn(&CallContext<'_>, &Answer<'_>, Req) -> Result<Resp> + Send + Sync + 'static,
 {
     Arc::new(move |context, format, request, out| {
-        let request: Req = codec::decode_typed(format, request, context.runtime.limits())?;
+        let request: Req = codec::decode_typed(format, request, &context.settings.limits)?;
         let answer = Answer::new(context, format, out);
         function(context, &answer, request)
             .and_then(|response| answer.finish(&response))

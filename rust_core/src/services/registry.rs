@@ -18,14 +18,14 @@ pub fn register(registry: &Registry) -> Result<()> {
                 "ListServices",
                 unary(|context, _, request: ListServicesRequest| {
                     Ok(ListServicesResponse {
-                        services: context.runtime.registry.list(&request.name_prefix),
+                        services: context.registry.list(&request.name_prefix),
                     })
                 }),
             ),
             (
                 "DescribeService",
                 unary(|context, _, request: DescribeServiceRequest| {
-                    let service = context.runtime.registry.get(&request.name).ok_or_else(|| {
+                    let service = context.registry.get(&request.name).ok_or_else(|| {
                         HmsError::not_found(format!("no service named `{}`", request.name))
                             .with_detail("service", &request.name)
                     })?;

@@ -27,14 +27,13 @@ pub fn register(registry: &Registry) -> Result<()> {
             (
                 "Health",
                 unary(|context, _, _: HealthRequest| {
-                    let runtime = context.runtime;
                     Ok(HealthResponse {
                         status: ServingStatus::Serving as i32,
-                        runtime_name: runtime.settings.name.clone(),
-                        uptime_ms: runtime.started.elapsed().as_millis() as u64,
-                        services: runtime.registry.len() as u32,
-                        subscriptions: runtime.events.subscriber_count() as u32,
-                        storage: if runtime.settings.data_dir.is_some() {
+                        runtime_name: context.settings.name.clone(),
+                        uptime_ms: context.started.elapsed().as_millis() as u64,
+                        services: context.registry.len() as u32,
+                        subscriptions: context.events.subscriber_count() as u32,
+                        storage: if context.settings.data_dir.is_some() {
                             "sqlite"
                         } else {
                             "memory"
