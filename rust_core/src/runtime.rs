@@ -163,7 +163,7 @@ impl Runtime {
         } else {
             codec::decode_typed(format, options, limits)?
         };
-        self.call_with_options(method_name, format, request, options, out)
+        self.call_checked(method_name, format, request, options, out)
     }
 
     /// [`Runtime::call`] with options the core made itself (hooks), so they
@@ -177,6 +177,18 @@ impl Runtime {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         self.limits().check_size(request.len(), "request")?;
+        self.call_checked(method_name, format, request, options, out)
+    }
+
+    /// Looks `method_name` up and runs it on a request whose size was checked.
+    fn call_checked(
+        self: &Arc<Self>,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let method = self.resolve(method_name)?;
         self.dispatch(&method, method_name, format, request, options, out)
     }
@@ -187,16 +199,19 @@ impl Runtime {
                 "method is empty: give \"package.Service/Method\"",
             ));
         }
-        if let Some(at) = method_name.find(|c: char| c.is_control()) {
-            return Err(HmsError::invalid_argument(format!(
-                "method {method_name:?} has a control character at byte {at}: \
-                 give \"package.Service/Method\""
-            ))
-            .with_detail("method", method_name.escape_default().to_string()));
-        }
-        self.registry
-            .method(method_name)
-            .map_err(|e| e.with_origin("registry"))
+        self.registry.method(method_name).map_err(|not_found| {
+            // Registered names are dotted identifiers, so a name with a
+            // control character is never found: say it is malformed, and
+            // keep the scan off the path of calls that succeed.
+            match method_name.find(|c: char| c.is_control()) {
+                Some(at) => HmsError::invalid_argument(format!(
+                    "method {method_name:?} has a control character at byte {at}: \
+                     give \"package.Service/Method\""
+                ))
+                .with_detail("method", method_name.escape_default().to_string()),
+                None => not_found.with_origin("registry"),
+            }
+        })
     }
 
     /// Runs `method`, found already, on a request whose size was checked.

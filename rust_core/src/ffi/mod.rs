@@ -143,8 +143,7 @@ fn store_vec(buf: &mut hms_buf, vec: Vec<u8>) {
 /// # Safety
 /// `buf` is NULL or valid as in [`take_vec`].
 unsafe fn write_buf(buf: *mut hms_buf, fill: impl FnOnce(&mut Vec<u8>)) {
-    // SAFETY: NULL or a valid, exclusive hms_buf per the caller's contract.
-    if unsafe { buf.as_mut() }.is_none() {
+    if buf.is_null() {
         return;
     }
     // SAFETY: non-NULL and valid per the caller's contract.

@@ -75,18 +75,10 @@ impl Admit for Answer<'_> {
         }
         let mut out = self.out.borrow_mut();
         out.truncate(self.start);
-        // The runtime's JSON names and size limit apply to the answer.
-        let written = codec::encode_typed_within(answer, self.format, self.limits, &mut out);
-        match written {
-            Ok(()) => {
-                self.written.set(true);
-                Ok(())
-            }
-            Err(error) => {
-                out.truncate(self.start);
-                Err(error)
-            }
-        }
+        // On failure the call fails, and `unary` discards what was written.
+        codec::encode_typed_within(answer, self.format, self.limits, &mut out)?;
+        self.written.set(true);
+        Ok(())
     }
 }
 
