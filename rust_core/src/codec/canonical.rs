@@ -37,24 +37,34 @@ fn is_negative_zero(value: &Value) -> bool {
 }
 
 /// Whether a float field without presence holds -0.0 anywhere in
-/// `message` (maps aside: see [`encode_keeping_negative_zero`]).
+/// `message`, map values included.
 fn holds_negative_zero(message: &DynamicMessage) -> bool {
-    present_fields(message)
-        .iter()
-        .any(|(field, value)| match value.as_ref() {
-            Value::Message(inner) => holds_negative_zero(inner),
-            Value::List(items) => items
-                .iter()
-                .any(|item| matches!(item, Value::Message(inner) if holds_negative_zero(inner))),
-            single => !field.is_list() && is_negative_zero(single),
-        })
+    present_fields(message).iter().any(|(field, value)| {
+        (!field.is_list() && !field.is_map() && is_negative_zero(value.as_ref()))
+            || nests_negative_zero(value.as_ref())
+    })
+}
+
+/// Whether a message, list of messages or map inside `value` holds -0.0.
+/// prost-reflect writes a map entry like a message without presence, so a
+/// -0.0 map value is lost as well.
+fn nests_negative_zero(value: &Value) -> bool {
+    let in_message =
+        |item: &Value| matches!(item, Value::Message(inner) if holds_negative_zero(inner));
+    match value {
+        Value::Message(inner) => holds_negative_zero(inner),
+        Value::List(items) => items.iter().any(in_message),
+        Value::Map(entries) => entries
+            .values()
+            .any(|item| is_negative_zero(item) || in_message(item)),
+        _ => false,
+    }
 }
 
 /// prost-reflect leaves out a float field without presence that holds
 /// -0.0, taking it for the default; protobuf's reference encoders write it
 /// (the default is +0.0 bit for bit). Messages holding one are written
-/// here field by field, the rest by prost-reflect. A -0.0 in a message that
-/// is the value of a map entry is still left out.
+/// here field by field, the rest by prost-reflect.
 fn encode_keeping_negative_zero(message: &DynamicMessage, out: &mut Vec<u8>) {
     if !holds_negative_zero(message) {
         message.encode(out).expect("a Vec grows to fit any message");
@@ -74,6 +84,23 @@ fn encode_keeping_negative_zero(message: &DynamicMessage, out: &mut Vec<u8>) {
                 out.extend_from_slice(&f.to_le_bytes());
             }
             Value::Message(inner) => encode_embedded(number, inner, out),
+            Value::Map(entries) if nests_negative_zero(&value) => {
+                // Each entry as the message it is on the wire, so that the
+                // value goes through this same function.
+                let Kind::Message(entry_type) = field.kind() else {
+                    unreachable!("a map field's kind is its entry message")
+                };
+                let (key_field, value_field) = (
+                    entry_type.map_entry_key_field(),
+                    entry_type.map_entry_value_field(),
+                );
+                for (key, item) in entries {
+                    let mut entry = DynamicMessage::new(entry_type.clone());
+                    entry.set_field(&key_field, Value::from(key.clone()));
+                    entry.set_field(&value_field, item.clone());
+                    encode_embedded(number, &entry, out);
+                }
+            }
             Value::List(items) if matches!(field.kind(), Kind::Message(_)) => {
                 for item in items {
                     if let Value::Message(inner) = item {

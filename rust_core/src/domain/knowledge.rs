@@ -55,8 +55,12 @@ impl Domain {
         admit: &impl Admit,
         request: PutKnowledgeRequest,
     ) -> Result<KnowledgeEntry> {
-        let draft = request.entry.unwrap_or_default();
+        let mut draft = request.entry.unwrap_or_default();
         check_entry(&draft)?;
+        // A confidence is a probability, where -0.0 means nothing more than
+        // 0; storing +0.0 keeps every answer exact in every format (the
+        // generated encoder would drop -0.0 as the default).
+        draft.confidence += 0.0;
         let mut state = self.state();
         let slot = (draft.namespace.clone(), draft.key.clone());
         let existing = state

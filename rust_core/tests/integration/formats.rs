@@ -102,6 +102,39 @@ fn register_numbers_schema() {
     doubles.label = Some(Label::Repeated as i32);
     let mut numbers = numbers;
     numbers.field[12] = doubles;
+    // map<string, double> scores = 15; map<string, Numbers> children = 16;
+    for (name, number, entry, value_type, value_name) in [
+        ("scores", 15, "ScoresEntry", Type::Double, None),
+        (
+            "children",
+            16,
+            "ChildrenEntry",
+            Type::Message,
+            Some(".hmsformats.v1.Numbers"),
+        ),
+    ] {
+        numbers.nested_type.push(DescriptorProto {
+            name: Some(entry.into()),
+            field: vec![
+                field("key", "key", 1, Type::String, None),
+                field("value", "value", 2, value_type, value_name),
+            ],
+            options: Some(prost_types::MessageOptions {
+                map_entry: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let mut map = field(
+            name,
+            name,
+            number,
+            Type::Message,
+            Some(&format!(".hmsformats.v1.Numbers.{entry}")),
+        );
+        map.label = Some(Label::Repeated as i32);
+        numbers.field.push(map);
+    }
     let shade = EnumDescriptorProto {
         name: Some("Shade".into()),
         value: [
@@ -412,6 +445,13 @@ fn converted_output_over_the_size_limit_is_resource_exhausted() {
 
 #[test]
 fn json_doubles_parse_to_the_nearest_double_exactly() {
+    // Map values too: a double value, and a message value holding one.
+    let in_maps = r#"{"children":{"b":{"double":-0.0},"a":{"i32":1}},"scores":{"x":-0.0,"y":0.0}}"#;
+    let protobuf = json_to(NUMBERS, in_maps, Format::Protobuf).unwrap();
+    assert_eq!(
+        convert(NUMBERS, Format::Protobuf, &protobuf, Format::Json).unwrap(),
+        br#"{"children":{"a":{"i32":1},"b":{"double":-0.0}},"scores":{"x":-0.0,"y":0.0}}"#
+    );
     let entry: KnowledgeEntry = common::decode(Format::Json, br#"{"confidence": 2.22507e-308}"#);
     assert_eq!(entry.confidence.to_bits(), 2.22507e-308f64.to_bits());
     let mut bits = Bits(0x9e37_79b9_7f4a_7c15);
@@ -426,6 +466,14 @@ fn json_doubles_parse_to_the_nearest_double_exactly() {
             codec::decode_value(Format::Json, written.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(untyped, Value::Float(double), "{written}");
         let json = format!(r#"{{"confidence": {written}}}"#);
+        // Map values too: a double value, and a message value holding one.
+        let in_maps =
+            r#"{"children":{"b":{"double":-0.0},"a":{"i32":1}},"scores":{"x":-0.0,"y":0.0}}"#;
+        let protobuf = json_to(NUMBERS, in_maps, Format::Protobuf).unwrap();
+        assert_eq!(
+            convert(NUMBERS, Format::Protobuf, &protobuf, Format::Json).unwrap(),
+            br#"{"children":{"a":{"i32":1},"b":{"double":-0.0}},"scores":{"x":-0.0,"y":0.0}}"#
+        );
         let entry: KnowledgeEntry = common::decode(Format::Json, json.as_bytes());
         assert_eq!(entry.confidence.to_bits(), double.to_bits(), "{written}");
         // And the core's own JSON reads back to the same double.
@@ -553,6 +601,13 @@ fn negative_zero_survives_in_json_and_cbor() {
     assert_eq!(
         back,
         br#"{"by_id":{"1":"a","2":"b"},"dbl":-0.0,"flt":-0.0,"node":{"value":"1"}}"#
+    );
+    // Map values too: a double value, and a message value holding one.
+    let in_maps = r#"{"children":{"b":{"double":-0.0},"a":{"i32":1}},"scores":{"x":-0.0,"y":0.0}}"#;
+    let protobuf = json_to(NUMBERS, in_maps, Format::Protobuf).unwrap();
+    assert_eq!(
+        convert(NUMBERS, Format::Protobuf, &protobuf, Format::Json).unwrap(),
+        br#"{"children":{"a":{"i32":1},"b":{"double":-0.0}},"scores":{"x":-0.0,"y":0.0}}"#
     );
     let entry: KnowledgeEntry = common::decode(
         Format::Protobuf,

@@ -5,6 +5,7 @@ use crate::common;
 use std::sync::Arc;
 
 use common::{KNOWLEDGE, call, expect_code, new_runtime};
+use hms_ffi::codec::Format;
 use hms_ffi::proto::hms::agent::v1::{
     DeleteKnowledgeRequest, DeleteKnowledgeResponse, GetKnowledgeRequest, KnowledgeEntry,
     PutKnowledgeRequest, QueryKnowledgeRequest, QueryKnowledgeResponse,
@@ -225,6 +226,40 @@ fn put_validates_the_entry() {
         .unwrap();
     }
     assert_eq!(query_all(&rt, QueryKnowledgeRequest::default()).len(), 2);
+}
+
+#[test]
+fn a_negative_zero_confidence_is_stored_as_zero_in_every_format() {
+    let rt = new_runtime();
+    // -0.0 is in 0..1; the answer must not claim a sign that protobuf
+    // output would then lose.
+    let json = br#"{"entry": {"namespace": "ns", "key": "z", "confidence": -0.0}}"#.to_vec();
+    // prost leaves -0.0 out, so the protobuf request is written by hand:
+    // field 8 (confidence), fixed64, the bits of -0.0.
+    let mut inner = prost::Message::encode_to_vec(&KnowledgeEntry {
+        namespace: "ns".into(),
+        key: "z".into(),
+        ..Default::default()
+    });
+    inner.extend_from_slice(&[0x41, 0, 0, 0, 0, 0, 0, 0, 0x80]);
+    let mut protobuf = vec![0x0a, inner.len() as u8];
+    protobuf.extend_from_slice(&inner);
+    for (format, request) in [(Format::Json, json), (Format::Protobuf, protobuf)] {
+        let method = format!("{KNOWLEDGE}/PutKnowledge");
+        let answer = common::call_raw(&rt, &method, format, &request, b"").unwrap();
+        let stored: KnowledgeEntry = common::decode(format, &answer);
+        assert!(stored.confidence == 0.0 && stored.confidence.is_sign_positive());
+    }
+    let fetched = get(
+        &rt,
+        GetKnowledgeRequest {
+            namespace: "ns".into(),
+            key: "z".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(fetched.confidence.is_sign_positive());
 }
 
 #[test]
