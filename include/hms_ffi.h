@@ -500,7 +500,9 @@ int32_t hms_reply_context(const hms_reply *reply, int32_t format, hms_buf *out,
  *   independent of the service's). code: an HMS_* status other than HMS_OK
  *   (HMS_OK and unknown numbers become HMS_UNKNOWN, as for
  *   hms_reply_error); message: cut past 16 KiB as for hms_reply_error;
- *   details: passed on unchanged; origin: passed on, or the method's full
+ *   details: passed on in key order while keys and values total at most
+ *   16 KiB, the count of the others in "hms.details_dropped"; origin:
+ *   passed on, or the method's full
  *   name when empty. status may be NULL when status_len is 0 (a Status with
  *   every field at its default: HMS_UNKNOWN without text).
  * The caller of hms_call then gets the status's code as its return code and

@@ -116,6 +116,7 @@ impl Reply {
             .map_err(|e| e.with_origin("hms_reply_status"))?;
         let mut error = HmsError::from_status(status);
         truncate_message(&mut error.message);
+        bound_details(&mut error.details);
         self.answer(Err(error))
     }
 
@@ -149,6 +150,30 @@ fn truncate_message(message: &mut String) {
     let dropped = message.len() - end;
     message.truncate(end);
     message.push_str(&format!(" [{dropped} more bytes dropped]"));
+}
+
+/// Most bytes (keys plus values) of details a handler's status keeps, for
+/// the same reason as [`MAX_HANDLER_MESSAGE_BYTES`]: a chain of handlers
+/// passing details on must not grow every error buffer on the way.
+pub const MAX_HANDLER_DETAILS_BYTES: usize = 16 * 1024;
+
+/// The detail that counts what [`bound_details`] left out.
+pub const DROPPED_DETAILS_KEY: &str = "hms.details_dropped";
+
+/// Keeps details, in key order, while they fit [`MAX_HANDLER_DETAILS_BYTES`];
+/// the count of the others goes in [`DROPPED_DETAILS_KEY`].
+fn bound_details(details: &mut BTreeMap<String, String>) {
+    let mut used = 0usize;
+    let mut dropped = 0usize;
+    details.retain(|key, value| {
+        used = used.saturating_add(key.len() + value.len());
+        let keep = used <= MAX_HANDLER_DETAILS_BYTES;
+        dropped += usize::from(!keep);
+        keep
+    });
+    if dropped > 0 {
+        details.insert(DROPPED_DETAILS_KEY.to_owned(), dropped.to_string());
+    }
 }
 
 /// A registered host service: its handler, and the calls running in it.

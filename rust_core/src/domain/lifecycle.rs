@@ -7,8 +7,9 @@ use std::thread::ThreadId;
 use std::time::SystemTime;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use prost::Message as _;
 
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, encode_token, fill_page, record_weight};
 use super::{Admit, Domain, Write, new_id, not_found, now, required};
 use crate::codec::{self, Format};
 use crate::error::{Code, HmsError, Result};
@@ -425,14 +426,14 @@ impl Domain {
                     .with_detail("field", "page_token")
             })?,
         };
-        let size = page_size(request.page_size);
+        let limit = self.page_limit(request.page_size);
         let state = self.state();
         if !state.tables.agents.contains_key(&request.agent_id) {
             return Err(not_found("agent", &request.agent_id));
         }
         let start = request.start_time.map(|t| (t.seconds, t.nanos));
         let end = request.end_time.map(|t| (t.seconds, t.nanos));
-        let mut matching = state
+        let matching = state
             .tables
             .history
             .get(&request.agent_id)
@@ -445,13 +446,15 @@ impl Domain {
             })
             .filter(|e| start.is_none_or(|s| key(&e.timestamp) >= s))
             .filter(|e| end.is_none_or(|s| key(&e.timestamp) <= s));
-        let events: Vec<LifecycleEvent> = matching.by_ref().take(size).cloned().collect();
-        let next_page_token = match (matching.next(), events.last()) {
-            (Some(_), Some(last)) => encode_token(&last.sequence.to_string()),
+        // Weighed like the other lists: an event carries its caller's
+        // reason and metadata, so a page of them can outgrow the size limit.
+        let (events, more) = fill_page(matching, limit, |e| record_weight(e.encoded_len()));
+        let next_page_token = match (more, events.last()) {
+            (true, Some(last)) => encode_token(&last.sequence.to_string()),
             _ => String::new(),
         };
         Ok(GetHistoryResponse {
-            events,
+            events: events.into_iter().cloned().collect(),
             next_page_token,
         })
     }

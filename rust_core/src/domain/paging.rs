@@ -59,9 +59,7 @@ pub struct PageLimit {
 }
 
 /// One page of the values of `map` after `start_after` that `keep` accepts,
-/// and the token of the next page (empty on the last). A page ends at
-/// `limit.records` records or before its weight (`weight_of`) would pass
-/// `limit.weight`; it holds at least one record.
+/// and the token of the next page (empty on the last); see [`fill_page`].
 pub fn page<K: Ord + Clone, V: Clone>(
     map: &BTreeMap<K, V>,
     start_after: Option<K>,
@@ -74,25 +72,36 @@ pub fn page<K: Ord + Clone, V: Clone>(
         Some(key) => Bound::Excluded(key),
         None => Bound::Unbounded,
     };
-    let mut items = Vec::new();
-    let mut last_key = None;
-    let mut more = false;
-    let mut weight = 0usize;
-    for (key, value) in map.range((lower, Bound::Unbounded)) {
-        if !keep(value) {
-            continue;
-        }
-        weight = weight.saturating_add(weight_of(value));
-        if items.len() == limit.records || (!items.is_empty() && weight > limit.weight) {
-            more = true;
-            break;
-        }
-        items.push(value.clone());
-        last_key = Some(key.clone());
-    }
-    let next = match (more, last_key) {
-        (true, Some(key)) => encode_token(&token_of(&key)),
+    let candidates = map
+        .range((lower, Bound::Unbounded))
+        .filter(|(_, value)| keep(value));
+    let (items, more) = fill_page(candidates, limit, |(_, value)| weight_of(value));
+    let next = match (more, items.last()) {
+        (true, Some((key, _))) => encode_token(&token_of(key)),
         _ => String::new(),
     };
-    (items, next)
+    (
+        items.into_iter().map(|(_, value)| value.clone()).collect(),
+        next,
+    )
+}
+
+/// The first records of `candidates` that make one page, and whether more
+/// follow. A page ends at `limit.records` records or before its weight
+/// (`weight_of`) would pass `limit.weight`; it holds at least one record.
+pub fn fill_page<T>(
+    candidates: impl Iterator<Item = T>,
+    limit: PageLimit,
+    weight_of: impl Fn(&T) -> usize,
+) -> (Vec<T>, bool) {
+    let mut items = Vec::new();
+    let mut weight = 0usize;
+    for candidate in candidates {
+        weight = weight.saturating_add(weight_of(&candidate));
+        if items.len() == limit.records || (!items.is_empty() && weight > limit.weight) {
+            return (items, true);
+        }
+        items.push(candidate);
+    }
+    (items, false)
 }

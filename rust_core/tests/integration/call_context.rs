@@ -15,7 +15,9 @@ use common::{
 use hms_ffi::Code;
 use hms_ffi::codec::Format;
 use hms_ffi::proto::v1::{CallContext, CallOptions, Status};
-use hms_ffi::registry::{HandlerCall, MAX_HANDLER_MESSAGE_BYTES, Reply};
+use hms_ffi::registry::{
+    DROPPED_DETAILS_KEY, HandlerCall, MAX_HANDLER_DETAILS_BYTES, MAX_HANDLER_MESSAGE_BYTES, Reply,
+};
 
 /// Each context a handler read, with the thread it ran on.
 type Seen = Arc<Mutex<Vec<(CallContext, ThreadId)>>>;
@@ -273,6 +275,35 @@ fn a_status_message_is_cut_like_an_error_message() {
         "{}",
         error.message
     );
+}
+
+#[test]
+fn status_details_are_bounded_and_the_rest_counted() {
+    let rt = new_runtime();
+    let status = Status {
+        code: Code::Aborted.as_i32(),
+        message: "too much detail".into(),
+        details: (0..100)
+            .map(|i| (format!("key{i:03}"), "v".repeat(1024)))
+            .collect(),
+        ..Default::default()
+    };
+    let method = status_sender(&rt, Format::Protobuf, Format::Protobuf, status);
+    let error = expect_code(
+        call_raw(&rt, &method, Format::Json, &[], &[]),
+        Code::Aborted,
+    );
+    let dropped: usize = error.details[DROPPED_DETAILS_KEY].parse().unwrap();
+    let kept: Vec<&String> = error
+        .details
+        .keys()
+        .filter(|k| k.as_str() != DROPPED_DETAILS_KEY)
+        .collect();
+    assert_eq!(kept.len() + dropped, 100);
+    assert_eq!(kept.len(), MAX_HANDLER_DETAILS_BYTES / (6 + 1024));
+    // The first ones, in key order.
+    assert_eq!(kept.first().map(|k| k.as_str()), Some("key000"));
+    assert_eq!(error.message, "too much detail");
 }
 
 #[test]

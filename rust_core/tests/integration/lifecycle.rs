@@ -400,6 +400,49 @@ fn history_filtered(rt: &Rt, request: GetHistoryRequest) -> Vec<LifecycleEvent> 
 }
 
 #[test]
+fn history_pages_stay_under_the_size_limit() {
+    // 40 events of ~3 KiB each (their reasons) are ~120 KiB: under a 32 KiB
+    // limit, one page of the default 100 records would not fit; pages end
+    // early instead, and together they still hold every event once.
+    let rt = common::runtime_with(|s| s.limits.max_message_bytes = 32 * 1024);
+    let agent = create_agent(&rt, "long-history");
+    let mut to = S::Active;
+    for round in 0..40 {
+        let request = TransitionRequest {
+            reason: format!("{round:04} {}", "r".repeat(3000)),
+            ..transition_request(&agent.id, to, false)
+        };
+        transition_with(&rt, &request).unwrap();
+        to = if to == S::Active {
+            S::Paused
+        } else {
+            S::Active
+        };
+    }
+    let mut request = GetHistoryRequest {
+        agent_id: agent.id.clone(),
+        ..Default::default()
+    };
+    let mut sequences = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = history_page(&rt, request.clone()).unwrap();
+        pages += 1;
+        assert!(!page.events.is_empty());
+        sequences.extend(page.events.iter().map(|e| e.sequence));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    assert_eq!(sequences, (1..=40).collect::<Vec<u64>>());
+    assert!(
+        pages >= 4,
+        "{pages} pages for ~120 KiB under a 32 KiB limit"
+    );
+}
+
+#[test]
 fn get_history_is_oldest_first_filtered_and_paged() {
     let rt = new_runtime();
     let agent = create_agent(&rt, "h");
