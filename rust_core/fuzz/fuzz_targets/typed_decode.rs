@@ -9,27 +9,15 @@
 #![no_main]
 
 use hms_ffi::Code;
-use hms_ffi::codec::{self, Format, JsonNames, Limits};
+use hms_ffi::codec::{self, Format};
 use hms_ffi::proto::hms::agent::v1::Agent;
 use hms_ffi::proto::v1::{CallOptions, RuntimeConfig};
 use hms_ffi::schema;
 use hms_ffi_fuzz::{
-    Input, SMALL_LIMIT, TYPES, check_code, check_output, format, json_stability_checked,
-    pb_stability_checked,
+    Input, OUTPUT_LIMITS, SMALL_LIMIT, SMALL_LIMITS, TYPES, check_code, check_output, format,
+    json_stability_checked, pb_stability_checked,
 };
 use libfuzzer_sys::fuzz_target;
-
-const LIMITS: Limits = Limits {
-    max_message_bytes: SMALL_LIMIT,
-    max_depth: 64,
-    json_names: JsonNames::Proto,
-};
-
-const OUTPUT_LIMITS: Limits = Limits {
-    max_message_bytes: usize::MAX,
-    max_depth: 64,
-    json_names: JsonNames::Proto,
-};
 
 fn decode_error(what: &str, error: &hms_ffi::HmsError) {
     let code = check_code(what, error.code.as_i32());
@@ -52,24 +40,24 @@ fuzz_target!(|data: &[u8]| {
 
     match type_name {
         "hms.agent.v1.Agent" => {
-            if let Err(e) = codec::decode_typed::<Agent>(from, payload, &LIMITS) {
+            if let Err(e) = codec::decode_typed::<Agent>(from, payload, &SMALL_LIMITS) {
                 decode_error("decode_typed Agent", &e);
             }
         }
         "hms.v1.CallOptions" => {
-            if let Err(e) = codec::decode_typed::<CallOptions>(from, payload, &LIMITS) {
+            if let Err(e) = codec::decode_typed::<CallOptions>(from, payload, &SMALL_LIMITS) {
                 decode_error("decode_typed CallOptions", &e);
             }
         }
         "hms.v1.RuntimeConfig" => {
-            if let Err(e) = codec::decode_typed::<RuntimeConfig>(from, payload, &LIMITS) {
+            if let Err(e) = codec::decode_typed::<RuntimeConfig>(from, payload, &SMALL_LIMITS) {
                 decode_error("decode_typed RuntimeConfig", &e);
             }
         }
         _ => {}
     }
 
-    let message = match codec::decode_message(&desc, from, payload, &LIMITS) {
+    let message = match codec::decode_message(&desc, from, payload, &SMALL_LIMITS) {
         Ok(message) => message,
         Err(error) => {
             decode_error("decode_message", &error);
@@ -80,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
         let what = format!("{type_name} {} -> {}", from.name(), to.name());
         let mut out = Vec::new();
         // The runtime's path: output bounded by the limit, refused past it.
-        if let Err(error) = codec::encode_message_within(&message, to, &LIMITS, &mut out) {
+        if let Err(error) = codec::encode_message_within(&message, to, &SMALL_LIMITS, &mut out) {
             let code = check_code(&what, error.code.as_i32());
             assert!(
                 matches!(code, Code::OutOfRange | Code::ResourceExhausted),

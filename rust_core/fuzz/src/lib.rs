@@ -8,7 +8,7 @@
 //! ABI guard would have caught.
 
 use hms_ffi::Code;
-use hms_ffi::codec::{self, Format, Limits};
+use hms_ffi::codec::{self, Format, JsonNames, Limits};
 use hms_ffi::proto::v1::Status;
 
 // The hms_ffi rlib exports the C functions too; a host's view of them is
@@ -116,6 +116,69 @@ pub const SMALL_LIMIT: usize = 4096;
 
 /// The limit `hms_convert` applies (not configurable): the ABI default.
 pub const DEFAULT_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The limits fuzzed input is decoded under: [`SMALL_LIMIT`], depth 64.
+pub const SMALL_LIMITS: Limits = Limits {
+    max_message_bytes: SMALL_LIMIT,
+    max_depth: 64,
+    json_names: JsonNames::Proto,
+};
+
+/// Limits for decoding the core's own output again, which may be larger
+/// than the input (every output is checked against its limit separately).
+pub const OUTPUT_LIMITS: Limits = Limits {
+    max_message_bytes: usize::MAX,
+    max_depth: 64,
+    json_names: JsonNames::Proto,
+};
+
+/// The untyped path `hms_convert` takes with an empty type name, from
+/// `from` to `to` (the other of CBOR and JSON): decode under small limits
+/// (only a decode error or a limit may refuse it), re-encode in `from`
+/// (within the limit, decoding again to the same bytes where output is
+/// stable), and transcode to `to` (within the limit, decodable again).
+pub fn untyped_round_trip(from: Format, to: Format, data: &[u8]) {
+    let value = match codec::decode_value(from, data, &SMALL_LIMITS) {
+        Ok(value) => value,
+        Err(error) => {
+            // ABI.md 8: a hostile payload is a decode error or a limit.
+            let code = check_code(&format!("{from:?} decode"), error.code.as_i32());
+            assert!(
+                matches!(code, Code::DecodeError | Code::ResourceExhausted),
+                "{from:?} decode failed with {code:?}: {}",
+                error.message
+            );
+            return;
+        }
+    };
+    let mut same = Vec::new();
+    codec::encode_value(&value, from, &mut same).expect("every value encodes");
+    check_output(
+        &format!("{from:?} -> {from:?}"),
+        same.len(),
+        data.len(),
+        SMALL_LIMIT,
+    );
+    let again =
+        codec::decode_value(from, &same, &OUTPUT_LIMITS).expect("the core's own output decodes");
+    let mut same_again = Vec::new();
+    codec::encode_value(&again, from, &mut same_again).expect("every value encodes");
+    if from != Format::Json || json_stability_checked(&same) {
+        assert_eq!(same, same_again, "{from:?} output is not stable");
+    }
+
+    let mut other = Vec::new();
+    let what = format!("{from:?} -> {to:?}");
+    match codec::transcode(None, from, data, to, &SMALL_LIMITS, &mut other) {
+        Ok(()) => {
+            check_output(&what, other.len(), data.len(), SMALL_LIMIT);
+            codec::decode_value(to, &other, &OUTPUT_LIMITS).expect("the core's own output decodes");
+        }
+        Err(error) => {
+            check_code(&what, error.code.as_i32());
+        }
+    }
+}
 
 /// Fixed (kept as the switch for a new open bug of this shape): converted output (transcode, and
 /// the answers of built-in methods) is not checked against
