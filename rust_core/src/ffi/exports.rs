@@ -307,22 +307,20 @@ pub unsafe extern "C" fn hms_convert(
     out: *mut hms_buf,
     err: *mut hms_buf,
 ) -> i32 {
-    guard(err, JSON, || {
-        let from = Format::from_i32(from_format)?;
-        let to = Format::from_i32(to_format)?;
-        required(out, "out")?;
-        // SAFETY: caller bytes borrowed for this call.
-        let type_name = unsafe { borrow_str(type_name, type_name_len, "type_name") }?;
-        // SAFETY: caller bytes borrowed for this call.
-        let data = unsafe { borrow_bytes(data, data_len, "data") }?;
-        let limits = Limits::default();
-        // SAFETY: `out` is non-NULL (checked) and a valid hms_buf per the header.
-        unsafe {
-            fill_buf(out, |buf| {
-                codec::convert(type_name, from, data, to, &limits, buf)
-            })
-        }
-    })
+    // SAFETY: the caller's pointers, as documented for hms_convert.
+    unsafe {
+        convert_between(
+            None,
+            type_name,
+            type_name_len,
+            from_format,
+            data,
+            data_len,
+            to_format,
+            out,
+            err,
+        )
+    }
 }
 
 /// # Safety
@@ -330,6 +328,39 @@ pub unsafe extern "C" fn hms_convert(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hms_runtime_convert(
     rt: u64,
+    type_name: *const c_char,
+    type_name_len: usize,
+    from_format: i32,
+    data: *const u8,
+    data_len: usize,
+    to_format: i32,
+    out: *mut hms_buf,
+    err: *mut hms_buf,
+) -> i32 {
+    // SAFETY: the caller's pointers, as documented for hms_runtime_convert.
+    unsafe {
+        convert_between(
+            Some(rt),
+            type_name,
+            type_name_len,
+            from_format,
+            data,
+            data_len,
+            to_format,
+            out,
+            err,
+        )
+    }
+}
+
+/// hms_convert (no runtime: default settings) and hms_runtime_convert (the
+/// runtime's settings and schemas).
+///
+/// # Safety
+/// Pointers as documented for hms_convert in hms_ffi.h.
+#[allow(clippy::too_many_arguments)]
+unsafe fn convert_between(
+    rt: Option<u64>,
     type_name: *const c_char,
     type_name_len: usize,
     from_format: i32,
@@ -347,9 +378,14 @@ pub unsafe extern "C" fn hms_runtime_convert(
         let type_name = unsafe { borrow_str(type_name, type_name_len, "type_name") }?;
         // SAFETY: caller bytes borrowed for this call.
         let data = unsafe { borrow_bytes(data, data_len, "data") }?;
-        let runtime = runtime::runtime(rt)?;
+        let runtime = rt.map(runtime::runtime).transpose()?;
         // SAFETY: `out` is non-NULL (checked) and a valid hms_buf per the header.
-        unsafe { fill_buf(out, |buf| runtime.convert(type_name, from, data, to, buf)) }
+        unsafe {
+            fill_buf(out, |buf| match &runtime {
+                Some(runtime) => runtime.convert(type_name, from, data, to, buf),
+                None => codec::convert(type_name, from, data, to, &Limits::default(), buf),
+            })
+        }
     })
 }
 
