@@ -2,7 +2,9 @@
 
 use prost::Message as _;
 
-use super::paging::{decode_token, page, record_weight};
+use std::ops::Bound;
+
+use super::paging::{decode_token, encode_token, fill_page, record_weight};
 use super::{Admit, Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
@@ -179,34 +181,31 @@ impl Domain {
             .transpose()?;
         let state = self.state();
         let tables = &state.tables;
-        let keep = |id: &String| {
-            let Some(entry) = tables.knowledge.get(id) else {
-                return false;
-            };
-            (request.namespace.is_empty() || entry.namespace == request.namespace)
-                && entry.key.starts_with(&request.key_prefix)
-                && request.tags.iter().all(|t| entry.tags.contains(t))
-                && entry.confidence >= request.min_confidence
-                && (request.agent_id.is_empty() || entry.agent_id == request.agent_id)
+        let lower = match start_after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
         };
-        let (ids, next_page_token) = page(
-            &tables.knowledge_keys,
-            start_after,
-            self.page_limit(request.page_size),
-            keep,
-            |id| {
-                tables
-                    .knowledge
-                    .get(id)
-                    .map_or(0, |entry| record_weight(entry.encoded_len()))
-            },
-            token_key,
-        );
+        // By (namespace, key), each entry looked up once.
+        let candidates = tables
+            .knowledge_keys
+            .range((lower, Bound::Unbounded))
+            .filter_map(|(slot, id)| Some((slot, tables.knowledge.get(id)?)))
+            .filter(|(_, entry)| {
+                (request.namespace.is_empty() || entry.namespace == request.namespace)
+                    && entry.key.starts_with(&request.key_prefix)
+                    && request.tags.iter().all(|t| entry.tags.contains(t))
+                    && entry.confidence >= request.min_confidence
+                    && (request.agent_id.is_empty() || entry.agent_id == request.agent_id)
+            });
+        let (found, more) = fill_page(candidates, self.page_limit(request.page_size), |(_, e)| {
+            record_weight(e.encoded_len())
+        });
+        let next_page_token = match (more, found.last()) {
+            (true, Some((slot, _))) => encode_token(&token_key(slot)),
+            _ => String::new(),
+        };
         Ok(QueryKnowledgeResponse {
-            entries: ids
-                .iter()
-                .filter_map(|id| tables.knowledge.get(id).cloned())
-                .collect(),
+            entries: found.into_iter().map(|(_, entry)| entry.clone()).collect(),
             next_page_token,
         })
     }
