@@ -1,8 +1,8 @@
 //! `hms.agent.v1.KnowledgeService`: entries unique by (namespace, key).
 
-use prost::Message as _;
-
 use std::ops::Bound;
+
+use prost::Message as _;
 
 use super::paging::{decode_token, encode_token, fill_page, record_weight};
 use super::{Admit, Domain, Write, check_revision, new_id, not_found, now, required};
