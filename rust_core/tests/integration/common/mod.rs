@@ -159,6 +159,7 @@ pub fn descriptor(name: &str, methods: Vec<MethodDescriptor>) -> ServiceDescript
         methods,
         origin: String::new(),
         description: "a test service".into(),
+        served_by: Vec::new(),
     }
 }
 
