@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -146,6 +146,11 @@ impl Runtime {
         };
         let transport = Transport::start(settings, &self.settings.name, Arc::downgrade(self))?;
         let transport = self.transport.get_or_init(|| transport);
+        for name in &transport.settings().remote_services {
+            if let Some(service) = self.registry.get(name) {
+                self.registry.remove(name, &service);
+            }
+        }
         for name in &transport.settings().export_services {
             // Built-in services are exported now; host services from
             // their registration on.
@@ -254,7 +259,12 @@ impl Runtime {
     /// lookup failed with `not_here`: only when a transport is configured
     /// and the service (not just the method) is missing here. A service
     /// registered here answers for all of its methods.
-    fn remote_for(&self, method_name: &str, not_here: &HmsError, reach: Reach) -> Option<&Transport> {
+    fn remote_for(
+        &self,
+        method_name: &str,
+        not_here: &HmsError,
+        reach: Reach,
+    ) -> Option<&Transport> {
         if reach == Reach::LocalOnly || not_here.code != Code::NotFound {
             return None;
         }

@@ -200,6 +200,8 @@ pub struct TransportSettings {
     pub request_timeout: Duration,
     pub discovery_timeout: Duration,
     pub export_services: Vec<String>,
+    /// Built-in services left out of the registry, reached remotely.
+    pub remote_services: Vec<String>,
     pub subject_prefix: String,
 }
 
@@ -208,6 +210,7 @@ impl TransportSettings {
     pub fn from_config(config: NatsTransport) -> Result<Option<TransportSettings>> {
         if config.servers.is_empty() {
             let configured_anyway = !config.export_services.is_empty()
+                || !config.remote_services.is_empty()
                 || !config.token.is_empty()
                 || !config.user.is_empty()
                 || !config.credentials_file.is_empty()
@@ -255,17 +258,17 @@ impl TransportSettings {
                 format!("{subject_prefix:?} is not dotted tokens of [A-Za-z0-9_-]"),
             ));
         }
-        for service in &config.export_services {
-            if !is_dotted_identifier(service) {
-                return Err(invalid(
-                    "nats.export_services",
-                    format!("{service:?} is not a service name like \"demo.v1.Greeter\""),
-                ));
-            }
+        let export_services = service_names(config.export_services, "nats.export_services")?;
+        let remote_services = service_names(config.remote_services, "nats.remote_services")?;
+        if let Some(both) = export_services
+            .iter()
+            .find(|name| remote_services.binary_search(name).is_ok())
+        {
+            return Err(invalid(
+                "nats.remote_services",
+                format!("names {both:?}, which nats.export_services exports from here"),
+            ));
         }
-        let mut export_services = config.export_services;
-        export_services.sort();
-        export_services.dedup();
         Ok(Some(TransportSettings {
             servers: config.servers,
             connection_name: config.connection_name,
@@ -288,6 +291,7 @@ impl TransportSettings {
                 "nats.discovery_timeout_ms",
             )?,
             export_services,
+            remote_services,
             subject_prefix,
         }))
     }
@@ -297,6 +301,19 @@ impl TransportSettings {
             .binary_search_by(|s| s.as_str().cmp(service))
             .is_ok()
     }
+}
+
+/// `names`, checked to be service names, sorted and without repeats.
+fn service_names(mut names: Vec<String>, field: &str) -> Result<Vec<String>> {
+    if let Some(bad) = names.iter().find(|name| !is_dotted_identifier(name)) {
+        return Err(invalid(
+            field,
+            format!("{bad:?} is not a service name like \"demo.v1.Greeter\""),
+        ));
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 fn auth_of(config: &NatsTransport) -> Result<Auth> {
@@ -317,7 +334,9 @@ fn auth_of(config: &NatsTransport) -> Result<Auth> {
         given.push(Auth::NkeySeedFile(config.nkey_seed_file.clone().into()));
     }
     if !config.credentials_file.is_empty() {
-        given.push(Auth::CredentialsFile(config.credentials_file.clone().into()));
+        given.push(Auth::CredentialsFile(
+            config.credentials_file.clone().into(),
+        ));
     }
     match given.len() {
         0 => Ok(Auth::None),

@@ -56,6 +56,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 enum Outcome {
     Reply(std::result::Result<async_nats::Message, async_nats::RequestError>),
     ConnectionLost,
+    /// Nobody serves the method, but some runtime announces its service.
+    MethodMissing,
 }
 
 /// The transport of one runtime.
@@ -260,16 +262,29 @@ impl Transport {
         let mut connected = self.connected.clone();
         let payload = Bytes::copy_from_slice(request);
         let task_subject = subject.clone();
+        let ping = format!("$SRV.PING.{}", nats_service_name(service));
+        let ping_window = self.settings.discovery_timeout;
         let (sender, receiver) = sync_channel(1);
         self.spawner.spawn(async move {
             let request = async_nats::Request::new()
                 .payload(payload)
                 .headers(headers)
                 .timeout(Some(budget));
-            let outcome = tokio::select! {
+            let mut outcome = tokio::select! {
                 reply = client.send_request(task_subject, request) => Outcome::Reply(reply),
                 _ = connected.wait_for(|up| !*up) => Outcome::ConnectionLost,
             };
+            // No responders: is the whole service missing, or only this
+            // method of it? Only this error path pays for the question.
+            if let Outcome::Reply(Err(error)) = &outcome
+                && error.kind() == RequestErrorKind::NoResponders
+            {
+                let window = ping_window.min(deadline.saturating_duration_since(Instant::now()));
+                let question = async_nats::Request::new().timeout(Some(window));
+                if client.send_request(ping, question).await.is_ok() {
+                    outcome = Outcome::MethodMissing;
+                }
+            }
             let _ = sender.send(outcome);
         });
         let wait = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
@@ -294,6 +309,15 @@ impl Transport {
                          or may not have run (request/reply is at most once)"
                     ),
                 )));
+            }
+            Outcome::MethodMissing => {
+                return Err(fail(
+                    HmsError::not_found(format!(
+                        "service `{service}` is served on NATS, but not its method `{method}`"
+                    ))
+                    .with_detail("service", service)
+                    .with_detail("method", method),
+                ));
             }
             Outcome::Reply(Ok(reply)) => reply,
             Outcome::Reply(Err(error)) => {
@@ -669,7 +693,10 @@ fn call_of(map: Option<&HeaderMap>) -> Result<(Format, CallOptions)> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(credentials)
             .map_err(|e| {
-                HmsError::decode(format!("header {} is not base64: {e}", headers::CREDENTIALS))
+                HmsError::decode(format!(
+                    "header {} is not base64: {e}",
+                    headers::CREDENTIALS
+                ))
             })?;
         options.credentials = Some(Credentials::decode(bytes.as_slice()).map_err(|e| {
             HmsError::decode(format!(

@@ -14,6 +14,8 @@ mod formats;
 mod host_services;
 mod knowledge;
 mod lifecycle;
+#[cfg(feature = "nats")]
+mod remote;
 mod storage;
 mod tasks;
 mod wire_values;
