@@ -566,14 +566,15 @@ impl Runtime {
             }
             std::mem::take(&mut *owned)
         };
-        let until = Some(Instant::now() + self.settings.shutdown_timeout);
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        let until = Some(deadline);
         for handle in owned {
             let _ = unregister_service_until(handle, until);
             let _ = unsubscribe_until(handle, until);
             let _ = free_method(handle);
         }
         if let Some(transport) = self.transport.get() {
-            transport.shutdown(until.unwrap_or_else(Instant::now));
+            transport.shutdown(deadline);
         }
         self.events.close(until);
     }

@@ -357,7 +357,7 @@ impl Transport {
             return Ok(());
         }
         if let Some(old) = self.exports.lock().remove(&name) {
-            self.stop_export(old);
+            self.stop_export(old, Instant::now() + STOP_TIMEOUT);
         }
         let prefix = self.settings.subject_prefix.clone();
         let descriptor = service.descriptor.clone();
@@ -445,18 +445,29 @@ impl Transport {
             }
         };
         if let Some(export) = export {
-            self.stop_export(export);
+            self.stop_export(export, Instant::now() + STOP_TIMEOUT);
         }
     }
 
-    fn stop_export(&self, export: Export) {
+    /// Stops answering for `export` and announcing it, waiting until
+    /// `until` at most (never more than [`STOP_TIMEOUT`]). The flush that
+    /// makes the server forget it at once is skipped while disconnected:
+    /// it would only wait, and the server forgets a lost connection's
+    /// subscriptions anyway.
+    fn stop_export(&self, export: Export, until: Instant) {
         for reader in &export.readers {
             reader.abort();
         }
         let client = self.client.clone();
-        let _ = self.run(STOP_TIMEOUT, async move {
+        let connected = self.is_connected();
+        let wait = until
+            .saturating_duration_since(Instant::now())
+            .min(STOP_TIMEOUT);
+        let _ = self.run(wait, async move {
             let _ = export.announcement.stop().await;
-            let _ = client.flush().await;
+            if connected {
+                let _ = client.flush().await;
+            }
         });
     }
 
@@ -517,7 +528,7 @@ impl Transport {
     pub fn shutdown(&self, until: Instant) {
         let exports: Vec<Export> = self.exports.lock().drain().map(|(_, e)| e).collect();
         for export in exports {
-            self.stop_export(export);
+            self.stop_export(export, until);
         }
         if let Some(tokio) = self.tokio.lock().take() {
             let left = until.saturating_duration_since(Instant::now());
