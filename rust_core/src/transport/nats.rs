@@ -95,6 +95,8 @@ struct Export {
     registration: Weak<Service>,
     announcement: async_nats::service::Service,
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// Set to true to make the readers unsubscribe and end.
+    stop: watch::Sender<bool>,
 }
 
 impl Transport {
@@ -363,6 +365,7 @@ impl Transport {
         let descriptor = service.descriptor.clone();
         let client = self.client.clone();
         let serving = self.serving.clone();
+        let (stop, stopped) = watch::channel(false);
         let starting = async move {
             let mut metadata = HashMap::new();
             metadata.insert(announce::SERVICE.to_owned(), descriptor.name.clone());
@@ -397,12 +400,13 @@ impl Transport {
                     endpoint,
                     serving.clone(),
                     full_name,
+                    stopped.clone(),
                 )));
             }
-            // The subscriptions reach the server before the registration
+            // The server knows the subscriptions before the registration
             // returns, so a call made right after it finds them. While
             // disconnected they are sent on reconnect instead.
-            let _ = client.flush().await;
+            round_trip(&client).await;
             Ok::<_, async_nats::Error>((announcement, readers))
         };
         let (announcement, readers) = self
@@ -426,6 +430,7 @@ impl Transport {
                 registration: Arc::downgrade(service),
                 announcement,
                 readers,
+                stop,
             },
         );
         Ok(())
@@ -455,20 +460,30 @@ impl Transport {
     /// it would only wait, and the server forgets a lost connection's
     /// subscriptions anyway.
     fn stop_export(&self, export: Export, until: Instant) {
-        for reader in &export.readers {
-            reader.abort();
-        }
+        let Export {
+            announcement,
+            readers,
+            stop,
+            ..
+        } = export;
+        stop.send_replace(true);
         let client = self.client.clone();
         let connected = self.is_connected();
         let wait = until
             .saturating_duration_since(Instant::now())
             .min(STOP_TIMEOUT);
-        let _ = self.run(wait, async move {
-            let _ = export.announcement.stop().await;
-            if connected {
-                let _ = client.flush().await;
+        let stopping = async move {
+            for reader in readers {
+                let _ = reader.await;
             }
-        });
+            let _ = announcement.stop().await;
+            if connected {
+                round_trip(&client).await;
+            }
+        };
+        // Past the bound it goes on in the background (or ends with the
+        // tokio runtime at shutdown).
+        let _ = self.run(wait, stopping);
     }
 
     /// Names of the services exported now, sorted.
@@ -796,15 +811,43 @@ fn read_reply(
     Err(error)
 }
 
-/// Reads the requests of one endpoint until the export stops.
+/// Reads the requests of one endpoint until `stop` turns true, then
+/// unsubscribes.
 async fn serve_endpoint(
     mut endpoint: async_nats::service::endpoint::Endpoint,
     serving: Arc<Serving>,
     full_name: String,
+    mut stop: watch::Receiver<bool>,
 ) {
     let full_name: Arc<str> = full_name.into();
-    while let Some(request) = endpoint.next().await {
-        serving.accept(request, full_name.clone());
+    loop {
+        tokio::select! {
+            request = endpoint.next() => match request {
+                Some(request) => serving.accept(request, full_name.clone()),
+                None => return,
+            },
+            // Only ever set to true, so any change means stop.
+            _ = stop.changed() => {
+                let _ = endpoint.stop().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Longest [`round_trip`] waits for the server.
+const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Returns once the server has handled everything this client sent before
+/// (a flush only hands it to the socket): a message to itself comes back
+/// after the server processed what preceded it on the connection.
+async fn round_trip(client: &Client) {
+    let inbox = client.new_inbox();
+    let Ok(mut echo) = client.subscribe(inbox.clone()).await else {
+        return;
+    };
+    if client.publish(inbox, Bytes::new()).await.is_ok() {
+        let _ = tokio::time::timeout(ROUND_TRIP_TIMEOUT, echo.next()).await;
     }
 }
 

@@ -159,6 +159,18 @@ fn batch_results(results: &[u8]) -> Vec<(Code, Vec<u8>)> {
         .collect()
 }
 
+/// Returns once the server handled what `client` sent before (a flush only
+/// writes to the socket): a message to itself comes back after that.
+async fn server_has_seen(client: &async_nats::Client) {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let mut echo = client.subscribe(inbox.clone()).await.unwrap();
+    client.publish(inbox, "".into()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), echo.next())
+        .await
+        .expect("the server echoes");
+}
+
 /// A plain NATS client for the tests that play another party.
 fn plain_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -451,7 +463,9 @@ fn a_handler_that_never_answers_ends_at_the_callers_deadline() {
             Code::DeadlineExceeded,
         )
     });
-    assert!(error.message.contains("300 ms"), "{}", error.message);
+    // Either side may notice first: the caller's clock, or the exporter's
+    // (which got the deadline in a header).
+    assert!(error.message.contains("deadline"), "{}", error.message);
 }
 
 #[test]
@@ -523,7 +537,7 @@ fn a_rogue_responder_gives_decode_error_never_a_crash() {
         let service = format!("rogue.v{index}.Service");
         let subject = format!("hms.svc.{service}.Call");
         let mut requests = tokio.block_on(client.subscribe(subject)).unwrap();
-        tokio.block_on(client.flush()).unwrap();
+        tokio.block_on(server_has_seen(&client));
         let responder = client.clone();
         tokio.spawn(async move {
             use futures_util::StreamExt;
