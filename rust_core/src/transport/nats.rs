@@ -108,15 +108,6 @@ impl Transport {
         } else {
             name.to_owned()
         };
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(TOKIO_WORKERS)
-            .thread_name("hms-nats")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                HmsError::exhausted(format!("cannot start the NATS transport's threads: {e}"))
-            })?;
-        let spawner = tokio.handle().clone();
         let addresses = settings
             .servers
             .iter()
@@ -129,6 +120,17 @@ impl Transport {
             .collect::<Result<Vec<_>>>()?;
         let (state_sender, connected) = watch::channel(true);
         let options = connect_options(&settings, &identity, state_sender)?;
+        // Built once the settings are known to be usable, so an error
+        // above leaves no threads behind.
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(TOKIO_WORKERS)
+            .thread_name("hms-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                HmsError::exhausted(format!("cannot start the NATS transport's threads: {e}"))
+            })?;
+        let spawner = tokio.handle().clone();
         let credentials_file = match &settings.auth {
             Auth::CredentialsFile(path) => Some(path.clone()),
             _ => None,
@@ -161,9 +163,30 @@ impl Transport {
                 )),
             }
         };
-        let client = tokio
-            .block_on(connecting)
-            .map_err(|e| e.with_origin("transport"))?;
+        // Spawned and awaited over a channel rather than `block_on`, which
+        // panics when the host calls from inside a tokio runtime of its own.
+        let (sender, receiver) = sync_channel(1);
+        tokio.spawn(async move {
+            let _ = sender.send(connecting.await);
+        });
+        let connected_client = receiver
+            .recv_timeout(connect_timeout + DEADLINE_SLACK)
+            .unwrap_or_else(|_| {
+                Err(HmsError::new(
+                    Code::Unavailable,
+                    format!(
+                        "no NATS server answered within {} ms",
+                        connect_timeout.as_millis()
+                    ),
+                ))
+            });
+        let client = match connected_client {
+            Ok(client) => client,
+            Err(error) => {
+                tokio.shutdown_background();
+                return Err(error.with_origin("transport"));
+            }
+        };
         let serving = Arc::new(Serving {
             runtime,
             identity: identity.clone(),
@@ -546,8 +569,14 @@ impl Transport {
             self.stop_export(export, until);
         }
         if let Some(tokio) = self.tokio.lock().take() {
-            let left = until.saturating_duration_since(Instant::now());
-            tokio.shutdown_timeout(left.min(STOP_TIMEOUT));
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // A host calling from inside its own tokio runtime, where
+                // blocking would panic: the threads end in the background.
+                tokio.shutdown_background();
+            } else {
+                let left = until.saturating_duration_since(Instant::now());
+                tokio.shutdown_timeout(left.min(STOP_TIMEOUT));
+            }
         }
     }
 }

@@ -831,3 +831,65 @@ fn freeing_a_runtime_with_a_transport_returns_promptly() {
     // A freed runtime's remote calls end cleanly.
     expect_code(call_echo(&caller, &name, "Echo", "x"), Code::Unavailable);
 }
+
+#[test]
+fn unusable_transport_settings_fail_runtime_creation_clearly() {
+    let server = NatsServer::start();
+    for (nats, field) in [
+        (
+            NatsTransport {
+                servers: vec![server.url()],
+                nkey_seed_file: "/nonexistent/seed.nk".into(),
+                ..Default::default()
+            },
+            "nats.nkey_seed_file",
+        ),
+        (
+            NatsTransport {
+                servers: vec![server.url()],
+                credentials_file: "/nonexistent/user.creds".into(),
+                ..Default::default()
+            },
+            "nats.credentials_file",
+        ),
+    ] {
+        let settings = Settings::from_config(RuntimeConfig {
+            nats: Some(nats),
+            ..Default::default()
+        })
+        .unwrap();
+        let error = within(WATCHDOG, move || Runtime::new(settings).err().unwrap());
+        assert_eq!(error.code, Code::InvalidArgument, "{error:?}");
+        assert_eq!(error.details.get("field").map(String::as_str), Some(field));
+    }
+}
+
+#[test]
+fn a_host_inside_its_own_tokio_runtime_can_use_the_transport() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Nested");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "exporter", Arc::default());
+    let host = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = server.url();
+    within(WATCHDOG, move || {
+        host.block_on(async move {
+            let settings = Settings::from_config(RuntimeConfig {
+                name: "inside-tokio".into(),
+                nats: Some(NatsTransport {
+                    servers: vec![url],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+            let caller = Runtime::new(settings).expect("no block_on inside block_on");
+            let response = call_echo(&caller, &name, "Echo", "nested").unwrap();
+            assert_eq!(response.text, "NESTED:exporter");
+            runtime::free(runtime_handle(&caller)).unwrap();
+        })
+    });
+}
