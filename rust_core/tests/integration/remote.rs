@@ -724,10 +724,25 @@ fn exported_services_are_announced_through_the_nats_service_api() {
         "hms.sys.v1.EchoRequest"
     );
 
+    // STATS counts the calls of each endpoint.
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    call_echo(&caller, &name, "Echo", "counted").unwrap();
+    let (tokio, client) = plain_client(&server);
+    let stats = tokio
+        .block_on(client.request(format!("$SRV.STATS.{}", name.replace('.', "-")), "".into()))
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.payload).unwrap();
+    let echo_stats = stats["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Echo")
+        .expect("Echo has stats");
+    assert_eq!(echo_stats["num_requests"], 1);
+
     // The built-in domain service, and PING answered for it.
     let agents = srv_info(&server, AGENTS);
     assert_eq!(agents["endpoints"].as_array().unwrap().len(), 5);
-    let (tokio, client) = plain_client(&server);
     let pong = tokio
         .block_on(client.request("$SRV.PING.hms-agent-v1-AgentService", "".into()))
         .unwrap();
@@ -742,11 +757,23 @@ fn exported_services_are_announced_through_the_nats_service_api() {
         (rt, handle)
     };
     runtime::unregister_service(handle.1).unwrap();
-    let gone = tokio.block_on(client.request("$SRV.INFO.short-v1-Lived", "".into()));
-    assert!(
-        gone.is_err(),
-        "an unregistered service is no longer announced"
+    // Its endpoints are gone when unregister returns; the announcement
+    // task is aborted then, and its subscriptions follow a moment later.
+    expect_code(
+        call_echo(&handle.0, "short.v1.Lived", "Echo", "x"),
+        Code::Unavailable,
     );
+    let until = Instant::now() + Duration::from_secs(2);
+    while tokio
+        .block_on(client.request("$SRV.INFO.short-v1-Lived", "".into()))
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < until,
+            "an unregistered service is no longer announced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
