@@ -48,8 +48,9 @@ pub struct CallContext<'a> {
     pub registry: &'a Registry,
     /// Nested calls (lifecycle hooks) through the runtime's dispatch.
     pub dispatch: &'a dyn Dispatch,
-    /// The runtime's link to other runtimes, when it has one (discovery).
-    pub transport: Option<&'a Transport>,
+    /// The runtime's link to other runtimes, set when it has one
+    /// (discovery). Passed unread, so a local call pays nothing for it.
+    pub transport: &'a OnceLock<Transport>,
 }
 
 /// Calls made from inside a call: the runtime's dispatch, and nothing else
@@ -339,7 +340,7 @@ impl Runtime {
             events: &self.events,
             registry: &self.registry,
             dispatch: self,
-            transport: self.transport.get(),
+            transport: &self.transport,
         };
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),

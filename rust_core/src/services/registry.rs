@@ -20,7 +20,7 @@ pub fn register(registry: &Registry) -> Result<()> {
                     let mut services = context.registry.list(&request.name_prefix);
                     // Remote services that are not registered here too
                     // (a local one answers every call of its name).
-                    if let Some(transport) = context.transport {
+                    if let Some(transport) = context.transport.get() {
                         let remote = transport.discover(&request.name_prefix);
                         services.extend(
                             remote
