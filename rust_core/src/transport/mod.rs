@@ -178,13 +178,26 @@ pub fn unescape(text: &str) -> Option<String> {
 }
 
 /// How the client proves who it is to the NATS server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
     None,
     Token(String),
     UserPassword { user: String, password: String },
     NkeySeedFile(PathBuf),
     CredentialsFile(PathBuf),
+}
+
+/// Never prints a secret: settings are Debug, and may end up in a log.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+            Auth::UserPassword { user, .. } => write!(f, "UserPassword({user}, <redacted>)"),
+            Auth::NkeySeedFile(path) => write!(f, "NkeySeedFile({})", path.display()),
+            Auth::CredentialsFile(path) => write!(f, "CredentialsFile({})", path.display()),
+        }
+    }
 }
 
 /// `hms.v1.NatsTransport`, checked, with its defaults applied.
@@ -388,6 +401,16 @@ mod tests {
             "hms-agent-v1-AgentService"
         );
         assert_eq!(queue_group("hms", "demo.v1.Echo"), "hms.demo.v1.Echo");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let auth = Auth::UserPassword {
+            user: "alice".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Auth::Token("s3cret".into())).contains("s3cret"));
     }
 
     #[test]
