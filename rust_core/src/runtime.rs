@@ -687,7 +687,7 @@ fn unregister_service_until(handle: u64, until: Option<Instant>) -> Result<()> {
         runtime.disown(handle);
         // No new remote call reaches it from here on; those running finish.
         if let Some(transport) = runtime.transport.get() {
-            transport.withdraw(&registration.service);
+            transport.withdraw(&registration.service, until);
         }
     }
     registration.host.close_and_wait(until);

@@ -65,7 +65,11 @@ impl Transport {
     pub fn export(&self, _: &std::sync::Arc<crate::registry::Service>) -> Result<()> {
         match *self {}
     }
-    pub fn withdraw(&self, _: &std::sync::Arc<crate::registry::Service>) {
+    pub fn withdraw(
+        &self,
+        _: &std::sync::Arc<crate::registry::Service>,
+        _: Option<std::time::Instant>,
+    ) {
         match *self {}
     }
     pub fn exported(&self) -> Vec<String> {

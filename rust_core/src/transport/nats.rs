@@ -459,8 +459,9 @@ impl Transport {
         Ok(())
     }
 
-    /// Stops serving `service` if its export serves this registration.
-    pub fn withdraw(&self, service: &Arc<Service>) {
+    /// Stops serving `service` if its export serves this registration,
+    /// waiting for the server at most until `until` (and one second).
+    pub fn withdraw(&self, service: &Arc<Service>, until: Option<Instant>) {
         let export = {
             let mut exports = self.exports.lock();
             match exports.get(&service.descriptor.name) {
@@ -473,7 +474,8 @@ impl Transport {
             }
         };
         if let Some(export) = export {
-            self.stop_export(export, Instant::now() + STOP_TIMEOUT);
+            let bound = Instant::now() + STOP_TIMEOUT;
+            self.stop_export(export, until.map_or(bound, |until| until.min(bound)));
         }
     }
 
