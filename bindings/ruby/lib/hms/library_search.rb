@@ -100,7 +100,8 @@ module HMS
       rescue SystemCallError => e
         give_up(place, "cannot run #{python}: #{e.message}", fix)
       end
-      give_up(place, "exit #{status.exitstatus.inspect}: #{last_line(err)}", fix) unless status.success?
+      ended = status.exitstatus ? "exit #{status.exitstatus}" : status.to_s
+      give_up(place, "#{ended}: #{last_line(err)}", fix) unless status.success?
       path = out.strip
       unless File.absolute_path?(path) && File.file?(path)
         give_up(place, "printed #{path.inspect}, which is not a file", fix)
@@ -122,7 +123,7 @@ module HMS
       end
       libdir = out.strip
       path = File.join(libdir, FILE)
-      unless !libdir.empty? && File.file?(path)
+      if libdir.empty? || !File.file?(path)
         @searched << "pkg-config hms_ffi: hms_ffi.pc says libdir=#{libdir.inspect}, which holds no #{FILE}"
         return nil
       end
