@@ -108,6 +108,25 @@ final class LocatorTest extends TestCase
         $this->assertStringStartsWith("HMS_FFI_LIBRARY: {$prefix}/nothing.so (no such file)\n", $result['message']);
     }
 
+    /** Without pkg-config, the loader path (here LD_LIBRARY_PATH), by soname, with the package's declarations. */
+    public function testTheLoaderPathFindsTheSoname(): void
+    {
+        $lib = $this->temporaryDir();
+        symlink(self::library(), "{$lib}/libhms_ffi.so.1");
+        $package = $this->packageCopy(withCdef: true);
+
+        $result = $this->child($package, ['LD_LIBRARY_PATH' => $lib]);
+        $this->assertSame(
+            ['via' => 'the loader path', 'library' => 'libhms_ffi.so.1', 'cdef' => "{$package}/include/hms_ffi_cdef.h", 'echo' => 'found'],
+            $result,
+        );
+
+        // Only the unversioned name (a development install): the second name tried.
+        rename("{$lib}/libhms_ffi.so.1", "{$lib}/libhms_ffi.so");
+        $result = $this->child($package, ['LD_LIBRARY_PATH' => $lib]);
+        $this->assertSame('libhms_ffi.so', $result['library'] ?? null, json_encode($result) ?: '');
+    }
+
     public function testExplicitSettingsThatPointAtNothingAreErrors(): void
     {
         $this->assertMiss(
