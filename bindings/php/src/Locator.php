@@ -121,7 +121,11 @@ final class Locator
             return $out;
         };
         $library = self::explicitFile($setting, $ask('library'), 'the library of the Python package');
-        $cdef ??= self::explicitFile($setting, $ask('include') . '/hms_ffi_cdef.h', 'the declarations of the Python package');
+        $cdef ??= self::explicitFile(
+            $setting,
+            $ask('include') . '/hms_ffi_cdef.h',
+            'the declarations of the Python package',
+        );
         return ['library' => $library, 'cdef' => $cdef, 'via' => 'HMS_FFI_PYTHON'];
     }
 
@@ -145,7 +149,8 @@ final class Locator
             // `cdef` is the variable for exactly this; older .pc files only have includedir.
             [, $named] = self::run(['pkg-config', '--variable=cdef', 'hms_ffi']);
             [, $includedir] = self::run(['pkg-config', '--variable=includedir', 'hms_ffi']);
-            foreach ([$named, $includedir === '' ? '' : "{$includedir}/hms_ffi_cdef.h", self::packageCdef()] as $candidate) {
+            $candidates = [$named, $includedir === '' ? '' : "{$includedir}/hms_ffi_cdef.h", self::packageCdef()];
+            foreach ($candidates as $candidate) {
                 if ($candidate !== '' && is_file($candidate)) {
                     $cdef = $candidate;
                     break;
@@ -203,7 +208,8 @@ final class Locator
                 . '`cargo build --release --manifest-path rust_core/Cargo.toml`)';
             return null;
         }
-        return ['library' => self::real($library), 'cdef' => $cdef ?? "{$root}/include/hms_ffi_cdef.h", 'via' => 'the checkout'];
+        $cdef ??= "{$root}/include/hms_ffi_cdef.h";
+        return ['library' => self::real($library), 'cdef' => $cdef, 'via' => 'the checkout'];
     }
 
     /**
@@ -220,8 +226,8 @@ final class Locator
         if (!is_file($path)) {
             $place = "{$setting}: {$path} (no such file)";
             throw new LibraryNotFoundException(
-                "{$place}\nAn explicit setting is never skipped. Fix: point it at {$what}, or unset it to search "
-                . '(docs/install.md)',
+                "{$place}\nAn explicit setting is never skipped. Fix: point it at {$what}, "
+                . 'or drop it to let the search run (docs/install.md)',
                 [$place],
             );
         }
