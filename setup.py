@@ -42,6 +42,7 @@ builds the core (minutes). The C extensions are compiled on every install.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import struct
@@ -126,13 +127,21 @@ class BuildRust(build_rust):  # type: ignore[misc]
             return
         super().run()
         self._done = True
-        if self.placed and sys.platform != "darwin":
+        if not self.placed:
+            return
+        folder = os.path.dirname(self.placed)
+        if sys.platform != "darwin":
             soname = elf_soname(self.placed)
             if soname and soname != LIB_FILE:
-                # Moved, not copied: one file, the one the loader will look for.
-                renamed = os.path.join(os.path.dirname(self.placed), soname)
+                renamed = os.path.join(folder, soname)
                 os.replace(self.placed, renamed)
                 self.placed = renamed
+        # Exactly one library in the package: a build folder or source tree
+        # that held an earlier build under the other name would otherwise
+        # ship both, and hms_cffi.library_path() could name the stale one.
+        for other in glob.glob(os.path.join(glob.escape(folder), f"{LIB_FILE}*")):
+            if os.path.abspath(other) != os.path.abspath(self.placed):
+                os.remove(other)
 
     def get_dylib_ext_path(self, ext: RustExtension, target_fname: str) -> str:
         path: str = super().get_dylib_ext_path(ext, target_fname)
@@ -164,6 +173,10 @@ class BuildExt(build_ext):
             if not placed or not os.path.exists(placed):
                 raise RuntimeError(f"{LIB_FILE} was not built: build_rust did not run first")
             ext.library_dirs = [os.path.dirname(os.path.abspath(placed)), *ext.library_dirs]
+            # Relinked when the library is newer: build_ext otherwise keeps
+            # an extension whose sources did not change, still asking the
+            # loader for the previous build's library (by its old soname).
+            ext.depends = [*ext.depends, placed]
             if os.path.basename(placed) != LIB_FILE:
                 # -l:NAME (GNU ld) links the soname-named file itself.
                 name = f":{os.path.basename(placed)}"

@@ -47,9 +47,7 @@ def library_path() -> Path:
     to: the same file, never another copy. Its name is ``libhms_ffi.so``, or
     the library's soname (``libhms_ffi.so.1``) when it was built with one,
     since that is the name the compiled modules ask the loader for."""
-    # setup.py places the library under one of these names and moves it
-    # (never copies it) to the soname, so a build leaves at most a stale
-    # soname file behind a fresh plain one: the plain name comes first.
+    # setup.py leaves exactly one of these in the package folder.
     candidates = [_HERE / _LIB_FILE, *sorted(_HERE.glob(f"{_LIB_FILE}.*"))]
     for path in candidates:
         if path.is_file():

@@ -92,8 +92,8 @@ def test_a_missing_cdef_or_proto_beside_a_header(
 
 
 def test_library_under_its_soname(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """setup.py moves a library built with a soname to that name; a stale
-    soname file beside a fresh plain one loses to it."""
+    """setup.py places a library built with a soname under that name (and
+    leaves no other); the plain name, should both be there, comes first."""
     monkeypatch.setattr(paths, "_HERE", tmp_path)
     (tmp_path / "libhms_ffi.so.1").write_bytes(b"")
     assert paths.library_path() == tmp_path / "libhms_ffi.so.1"
