@@ -89,12 +89,13 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 fi
 mapfile -t missing < <(missing_packages "${APT_PACKAGES[@]}")
 if ((${#missing[@]} == 0)); then
-    say "Debian packages present ($(printf '%s\n' "${APT_PACKAGES[@]}" | sort -u | tr '\n' ' '| sed 's/ $//'))"
+    say "Debian packages present: $(printf '%s\n' "${APT_PACKAGES[@]}" | sort -u | paste -sd ' ')"
 elif ((check_only)) || [[ "$(id -u)" -ne 0 ]]; then
     {
         echo "setup: missing Debian packages: ${missing[*]}"
         echo "setup: install them with this one line, then run setup.sh again:"
         echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}"
+        echo "setup: (on a machine whose package lists were never fetched, 'sudo apt-get update' first)"
     } >&2
     exit 1
 else
@@ -124,7 +125,7 @@ begin() {
 finish() { say "$1 done in $((SECONDS - step_started)) s"; }
 
 begin "building the Rust core (cargo build --release, rust_core/target/release):" \
-    "the library every test, binding and pip uses; about 3 min on a first run, seconds when warm"
+    "the library every test, binding and pip uses; minutes on a first run, seconds when warm"
 cargo build --release --locked --manifest-path rust_core/Cargo.toml
 finish "Rust core"
 
