@@ -270,8 +270,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.hex and src != Format.JSON:
         try:
             data = binascii.unhexlify(b"".join(data.split()))
-        except (binascii.Error, ValueError) as bad:
-            # ValueError: a non-ASCII byte, which unhexlify refuses apart
+        except binascii.Error as bad:
             raise _invalid(f"--hex: stdin is not hex digits: {bad}") from None
     type_name = "" if args.type in ("", "-", "any") else args.type
     out = hms_cffi.convert(type_name, data, src, dst)

@@ -413,3 +413,21 @@ def test_usage_errors_still_exit_2() -> None:
         assert done.returncode == 2
         assert b"usage: hms" in done.stderr
         assert b"Traceback" not in done.stderr
+
+
+def test_an_unforeseen_failure_is_an_internal_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hms_cffi import cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "cmd_version", broken)
+    assert cli.main(["version"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    status = json.loads(captured.err)
+    assert status["status"] == "INTERNAL"
+    assert status["details"] == {"exception": "RuntimeError"}
+    assert "unexpected RuntimeError in hms version: boom" in status["message"]
