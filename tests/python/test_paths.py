@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import package_with_library
 
 import hms_cffi
 from hms_cffi import paths
@@ -101,7 +102,7 @@ def test_library_under_its_soname(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert paths.library_path() == tmp_path / "libhms_ffi.so"
 
 
-def loaded_library(env: dict[str, str]) -> Path:
+def loaded_library(env: dict[str, str], cwd: Path | None = None) -> Path:
     """The libhms_ffi file a fresh interpreter maps after ``import hms_cffi``."""
     code = (
         "import hms_cffi\n"
@@ -115,6 +116,7 @@ def loaded_library(env: dict[str, str]) -> Path:
         timeout=60,
         check=True,
         env=env,
+        cwd=cwd,
     )
     return Path(done.stdout.strip())
 
@@ -131,3 +133,15 @@ def test_python_runs_its_own_copy_even_under_ld_library_path(tmp_path: Path) -> 
     assert loaded_library(env).resolve() == own
     done = paths_cli("library", env=env)
     assert Path(done.stdout.strip()).resolve() == own
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
+def test_a_package_copy_runs_the_library_beside_it(tmp_path: Path) -> None:
+    """What the fault-injection and other-ABI tests rely on to swap the
+    library (helpers.package_with_library)."""
+    other = tmp_path / "other" / "libhms_ffi-copy.so"
+    other.parent.mkdir()
+    shutil.copy2(hms_cffi.library_path(), other)
+    tree = package_with_library(tmp_path / "tree", other)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)}
+    assert loaded_library(env, cwd=tmp_path) == other
