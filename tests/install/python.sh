@@ -32,7 +32,7 @@ if (($# != 1)); then
     echo "usage: bash tests/install/python.sh PREFIX (a prefix of 'make install')" >&2
     exit 2
 fi
-prefix="$(cd "$1" && pwd)" || fail "PREFIX '$1' is not a folder"
+prefix="$(cd "$1" 2>/dev/null && pwd)" || fail "PREFIX '$1' is not a folder"
 checkout="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # What a user of a library installed under PREFIX has set (see above: the
