@@ -127,6 +127,8 @@ finish() { say "$1 done in $((SECONDS - step_started)) s"; }
 begin "building the Rust core (cargo build --release, rust_core/target/release):" \
     "the library every test, binding and pip uses; minutes on a first run, seconds when warm"
 cargo build --release --locked --manifest-path rust_core/Cargo.toml
+# Programs linked against the build look for its soname, libhms_ffi.so.1.
+make --no-print-directory -s soname-link
 finish "Rust core"
 
 if [[ "${HMS_SKIP_PIP:-0}" == 1 ]]; then
