@@ -12,16 +12,8 @@
 # a path repository (README "Offline, with Debian's protobuf runtime").
 set -euo pipefail
 
-say() { echo "install-check php: $*"; }
-fail() { echo "install-check php: FAILED: $*" >&2; exit 1; }
-
-[ $# -eq 1 ] || { echo "usage: $0 PREFIX (an installed layout: make install PREFIX=...)" >&2; exit 2; }
-prefix="$(cd "$1" 2>/dev/null && pwd)" || fail "$1 is not a directory"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-[ -f "$prefix/lib/pkgconfig/hms_ffi.pc" ] || fail "$prefix/lib/pkgconfig/hms_ffi.pc missing: run make install PREFIX=$prefix"
-for tool in php composer pkg-config python3; do
-  command -v "$tool" >/dev/null || fail "$tool not found (Debian packages: bindings/php/DEBIAN_PACKAGES)"
-done
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+install_check_begin php "$@" -- php composer pkg-config
 php -r 'exit(extension_loaded("ffi") ? 0 : 1);' || fail "PHP's FFI extension is not loaded (Debian: php-cli)"
 # The CLI's default ffi.enable=preload allows FFI::cdef in the CLI; a php.ini
 # that says ffi.enable=0 would refuse it, so say that instead of a load error.
@@ -32,17 +24,12 @@ protobuf_version="$(dpkg-query -W -f='${Version}' php-google-protobuf)"
 protobuf_version="${protobuf_version#*:}"   # epoch
 protobuf_version="${protobuf_version%%-*}"  # Debian revision
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 app="$work/app"
 mkdir "$app"
 cd "$app"
 
-# Only what a user of a non-standard prefix sets: pkg-config's search path and
-# the loader's. Composer gets a home of its own (no global config or cache)
-# and must not ask anything nor reach a network.
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
-export LD_LIBRARY_PATH="$prefix/lib"
+# Composer gets a home of its own (no global config or cache) and must not
+# ask anything nor reach a network.
 export COMPOSER_HOME="$work/composer-home" COMPOSER_CACHE_DIR="$work/composer-cache"
 export COMPOSER_NO_INTERACTION=1 COMPOSER_DISABLE_NETWORK=1 COMPOSER_ALLOW_SUPERUSER=1
 

@@ -22,39 +22,20 @@
 #   env -i PATH="$PATH" HOME="$HOME" bash tests/install/python.sh PREFIX
 set -euo pipefail
 
-say() { printf 'install-check python: %s\n' "$*"; }
-fail() {
-    printf 'install-check python: FAILED: %s\n' "$*" >&2
-    exit 1
-}
-
-if (($# != 1)); then
-    echo "usage: bash tests/install/python.sh PREFIX (a prefix of 'make install')" >&2
-    exit 2
-fi
-prefix="$(cd "$1" 2>/dev/null && pwd)" || fail "PREFIX '$1' is not a folder"
-checkout="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-
-# What a user of a library installed under PREFIX has set (see above: the
-# Python package must not be swayed by it).
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
-export LD_LIBRARY_PATH="$prefix/lib"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+install_check_begin python "$@" -- cargo
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
-command -v python3 >/dev/null || fail "python3 is not on PATH"
-command -v cargo >/dev/null || fail "cargo is not on PATH (pip install builds the core with it)"
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/hms-install-python.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 say "fresh venv in $work/venv"
 python3 -m venv "$work/venv"
 python="$work/venv/bin/python"
 
-say "pip install $checkout (PyPI for dependencies; the core's build is reused when fresh)"
+say "pip install $root (PyPI for dependencies; the core's build is reused when fresh)"
 started=$SECONDS
-"$python" -m pip install -q "$checkout" || fail "pip install $checkout"
+"$python" -m pip install -q "$root" || fail "pip install $root"
 say "installed in $((SECONDS - started)) s"
 
 say "python -m hms_cffi.paths library points inside the venv"
@@ -81,7 +62,7 @@ say "the hms command runs from the venv"
     fail "'hms version' does not name $library"
 
 say "README quickstart (snippet python-quickstart)"
-"$python" "$checkout/tests/install/snippet.py" "$checkout/README.md" python-quickstart \
+"$python" "$root/tests/install/snippet.py" "$root/README.md" python-quickstart \
     -o "$work/quickstart.py"
 output="$("$python" "$work/quickstart.py")" || fail "the quickstart failed: $output"
 expected=(

@@ -18,28 +18,9 @@
 # Works under `env -i PATH="$PATH" HOME="$HOME"`, as root, without a terminal.
 set -euo pipefail
 
-say() { echo "install-check ruby: $*"; }
-fail() {
-    echo "install-check ruby: FAILED: $*" >&2
-    exit 1
-}
-
-[[ $# -eq 1 ]] || {
-    echo "usage: $0 PREFIX (a folder holding \`make install PREFIX=...\`)" >&2
-    exit 2
-}
-[[ -d "$1" ]] || fail "PREFIX $1 is not a folder: run \`make install PREFIX=$1\` first"
-prefix="$(cd "$1" && pwd)"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+install_check_begin ruby "$@" -- ruby gem pkg-config
 gem_src="$root/bindings/ruby"
-[[ -f "$prefix/lib/pkgconfig/hms_ffi.pc" ]] ||
-    fail "$prefix/lib/pkgconfig/hms_ffi.pc is missing: run \`make install PREFIX=$prefix\` first"
-for tool in ruby gem pkg-config python3; do
-    command -v "$tool" >/dev/null || fail "$tool is not installed (Debian: see bindings/ruby/DEBIAN_PACKAGES)"
-done
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/gems" "$work/app" "$work/no-pkgconfig"
 
 version="$(ruby -e 'print Gem::Specification.load(ARGV[0]).version' "$gem_src/hms.gemspec")"
