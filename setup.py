@@ -22,12 +22,30 @@ Three steps, in this order, all run by ``build_ext``:
 The header, the cdef file and the .proto schemas are copied into the package
 (``hms_cffi/include``) so other hosts (Go, PHP, Ruby, C) can use the same
 build; see hms_cffi.include_dir() and hms_cffi.library_path().
+
+Two details keep the package on its own copy of the library:
+
+- A library built with a soname (``libhms_ffi.so.1``) is placed under that
+  name, and the C extensions link that exact file: the loader looks a
+  dependency up by its soname, so a copy named ``libhms_ffi.so`` alone would
+  not be found.
+- On Linux the rpath is written as DT_RPATH (``--disable-new-dtags``), which
+  the loader searches before LD_LIBRARY_PATH. The default DT_RUNPATH comes
+  after it: a user pointing LD_LIBRARY_PATH at an installed prefix (as a
+  non-standard prefix requires for the other languages) would silently run
+  that copy instead. auditwheel writes DT_RPATH for the same reason.
+
+Cost: ``pip install .`` runs cargo, which finds a fresh
+``cargo build --release`` and only checks it (seconds); without one it
+builds the core (minutes). The C extensions are compiled on every install.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import struct
 import sys
 import tomllib
 from pathlib import Path
@@ -45,6 +63,40 @@ SHIPPED_INCLUDE = ("hms_ffi.h", "hms_ffi_cdef.h", "proto")
 LINKED_EXTENSIONS = ("hms_cffi._native", "hms_cffi._fast")
 #: The oldest CPython of the limited API the fast path uses (3.11: Py_buffer).
 LIMITED_API = "0x030B0000"
+
+
+def elf_soname(path: str) -> str | None:
+    """The DT_SONAME of an ELF shared library; None when it has none (or is
+    not ELF). Read here rather than with readelf, which a machine that builds
+    C extensions need not have."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF":
+        return None
+    order = "<" if data[5] == 1 else ">"
+    if data[4] == 2:  # ELFCLASS64
+        (shoff,) = struct.unpack_from(order + "Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from(order + "HH", data, 0x3A)
+        section, entry = order + "IIQQQQIIQQ", order + "qQ"
+    else:
+        (shoff,) = struct.unpack_from(order + "I", data, 0x20)
+        shentsize, shnum = struct.unpack_from(order + "HH", data, 0x2E)
+        section, entry = order + "IIIIIIIIII", order + "iI"
+    # Fields used: [1] sh_type, [4] sh_offset, [5] sh_size, [6] sh_link.
+    sections = [struct.unpack_from(section, data, shoff + i * shentsize) for i in range(shnum)]
+    sht_dynamic, dt_null, dt_soname = 6, 0, 14
+    for header in sections:
+        if header[1] != sht_dynamic:
+            continue
+        strings = sections[header[6]][4]
+        for offset in range(header[4], header[4] + header[5], struct.calcsize(entry)):
+            tag, value = struct.unpack_from(entry, data, offset)
+            if tag == dt_null:
+                break
+            if tag == dt_soname:
+                start = strings + value
+                return data[start : data.index(b"\0", start)].decode()
+    return None
 
 
 def crate_types() -> str:
@@ -75,6 +127,21 @@ class BuildRust(build_rust):  # type: ignore[misc]
             return
         super().run()
         self._done = True
+        if not self.placed:
+            return
+        folder = os.path.dirname(self.placed)
+        if sys.platform != "darwin":
+            soname = elf_soname(self.placed)
+            if soname and soname != LIB_FILE:
+                renamed = os.path.join(folder, soname)
+                os.replace(self.placed, renamed)
+                self.placed = renamed
+        # Exactly one library in the package: a build folder or source tree
+        # that held an earlier build under the other name would otherwise
+        # ship both, and hms_cffi.library_path() could name the stale one.
+        for other in glob.glob(os.path.join(glob.escape(folder), f"{LIB_FILE}*")):
+            if os.path.abspath(other) != os.path.abspath(self.placed):
+                os.remove(other)
 
     def get_dylib_ext_path(self, ext: RustExtension, target_fname: str) -> str:
         path: str = super().get_dylib_ext_path(ext, target_fname)
@@ -106,6 +173,16 @@ class BuildExt(build_ext):
             if not placed or not os.path.exists(placed):
                 raise RuntimeError(f"{LIB_FILE} was not built: build_rust did not run first")
             ext.library_dirs = [os.path.dirname(os.path.abspath(placed)), *ext.library_dirs]
+            # Relinked when the library is newer: build_ext otherwise keeps
+            # an extension whose sources did not change, still asking the
+            # loader for the previous build's library (by its old soname).
+            ext.depends = [*ext.depends, placed]
+            if os.path.basename(placed) != LIB_FILE:
+                # -l:NAME (GNU ld) links the soname-named file itself.
+                name = f":{os.path.basename(placed)}"
+                ext.libraries = [name if lib == "hms_ffi" else lib for lib in ext.libraries]
+            if sys.platform != "darwin":
+                ext.extra_link_args = [*ext.extra_link_args, "-Wl,--disable-new-dtags"]
         super().build_extension(ext)
 
 

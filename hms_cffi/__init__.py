@@ -53,12 +53,12 @@ from hms_cffi.errors import (
 from hms_cffi.events import Subscription
 from hms_cffi.formats import Format
 from hms_cffi.methods import Method
-from hms_cffi.paths import include_dir, library_path, proto_dir
+from hms_cffi.paths import cdef_path, include_dir, library_path, proto_dir
 from hms_cffi.runtime import Runtime
 from hms_cffi.schema import convert, register_schema
 from hms_cffi.services import Service
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 
 def abi_version() -> tuple[int, int]:
@@ -112,6 +112,7 @@ __all__ = [
     "UnimplementedError",
     "UnknownError",
     "abi_version",
+    "cdef_path",
     "convert",
     "ffi",
     "include_dir",

@@ -9,7 +9,9 @@ push-event callback) are derived from the ``hms_handler_fn`` and
 The extension links against the Rust cdylib ``libhms_ffi.so`` that
 setup.py's build_rust step places next to it in the package, with an rpath of
 ``$ORIGIN``, so the installed package finds its own copy of the library.
-setup.py adds the library folder when it builds the extension.
+setup.py adds the library folder when it builds the extension, the file's
+exact name when the library has a soname, and makes the rpath one that
+LD_LIBRARY_PATH cannot override (see BuildExt there).
 """
 
 from __future__ import annotations

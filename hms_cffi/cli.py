@@ -17,7 +17,17 @@ hold a folder). Events are not stored: ``hms events`` sees only what
 happens in its own process, which is why ``--run-demo`` exists.
 
 A failed call prints its ``hms.v1.Status`` as JSON on stderr (with the code's
-name under ``"status"``) and exits with 1; usage errors exit with 2.
+name under ``"status"``) and exits with 1. A value the command itself cannot
+use (a request that is not JSON or not UTF-8, bad hex, a negative or
+non-finite ``--timeout``, a negative ``--count``, an unknown format or state
+name) is reported the same way, as INVALID_ARGUMENT with ``"origin": "hms"``,
+and an unreadable stdin as FAILED_PRECONDITION, as the core reports a
+``--data-dir`` it cannot use; requests the command passes on as they are (too
+large, nested too deep, a method name with control characters) get the core's
+own status. Usage errors (an unknown command or option, a missing argument)
+exit with 2, and no input ever ends in a traceback. (One input never reaches
+hms: a stdin that is a directory, which the Python interpreter itself refuses
+at start-up.)
 """
 
 from __future__ import annotations
@@ -25,16 +35,24 @@ from __future__ import annotations
 import argparse
 import binascii
 import contextlib
+import errno
 import io
 import json
+import math
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import hms_cffi
 from hms_cffi.domain.enums import State, TransitionType
-from hms_cffi.errors import HmsError, StatusCode
+from hms_cffi.errors import (
+    FailedPreconditionError,
+    HmsError,
+    InternalError,
+    InvalidArgumentError,
+    StatusCode,
+)
 from hms_cffi.formats import Format
 from hms_cffi.runtime import Runtime
 
@@ -48,9 +66,98 @@ _FORMATS = {
 }
 
 
+#: The enums whose members the options of ``hms events`` name.
+_Member = TypeVar("_Member", State, TransitionType)
+
+#: The origin of the statuses the command raises itself, before any call.
+_ORIGIN = "hms"
+
+
+def _invalid(message: str, **details: str) -> InvalidArgumentError:
+    """A value from the command line or stdin that the command cannot use,
+    reported as the core reports a bad argument."""
+    return InvalidArgumentError(message, details=details, origin=_ORIGIN)
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """``text`` as UTF-8. Arguments that are not UTF-8 reach Python as lone
+    surrogates (surrogateescape); they are refused here, naming the byte,
+    rather than failing later inside an encoder."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as bad:
+        raw = text.encode("utf-8", "surrogateescape")
+        offset = len(text[: bad.start].encode("utf-8", "surrogateescape"))
+        raise _invalid(
+            f"{what} is not UTF-8: byte 0x{raw[offset]:02x} at offset {offset}",
+            offset=str(offset),
+        ) from None
+
+
+def _format(name: str, option: str) -> Format:
+    try:
+        return _FORMATS[name.lower()]
+    except KeyError:
+        known = ", ".join(sorted(_FORMATS))
+        raise _invalid(
+            f"{option}: unknown format {name!r}: give one of {known}", format=name
+        ) from None
+
+
+#: The longest ``hms call --timeout``: hms.v1.CallOptions.deadline_ms is a
+#: uint32 of milliseconds (about 49.7 days).
+_MAX_DEADLINE_S = (2**32 - 1) / 1000
+
+
+def _seconds(text: str | None, option: str, most: float = math.inf) -> float | None:
+    """A duration in seconds: a finite number from 0 to ``most``."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise _invalid(f"{option}: {text!r} is not a number of seconds", value=text) from None
+    if not math.isfinite(value) or not 0 <= value <= most:
+        limit = f"0 to {most}" if math.isfinite(most) else "0 or more"
+        raise _invalid(f"{option}: {text} is out of range: give {limit} seconds", value=text)
+    return value
+
+
+def _count(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise _invalid(f"{option}: {text!r} is not a whole number", value=text) from None
+    if value < 0:
+        raise _invalid(f"{option}: {value} is negative: give 0 or more", value=text)
+    return value
+
+
+def _read_stdin() -> bytes:
+    """All of stdin, as bytes (a text read would fail on bytes that are not
+    UTF-8 with a decoder's error instead of ours)."""
+    try:
+        return sys.stdin.buffer.read()
+    except OSError as failed:
+        raise _file_error(failed, "stdin") from None
+
+
+def _file_error(failed: OSError, what: str, action: str = "read") -> HmsError:
+    """An OSError as the core reports a file it cannot use (its data_dir):
+    FAILED_PRECONDITION, the system's reason in the message."""
+    reason = failed.strerror or str(failed)
+    code = errno.errorcode.get(failed.errno or 0, str(failed.errno))
+    return FailedPreconditionError(
+        f"cannot {action} {what}: {reason}", details={"file": what, "errno": code}, origin=_ORIGIN
+    )
+
+
 def _runtime(args: argparse.Namespace) -> Runtime:
     config: dict[str, Any] = {"name": "hms-cli"}
     if args.data_dir:
+        _utf8(args.data_dir, "--data-dir")
         config["data_dir"] = args.data_dir
     return Runtime(config)
 
@@ -63,13 +170,36 @@ def _dump(value: Any, out: TextIO, compact: bool) -> None:
 
 
 def _read_json_arg(text: str | None) -> bytes:
+    """The request of ``hms call``: the argument, or stdin for ``-``, as
+    UTF-8 JSON bytes ({} when empty).
+
+    Syntax is checked here, for an error that points at the mistake; limits
+    are the core's to enforce (size, nesting depth), so a request Python
+    cannot parse for its own recursion limit goes to the core as it is, and
+    comes back with the core's status.
+    """
     if text is None:
         return b"{}"
     if text == "-":
-        text = sys.stdin.read()
-    text = text.strip() or "{}"
-    json.loads(text)  # a clear error before the core sees it
-    return text.encode()
+        raw = _read_stdin()
+        try:
+            raw.decode()
+        except UnicodeDecodeError as bad:
+            raise _invalid(
+                f"the request on stdin is not UTF-8: byte 0x{raw[bad.start]:02x} "
+                f"at offset {bad.start}",
+                offset=str(bad.start),
+            ) from None
+        data = raw.strip() or b"{}"
+    else:
+        data = _utf8(text, "the request").strip() or b"{}"
+    try:
+        json.loads(data)
+    except json.JSONDecodeError as bad:
+        raise _invalid(f"not JSON: {bad}", line=str(bad.lineno), column=str(bad.colno)) from None
+    except RecursionError:
+        pass  # deeper than Python parses; the core refuses it past its own limit
+    return data
 
 
 # -- commands ---------------------------------------------------------------------
@@ -92,6 +222,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def cmd_services(args: argparse.Namespace) -> int:
+    _utf8(args.prefix, "--prefix")
     with _runtime(args) as rt:
         reply = rt.call(
             "hms.registry.v1.Registry/ListServices",
@@ -110,6 +241,7 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    _utf8(args.service, "SERVICE")
     with _runtime(args) as rt:
         reply = rt.call(
             "hms.registry.v1.Registry/DescribeService",
@@ -121,18 +253,25 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
+    timeout = _seconds(args.timeout, "--timeout", _MAX_DEADLINE_S)
+    _utf8(args.method, "METHOD")
     request = _read_json_arg(args.request)
     with _runtime(args) as rt:
-        reply = rt.call(args.method, request, format=Format.JSON, timeout=args.timeout)
+        reply = rt.call(args.method, request, format=Format.JSON, timeout=timeout)
     _dump(json.loads(reply) if reply else {}, sys.stdout, args.compact)
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    src, dst = _FORMATS[args.from_format], _FORMATS[args.to_format]
-    data = sys.stdin.buffer.read()
+    src = _format(args.from_format, "--from")
+    dst = _format(args.to_format, "--to")
+    _utf8(args.type, "TYPE")
+    data = _read_stdin()
     if args.hex and src != Format.JSON:
-        data = binascii.unhexlify(b"".join(data.split()))
+        try:
+            data = binascii.unhexlify(b"".join(data.split()))
+        except binascii.Error as bad:
+            raise _invalid(f"--hex: stdin is not hex digits: {bad}") from None
     type_name = "" if args.type in ("", "-", "any") else args.type
     out = hms_cffi.convert(type_name, data, src, dst)
     if dst == Format.JSON:
@@ -146,8 +285,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    states = [State.parse(s) for s in args.states or ()]
-    types = [TransitionType.parse(t) for t in args.transition_types or ()]
+    count = _count(args.count, "--count")
+    timeout = _seconds(args.timeout, "--timeout")
+    states = [_member(State, s, "--states") for s in args.states or ()]
+    types = [_member(TransitionType, t, "--transition-types") for t in args.transition_types or ()]
+    for option, values in (
+        ("--kinds", args.kinds),
+        ("--subjects", args.subjects),
+        ("--agent-ids", args.agent_ids),
+    ):
+        for value in values or ():
+            _utf8(value, option)
     with _runtime(args) as rt:
         sub = rt.subscribe(
             args.kinds,
@@ -173,9 +321,9 @@ def cmd_events(args: argparse.Namespace) -> int:
         seen = 0
         # With --run-demo and no --timeout, stop once the demo is over and
         # its events are drained.
-        wait = args.timeout if args.timeout is not None else (0.5 if args.run_demo else None)
+        wait = timeout if timeout is not None else (0.5 if args.run_demo else None)
         with sub:
-            while args.count is None or seen < args.count:
+            while count is None or seen < count:
                 event = sub.next(wait)
                 if event is None:
                     if worker is not None and worker.is_alive():
@@ -189,6 +337,14 @@ def cmd_events(args: argparse.Namespace) -> int:
         if failure:
             raise failure[0]
     return 0
+
+
+def _member(enum_type: type[_Member], name: str, option: str) -> _Member:
+    try:
+        return enum_type.parse(name)
+    except ValueError:
+        known = " ".join(m.name for m in enum_type if m.name != "UNSPECIFIED")
+        raise _invalid(f"{option}: {name!r} is not one of {known}", value=name) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -252,13 +408,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "request", metavar="JSON", nargs="?", help="the request ('-': stdin; default {})"
     )
-    p.add_argument("--timeout", type=float, metavar="S", help="deadline in seconds")
+    # Values are checked by the command, not by argparse, so a bad one is
+    # reported as a status like every other bad input (see the docstring).
+    p.add_argument("--timeout", metavar="S", help="deadline in seconds")
     p.set_defaults(run=cmd_call)
 
     p = sub.add_parser("convert", help="convert a message read from stdin")
     p.add_argument("type", metavar="TYPE", help='full message name; "any": structural CBOR<->JSON')
-    p.add_argument("--from", dest="from_format", choices=sorted(_FORMATS), required=True)
-    p.add_argument("--to", dest="to_format", choices=sorted(_FORMATS), required=True)
+    formats = "{" + ",".join(sorted(_FORMATS)) + "}"
+    p.add_argument("--from", dest="from_format", metavar=formats, required=True)
+    p.add_argument("--to", dest="to_format", metavar=formats, required=True)
     p.add_argument("--hex", action="store_true", help="binary input and output as hex text")
     p.set_defaults(run=cmd_convert)
 
@@ -274,10 +433,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-ids", nargs="+", metavar="ID")
     p.add_argument("--states", nargs="+", metavar="STATE", help="e.g. ACTIVE PAUSED")
     p.add_argument("--transition-types", nargs="+", metavar="TYPE", help="e.g. NORMAL FORCED")
-    p.add_argument("--count", type=int, metavar="N", help="stop after N events")
-    p.add_argument(
-        "--timeout", type=float, metavar="S", help="stop when no event comes within S seconds"
-    )
+    p.add_argument("--count", metavar="N", help="stop after N events")
+    p.add_argument("--timeout", metavar="S", help="stop when no event comes within S seconds")
     p.add_argument("--run-demo", action="store_true", help="run the demo scenario in this process")
     p.add_argument(
         "--verbose", action="store_true", help="with --run-demo: its narration on stderr"
@@ -303,6 +460,11 @@ def _status_json(exc: HmsError) -> dict[str, Any]:
     return status
 
 
+def _report(exc: HmsError) -> int:
+    _dump(_status_json(exc), sys.stderr, True)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hms`` console script; returns the exit code."""
     parser = _parser()
@@ -310,33 +472,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except HmsError as exc:
-        _dump(_status_json(exc), sys.stderr, True)
-        return 1
-    except json.JSONDecodeError as exc:
-        _dump(
-            {
-                "code": 3,
-                "status": "INVALID_ARGUMENT",
-                "message": f"not JSON: {exc}",
-                "origin": "hms",
-            },
-            sys.stderr,
-            True,
-        )
-        return 1
-    except (binascii.Error, ValueError) as exc:
-        _dump(
-            {"code": 3, "status": "INVALID_ARGUMENT", "message": str(exc), "origin": "hms"},
-            sys.stderr,
-            True,
-        )
-        return 1
+        return _report(exc)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         with contextlib.suppress(Exception):
             sys.stdout.close()
         return 0
+    except OSError as exc:
+        return _report(_file_error(exc, str(exc.filename or "a file"), "use"))
+    except ValueError as exc:
+        # The binding's own refusal of a value (it raises ValueError before
+        # the core sees it), which the checks above did not foresee.
+        return _report(_invalid(str(exc)))
+    except Exception as exc:
+        # A failure no input should cause: still a status, never a
+        # traceback, but one that says where to report it.
+        return _report(
+            InternalError(
+                f"unexpected {type(exc).__name__} in hms {args.command}: {exc} "
+                "(a bug in hms_cffi's command line: please report it)",
+                details={"exception": type(exc).__name__},
+                origin=_ORIGIN,
+            )
+        )
     return code
 
 

@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", proto_root.display());
     println!("cargo:rerun-if-env-changed=HMS_FFI_TEST_ABI_MAJOR");
     println!("cargo:rerun-if-env-changed=HMS_FFI_TEST_ABI_MINOR");
+    set_soname()?;
 
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -29,6 +30,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .btree_map(["."])
         .bytes(["."])
         .compile_fds(descriptors)?;
+    Ok(())
+}
+
+/// Gives the Linux shared library the soname `libhms_ffi.so.<major>`, so a
+/// program linked today records that name and keeps loading every later
+/// 1.x, while an incompatible 2.0 installs beside it instead of replacing it.
+/// The major is the crate's (the ABI major); `make install` lays out the
+/// matching `libhms_ffi.so.<version>` and its symlinks.
+fn set_soname() -> Result<(), std::env::VarError> {
+    if std::env::var("CARGO_CFG_TARGET_OS")? == "linux" {
+        let major = std::env::var("CARGO_PKG_VERSION_MAJOR")?;
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libhms_ffi.so.{major}");
+    }
     Ok(())
 }
 

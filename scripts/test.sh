@@ -12,8 +12,10 @@
 #      use nightly and cache their dependency builds outside the clone
 #      (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
-#      conformance matrix, the official protobuf conformance suite (its
-#      runner built once and cached under rust_core/target/) and buf breaking
+#      conformance matrix, every binding installed from outside the checkout
+#      (tests/install/run.sh: make install, then each README's route), the
+#      official protobuf conformance suite (its runner built once and cached
+#      under rust_core/target/) and buf breaking
 #   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the
 #      figures of a smoke run mean nothing and are thrown away)
 #   7. scripts/lint.sh (fmt, clippy, ruff, mypy, generated files, ABI gates)
@@ -91,6 +93,7 @@ for binding in bindings/*/run_tests.sh; do
     run_step "$lang binding tests" bash "$binding"
 done
 run_step "conformance matrix (language x scenario)" bash scripts/conformance.sh
+run_step "installed and used from outside the checkout (tests/install/run.sh)" bash tests/install/run.sh
 run_step "protobuf conformance suite (official runner)" bash scripts/protobuf_conformance.sh
 run_step "schema evolution (buf breaking vs 1.0)" bash scripts/check_schemas.sh
 # run_step runs its command where errexit does not apply, so every command

@@ -4,8 +4,15 @@
     python3 tools/gen_pkgconfig.py --prefix /usr/local [-o FILE]
 
 C hosts then build with ``pkg-config --cflags --libs hms_ffi`` (shared) or
-link ``$(pkg-config --variable=libdir hms_ffi)/libhms_ffi.a`` with
-``pkg-config --static --libs hms_ffi`` minus ``-lhms_ffi`` (static).
+``pkg-config --cflags hms_ffi`` plus ``pkg-config --variable=static_libs
+hms_ffi`` (static: the archive's path, then Libs.private). ``pkg-config
+--static --libs`` alone is not enough for the static case: it says
+``-lhms_ffi``, and the linker takes the shared library whenever both are
+installed side by side.
+
+Variables beyond the usual ones: ``cdef`` (hms_ffi_cdef.h, the declarations
+FFI loaders such as PHP's FFI::cdef read), ``protodir`` (the .proto
+schemas) and ``static_libs``.
 
 Libs.private lists the system libraries a Rust staticlib needs, as rustc
 reports them (``--print native-static-libs``, asked of the installed rustc
@@ -62,6 +69,10 @@ def render(prefix: str, libs_private: str) -> str:
 exec_prefix=${{prefix}}
 libdir=${{exec_prefix}}/lib
 includedir=${{prefix}}/include
+cdef=${{includedir}}/hms_ffi_cdef.h
+protodir=${{prefix}}/share/hms_ffi/proto
+# A static link names the archive itself: -lhms_ffi would pick the .so.
+static_libs=${{libdir}}/libhms_ffi.a {libs_private}
 
 Name: hms_ffi
 Description: HMS FFI core: the HMS agent platform behind one stable C ABI

@@ -16,7 +16,7 @@ export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-export TMPDIR="$tmp" # cgo-env.sh may put a libhms_ffi.so symlink there
+export TMPDIR="$tmp" # scratch files of go and of cgo-env.sh
 
 eval "$("$root/bindings/go/cgo-env.sh")"
 (cd "$root/bindings/go" && go build -o "$tmp/hmsbench" ./internal/cmd/hmsbench)

@@ -44,8 +44,9 @@
 // Lifecycle wrap the built-in services; the generated message types live
 // under gen/ (sysv1, registryv1, eventsv1, agentv1, lifecyclev1, hmsv1).
 //
-// Linking: by default the package links the repository's
-// rust_core/target/release/libhms_ffi.so with an rpath; CGO_CFLAGS and
-// CGO_LDFLAGS override it, and -tags hms_pkgconfig uses pkg-config
-// (package hms_ffi). See README.md.
+// Linking: by default the package links the installed library through
+// pkg-config (package hms_ffi, `make install` at the repository root);
+// -tags hms_checkout links a checkout's rust_core/target/release build
+// instead, and cgo-env.sh points that fallback at any other copy. See
+// README.md, "How the library is found".
 package hms

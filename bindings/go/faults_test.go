@@ -2,6 +2,7 @@ package hms_test
 
 import (
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -60,8 +61,8 @@ func faultLibrary(t *testing.T) string {
 	return abs
 }
 
-// The test binary is linked to libhms_ffi.so with a RUNPATH
-// (cgo-env.sh), so it loads the release library; the same binary run
+// The test binary is linked to libhms_ffi with a RUNPATH (the hms_ffi.pc
+// of cgo-env.sh --pc), so it loads the release library; the same binary run
 // again with LD_LIBRARY_PATH (searched before RUNPATH) naming a folder that
 // holds the fault copy loads that one instead, as run_tests.sh does for the
 // library of another ABI.
@@ -71,14 +72,14 @@ func TestPanicInsideTheCoreThenCallAgainWithTheSameBuffers(t *testing.T) {
 		return
 	}
 	library := faultLibrary(t)
-	dir := t.TempDir()
-	// The name cgo linked against is libhms_ffi.so, whatever the
-	// variable calls the file.
-	if err := os.Symlink(library, filepath.Join(dir, "libhms_ffi.so")); err != nil {
-		t.Fatal(err)
-	}
 	exe, err := os.Executable()
 	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// The loader looks for the name the binary recorded (the library's
+	// soname, libhms_ffi.so.1), whatever the variable calls the file.
+	if err := os.Symlink(library, filepath.Join(dir, neededLibhmsFFI(t, exe))); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v", "-test.timeout=300s")
@@ -99,6 +100,27 @@ func TestPanicInsideTheCoreThenCallAgainWithTheSameBuffers(t *testing.T) {
 		t.Fatalf("the run against %s did not report %q:\n%s", library, want, out)
 	}
 	t.Logf("against %s: %s", library, want)
+}
+
+// neededLibhmsFFI is the name under which the executable asks the loader
+// for libhms_ffi (its DT_NEEDED entry).
+func neededLibhmsFFI(t *testing.T, exe string) string {
+	f, err := elf.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lib := range libs {
+		if strings.HasPrefix(lib, "libhms_ffi.") {
+			return lib
+		}
+	}
+	t.Fatalf("%s does not link libhms_ffi (it needs %v)", exe, libs)
+	return ""
 }
 
 // survivePanics runs in the process that loaded the fault library.

@@ -51,8 +51,9 @@ func checkABI(loaded uint32) error {
 		return &Error{
 			Code: CodeIncompatible,
 			Message: fmt.Sprintf("libhms_ffi ABI %d.%d is incompatible with the Go binding built for ABI %d.%d "+
-				"(needs %d.x with x >= %d): a stale library is being loaded; rebuild the core or point "+
-				"CGO_LDFLAGS / LD_LIBRARY_PATH at the right one", major, minor, ABIMajor, ABIMinor, ABIMajor, ABIMinor),
+				"(needs %d.x with x >= %d): a stale library is being loaded; install the matching core "+
+				"(make install) or point LD_LIBRARY_PATH (PKG_CONFIG_PATH, CGO_LDFLAGS when building) at it",
+				major, minor, ABIMajor, ABIMinor, ABIMajor, ABIMinor),
 			Details: map[string]string{
 				"library_abi": fmt.Sprintf("%d.%d", major, minor),
 				"binding_abi": fmt.Sprintf("%d.%d", ABIMajor, ABIMinor),

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The Go binding's whole test suite, non-interactive (CI runs it as root
 # with CI=true and no terminal). It never builds the Rust core: it tests the
-# library in rust_core/target/release, or HMS_FFI_LIBRARY=/abs/path/libhms_ffi.so.
-#   1. gofmt -l and go vet (default and hms_pkgconfig builds)
+# library in rust_core/target/release, or HMS_FFI_LIBRARY=/abs/path/libhms_ffi.so,
+# linked the default way, through pkg-config (a hms_ffi.pc for that library
+# that cgo-env.sh --pc writes, with an rpath).
+#   1. gofmt -l and go vet (default and hms_checkout builds)
 #   2. the generated code under gen/ is what generate.sh produces
 #   3. go test -race ./... (tests and runnable examples; the panic test
 #      runs against HMS_FFI_FAULT_LIBRARY, tests/faults/build_fault_library.sh)
-#   4. the example program, linked through pkg-config and through hms_cffi
+#   4. the example program, linked through pkg-config, through the fallback
+#      (cgo-env.sh, -tags hms_checkout) and through hms_cffi
 #   5. the conformance runner (tests/conformance, go column)
 #   6. refusal of a library of another ABI, when one was built
 #      (tests/versions/build_other_abi.sh)
@@ -26,7 +29,7 @@ cd "$here"
 export CGO_ENABLED=1
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 
-for tool in go gcc; do
+for tool in go gcc pkg-config readelf; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "run_tests.sh: '$tool' is not on PATH" >&2
         exit 1
@@ -35,10 +38,10 @@ done
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-export TMPDIR="$tmp" # cgo-env.sh may put a libhms_ffi.so symlink there
+export TMPDIR="$tmp" # scratch files of go (and of cgo-env.sh, in a read-only checkout)
 
-# Point cgo (headers, -L, rpath) and the loader at the library under test.
-eval "$(./cgo-env.sh)"
+# Point pkg-config (headers, -L) and the rpath at the library under test.
+eval "$(./cgo-env.sh --pc "$tmp/pc")"
 echo "== go binding: $(go version), library $(readlink -f "${HMS_FFI_LIBRARY:-../../rust_core/target/release/libhms_ffi.so}")"
 
 echo "== gofmt -l"
@@ -49,8 +52,9 @@ if [[ -n "$unformatted" ]]; then
     exit 1
 fi
 
-echo "== go vet"
+echo "== go vet (pkg-config, and -tags hms_checkout)"
 go vet ./...
+go vet -tags hms_checkout ./...
 
 echo "== generated code is fresh"
 cp -r gen "$tmp/gen.committed"
@@ -97,19 +101,19 @@ grep -q "hook veto: true" "$tmp/example.out" || {
     exit 1
 }
 
-echo "== linked through pkg-config (-tags hms_pkgconfig)"
+echo "== linked through the fallback (cgo-env.sh: CGO_* flags, -tags hms_checkout)"
 (
-    eval "$(./cgo-env.sh --pc "$tmp/pc")"
-    unset CGO_CFLAGS CGO_LDFLAGS
-    go vet -tags hms_pkgconfig ./...
-    go build -tags hms_pkgconfig -o "$tmp/quickstart-pc" ./examples/quickstart
-    env -u LD_LIBRARY_PATH "$tmp/quickstart-pc" >"$tmp/pc.out"
-    grep -q "hook veto: true" "$tmp/pc.out"
+    unset PKG_CONFIG_PATH CGO_LDFLAGS
+    eval "$(./cgo-env.sh)"
+    go build -o "$tmp/quickstart-checkout" ./examples/quickstart
+    env -u LD_LIBRARY_PATH "$tmp/quickstart-checkout" >"$tmp/checkout.out"
+    grep -q "hook veto: true" "$tmp/checkout.out"
 )
 
 if python3 -c 'import hms_cffi' >/dev/null 2>&1; then
     echo "== linked to hms_cffi.library_path()"
     (
+        unset PKG_CONFIG_PATH CGO_LDFLAGS
         eval "$(./cgo-env.sh --python)"
         go build -o "$tmp/quickstart-py" ./examples/quickstart
         env -u LD_LIBRARY_PATH "$tmp/quickstart-py" >"$tmp/py.out"
@@ -132,7 +136,9 @@ if [[ -f "$other" ]]; then
     echo "== a library of another ABI is refused ($other)"
     go build -o "$tmp/quickstart-abi" ./examples/quickstart
     mkdir -p "$tmp/other"
-    ln -sf "$(readlink -f "$other")" "$tmp/other/libhms_ffi.so"
+    # The loader looks for the name the program records (the soname).
+    needed="$(readelf -d "$tmp/quickstart-abi" | sed -n 's/.*Shared library: \[\(libhms_ffi[^]]*\)\].*/\1/p')"
+    ln -sf "$(readlink -f "$other")" "$tmp/other/${needed:?the example does not link libhms_ffi}"
     if LD_LIBRARY_PATH="$tmp/other" "$tmp/quickstart-abi" >"$tmp/abi.out" 2>&1; then
         echo "the example ran against $other instead of refusing it" >&2
         exit 1

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates bindings/php/gen/ (PHP classes of the HMS protobuf schemas) from
-# include/proto/hms/**. Deterministic: same protoc, same input, same bytes.
-# The output is committed; CI reruns this and checks `git diff --exit-code`.
+# Regenerates what the PHP package carries from the repository's sources:
+#   gen/                      PHP classes of the HMS protobuf schemas (include/proto/hms/**)
+#   include/hms_ffi_cdef.h    a copy of the FFI declarations, so a Composer install
+#                             (which gets only bindings/php) can load the library
+# Deterministic: same protoc, same input, same bytes. The output is committed;
+# CI reruns this and checks `git diff --exit-code`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -15,4 +18,6 @@ mapfile -t files < "$tmp/files"
 rm -rf "$here/gen"
 mkdir -p "$here/gen"
 cp -R "$tmp/Hms" "$tmp/GPBMetadata" "$here/gen/"
-echo "generate.sh: $(find "$here/gen" -name '*.php' | wc -l) files in bindings/php/gen ($("$protoc" --version))"
+mkdir -p "$here/include"
+cp "$root/include/hms_ffi_cdef.h" "$here/include/hms_ffi_cdef.h"
+echo "generate.sh: $(find "$here/gen" -name '*.php' | wc -l) files in bindings/php/gen ($("$protoc" --version)), include/hms_ffi_cdef.h"

@@ -8,9 +8,9 @@
  *     opcache.preload_user=www-data
  *     ffi.enable=preload
  *
- * It registers the FFI scope "HMS" over include/hms_ffi_cdef.h and the
- * library (HMS_FFI_LIBRARY, or the repository's build), and loads the
- * binding's classes into shared memory. When PHP preloads as root (with
+ * It registers the FFI scope "HMS" over the library and declarations the
+ * binding's search finds (README "Where the library is found": HMS_FFI_LIBRARY,
+ * pkg-config, ...), and loads the binding's classes into shared memory. When PHP preloads as root (with
  * opcache.preload_user), FFI::load() is refused: add
  * ffi.preload=FILE, FILE written by `php bin/preload-header.php`, and this
  * script finds the scope already there. Requests still require autoload.php

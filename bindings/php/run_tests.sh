@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the PHP binding's whole test suite (PHPUnit 9.6) against the library
 # the core built: HMS_FFI_LIBRARY=/abs/path/libhms_ffi.so when set, else
-# rust_core/target/release/libhms_ffi.so. Does not build the core.
+# rust_core/target/release/libhms_ffi.so. Does not build the core. First
+# checks that gen/ and include/hms_ffi_cdef.h are what generate.sh makes.
 # Exits non-zero on any failure, warning, deprecation or risky test.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +24,19 @@ export HMS_FFI_LIBRARY="$lib"
 phpunit="${PHPUNIT:-phpunit}"
 command -v "$phpunit" >/dev/null || { echo "run_tests.sh: phpunit not found (Debian: phpunit)" >&2; exit 2; }
 php -r 'exit(extension_loaded("ffi") ? 0 : 1);' || { echo "run_tests.sh: PHP's FFI extension is not loaded" >&2; exit 2; }
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/hms-php-tests.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+
+# What the package carries from the repository (gen/, include/hms_ffi_cdef.h)
+# is what generate.sh makes from it now.
+cp -R gen include "$tmp/"
+./generate.sh >/dev/null
+if ! diff -r "$tmp/gen" gen >/dev/null || ! diff -r "$tmp/include" include >/dev/null; then
+  echo "run_tests.sh: generate.sh changed gen/ or include/: commit the regenerated files" >&2
+  { diff -r "$tmp/gen" gen; diff -r "$tmp/include" include; } | head -20 >&2 || true
+  exit 1
+fi
 
 # Syntax of every PHP file of the package (generated classes included).
 find src gen tests examples bin conformance autoload.php preload.php ../../benchmarks/php -name '*.php' -print0 \
@@ -63,8 +77,7 @@ skip_flags=()
 if [ "${#allowed_skips[@]}" -eq 0 ]; then
   skip_flags=(--fail-on-skipped)
 fi
-junit="$(mktemp "${TMPDIR:-/tmp}/hms-php-junit.XXXXXX")"
-trap 'rm -f "$junit"' EXIT
+junit="$tmp/junit.xml"
 
 # memory_limit: one test sends and receives a 64 MiB payload.
 rc=0

@@ -38,6 +38,8 @@ RUSTFLAGS="-Zsanitizer=address -Cforce-frame-pointers=yes" \
     --target "$triple" --target-dir "$target_dir" "${build_std[@]}"
 echo "asan.sh: core built in $((SECONDS - t0)) s"
 libdir="$target_dir/$triple/release"
+# The host test records the soname, libhms_ffi.so.1, as what it needs.
+ln -sfn libhms_ffi.so "$libdir/libhms_ffi.so.1"
 
 build="$here/build/asan"
 make -s -C "$here" LIBDIR="$libdir" BUILD="$build" CC=gcc \

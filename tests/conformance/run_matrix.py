@@ -10,6 +10,12 @@ a runner that does not exist yet, or "FAIL: ..." for a mismatch. Exit status:
 runner failure or protocol error, and on a missing runner that is not
 optional (all are required with --require-all).
 
+Besides the code, every language must report the same message: the core
+writes it once, and a binding passes it on untouched. Ids the core
+generates are masked before comparing (each runner creates its own). A
+scenario whose message a binding words on purpose (its own check before the
+core, an exception class prefixed) says why in "message_varies".
+
 Usage: run_matrix.py [--require-all] [--only LANG ...] [--timeout SECONDS]
 """
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent.parent
 HERE = ROOT / "tests" / "conformance"
 
+# UUIDs (agent, task and entry ids): different in every run.
+GENERATED_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
 
 @dataclass
 class Result:
@@ -34,6 +44,7 @@ class Result:
     state: str = "ran"  # ran | missing | failed
     problems: list[str] = field(default_factory=list)
     cells: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
 
 
 def run_runner(
@@ -86,6 +97,7 @@ def judge(lang: str, stdout: str, scenarios: list[dict[str, Any]], result: Resul
         expect = scenario["expect"]
         code, error = str(line.get("code", "")), str(line.get("error") or "")
         message = str(line.get("message") or "")
+        result.messages[sid] = GENERATED_ID.sub("<id>", message)
         last = len(scenario["steps"]) - 1
         if code != expect:
             where = "" if line.get("step", last) == last else f" at step {line.get('step')}"
@@ -98,6 +110,26 @@ def judge(lang: str, stdout: str, scenarios: list[dict[str, Any]], result: Resul
             result.cells[sid] = (False, f"FAIL: message {message[:40]!r}")
         else:
             result.cells[sid] = (True, error if expect != "OK" else "ok")
+
+
+def compare_messages(scenarios: list[dict[str, Any]], results: list[Result]) -> None:
+    """Fails the cells whose message differs from the first language's."""
+    for scenario in scenarios:
+        sid = scenario["id"]
+        if "message_varies" in scenario:
+            continue
+        ran = [r for r in results if r.cells.get(sid, (False, ""))[0]]
+        if not ran:
+            continue
+        reference = ran[0]
+        expected = reference.messages.get(sid, "")
+        for r in ran[1:]:
+            if r.messages.get(sid, "") != expected:
+                r.cells[sid] = (False, f"FAIL: message differs from {reference.lang}'s")
+                r.problems.append(
+                    f"{sid}: message {r.messages.get(sid, '')!r}, "
+                    f"{reference.lang} says {expected!r}"
+                )
 
 
 def table(scenarios: list[dict[str, Any]], results: list[Result]) -> str:
@@ -161,6 +193,8 @@ def main() -> int:
             result.problems.append(f"exit status {rc}")
         if (rc != 0 or result.problems) and stderr.strip():
             result.problems.append("stderr:\n" + stderr.strip()[-2000:])
+    compare_messages(scenarios, results)
+    for result in results:
         if result.problems or not all(ok for ok, _ in result.cells.values()):
             failed = True
     print(table(scenarios, results))

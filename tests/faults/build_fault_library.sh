@@ -20,4 +20,6 @@ out="$CARGO_TARGET_DIR/fault-injection"
 mkdir -p "$out"
 cp "$CARGO_TARGET_DIR/release/libhms_ffi.so" "$out/libhms_ffi.so.tmp"
 mv "$out/libhms_ffi.so.tmp" "$out/libhms_ffi.so"
+# Programs linked against the library record its soname, libhms_ffi.so.1.
+ln -sfn libhms_ffi.so "$out/libhms_ffi.so.1"
 echo "$out/libhms_ffi.so"

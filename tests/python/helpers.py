@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
+
+import hms_cffi
 
 ECHO = "hms.sys.v1.System/Echo"
 
@@ -108,3 +112,24 @@ def agent_in(rt: object, state: str, name: str = "agent") -> str:
         rt.lifecycle.transition(agent.id, State[step], reason="setup")
     assert rt.lifecycle.state(agent.id) == State[state]
     return agent.id
+
+
+def package_with_library(folder: Path, library: Path) -> Path:
+    """A copy of this hms_cffi package under ``folder`` (symlinks to its
+    files) whose own library is ``library``; returns ``folder``. A fresh
+    interpreter with ``folder`` first on PYTHONPATH (and a working directory
+    without hms_cffi in it) runs on ``library``.
+
+    This is the one way to swap the library: the compiled modules find it
+    through a DT_RPATH of $ORIGIN, the folder they were loaded from, which
+    LD_LIBRARY_PATH does not override.
+    """
+    package = Path(hms_cffi.__file__).parent
+    own = hms_cffi.library_path().name  # the name the compiled modules ask for
+    copy = folder / "hms_cffi"
+    copy.mkdir(parents=True)
+    for entry in package.iterdir():
+        if entry.name != own:
+            (copy / entry.name).symlink_to(entry)
+    (copy / own).symlink_to(library)
+    return folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -230,3 +231,203 @@ def test_demo_module() -> None:
     assert "vetoed transitions: 1" in first
     assert "event #" in first
     assert "lifecycle.transition" in first
+
+
+# -- hostile input: a status like the core's, never a traceback -------------------
+
+ECHO = "hms.sys.v1.System/Echo"
+DEEP_ARRAYS = "[" * 100_000 + "]" * 100_000
+#: Over the core's 4 MiB message limit many times.
+HUGE_REQUEST = '{"text": "' + "a" * 50_000_000 + '"}'
+
+
+def refused(
+    *args: str, stdin: bytes | str | None = None, status: str, origin: str | None = None
+) -> dict[str, object]:
+    """Runs ``hms *args``, which must fail like a refused call: exit 1,
+    nothing on stdout, one status as JSON on stderr, no traceback."""
+    done = hms(*args, stdin=stdin, check=False)
+    stderr = done.stderr.decode()
+    assert "Traceback" not in stderr, stderr
+    assert done.returncode == 1, stderr
+    assert done.stdout == b""
+    reported = json.loads(stderr)
+    assert isinstance(reported, dict)
+    assert reported["status"] == status, reported
+    assert reported["code"] == int(hms_cffi.StatusCode[status])
+    if origin is not None:
+        assert reported["origin"] == origin
+    return reported
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "status", "says"),
+    [
+        # the core's own limits, reached with no Python error in between
+        (("call", ECHO, "-"), DEEP_ARRAYS, "RESOURCE_EXHAUSTED", "nesting depth"),
+        (
+            ("call", ECHO, "-"),
+            '{"a":' * 100_000 + "1" + "}" * 100_000,
+            "RESOURCE_EXHAUSTED",
+            "depth",
+        ),
+        (("call", ECHO, "-"), HUGE_REQUEST, "RESOURCE_EXHAUSTED", "over the limit"),
+        (
+            ("convert", "any", "--from", "json", "--to", "cbor"),
+            DEEP_ARRAYS,
+            "RESOURCE_EXHAUSTED",
+            "",
+        ),
+        (
+            ("convert", "hms.sys.v1.EchoRequest", "--from", "json", "--to", "cbor"),
+            HUGE_REQUEST,
+            "RESOURCE_EXHAUSTED",
+            "over the limit",
+        ),
+        # control characters in a method name: the core's INVALID_ARGUMENT
+        (("call", "hms.sys.v1.System/Ec\x01ho"), None, "INVALID_ARGUMENT", "control character"),
+        (("call", f"{ECHO}\n"), None, "INVALID_ARGUMENT", "control character"),
+        (("call", f"{ECHO}\x7f"), None, "INVALID_ARGUMENT", "control character"),
+    ],
+)
+def test_hostile_input_gets_the_cores_status(
+    args: tuple[str, ...], stdin: str | None, status: str, says: str
+) -> None:
+    reported = refused(*args, stdin=stdin, status=status)
+    assert says in str(reported["message"])
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "says"),
+    [
+        (("call", ECHO, "{not json"), None, "not JSON"),
+        (("call", ECHO, "-"), b'{"text": "\xff"}', "not UTF-8: byte 0xff at offset 10"),
+        (("call", ECHO, "--timeout", "-1"), None, "--timeout: -1 is out of range"),
+        (("call", ECHO, "--timeout", "nan"), None, "--timeout: nan is out of range"),
+        (("call", ECHO, "--timeout", "inf"), None, "--timeout: inf is out of range"),
+        # deadline_ms is a uint32 of milliseconds
+        (("call", ECHO, "--timeout", "4294968"), None, "give 0 to 4294967.295 seconds"),
+        (("call", ECHO, "--timeout", "soon"), None, "'soon' is not a number of seconds"),
+        (("events", "--count", "-1"), None, "--count: -1 is negative"),
+        (("events", "--count", "many"), None, "--count: 'many' is not a whole number"),
+        (("events", "--timeout", "-0.5"), None, "--timeout: -0.5 is out of range"),
+        (("events", "--states", "BOGUS"), None, "--states: 'BOGUS' is not one of"),
+        (("events", "--transition-types", "SIDEWAYS"), None, "'SIDEWAYS' is not one of"),
+        (("convert", "any", "--from", "xml", "--to", "json"), "{}", "--from: unknown format 'xml'"),
+        (("convert", "any", "--from", "json", "--to", "yaml"), "{}", "--to: unknown format 'yaml'"),
+        (
+            ("convert", "hms.sys.v1.EchoRequest", "--from", "pb", "--to", "json", "--hex"),
+            "0a0zz",
+            "--hex: stdin is not hex digits",
+        ),
+        (
+            ("convert", "hms.sys.v1.EchoRequest", "--from", "cbor", "--to", "json", "--hex"),
+            b"a0\xff",
+            "--hex: stdin is not hex digits",
+        ),
+    ],
+)
+def test_bad_values_are_invalid_argument(
+    args: tuple[str, ...], stdin: bytes | str | None, says: str
+) -> None:
+    reported = refused(*args, stdin=stdin, status="INVALID_ARGUMENT", origin="hms")
+    assert says in str(reported["message"])
+
+
+def test_arguments_that_are_not_utf8_are_named(tmp_path: Path) -> None:
+    # argv bytes that are not UTF-8 reach Python as surrogates; os.fsencode
+    # gives them back, so the child sees the very bytes.
+    bad = os.fsdecode(b"hms.sys.v1.System/Ech\xff")
+    reported = refused("call", bad, status="INVALID_ARGUMENT", origin="hms")
+    assert reported["message"] == "METHOD is not UTF-8: byte 0xff at offset 21"
+    for args in (
+        ("describe", bad),
+        ("services", "--prefix", bad),
+        ("events", "--kinds", bad, "--timeout", "0"),
+        ("--data-dir", str(tmp_path / bad), "call", ECHO),
+    ):
+        refused(*args, status="INVALID_ARGUMENT", origin="hms")
+    with open(os.devnull, "rb") as empty:
+        done = subprocess.run(
+            [*HMS, "convert", bad, "--from", "json", "--to", "cbor"],
+            stdin=empty,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert (done.returncode, json.loads(done.stderr)["status"]) == (1, "INVALID_ARGUMENT")
+
+
+def test_unreadable_stdin_and_data_dir(tmp_path: Path) -> None:
+    # stdin open for writing only: reading it fails with EBADF
+    with open(tmp_path / "out", "wb") as write_only:
+        done = subprocess.run(
+            [*HMS, "call", ECHO, "-"],
+            stdin=write_only,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr.decode()
+    status = json.loads(done.stderr)
+    assert status["status"] == "FAILED_PRECONDITION"
+    assert status["message"].startswith("cannot read stdin: ")
+    assert status["details"]["errno"] == "EBADF"
+    # a data dir that is a file: the core's own status for it
+    (tmp_path / "file").write_text("")
+    reported = refused(
+        "--data-dir", str(tmp_path / "file"), "call", ECHO, status="FAILED_PRECONDITION"
+    )
+    assert "data_dir" in str(reported["message"])
+
+
+def test_nul_in_a_method_name_and_an_argument_of_50_mb(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Arguments no exec can carry (a NUL byte, more than the kernel's 128 KiB
+    per argument) reach ``main`` from Python callers: same statuses."""
+    from hms_cffi import cli
+
+    assert cli.main(["call", "hms.sys.v1.System/Ec\x00ho"]) == 1
+    status = json.loads(capsys.readouterr().err)
+    assert (status["status"], status["details"]["method"]) == (
+        "INVALID_ARGUMENT",
+        "hms.sys.v1.System/Ec\\u{0}ho",
+    )
+    assert cli.main(["call", ECHO, HUGE_REQUEST]) == 1
+    assert json.loads(capsys.readouterr().err)["status"] == "RESOURCE_EXHAUSTED"
+    assert cli.main(["call", ECHO, DEEP_ARRAYS]) == 1
+    assert json.loads(capsys.readouterr().err)["status"] == "RESOURCE_EXHAUSTED"
+
+
+def test_a_zero_timeout_and_count_are_allowed() -> None:
+    assert out_json("call", ECHO, '{"text": "t"}', "--timeout", "4294967") == {"text": "t"}
+    assert hms("events", "--count", "0").stdout == b""
+    assert hms("events", "--timeout", "0").stdout == b""
+
+
+def test_usage_errors_still_exit_2() -> None:
+    for args in (("call",), ("convert", "any", "--from", "json"), ("events", "--bogus")):
+        done = hms(*args, check=False)
+        assert done.returncode == 2
+        assert b"usage: hms" in done.stderr
+        assert b"Traceback" not in done.stderr
+
+
+def test_an_unforeseen_failure_is_an_internal_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hms_cffi import cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "cmd_version", broken)
+    assert cli.main(["version"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    status = json.loads(captured.err)
+    assert status["status"] == "INTERNAL"
+    assert status["details"] == {"exception": "RuntimeError"}
+    assert "unexpected RuntimeError in hms version: boom" in status["message"]

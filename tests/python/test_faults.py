@@ -6,12 +6,12 @@ hms.test.v1.Faults: ``Panic`` panics before answering, ``PanicWhileAnswering``
 grows the caller's response buffer by 1 MiB and then panics. CI passes its
 path in HMS_FFI_FAULT_LIBRARY.
 
-hms_cffi._native and hms_cffi._fast are linked to ``libhms_ffi.so`` with a
-RUNPATH of $ORIGIN, so LD_LIBRARY_PATH (searched before RUNPATH) makes a
-fresh interpreter load the fault copy instead of the bundled library, as
-tests/versions/test_python.py does for the other-ABI build. That interpreter
-runs this file as a script (:func:`survive_panics`), with the compiled
-fast path and then without it.
+hms_cffi._native and hms_cffi._fast find their library through a DT_RPATH
+of $ORIGIN, which LD_LIBRARY_PATH does not override; a copy of the package
+whose library is the fault copy (helpers.package_with_library), first on
+PYTHONPATH, makes a fresh interpreter load it instead of the bundled one.
+That interpreter runs this file as a script (:func:`survive_panics`), with
+the compiled fast path and then without it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import package_with_library
 
 import hms_cffi.methods
 from hms_cffi import Format, Method, NotFoundError, PanicError, Runtime, StatusCode
@@ -64,11 +65,8 @@ def test_a_panic_inside_the_core_then_call_again_with_the_same_buffers(
     tmp_path: Path,
 ) -> None:
     library = fault_library()
-    # The NEEDED name is libhms_ffi.so: give the library that name in a
-    # folder of its own, whatever HMS_FFI_FAULT_LIBRARY calls it.
-    (tmp_path / "libhms_ffi.so").symlink_to(library)
     env = os.environ | {
-        "LD_LIBRARY_PATH": str(tmp_path),
+        "PYTHONPATH": str(package_with_library(tmp_path, library)),
         "HMS_FFI_FAULT_LIBRARY": str(library),
         # The core's panic message on stderr is expected noise; keep it short.
         "RUST_BACKTRACE": "0",
@@ -76,6 +74,7 @@ def test_a_panic_inside_the_core_then_call_again_with_the_same_buffers(
     proc = subprocess.run(
         [sys.executable, __file__],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=False,
@@ -122,7 +121,7 @@ def expect_panic(label: str, call: Callable[[], Any]) -> None:
 def survive_panics() -> None:
     library = Path(os.environ["HMS_FFI_FAULT_LIBRARY"])
     assert loaded_libraries() == {library}, (
-        f"loaded {loaded_libraries()}, not {library}: LD_LIBRARY_PATH did not take effect"
+        f"loaded {loaded_libraries()}, not {library}: PYTHONPATH did not take effect"
     )
     panics = 0
     with Runtime() as rt:

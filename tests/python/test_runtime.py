@@ -30,6 +30,14 @@ def test_abi_version_matches_header_and_cargo() -> None:
     assert hms_cffi.library_version() == re.search(r'^version = "(.+)"', cargo, re.M)[1]  # type: ignore[index]
 
 
+def test_package_version_is_the_core_version() -> None:
+    cargo = (ROOT / "rust_core" / "Cargo.toml").read_text()
+    core = re.search(r'^version = "(.+)"', cargo, re.M)[1]  # type: ignore[index]
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^version = "(.+)"', pyproject, re.M)[1] == core  # type: ignore[index]
+    assert hms_cffi.__version__ == core
+
+
 def test_abi_check_accepts_same_major_and_newer_minor() -> None:
     major, minor = hms_cffi.ABI_MAJOR, hms_cffi.ABI_MINOR
     check_abi_version((major << 16) | minor)

@@ -16,4 +16,7 @@ export CARGO_TARGET_DIR="${HMS_ABI_TEST_TARGET_DIR:-$root/rust_core/target/abi-t
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 HMS_FFI_TEST_ABI_MAJOR="$major" HMS_FFI_TEST_ABI_MINOR=0 cargo rustc --release --locked --lib \
     --manifest-path "$root/rust_core/Cargo.toml" --crate-type cdylib >&2
+# Hosts linked against the real library look for its soname; without this
+# name they would load the real library and the refusal would go untested.
+ln -sfn libhms_ffi.so "$CARGO_TARGET_DIR/release/libhms_ffi.so.1"
 echo "$CARGO_TARGET_DIR/release/libhms_ffi.so"

@@ -2,9 +2,10 @@
 
 Run by tests/versions/run.sh, which builds a test copy of the core reporting
 ABI 2.0 (tests/versions/build_other_abi.sh) and passes its path in
-HMS_FFI_OTHER_ABI_LIBRARY. hms_cffi._native is linked to ``libhms_ffi.so``
-with a RUNPATH of $ORIGIN, so LD_LIBRARY_PATH (searched before RUNPATH)
-makes a fresh interpreter load the other build instead.
+HMS_FFI_OTHER_ABI_LIBRARY. hms_cffi._native finds its library through a
+DT_RPATH of $ORIGIN, which LD_LIBRARY_PATH does not override, so a fresh
+interpreter gets the other build from a copy of the package (symlinks to its
+files) whose library is that build, first on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -28,10 +29,25 @@ print("loaded", hms_cffi.abi_version())
 """
 
 
-def import_with(library_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"LD_LIBRARY_PATH": str(library_dir)}
+def import_with(library: Path, folder: Path) -> subprocess.CompletedProcess[str]:
+    """``import hms_cffi`` in a fresh interpreter whose package copy (under
+    ``folder``) has ``library`` as its own."""
+    package = library_path().parent
+    copy = folder / "hms_cffi"
+    copy.mkdir(parents=True)
+    own = library_path().name  # the name the compiled modules ask for
+    for entry in package.iterdir():
+        if entry.name != own:
+            (copy / entry.name).symlink_to(entry)
+    (copy / own).symlink_to(library)
+    env = os.environ | {"PYTHONPATH": str(folder)}
     return subprocess.run(
-        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", PROBE],
+        env=env,
+        cwd=folder,  # not a folder holding the real hms_cffi, which -c would import
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -45,8 +61,8 @@ def test_the_other_build_reports_another_major() -> None:
     assert loaded_abi(OTHER) >> 16 != ABI_MAJOR
 
 
-def test_import_refuses_the_other_library() -> None:
-    proc = import_with(OTHER.parent)
+def test_import_refuses_the_other_library(tmp_path: Path) -> None:
+    proc = import_with(OTHER, tmp_path)
     assert proc.returncode != 0
     other = loaded_abi(OTHER)
     last = proc.stderr.strip().splitlines()[-1]
@@ -55,8 +71,8 @@ def test_import_refuses_the_other_library() -> None:
     assert f"ABI {ABI_MAJOR}.{ABI_MINOR}" in last
 
 
-def test_import_accepts_the_real_library() -> None:
-    proc = import_with(library_path().parent)
+def test_import_accepts_the_real_library(tmp_path: Path) -> None:
+    proc = import_with(library_path(), tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"loaded ({ABI_MAJOR}, {ABI_MINOR})"
 

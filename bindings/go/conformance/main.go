@@ -2,11 +2,13 @@
 // (tests/conformance/README.md): it runs every scenario of scenarios.json
 // through the binding's public API and prints one JSON line per scenario.
 //
-//	cd bindings/go && go run ./conformance /abs/path/tests/conformance/scenarios.json
+//	cd bindings/go && bash conformance/run.sh /abs/path/tests/conformance/scenarios.json
 //
-// It uses the library the binding links (see README.md, "How the library
-// is found"; eval "$(./cgo-env.sh)" honours HMS_FFI_LIBRARY). Exit status 0
-// when every scenario ran, whatever its code; 2 when the runner could not run.
+// run.sh links it to HMS_FFI_LIBRARY or the checkout's release build (through
+// cgo-env.sh); `go run ./conformance` links the binding's default way, the
+// installed library found through pkg-config (README.md, "How the library is
+// found"). Exit status 0 when every scenario ran, whatever its code; 2 when
+// the runner could not run.
 package main
 
 import (

@@ -2,7 +2,8 @@
 
 /**
  * A tour of the HMS PHP binding:  php bindings/php/examples/demo.php
- * (the library is found through HMS_FFI_LIBRARY or the repository's build).
+ * (the library is found as README.md "Where the library is found" says: HMS_FFI_LIBRARY,
+ * pkg-config, the loader path, or this checkout's build).
  */
 
 declare(strict_types=1);

@@ -8,11 +8,11 @@ use FFI;
 use FFI\CData;
 use Hms\Exception\IncompatibleException;
 use Hms\Exception\InvalidArgumentException;
-use Hms\Exception\NotFoundException;
+use Hms\Exception\LibraryNotFoundException;
 
 /**
- * The thin native layer: loads libhms_ffi by absolute path through FFI over
- * include/hms_ffi_cdef.h, checks its ABI version, owns the reusable output
+ * The thin native layer: loads libhms_ffi through FFI over hms_ffi_cdef.h
+ * (both found by Locator), checks its ABI version, owns the reusable output
  * buffers and turns a status code plus error buffer into an HmsException.
  *
  * Everything above this class speaks PHP; everything below is the C ABI of
@@ -33,6 +33,9 @@ final class Native
 
     /** @var array<string, int>|null HMS_* constants parsed from the cdef file */
     private static ?array $constants = null;
+
+    /** @var array{library: string, cdef: string, via: string}|null where get(null) loads from, found once */
+    private static ?array $location = null;
 
     /** @var list<array{0: CData, 1: CData, 2: CData}> buffer pairs (array, out, err) per nesting depth */
     private array $pairs = [];
@@ -71,13 +74,16 @@ final class Native
     private int $nextServiceId = 0;
 
     /**
+     * @param string $library the library's absolute path, or the soname the loader resolved
      * @param bool $scoped whether the declarations came from the FFI scope
      *                     preload.php registered (FFI::scope) rather than FFI::cdef
+     * @param string $via the step of the search that found it (Locator), e.g. "pkg-config"
      */
     private function __construct(
         public readonly FFI $ffi,
         public readonly string $library,
         public readonly bool $scoped,
+        public readonly string $via,
     ) {
         [, $this->out0, $this->err0] = $this->pair();
         $this->words0 = FFI::cast('uintptr_t *', $this->out0);
@@ -92,7 +98,7 @@ final class Native
      */
     public static function preload(?string $path = null): void
     {
-        $library = self::libraryPath($path);
+        $library = self::location($path)['library'];
         try {
             $ffi = FFI::scope(self::SCOPE);
         } catch (\FFI\Exception) {
@@ -117,86 +123,97 @@ final class Native
      */
     public static function preloadHeader(?string $path = null): string
     {
-        $library = self::libraryPath($path);
+        $where = self::location($path);
         return '#define FFI_SCOPE "' . self::SCOPE . "\"\n"
-            . '#define FFI_LIB "' . addcslashes($library, '"\\') . "\"\n"
-            . self::declarations() . "\n";
+            . '#define FFI_LIB "' . addcslashes($where['library'], '"\\') . "\"\n"
+            . self::declarations($where['cdef']) . "\n";
     }
 
     /**
-     * The library at $path (or HMS_FFI_LIBRARY, or the repository's
-     * rust_core/target/release/libhms_ffi.so), loaded once per process.
+     * The library at $path, or the one the search finds (Locator: the
+     * HMS_FFI_* settings, pkg-config, the loader path, this checkout's
+     * build), loaded once per process.
      */
     public static function get(?string $path = null): self
     {
-        $library = self::libraryPath($path);
-        if (isset(self::$instances[$library])) {
-            return self::$instances[$library];
-        }
-        $ffi = null;
-        $scoped = false;
         if ($path === null && self::preloaded()) {
+            // Under ffi.enable=preload a request may not search (FFI::cdef is refused): the scope is the library.
+            $key = 'FFI scope ' . self::SCOPE;
+            if (isset(self::$instances[$key])) {
+                return self::$instances[$key];
+            }
             try {
                 $ffi = FFI::scope(self::SCOPE);
-                $scoped = true;
             } catch (\FFI\Exception) {
                 $ffi = null;
             }
-        }
-        if ($ffi === null) {
-            if (!is_file($library)) {
-                throw new NotFoundException(
-                    "libhms_ffi not found at {$library}: build it with "
-                    . '`cargo build --release --manifest-path rust_core/Cargo.toml` or set HMS_FFI_LIBRARY',
-                    ['library' => $library],
-                    'hms-php',
-                );
-            }
-            try {
-                $ffi = FFI::cdef(self::declarations(), $library);
-            } catch (\FFI\Exception $e) {
-                throw new IncompatibleException(
-                    "cannot load {$library} over include/hms_ffi_cdef.h: {$e->getMessage()}",
-                    ['library' => $library],
-                    'hms-php',
-                    $e,
-                );
+            if ($ffi !== null) {
+                self::checkAbi((int) $ffi->hms_abi_version(), $key);
+                return self::$instances[$key] = new self($ffi, $key, true, 'the preloaded FFI scope');
             }
         }
-        self::checkAbi((int) $ffi->hms_abi_version(), $library);
-        return self::$instances[$library] = new self($ffi, $library, $scoped);
-    }
-
-    /** The absolute path of the library to load (never a bare name). */
-    public static function libraryPath(?string $path = null): string
-    {
-        if ($path === null || $path === '') {
-            $env = getenv('HMS_FFI_LIBRARY');
-            $path = is_string($env) && $env !== ''
-                ? $env
-                : dirname(__DIR__, 3) . '/rust_core/target/release/libhms_ffi.so';
+        $where = self::location($path);
+        $library = $where['library'];
+        if (isset(self::$instances[$library])) {
+            return self::$instances[$library];
         }
-        if (!str_starts_with($path, '/')) {
-            throw new InvalidArgumentException(
-                "the library path must be absolute (a bare name would be looked up through "
-                . "LD_LIBRARY_PATH), got '{$path}'",
-                ['library' => $path],
+        $found = "{$library} (found through {$where['via']})";
+        try {
+            // Its version first, through one declaration: a stale library is refused by
+            // version, not by the first function of the declarations it lacks.
+            $version = (int) FFI::cdef('uint32_t hms_abi_version(void);', $library)->hms_abi_version();
+        } catch (\FFI\Exception $e) {
+            throw new IncompatibleException(
+                "cannot load {$found}: {$e->getMessage()}",
+                ['library' => $library],
                 'hms-php',
+                $e,
             );
         }
-        $real = realpath($path);
-        return $real === false ? $path : $real;
-    }
-
-    /** include/hms_ffi_cdef.h: HMS_FFI_CDEF, or the repository's copy. */
-    public static function cdefPath(): string
-    {
-        $env = getenv('HMS_FFI_CDEF');
-        return is_string($env) && $env !== '' ? $env : dirname(__DIR__, 3) . '/include/hms_ffi_cdef.h';
+        self::checkAbi($version, $library);
+        self::checkDeclarations($where['cdef']);
+        try {
+            $ffi = FFI::cdef(self::declarations($where['cdef']), $library);
+        } catch (\FFI\Exception $e) {
+            throw new IncompatibleException(
+                "cannot load {$found} over {$where['cdef']}: {$e->getMessage()}",
+                ['library' => $library, 'cdef' => $where['cdef']],
+                'hms-php',
+                $e,
+            );
+        }
+        return self::$instances[$library] = new self($ffi, $library, false, $where['via']);
     }
 
     /**
-     * The declarations of include/hms_ffi_cdef.h as PHP's FFI needs them.
+     * Where the library at $path, or the one the search finds, loads from
+     * (the search runs once per process).
+     *
+     * @return array{library: string, cdef: string, via: string}
+     */
+    public static function location(?string $path = null): array
+    {
+        if ($path !== null && $path !== '') {
+            return Locator::find($path);
+        }
+        return self::$location ??= Locator::find();
+    }
+
+    /** The library get($path) loads: an absolute path, or a soname the system loader resolves. */
+    public static function libraryPath(?string $path = null): string
+    {
+        return self::location($path)['library'];
+    }
+
+    /** The declarations file get(null) loads the library with. */
+    public static function cdefPath(): string
+    {
+        return self::location()['cdef'];
+    }
+
+    /**
+     * The declarations of an hms_ffi_cdef.h ($path, default: the one get(null)
+     * loads with) as PHP's FFI needs them.
      *
      * Two ABI-identical adaptations, applied mechanically (the file is never
      * copied by hand) and checked, so a changed header fails loudly:
@@ -207,12 +224,12 @@ final class Native
      *    PHP converts a `const char *` callback argument with strlen(), and
      *    the method name is not NUL-terminated.
      */
-    public static function declarations(): string
+    public static function declarations(?string $path = null): string
     {
-        $path = self::cdefPath();
+        $path ??= self::cdefPath();
         $source = @file_get_contents($path);
         if ($source === false) {
-            throw new NotFoundException("cannot read {$path} (set HMS_FFI_CDEF)", ['cdef' => $path], 'hms-php');
+            throw new LibraryNotFoundException("cannot read {$path}\nFix: " . Locator::FIX, ["{$path} (unreadable)"]);
         }
         $lines = explode("\n", $source);
         $inputs = 0;
@@ -238,7 +255,13 @@ final class Native
     }
 
     /**
-     * The HMS_* constants of the cdef file's enum (parsed once).
+     * The HMS_* constants of the declarations this binding was generated
+     * with (the package's include/hms_ffi_cdef.h; if that file is gone, the
+     * declarations the search finds), parsed once. They are the binding's
+     * ABI version too, so they never come from a library's own copy.
+     *
+     * Throws only LibraryNotFoundException (status exceptions need these
+     * constants, so anything else would recurse).
      *
      * @return array<string, int>
      */
@@ -247,17 +270,35 @@ final class Native
         if (self::$constants !== null) {
             return self::$constants;
         }
-        $path = self::cdefPath();
+        $path = is_file(Locator::packageCdef()) ? Locator::packageCdef() : self::cdefPath();
+        $constants = self::parseConstants($path);
+        if ($constants === null) {
+            throw new LibraryNotFoundException(
+                "no enum of HMS_* constants in {$path}: not hms_ffi_cdef.h\nFix: " . Locator::FIX,
+                ["{$path} (no HMS_* enum)"],
+            );
+        }
+        return self::$constants = $constants;
+    }
+
+    /**
+     * The HMS_* constants of the enum of a declarations file, or null when it
+     * cannot be read or has none.
+     *
+     * @return array<string, int>|null
+     */
+    private static function parseConstants(string $path): ?array
+    {
         $source = @file_get_contents($path);
         if ($source === false || !preg_match('/\benum\s*\{(.*?)\}\s*;/s', $source, $m)) {
-            throw new NotFoundException("no enum of HMS_* constants in {$path}", ['cdef' => $path], 'hms-php');
+            return null;
         }
         preg_match_all('/\b(HMS_[A-Z0-9_]+)\s*=\s*(-?\d+)/', $m[1], $all, PREG_SET_ORDER);
         $constants = [];
         foreach ($all as [, $name, $value]) {
             $constants[$name] = (int) $value;
         }
-        return self::$constants = $constants;
+        return $constants;
     }
 
     /** One HMS_* constant (name without the HMS_ prefix, e.g. "FORMAT_CBOR"). */
@@ -269,6 +310,29 @@ final class Native
             throw new InvalidArgumentException("include/hms_ffi_cdef.h has no {$key}", [], 'hms-php');
         }
         return $constants[$key];
+    }
+
+    /**
+     * Refuses declarations (an installed hms_ffi_cdef.h, HMS_FFI_CDEF) of
+     * another major or an older minor ABI than the binding's own: the
+     * binding would call functions they do not declare.
+     */
+    public static function checkDeclarations(string $cdef): void
+    {
+        $theirs = self::parseConstants($cdef) ?? [];
+        $major = $theirs['HMS_ABI_VERSION_MAJOR'] ?? null;
+        $minor = $theirs['HMS_ABI_VERSION_MINOR'] ?? null;
+        $wantMajor = self::constant('ABI_VERSION_MAJOR');
+        $wantMinor = self::constant('ABI_VERSION_MINOR');
+        if ($major !== $wantMajor || $minor === null || $minor < $wantMinor) {
+            $got = $major === null || $minor === null ? 'no ABI version' : "ABI {$major}.{$minor}";
+            throw new IncompatibleException(
+                "the declarations {$cdef} have {$got}; the HMS PHP binding needs ABI {$wantMajor}.x with "
+                . "x >= {$wantMinor}: an older hms_ffi_cdef.h is installed (unset HMS_FFI_CDEF, or install the new one)",
+                ['cdef' => $cdef, 'binding_abi' => "{$wantMajor}.{$wantMinor}"],
+                'hms-php',
+            );
+        }
     }
 
     /**

@@ -65,8 +65,10 @@ final class Runtime
      * @param array<string, mixed>|Message|string|null $config an hms.v1.RuntimeConfig:
      *        an array with proto field names (max_message_bytes, max_depth, data_dir,
      *        event_queue_capacity, name), a message, or bytes in $format
-     * @param string|null $library absolute path of libhms_ffi.so (default: HMS_FFI_LIBRARY,
-     *        then rust_core/target/release/libhms_ffi.so of this repository)
+     * @param string|null $library absolute path of libhms_ffi.so (default: the search of
+     *        README.md "Where the library is found": HMS_FFI_LIBRARY, HMS_FFI_PYTHON,
+     *        pkg-config, the loader path); a path that names no file throws
+     *        Hms\Exception\LibraryNotFoundException
      * @param string $format the format arrays travel in: Format::CBOR (default) or Format::JSON
      */
     public function __construct(

@@ -5,27 +5,26 @@ declare(strict_types=1);
 namespace Hms\Tests;
 
 use Hms\Exception\IncompatibleException;
-use Hms\Exception\InvalidArgumentException;
-use Hms\Exception\NotFoundException;
+use Hms\Locator;
 use Hms\Native;
 use Hms\Runtime;
 use Hms\Status;
 
 final class NativeTest extends HmsTestCase
 {
-    public function testLoadsTheLibraryByAbsolutePath(): void
+    public function testLoadsTheLibraryTheSearchFinds(): void
     {
         $native = Native::get();
-        $this->assertStringStartsWith('/', $native->library);
         $env = getenv('HMS_FFI_LIBRARY');
         if (is_string($env) && $env !== '') {
             $this->assertSame(realpath($env), $native->library);
+            $this->assertSame('HMS_FFI_LIBRARY', $native->via);
+            $this->assertSame(Locator::packageCdef(), Native::cdefPath(), 'an explicit library takes the package\'s declarations');
         } else {
-            $this->assertSame(realpath(dirname(__DIR__, 3) . '/rust_core/target/release/libhms_ffi.so'), $native->library);
+            $this->assertSame(Native::location()['library'], $native->library);
         }
         $this->assertSame($native, Native::get($native->library));
-        $this->assertStatus(InvalidArgumentException::class, 'INVALID_ARGUMENT', fn () => new Runtime(null, 'libhms_ffi.so'), 'must be absolute');
-        $this->assertStatus(NotFoundException::class, 'NOT_FOUND', fn () => new Runtime(null, '/nonexistent/libhms_ffi.so'), 'not found');
+        $this->assertSame('the $library argument', Native::location($native->library)['via']);
     }
 
     public function testAbiVersionMatchesTheHeader(): void
@@ -53,9 +52,9 @@ final class NativeTest extends HmsTestCase
         Native::checkAbi((Native::constant('ABI_VERSION_MAJOR') << 16) | (Native::constant('ABI_VERSION_MINOR') + 1), '/x');
     }
 
-    public function testConstantsComeFromTheCdefEnum(): void
+    public function testConstantsComeFromThePackagesCdefEnum(): void
     {
-        $cdef = (string) file_get_contents(Native::cdefPath());
+        $cdef = (string) file_get_contents(Locator::packageCdef());
         foreach (Native::constants() as $name => $value) {
             $this->assertMatchesRegularExpression("/\\b{$name} = {$value}\\b/", $cdef);
         }

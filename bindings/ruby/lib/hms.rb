@@ -28,9 +28,11 @@ HMS::Proto.available?
 module HMS
   class << self
     # Loads libhms_ffi (see Native.load_library): +path+ absolute, default
-    # $HMS_FFI_LIBRARY or the repository's rust_core/target/release build;
-    # +backend+ "fiddle" (default) or "ffi" (default $HMS_BACKEND). Checks
-    # the ABI version and raises IncompatibleError naming both versions.
+    # the search order of HMS::LibrarySearch ($HMS_FFI_LIBRARY, pkg-config,
+    # the loader path, ...; HMS::LoadError when nothing loads); +backend+
+    # "fiddle" (default) or "ffi" (default $HMS_BACKEND). Checks the ABI
+    # version and raises IncompatibleError naming both versions. Without
+    # this call the library loads on first use (HMS::Runtime.new).
     def load_library(path = nil, backend: nil)
       Native.load_library(path, backend: backend)
     end
@@ -49,6 +51,12 @@ module HMS
     # Semantic version of the loaded library (hms_version()).
     def library_version
       Native.backend.version
+    end
+
+    # Where the loaded library came from: its path, or the name the system
+    # loader resolved ("libhms_ffi.so.1").
+    def library_path
+      Native.backend.path
     end
 
     # Adds the message types of a google.protobuf.FileDescriptorSet

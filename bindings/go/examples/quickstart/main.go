@@ -2,7 +2,8 @@
 // format, a service written in Go, agents, a lifecycle hook that vetoes a
 // transition, and events.
 //
-//	cd bindings/go && go run ./examples/quickstart
+//	cd bindings/go && go run ./examples/quickstart                     # the installed library (pkg-config)
+//	cd bindings/go && eval "$(./cgo-env.sh)" && go run ./examples/quickstart   # the checkout's build
 package main
 
 import (

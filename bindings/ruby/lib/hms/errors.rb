@@ -83,6 +83,25 @@ module HMS
   end
   Error.const_set(:BY_CODE, by_code.freeze)
 
+  # libhms_ffi could not be loaded: not found in any place of the search
+  # order (HMS::Native.load_library), an explicit setting (a path given to
+  # load_library, HMS_FFI_LIBRARY, HMS_FFI_PYTHON) that points at nothing,
+  # a file that exists but does not load, or HMS_BACKEND=ffi without the ffi
+  # gem. #message lists every place looked at and how to fix it; #searched
+  # holds those places, one String each.
+  #
+  # A StandardError, so a bare `rescue => e` catches it: Ruby's own
+  # ::LoadError is a ScriptError, which that does not catch. Not an
+  # HMS::Error: no call ran, so there is no status code.
+  class LoadError < StandardError
+    attr_reader :searched
+
+    def initialize(message, searched: [])
+      @searched = searched.map(&:to_s).freeze
+      super(message)
+    end
+  end
+
   # A Runtime, Service, Subscription or MethodHandle used after #close (or
   # a MethodHandle whose runtime was closed): a freed handle, said more
   # clearly (a subclass of InvalidHandleError).

@@ -1,8 +1,10 @@
 # frozen_string_literal: true
 
+require "fiddle"
 require_relative "abi"
 require_relative "errors"
 require_relative "format"
+require_relative "library_search"
 
 module HMS
   # The thin native layer: finds and loads libhms_ffi, checks its ABI
@@ -43,31 +45,28 @@ module HMS
         !@backend.nil?
       end
 
-      # Loads libhms_ffi once per process. +path+: an absolute path (default:
-      # $HMS_FFI_LIBRARY, else rust_core/target/release/libhms_ffi.so of the
-      # repository this gem sits in). +backend+: "fiddle" or "ffi" (default:
-      # $HMS_BACKEND, else "fiddle"). Loading again with the same choices
-      # returns the loaded backend; other choices raise ArgumentError.
+      # Loads libhms_ffi once per process. +path+: an absolute path; without
+      # it, the search order of LibrarySearch ($HMS_FFI_LIBRARY,
+      # $HMS_FFI_PYTHON, pkg-config, the loader path, a checkout's build).
+      # +backend+: "fiddle" or "ffi" (default: $HMS_BACKEND, else "fiddle").
+      # Raises HMS::LoadError, listing every place looked at, when nothing
+      # loads. Loading again returns the loaded backend, unless another
+      # backend or another explicit path is asked for (ArgumentError).
       def load_library(path = nil, backend: nil)
         @lock.synchronize do
-          path = resolve_path(path)
           name = resolve_backend(backend)
+          search = LibrarySearch.new(path)
+          wanted = search.explicit
           if @backend
-            return @backend if @backend.path == path && @backend.name == name
+            return @backend if @backend.name == name && (wanted.nil? || wanted == @backend.path)
 
             raise ArgumentError,
                   "libhms_ffi is loaded already (#{@backend.path}, backend #{@backend.name}); " \
-                  "cannot switch to #{path} with backend #{name} in this process"
+                  "cannot switch to #{wanted || @backend.path} with backend #{name} in this process"
           end
-          @backend = open_backend(name, path)
+          klass = backend_class(name)
+          @backend = search.open { |target| open_backend(klass, target) }
         end
-      end
-
-      def default_library_path
-        env = ENV.fetch("HMS_FFI_LIBRARY", "")
-        return env unless env.empty?
-
-        File.expand_path("../../../../rust_core/target/release/libhms_ffi.so", __dir__)
       end
 
       # Raises IncompatibleError unless +version+ ((major << 16) | minor, as
@@ -126,19 +125,6 @@ module HMS
 
       private
 
-      def resolve_path(path)
-        path = default_library_path if path.nil?
-        path = path.to_s
-        unless File.absolute_path?(path)
-          raise ArgumentError, "libhms_ffi must be given by absolute path, not #{path.inspect}"
-        end
-        unless File.file?(path)
-          raise LoadError, "libhms_ffi not found at #{path}: build it with `cargo build --release " \
-                           "--manifest-path rust_core/Cargo.toml` or set HMS_FFI_LIBRARY"
-        end
-        path
-      end
-
       def resolve_backend(name)
         name = ENV.fetch("HMS_BACKEND", "") if name.nil?
         name = name.to_s.strip.downcase
@@ -148,14 +134,25 @@ module HMS
         raise ArgumentError, "unknown HMS backend #{name.inspect} (HMS_BACKEND is fiddle or ffi)"
       end
 
-      def open_backend(name, path)
+      # Loading backend/ffi.rb raises HMS::LoadError without the ffi gem.
+      def backend_class(name)
         if name == "ffi"
           require_relative "backend/ffi"
-          Backend::FFI.new(path)
+          Backend::FFI
         else
           require_relative "backend/fiddle"
-          Backend::Fiddle.new(path)
+          Backend::Fiddle
         end
+      end
+
+      # +target+: a path, or a bare name the system loader looks up. Both
+      # backends report a library that does not dlopen, or lacks a function
+      # of the ABI, the same way to the search.
+      def open_backend(klass, target)
+        klass.new(target)
+      rescue ::LoadError, ::Fiddle::DLError => e
+        # The ffi gem prefixes dlerror's text, which names the file already.
+        raise LibrarySearch::Unloadable, e.message.sub(/\ACould not open library '[^']*': /, "")
       end
     end
 

@@ -23,7 +23,7 @@ module HMS
           require "google/protobuf"
           GEN_FILES.each { |f| require_relative "gen/hms/#{f}_pb" }
           true
-        rescue LoadError
+        rescue ::LoadError # google-protobuf is not installed
           false
         end
       end

@@ -14,8 +14,6 @@
 package main
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../../../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../../../../rust_core/target/release -Wl,-rpath,${SRCDIR}/../../../../../rust_core/target/release -lhms_ffi
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>

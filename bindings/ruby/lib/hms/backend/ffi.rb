@@ -1,9 +1,11 @@
 # frozen_string_literal: true
 
+require_relative "../errors"
 begin
   require "ffi"
-rescue LoadError => e
-  raise LoadError, "HMS_BACKEND=ffi needs the ffi gem (Debian: ruby-ffi): #{e.message}"
+rescue ::LoadError => e
+  raise HMS::LoadError, "HMS_BACKEND=ffi needs the ffi gem (Debian: ruby-ffi; or unset HMS_BACKEND " \
+                        "for Fiddle, from the standard library): #{e.message}"
 end
 require_relative "../abi"
 require_relative "../native"

@@ -1,8 +1,8 @@
-//go:build !hms_pkgconfig
+//go:build hms_checkout
 
 package cbench
 
-// Linked like package hms (see ../../link_default.go).
+// Linked like package hms (see ../../link_checkout.go).
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../../../include
