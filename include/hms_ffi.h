@@ -144,6 +144,10 @@ typedef uint64_t hms_runtime;
  * Returns HMS_OK; HMS_INVALID_ARGUMENT (unknown format, NULL out, NULL config
  * with a length); HMS_DECODE_ERROR (config does not parse);
  * HMS_FAILED_PRECONDITION (data_dir unusable or held by another runtime).
+ * With a NATS transport (RuntimeConfig.nats, docs/transport.md) it connects
+ * first: HMS_UNAVAILABLE when no server answers within its
+ * connect_timeout_ms; HMS_UNIMPLEMENTED from a build without the transport.
+ * Without one nothing of the transport starts (no socket, no thread).
  * Any thread. */
 int32_t hms_runtime_new(int32_t format, const uint8_t *config, size_t config_len,
                         hms_runtime *out, hms_buf *err);
@@ -165,6 +169,9 @@ int32_t hms_runtime_new(int32_t format, const uint8_t *config, size_t config_len
  * freed), and their user_data must stay valid until then. Library threads
  * left inside host code this way are counted in
  * hms.sys.v1.System/Health.abandoned_handler_threads until they return.
+ * A NATS transport is stopped too, within the same bound: its exported
+ * services are withdrawn, its remote calls still pending fail with
+ * HMS_UNAVAILABLE.
  * Returns HMS_OK, or HMS_INVALID_HANDLE when rt is not a live runtime (a
  * second free included). Any thread, but not from inside one of this
  * runtime's handlers. */
@@ -194,6 +201,16 @@ int32_t hms_runtime_free(hms_runtime rt);
  * raised or replied garbage); HMS_UNAVAILABLE (a caller-thread-only service
  * called from another thread, or a service being unregistered);
  * HMS_INVALID_HANDLE; or whatever status the method itself reports.
+ * Remote calls: when the method's service is not registered in rt and rt
+ * has a NATS transport (RuntimeConfig.nats), the call goes to a runtime that
+ * exports it, local first then remote (docs/transport.md). A remote status
+ * comes back unchanged with `origin` naming the runtime that answered;
+ * HMS_UNAVAILABLE also means that nobody exports the service or that the
+ * connection is down; HMS_DEADLINE_EXCEEDED comes at the deadline
+ * (deadline_ms, else the transport's request_timeout_ms); HMS_DECODE_ERROR
+ * means something other than an HMS runtime answered. Remote calls are at
+ * most once: after HMS_UNAVAILABLE or HMS_DEADLINE_EXCEEDED the method may
+ * or may not have run.
  * A call that fails changes nothing: a built-in method checks that its
  * answer fits the size limit and that the deadline has not passed before it
  * stores or publishes anything (HMS_RESOURCE_EXHAUSTED,

@@ -2,7 +2,8 @@
 # Prepares a machine to build and test HMS FFI. Idempotent and
 # non-interactive; made for a fresh Debian 12 machine that has Go,
 # Python 3.11, Rust and gcc (CI runs it as root through scripts/test.sh).
-#   1. Debian packages: APT_PACKAGES below plus bindings/*/DEBIAN_PACKAGES.
+#   1. Debian packages: APT_PACKAGES below plus rust_core/DEBIAN_PACKAGES and
+#      bindings/*/DEBIAN_PACKAGES.
 #      When all are installed nothing runs (no apt-get at all, root or not).
 #      When some are missing: as root, one `apt-get update` and one install;
 #      otherwise it prints the one `sudo apt-get install -y ...` line to run
@@ -40,8 +41,8 @@ cd "$root"
 
 say() { printf '== setup: %s\n' "$*"; }
 
-# Debian packages the build and the tests need; bindings/*/DEBIAN_PACKAGES
-# add those of each language binding below.
+# Debian packages the build and the tests need; rust_core/DEBIAN_PACKAGES
+# and bindings/*/DEBIAN_PACKAGES add those of the core and of each binding.
 APT_PACKAGES=(
     valgrind  # C host test under memcheck
     make      # tests/c/Makefile
@@ -49,8 +50,8 @@ APT_PACKAGES=(
     binutils  # nm/readelf for the exported-symbol gate
 )
 
-# Each language binding lists the Debian packages it needs.
-for list in bindings/*/DEBIAN_PACKAGES; do
+# The core and each language binding list the Debian packages they need.
+for list in rust_core/DEBIAN_PACKAGES bindings/*/DEBIAN_PACKAGES; do
     [[ -f "$list" ]] || continue
     while read -r pkg _; do
         [[ -n "$pkg" && "$pkg" != \#* ]] && APT_PACKAGES+=("$pkg")

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::codec::{self, Format, JsonNames, Limits, MAX_DEPTH_CEILING};
 use crate::error::{HmsError, Result};
 use crate::proto::v1::{JsonNames as ConfigJsonNames, RuntimeConfig};
+use crate::transport::TransportSettings;
 
 /// Largest accepted `max_message_bytes`: 1 GiB.
 pub const MAX_MESSAGE_BYTES_CEILING: u64 = 1 << 30;
@@ -23,6 +24,9 @@ pub struct Settings {
     pub name: String,
     /// Longest `hms_runtime_free` waits for running handlers.
     pub shutdown_timeout: Duration,
+    /// Remote calls over NATS; `None`: every call stays in this process and
+    /// nothing of the transport is started.
+    pub transport: Option<TransportSettings>,
 }
 
 impl Default for Settings {
@@ -33,6 +37,7 @@ impl Default for Settings {
             event_queue_capacity: DEFAULT_EVENT_QUEUE_CAPACITY,
             name: String::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            transport: None,
         }
     }
 }
@@ -87,6 +92,9 @@ impl Settings {
                 .with_detail("field", "json_names"));
             }
         };
+        if let Some(nats) = config.nats {
+            settings.transport = TransportSettings::from_config(nats)?;
+        }
         settings.name = config.name;
         Ok(settings)
     }

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod services;
+pub mod transport;
 pub mod workers;
 
 mod ffi;

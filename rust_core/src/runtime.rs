@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -21,6 +21,7 @@ use crate::registry::{
     HandlerCall, HostHandler, HostService, Implementation, InFlight, Method, Registry, Reply,
     Service,
 };
+use crate::transport::Transport;
 
 pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime);
 pub static SERVICES: HandleTable<ServiceRegistration> = HandleTable::new(HandleKind::Service);
@@ -47,6 +48,9 @@ pub struct CallContext<'a> {
     pub registry: &'a Registry,
     /// Nested calls (lifecycle hooks) through the runtime's dispatch.
     pub dispatch: &'a dyn Dispatch,
+    /// The runtime's link to other runtimes, set when it has one
+    /// (discovery). Passed unread, so a local call pays nothing for it.
+    pub transport: &'a OnceLock<Transport>,
 }
 
 /// Calls made from inside a call: the runtime's dispatch, and nothing else
@@ -87,7 +91,10 @@ pub struct ServiceRegistration {
 /// name and the options.
 pub struct ResolvedMethod {
     runtime: std::sync::Weak<Runtime>,
-    method: Arc<Method>,
+    /// `None` when the service was not registered here when the handle was
+    /// made and the runtime has a transport: each call then looks the name
+    /// up here first, then goes out to whichever runtime exports it.
+    method: Option<Arc<Method>>,
     /// "package.Service/Method", for errors and handlers.
     full_name: String,
     pub format: Format,
@@ -108,6 +115,9 @@ pub struct Runtime {
     /// Handles of the host services and subscriptions this runtime owns.
     owned: Mutex<Vec<u64>>,
     closed: AtomicBool,
+    /// Remote calls over NATS; never set without `settings.transport`, so a
+    /// runtime without one starts nothing (no socket, no thread).
+    transport: OnceLock<Transport>,
 }
 
 impl Runtime {
@@ -124,9 +134,37 @@ impl Runtime {
             started: Instant::now(),
             owned: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            transport: OnceLock::new(),
         });
         crate::services::register_builtins(&runtime.registry)?;
+        runtime.start_transport()?;
         Ok(runtime)
+    }
+
+    fn start_transport(self: &Arc<Self>) -> Result<()> {
+        let Some(settings) = self.settings.transport.clone() else {
+            return Ok(());
+        };
+        let transport = Transport::start(settings, &self.settings.name, Arc::downgrade(self))?;
+        let transport = self.transport.get_or_init(|| transport);
+        for name in &transport.settings().remote_services {
+            if let Some(service) = self.registry.get(name) {
+                self.registry.remove(name, &service);
+            }
+        }
+        for name in &transport.settings().export_services {
+            // Built-in services are exported now; host services from
+            // their registration on.
+            if let Some(service) = self.registry.get(name) {
+                transport.export(&service)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The runtime's link to other runtimes; `None` when none is configured.
+    pub fn transport(&self) -> Option<&Transport> {
+        self.transport.get()
     }
 
     pub fn limits(&self) -> &Limits {
@@ -163,7 +201,7 @@ impl Runtime {
         } else {
             codec::decode_typed(format, options, limits)?
         };
-        self.call_checked(method_name, format, request, options, out)
+        self.call_checked(method_name, format, request, options, out, Reach::Anywhere)
     }
 
     /// [`Runtime::call`] with options the core made itself (hooks), so they
@@ -177,11 +215,13 @@ impl Runtime {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         self.limits().check_size(request.len(), "request")?;
-        self.call_checked(method_name, format, request, options, out)
+        self.call_checked(method_name, format, request, options, out, Reach::Anywhere)
     }
 
-    /// Looks `method_name` up and runs it on a request whose size was checked.
-    fn call_checked(
+    /// A call that came in through the transport: it runs here or fails,
+    /// and never goes out to the network again (no ping-pong between two
+    /// runtimes that both lack the service).
+    pub fn call_exported(
         self: &Arc<Self>,
         method_name: &str,
         format: Format,
@@ -189,8 +229,71 @@ impl Runtime {
         options: CallOptions,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let method = self.resolve(method_name)?;
-        self.dispatch(&method, method_name, format, request, options, out)
+        self.limits().check_size(request.len(), "request")?;
+        self.call_checked(method_name, format, request, options, out, Reach::LocalOnly)
+    }
+
+    /// Looks `method_name` up and runs it on a request whose size was
+    /// checked: here when its service is registered here, else (with
+    /// `Reach::Anywhere`) through the transport.
+    fn call_checked(
+        self: &Arc<Self>,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+        reach: Reach,
+    ) -> Result<()> {
+        match self.resolve(method_name) {
+            Ok(method) => self.dispatch(&method, method_name, format, request, options, out),
+            Err(not_here) => match self.remote_for(method_name, &not_here, reach) {
+                Some(transport) => {
+                    self.call_remote(transport, method_name, format, request, options, out)
+                }
+                None => Err(not_here),
+            },
+        }
+    }
+
+    /// The transport to reach `method_name` through, after the local
+    /// lookup failed with `not_here`: only when a transport is configured
+    /// and the service (not just the method) is missing here. A service
+    /// registered here answers for all of its methods.
+    fn remote_for(
+        &self,
+        method_name: &str,
+        not_here: &HmsError,
+        reach: Reach,
+    ) -> Option<&Transport> {
+        if reach == Reach::LocalOnly || not_here.code != Code::NotFound {
+            return None;
+        }
+        let transport = self.transport.get()?;
+        let (service, _) = crate::registry::split_method(method_name).ok()?;
+        self.registry.get(service).is_none().then_some(transport)
+    }
+
+    fn call_remote(
+        &self,
+        transport: &Transport,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let (service, method) = crate::registry::split_method(method_name)?;
+        let _level = crate::workers::enter_call(method_name)?;
+        transport.call(
+            service,
+            method,
+            format,
+            request,
+            &options,
+            self.limits(),
+            out,
+        )
     }
 
     fn resolve(&self, method_name: &str) -> Result<Arc<Method>> {
@@ -237,6 +340,7 @@ impl Runtime {
             events: &self.events,
             registry: &self.registry,
             dispatch: self,
+            transport: &self.transport,
         };
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),
@@ -367,10 +471,16 @@ impl Runtime {
         })?;
         let handle = SERVICES.insert(Arc::new(ServiceRegistration {
             runtime: Arc::downgrade(self),
-            service,
+            service: service.clone(),
             host,
         }));
         self.adopt(handle, unregister_service)?;
+        if let Some(transport) = self.transport.get()
+            && let Err(error) = transport.export(&service)
+        {
+            let _ = unregister_service(handle);
+            return Err(error);
+        }
         self.events.publish(
             "registry.service_registered",
             &name,
@@ -399,8 +509,17 @@ impl Runtime {
     }
 
     /// Looks `method_name` up once; calls through the handle skip the name.
+    /// A method whose service is not registered here, in a runtime with a
+    /// transport, gets a handle too: its calls go out to whichever runtime
+    /// exports it (and fail UNAVAILABLE while none does).
     pub fn resolve_method(self: &Arc<Self>, method_name: &str, format: Format) -> Result<u64> {
-        let method = self.resolve(method_name)?;
+        let method = match self.resolve(method_name) {
+            Ok(method) => Some(method),
+            Err(not_here) => match self.remote_for(method_name, &not_here, Reach::Anywhere) {
+                Some(_) => None,
+                None => return Err(not_here),
+            },
+        };
         let handle = METHODS.insert(Arc::new(ResolvedMethod {
             runtime: Arc::downgrade(self),
             method,
@@ -448,11 +567,15 @@ impl Runtime {
             }
             std::mem::take(&mut *owned)
         };
-        let until = Some(Instant::now() + self.settings.shutdown_timeout);
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        let until = Some(deadline);
         for handle in owned {
             let _ = unregister_service_until(handle, until);
             let _ = unsubscribe_until(handle, until);
             let _ = free_method(handle);
+        }
+        if let Some(transport) = self.transport.get() {
+            transport.shutdown(deadline);
         }
         self.events.close(until);
     }
@@ -515,6 +638,15 @@ fn run_on_worker(
     })
 }
 
+/// Where a call may be served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Here, else through the transport (every call made by a host).
+    Anywhere,
+    /// Here only (a call that came in through the transport).
+    LocalOnly,
+}
+
 const RUNNING: u8 = 0;
 const ABANDONED: u8 = 1;
 const RETURNED: u8 = 2;
@@ -553,6 +685,10 @@ fn unregister_service_until(handle: u64, until: Option<Instant>) -> Result<()> {
     if let Some(runtime) = &runtime {
         runtime.registry.remove(&name, &registration.service);
         runtime.disown(handle);
+        // No new remote call reaches it from here on; those running finish.
+        if let Some(transport) = runtime.transport.get() {
+            transport.withdraw(&registration.service, until);
+        }
     }
     registration.host.close_and_wait(until);
     if let Some(runtime) = runtime {
@@ -602,25 +738,29 @@ impl ResolvedMethod {
             .upgrade()
             .ok_or_else(|| HmsError::invalid_handle(HandleKind::Runtime.name()))?;
         runtime.limits().check_size(request.len(), "request")?;
-        // A handle names the method, not one registration of its service:
-        // once that service is gone, the name is looked up again, so the
-        // call answers what hms_call would (NOT_FOUND, or the service
-        // registered anew).
-        let current;
-        let method = if self.method.is_retired() {
-            current = runtime.resolve(&self.full_name)?;
-            &current
-        } else {
-            &self.method
-        };
-        runtime.dispatch(
-            method,
-            &self.full_name,
-            self.format,
-            request,
-            CallOptions::default(),
-            out,
-        )
+        match &self.method {
+            Some(method) if !method.is_retired() => runtime.dispatch(
+                method,
+                &self.full_name,
+                self.format,
+                request,
+                CallOptions::default(),
+                out,
+            ),
+            // A handle names the method, not one registration of its
+            // service: once that service is gone (or when it was remote
+            // from the start), the name is looked up again, so the call
+            // answers what hms_call would (NOT_FOUND, the service
+            // registered anew, or the runtime that exports it).
+            _ => runtime.call_checked(
+                &self.full_name,
+                self.format,
+                request,
+                CallOptions::default(),
+                out,
+                Reach::Anywhere,
+            ),
+        }
     }
 }
 

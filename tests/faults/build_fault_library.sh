@@ -6,7 +6,9 @@
 # It shares the target dir of tests/versions/build_other_abi.sh, so the
 # dependencies are compiled once for both test copies; the library is copied
 # out because the next build of the other copy overwrites the one in
-# release/. The release build stays untouched.
+# release/. The release build stays untouched. Neither copy needs the NATS
+# transport, so both leave it out (--no-default-features) and CI does not
+# compile tokio and async-nats a second time.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,7 +16,7 @@ export CARGO_TARGET_DIR="${HMS_ABI_TEST_TARGET_DIR:-$root/rust_core/target/abi-t
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== building the fault-injection copy of the core (feature fault-injection)" >&2
 env -u HMS_FFI_TEST_ABI_MAJOR -u HMS_FFI_TEST_ABI_MINOR \
-    cargo rustc --release --locked --lib --features fault-injection \
+    cargo rustc --release --locked --lib --no-default-features --features fault-injection \
     --manifest-path "$root/rust_core/Cargo.toml" --crate-type cdylib >&2
 out="$CARGO_TARGET_DIR/fault-injection"
 mkdir -p "$out"

@@ -14,7 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 major="${1:-2}"
 export CARGO_TARGET_DIR="${HMS_ABI_TEST_TARGET_DIR:-$root/rust_core/target/abi-test}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-HMS_FFI_TEST_ABI_MAJOR="$major" HMS_FFI_TEST_ABI_MINOR=0 cargo rustc --release --locked --lib \
+HMS_FFI_TEST_ABI_MAJOR="$major" HMS_FFI_TEST_ABI_MINOR=0 cargo rustc --release --locked --lib --no-default-features \
     --manifest-path "$root/rust_core/Cargo.toml" --crate-type cdylib >&2
 # Hosts linked against the real library look for its soname; without this
 # name they would load the real library and the refusal would go untested.

@@ -36,6 +36,7 @@ pub fn register(registry: &Registry) -> Result<()> {
         methods: Vec::new(),
         origin: "builtin".into(),
         description: "Test builds only: methods that panic inside the core".into(),
+        served_by: Vec::new(),
     };
     for (name, function) in [
         ("Panic", panics),

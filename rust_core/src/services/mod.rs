@@ -118,6 +118,7 @@ pub fn register_builtin(
         methods: Vec::new(),
         origin: "builtin".into(),
         description: description.to_owned(),
+        served_by: Vec::new(),
     };
     for method in service_desc.methods() {
         let implementation = by_name.remove(method.name()).ok_or_else(|| {

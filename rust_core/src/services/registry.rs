@@ -17,9 +17,19 @@ pub fn register(registry: &Registry) -> Result<()> {
             (
                 "ListServices",
                 unary(|context, _, request: ListServicesRequest| {
-                    Ok(ListServicesResponse {
-                        services: context.registry.list(&request.name_prefix),
-                    })
+                    let mut services = context.registry.list(&request.name_prefix);
+                    // Remote services that are not registered here too
+                    // (a local one answers every call of its name).
+                    if let Some(transport) = context.transport.get() {
+                        let remote = transport.discover(&request.name_prefix);
+                        services.extend(
+                            remote
+                                .into_iter()
+                                .filter(|s| context.registry.get(&s.name).is_none()),
+                        );
+                        services.sort_by(|a, b| a.name.cmp(&b.name));
+                    }
+                    Ok(ListServicesResponse { services })
                 }),
             ),
             (

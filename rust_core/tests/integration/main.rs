@@ -14,6 +14,10 @@ mod formats;
 mod host_services;
 mod knowledge;
 mod lifecycle;
+#[cfg(not(feature = "nats"))]
+mod no_transport;
+#[cfg(feature = "nats")]
+mod remote;
 mod storage;
 mod tasks;
 mod wire_values;

@@ -147,6 +147,7 @@ class RuntimeConfig(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     JSON_NAMES_FIELD_NUMBER: _builtins.int
     SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    NATS_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest payload accepted or produced, in bytes. Default 4 MiB."""
     max_depth: _builtins.int
@@ -166,6 +167,12 @@ class RuntimeConfig(_message.Message):
     services, hooks and push callbacks of this runtime) before it abandons
     them and returns. Default 5000; at most 600000.
     """
+    @_builtins.property
+    def nats(self) -> Global___NatsTransport:
+        """Remote calls over NATS (docs/transport.md). Absent (or with no servers)
+        means no transport at all: nothing is started, every call stays local.
+        """
+
     def __init__(
         self,
         *,
@@ -176,14 +183,117 @@ class RuntimeConfig(_message.Message):
         name: _builtins.str = ...,
         json_names: Global___JsonNames.ValueType = ...,
         shutdown_timeout_ms: _builtins.int = ...,
+        nats: Global___NatsTransport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["nats", b"nats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "json_names", b"json_names", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "json_names", b"json_names", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "nats", b"nats", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeConfig: _TypeAlias = RuntimeConfig  # noqa: Y015
+
+@_typing.final
+class NatsTransport(_message.Message):
+    """How a runtime reaches other runtimes through NATS servers, and which of
+    its services it serves to them. Zero values mean defaults.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVERS_FIELD_NUMBER: _builtins.int
+    CONNECTION_NAME_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    NKEY_SEED_FILE_FIELD_NUMBER: _builtins.int
+    CREDENTIALS_FILE_FIELD_NUMBER: _builtins.int
+    CA_FILE_FIELD_NUMBER: _builtins.int
+    CERT_FILE_FIELD_NUMBER: _builtins.int
+    KEY_FILE_FIELD_NUMBER: _builtins.int
+    CONNECT_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    REQUEST_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    EXPORT_SERVICES_FIELD_NUMBER: _builtins.int
+    SUBJECT_PREFIX_FIELD_NUMBER: _builtins.int
+    DISCOVERY_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    REMOTE_SERVICES_FIELD_NUMBER: _builtins.int
+    connection_name: _builtins.str
+    """Connection name shown by the server's monitoring. Default: the runtime
+    name, else its generated id.
+    """
+    token: _builtins.str
+    """Authentication: at most one of token, user/password, NKey seed file and
+    credentials (.creds) file.
+    """
+    user: _builtins.str
+    password: _builtins.str
+    nkey_seed_file: _builtins.str
+    credentials_file: _builtins.str
+    ca_file: _builtins.str
+    """TLS: a CA to trust (PEM) and a client certificate with its key (PEM,
+    both or neither). Any of them, or a "tls://" URL, requires TLS.
+    """
+    cert_file: _builtins.str
+    key_file: _builtins.str
+    connect_timeout_ms: _builtins.int
+    """Longest wait for the first connection in hms_runtime_new. Default 5000."""
+    request_timeout_ms: _builtins.int
+    """Deadline of a remote call whose CallOptions give none. Default 10000."""
+    subject_prefix: _builtins.str
+    """First subject token of every HMS subject. Default "hms"."""
+    discovery_timeout_ms: _builtins.int
+    """Longest ListServices waits for remote runtimes to describe their
+    services. Default 250.
+    """
+    @_builtins.property
+    def servers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Server URLs, e.g. "nats://127.0.0.1:4222" or "tls://nats.example:4222".
+        At least one; the client picks among them and fails over.
+        """
+
+    @_builtins.property
+    def export_services(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Full names of the services this runtime serves to others, built-in or
+        host-registered ("hms.agent.v1.AgentService", "demo.v1.Greeter"). A
+        host service is served from its registration until it is unregistered.
+        """
+
+    @_builtins.property
+    def remote_services(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Built-in services this runtime does not serve itself but reaches
+        through the transport, e.g. "hms.agent.v1.AgentService" to use the
+        agents of the runtime that exports them (built-in services exist in
+        every runtime, and a local one always answers first). They are left
+        out of this runtime's registry, so calls miss here and go out.
+        """
+
+    def __init__(
+        self,
+        *,
+        servers: _abc.Iterable[_builtins.str] | None = ...,
+        connection_name: _builtins.str = ...,
+        token: _builtins.str = ...,
+        user: _builtins.str = ...,
+        password: _builtins.str = ...,
+        nkey_seed_file: _builtins.str = ...,
+        credentials_file: _builtins.str = ...,
+        ca_file: _builtins.str = ...,
+        cert_file: _builtins.str = ...,
+        key_file: _builtins.str = ...,
+        connect_timeout_ms: _builtins.int = ...,
+        request_timeout_ms: _builtins.int = ...,
+        export_services: _abc.Iterable[_builtins.str] | None = ...,
+        subject_prefix: _builtins.str = ...,
+        discovery_timeout_ms: _builtins.int = ...,
+        remote_services: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_file", b"ca_file", "cert_file", b"cert_file", "connect_timeout_ms", b"connect_timeout_ms", "connection_name", b"connection_name", "credentials_file", b"credentials_file", "discovery_timeout_ms", b"discovery_timeout_ms", "export_services", b"export_services", "key_file", b"key_file", "nkey_seed_file", b"nkey_seed_file", "password", b"password", "remote_services", b"remote_services", "request_timeout_ms", b"request_timeout_ms", "servers", b"servers", "subject_prefix", b"subject_prefix", "token", b"token", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NatsTransport: _TypeAlias = NatsTransport  # noqa: Y015
 
 @_typing.final
 class CallContext(_message.Message):

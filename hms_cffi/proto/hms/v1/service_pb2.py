@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14hms/v1/service.proto\x12\x06hms.v1\"\x82\x01\n\x11ServiceDescriptor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12)\n\x07methods\x18\x03 \x03(\x0b\x32\x18.hms.v1.MethodDescriptor\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"I\n\x10MethodDescriptor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ninput_type\x18\x02 \x01(\t\x12\x13\n\x0boutput_type\x18\x03 \x01(\tB5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14hms/v1/service.proto\x12\x06hms.v1\"\x95\x01\n\x11ServiceDescriptor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12)\n\x07methods\x18\x03 \x03(\x0b\x32\x18.hms.v1.MethodDescriptor\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x11\n\tserved_by\x18\x06 \x03(\t\"I\n\x10MethodDescriptor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ninput_type\x18\x02 \x01(\t\x12\x13\n\x0boutput_type\x18\x03 \x01(\tB5Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1'
   _globals['_SERVICEDESCRIPTOR']._serialized_start=33
-  _globals['_SERVICEDESCRIPTOR']._serialized_end=163
-  _globals['_METHODDESCRIPTOR']._serialized_start=165
-  _globals['_METHODDESCRIPTOR']._serialized_end=238
+  _globals['_SERVICEDESCRIPTOR']._serialized_end=182
+  _globals['_METHODDESCRIPTOR']._serialized_start=184
+  _globals['_METHODDESCRIPTOR']._serialized_end=257
 # @@protoc_insertion_point(module_scope)

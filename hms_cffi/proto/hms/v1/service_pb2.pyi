@@ -29,16 +29,25 @@ class ServiceDescriptor(_message.Message):
     METHODS_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SERVED_BY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Full service name, "package.Service", e.g. "demo.v1.Greeter"."""
     version: _builtins.str
     """Free-form version of the implementation, e.g. "1.2.0"."""
     origin: _builtins.str
-    """Filled by the core in listings: "builtin" or "host"."""
+    """Filled by the core in listings: "builtin", "host", or "remote" (served
+    by other runtimes through the transport, see served_by).
+    """
     description: _builtins.str
     """Free-form description shown by tools."""
     @_builtins.property
     def methods(self) -> _containers.RepeatedCompositeFieldContainer[Global___MethodDescriptor]: ...
+    @_builtins.property
+    def served_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Filled in listings of remote services: the names (or generated ids) of
+        the runtimes that answered discovery for it, sorted.
+        """
+
     def __init__(
         self,
         *,
@@ -47,10 +56,11 @@ class ServiceDescriptor(_message.Message):
         methods: _abc.Iterable[Global___MethodDescriptor] | None = ...,
         origin: _builtins.str = ...,
         description: _builtins.str = ...,
+        served_by: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "methods", b"methods", "name", b"name", "origin", b"origin", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "methods", b"methods", "name", b"name", "origin", b"origin", "served_by", b"served_by", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2,6 +2,8 @@
 //! handlers, event subscriptions, watchdogs and a test schema.
 #![allow(dead_code)]
 
+pub mod nats_server;
+
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak, mpsc};
@@ -159,6 +161,7 @@ pub fn descriptor(name: &str, methods: Vec<MethodDescriptor>) -> ServiceDescript
         methods,
         origin: String::new(),
         description: "a test service".into(),
+        served_by: Vec::new(),
     }
 }
 

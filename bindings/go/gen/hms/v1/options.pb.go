@@ -231,8 +231,11 @@ type RuntimeConfig struct {
 	// services, hooks and push callbacks of this runtime) before it abandons
 	// them and returns. Default 5000; at most 600000.
 	ShutdownTimeoutMs uint32 `protobuf:"varint,7,opt,name=shutdown_timeout_ms,json=shutdownTimeoutMs,proto3" json:"shutdown_timeout_ms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Remote calls over NATS (docs/transport.md). Absent (or with no servers)
+	// means no transport at all: nothing is started, every call stays local.
+	Nats          *NatsTransport `protobuf:"bytes,8,opt,name=nats,proto3" json:"nats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RuntimeConfig) Reset() {
@@ -314,6 +317,200 @@ func (x *RuntimeConfig) GetShutdownTimeoutMs() uint32 {
 	return 0
 }
 
+func (x *RuntimeConfig) GetNats() *NatsTransport {
+	if x != nil {
+		return x.Nats
+	}
+	return nil
+}
+
+// How a runtime reaches other runtimes through NATS servers, and which of
+// its services it serves to them. Zero values mean defaults.
+type NatsTransport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server URLs, e.g. "nats://127.0.0.1:4222" or "tls://nats.example:4222".
+	// At least one; the client picks among them and fails over.
+	Servers []string `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	// Connection name shown by the server's monitoring. Default: the runtime
+	// name, else its generated id.
+	ConnectionName string `protobuf:"bytes,2,opt,name=connection_name,json=connectionName,proto3" json:"connection_name,omitempty"`
+	// Authentication: at most one of token, user/password, NKey seed file and
+	// credentials (.creds) file.
+	Token           string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	User            string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	Password        string `protobuf:"bytes,5,opt,name=password,proto3" json:"password,omitempty"`
+	NkeySeedFile    string `protobuf:"bytes,6,opt,name=nkey_seed_file,json=nkeySeedFile,proto3" json:"nkey_seed_file,omitempty"`
+	CredentialsFile string `protobuf:"bytes,7,opt,name=credentials_file,json=credentialsFile,proto3" json:"credentials_file,omitempty"`
+	// TLS: a CA to trust (PEM) and a client certificate with its key (PEM,
+	// both or neither). Any of them, or a "tls://" URL, requires TLS.
+	CaFile   string `protobuf:"bytes,8,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
+	CertFile string `protobuf:"bytes,9,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	KeyFile  string `protobuf:"bytes,10,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// Longest wait for the first connection in hms_runtime_new. Default 5000.
+	ConnectTimeoutMs uint32 `protobuf:"varint,11,opt,name=connect_timeout_ms,json=connectTimeoutMs,proto3" json:"connect_timeout_ms,omitempty"`
+	// Deadline of a remote call whose CallOptions give none. Default 10000.
+	RequestTimeoutMs uint32 `protobuf:"varint,12,opt,name=request_timeout_ms,json=requestTimeoutMs,proto3" json:"request_timeout_ms,omitempty"`
+	// Full names of the services this runtime serves to others, built-in or
+	// host-registered ("hms.agent.v1.AgentService", "demo.v1.Greeter"). A
+	// host service is served from its registration until it is unregistered.
+	ExportServices []string `protobuf:"bytes,13,rep,name=export_services,json=exportServices,proto3" json:"export_services,omitempty"`
+	// First subject token of every HMS subject. Default "hms".
+	SubjectPrefix string `protobuf:"bytes,14,opt,name=subject_prefix,json=subjectPrefix,proto3" json:"subject_prefix,omitempty"`
+	// Longest ListServices waits for remote runtimes to describe their
+	// services. Default 250.
+	DiscoveryTimeoutMs uint32 `protobuf:"varint,15,opt,name=discovery_timeout_ms,json=discoveryTimeoutMs,proto3" json:"discovery_timeout_ms,omitempty"`
+	// Built-in services this runtime does not serve itself but reaches
+	// through the transport, e.g. "hms.agent.v1.AgentService" to use the
+	// agents of the runtime that exports them (built-in services exist in
+	// every runtime, and a local one always answers first). They are left
+	// out of this runtime's registry, so calls miss here and go out.
+	RemoteServices []string `protobuf:"bytes,16,rep,name=remote_services,json=remoteServices,proto3" json:"remote_services,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *NatsTransport) Reset() {
+	*x = NatsTransport{}
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NatsTransport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NatsTransport) ProtoMessage() {}
+
+func (x *NatsTransport) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NatsTransport.ProtoReflect.Descriptor instead.
+func (*NatsTransport) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *NatsTransport) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *NatsTransport) GetConnectionName() string {
+	if x != nil {
+		return x.ConnectionName
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetNkeySeedFile() string {
+	if x != nil {
+		return x.NkeySeedFile
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetCredentialsFile() string {
+	if x != nil {
+		return x.CredentialsFile
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetConnectTimeoutMs() uint32 {
+	if x != nil {
+		return x.ConnectTimeoutMs
+	}
+	return 0
+}
+
+func (x *NatsTransport) GetRequestTimeoutMs() uint32 {
+	if x != nil {
+		return x.RequestTimeoutMs
+	}
+	return 0
+}
+
+func (x *NatsTransport) GetExportServices() []string {
+	if x != nil {
+		return x.ExportServices
+	}
+	return nil
+}
+
+func (x *NatsTransport) GetSubjectPrefix() string {
+	if x != nil {
+		return x.SubjectPrefix
+	}
+	return ""
+}
+
+func (x *NatsTransport) GetDiscoveryTimeoutMs() uint32 {
+	if x != nil {
+		return x.DiscoveryTimeoutMs
+	}
+	return 0
+}
+
+func (x *NatsTransport) GetRemoteServices() []string {
+	if x != nil {
+		return x.RemoteServices
+	}
+	return nil
+}
+
 // What a host handler sees of the call it serves (hms_reply_context, since
 // ABI 1.2). Built by the core from the caller's CallOptions; owned by the
 // core and readable only while the handler runs.
@@ -338,7 +535,7 @@ type CallContext struct {
 
 func (x *CallContext) Reset() {
 	*x = CallContext{}
-	mi := &file_hms_v1_options_proto_msgTypes[3]
+	mi := &file_hms_v1_options_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +547,7 @@ func (x *CallContext) String() string {
 func (*CallContext) ProtoMessage() {}
 
 func (x *CallContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[3]
+	mi := &file_hms_v1_options_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +560,7 @@ func (x *CallContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
 func (*CallContext) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{3}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CallContext) GetMethod() string {
@@ -418,7 +615,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\vCredentials\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1c\n" +
-	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\x9b\x02\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xc6\x02\n" +
 	"\rRuntimeConfig\x12*\n" +
 	"\x11max_message_bytes\x18\x01 \x01(\x04R\x0fmaxMessageBytes\x12\x1b\n" +
 	"\tmax_depth\x18\x02 \x01(\rR\bmaxDepth\x12\x19\n" +
@@ -427,7 +624,26 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x120\n" +
 	"\n" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
-	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\"\x93\x02\n" +
+	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\x12)\n" +
+	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\"\xc1\x04\n" +
+	"\rNatsTransport\x12\x18\n" +
+	"\aservers\x18\x01 \x03(\tR\aservers\x12'\n" +
+	"\x0fconnection_name\x18\x02 \x01(\tR\x0econnectionName\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\x12\x1a\n" +
+	"\bpassword\x18\x05 \x01(\tR\bpassword\x12$\n" +
+	"\x0enkey_seed_file\x18\x06 \x01(\tR\fnkeySeedFile\x12)\n" +
+	"\x10credentials_file\x18\a \x01(\tR\x0fcredentialsFile\x12\x17\n" +
+	"\aca_file\x18\b \x01(\tR\x06caFile\x12\x1b\n" +
+	"\tcert_file\x18\t \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\n" +
+	" \x01(\tR\akeyFile\x12,\n" +
+	"\x12connect_timeout_ms\x18\v \x01(\rR\x10connectTimeoutMs\x12,\n" +
+	"\x12request_timeout_ms\x18\f \x01(\rR\x10requestTimeoutMs\x12'\n" +
+	"\x0fexport_services\x18\r \x03(\tR\x0eexportServices\x12%\n" +
+	"\x0esubject_prefix\x18\x0e \x01(\tR\rsubjectPrefix\x120\n" +
+	"\x14discovery_timeout_ms\x18\x0f \x01(\rR\x12discoveryTimeoutMs\x12'\n" +
+	"\x0fremote_services\x18\x10 \x03(\tR\x0eremoteServices\"\x93\x02\n" +
 	"\vCallContext\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12=\n" +
 	"\bmetadata\x18\x02 \x03(\v2!.hms.v1.CallContext.MetadataEntryR\bmetadata\x12\x19\n" +
@@ -456,26 +672,28 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_hms_v1_options_proto_goTypes = []any{
 	(JsonNames)(0),        // 0: hms.v1.JsonNames
 	(*CallOptions)(nil),   // 1: hms.v1.CallOptions
 	(*Credentials)(nil),   // 2: hms.v1.Credentials
 	(*RuntimeConfig)(nil), // 3: hms.v1.RuntimeConfig
-	(*CallContext)(nil),   // 4: hms.v1.CallContext
-	nil,                   // 5: hms.v1.CallOptions.MetadataEntry
-	nil,                   // 6: hms.v1.CallContext.MetadataEntry
+	(*NatsTransport)(nil), // 4: hms.v1.NatsTransport
+	(*CallContext)(nil),   // 5: hms.v1.CallContext
+	nil,                   // 6: hms.v1.CallOptions.MetadataEntry
+	nil,                   // 7: hms.v1.CallContext.MetadataEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	5, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	6, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
 	2, // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
 	0, // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
-	6, // 3: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
+	7, // 4: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -483,14 +701,14 @@ func file_hms_v1_options_proto_init() {
 	if File_hms_v1_options_proto != nil {
 		return
 	}
-	file_hms_v1_options_proto_msgTypes[3].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -29,10 +29,14 @@ type ServiceDescriptor struct {
 	// Free-form version of the implementation, e.g. "1.2.0".
 	Version string              `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	Methods []*MethodDescriptor `protobuf:"bytes,3,rep,name=methods,proto3" json:"methods,omitempty"`
-	// Filled by the core in listings: "builtin" or "host".
+	// Filled by the core in listings: "builtin", "host", or "remote" (served
+	// by other runtimes through the transport, see served_by).
 	Origin string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
 	// Free-form description shown by tools.
-	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// Filled in listings of remote services: the names (or generated ids) of
+	// the runtimes that answered discovery for it, sorted.
+	ServedBy      []string `protobuf:"bytes,6,rep,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -102,6 +106,13 @@ func (x *ServiceDescriptor) GetDescription() string {
 	return ""
 }
 
+func (x *ServiceDescriptor) GetServedBy() []string {
+	if x != nil {
+		return x.ServedBy
+	}
+	return nil
+}
+
 type MethodDescriptor struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Short method name, e.g. "Greet".
@@ -169,13 +180,14 @@ var File_hms_v1_service_proto protoreflect.FileDescriptor
 
 const file_hms_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x14hms/v1/service.proto\x12\x06hms.v1\"\xaf\x01\n" +
+	"\x14hms/v1/service.proto\x12\x06hms.v1\"\xcc\x01\n" +
 	"\x11ServiceDescriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x122\n" +
 	"\amethods\x18\x03 \x03(\v2\x18.hms.v1.MethodDescriptorR\amethods\x12\x16\n" +
 	"\x06origin\x18\x04 \x01(\tR\x06origin\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"f\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x1b\n" +
+	"\tserved_by\x18\x06 \x03(\tR\bservedBy\"f\n" +
 	"\x10MethodDescriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +

@@ -60,6 +60,13 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>uint32 shutdown_timeout_ms = 7;</code>
      */
     protected $shutdown_timeout_ms = 0;
+    /**
+     * Remote calls over NATS (docs/transport.md). Absent (or with no servers)
+     * means no transport at all: nothing is started, every call stays local.
+     *
+     * Generated from protobuf field <code>.hms.v1.NatsTransport nats = 8;</code>
+     */
+    protected $nats = null;
 
     /**
      * Constructor.
@@ -84,6 +91,9 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      *           Longest hms_runtime_free waits for handlers still running (of host
      *           services, hooks and push callbacks of this runtime) before it abandons
      *           them and returns. Default 5000; at most 600000.
+     *     @type \Hms\V1\NatsTransport $nats
+     *           Remote calls over NATS (docs/transport.md). Absent (or with no servers)
+     *           means no transport at all: nothing is started, every call stays local.
      * }
      */
     public function __construct($data = NULL) {
@@ -275,6 +285,44 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkUint32($var);
         $this->shutdown_timeout_ms = $var;
+
+        return $this;
+    }
+
+    /**
+     * Remote calls over NATS (docs/transport.md). Absent (or with no servers)
+     * means no transport at all: nothing is started, every call stays local.
+     *
+     * Generated from protobuf field <code>.hms.v1.NatsTransport nats = 8;</code>
+     * @return \Hms\V1\NatsTransport|null
+     */
+    public function getNats()
+    {
+        return $this->nats;
+    }
+
+    public function hasNats()
+    {
+        return isset($this->nats);
+    }
+
+    public function clearNats()
+    {
+        unset($this->nats);
+    }
+
+    /**
+     * Remote calls over NATS (docs/transport.md). Absent (or with no servers)
+     * means no transport at all: nothing is started, every call stays local.
+     *
+     * Generated from protobuf field <code>.hms.v1.NatsTransport nats = 8;</code>
+     * @param \Hms\V1\NatsTransport $var
+     * @return $this
+     */
+    public function setNats($var)
+    {
+        GPBUtil::checkMessage($var, \Hms\V1\NatsTransport::class);
+        $this->nats = $var;
 
         return $this;
     }

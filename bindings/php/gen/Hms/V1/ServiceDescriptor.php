@@ -32,7 +32,8 @@ class ServiceDescriptor extends \Google\Protobuf\Internal\Message
      */
     private $methods;
     /**
-     * Filled by the core in listings: "builtin" or "host".
+     * Filled by the core in listings: "builtin", "host", or "remote" (served
+     * by other runtimes through the transport, see served_by).
      *
      * Generated from protobuf field <code>string origin = 4;</code>
      */
@@ -43,6 +44,13 @@ class ServiceDescriptor extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>string description = 5;</code>
      */
     protected $description = '';
+    /**
+     * Filled in listings of remote services: the names (or generated ids) of
+     * the runtimes that answered discovery for it, sorted.
+     *
+     * Generated from protobuf field <code>repeated string served_by = 6;</code>
+     */
+    private $served_by;
 
     /**
      * Constructor.
@@ -56,9 +64,13 @@ class ServiceDescriptor extends \Google\Protobuf\Internal\Message
      *           Free-form version of the implementation, e.g. "1.2.0".
      *     @type array<\Hms\V1\MethodDescriptor>|\Google\Protobuf\Internal\RepeatedField $methods
      *     @type string $origin
-     *           Filled by the core in listings: "builtin" or "host".
+     *           Filled by the core in listings: "builtin", "host", or "remote" (served
+     *           by other runtimes through the transport, see served_by).
      *     @type string $description
      *           Free-form description shown by tools.
+     *     @type array<string>|\Google\Protobuf\Internal\RepeatedField $served_by
+     *           Filled in listings of remote services: the names (or generated ids) of
+     *           the runtimes that answered discovery for it, sorted.
      * }
      */
     public function __construct($data = NULL) {
@@ -141,7 +153,8 @@ class ServiceDescriptor extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * Filled by the core in listings: "builtin" or "host".
+     * Filled by the core in listings: "builtin", "host", or "remote" (served
+     * by other runtimes through the transport, see served_by).
      *
      * Generated from protobuf field <code>string origin = 4;</code>
      * @return string
@@ -152,7 +165,8 @@ class ServiceDescriptor extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * Filled by the core in listings: "builtin" or "host".
+     * Filled by the core in listings: "builtin", "host", or "remote" (served
+     * by other runtimes through the transport, see served_by).
      *
      * Generated from protobuf field <code>string origin = 4;</code>
      * @param string $var
@@ -188,6 +202,34 @@ class ServiceDescriptor extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, True);
         $this->description = $var;
+
+        return $this;
+    }
+
+    /**
+     * Filled in listings of remote services: the names (or generated ids) of
+     * the runtimes that answered discovery for it, sorted.
+     *
+     * Generated from protobuf field <code>repeated string served_by = 6;</code>
+     * @return \Google\Protobuf\Internal\RepeatedField
+     */
+    public function getServedBy()
+    {
+        return $this->served_by;
+    }
+
+    /**
+     * Filled in listings of remote services: the names (or generated ids) of
+     * the runtimes that answered discovery for it, sorted.
+     *
+     * Generated from protobuf field <code>repeated string served_by = 6;</code>
+     * @param array<string>|\Google\Protobuf\Internal\RepeatedField $var
+     * @return $this
+     */
+    public function setServedBy($var)
+    {
+        $arr = GPBUtil::checkRepeatedField($var, \Google\Protobuf\Internal\GPBType::STRING);
+        $this->served_by = $arr;
 
         return $this;
     }

@@ -16,14 +16,15 @@ class Service
         }
         $pool->internalAddGeneratedFile(
             '
-­
-hms/v1/service.protohms.v1"‚
+À
+hms/v1/service.protohms.v1"•
 ServiceDescriptor
 name (	
 version (	)
 methods (2.hms.v1.MethodDescriptor
 origin (	
-description (	"I
+description (	
+	served_by (	"I
 MethodDescriptor
 name (	
 

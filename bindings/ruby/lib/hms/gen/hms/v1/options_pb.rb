@@ -24,6 +24,25 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :name, :string, 5
       optional :json_names, :enum, 6, "hms.v1.JsonNames"
       optional :shutdown_timeout_ms, :uint32, 7
+      optional :nats, :message, 8, "hms.v1.NatsTransport"
+    end
+    add_message "hms.v1.NatsTransport" do
+      repeated :servers, :string, 1
+      optional :connection_name, :string, 2
+      optional :token, :string, 3
+      optional :user, :string, 4
+      optional :password, :string, 5
+      optional :nkey_seed_file, :string, 6
+      optional :credentials_file, :string, 7
+      optional :ca_file, :string, 8
+      optional :cert_file, :string, 9
+      optional :key_file, :string, 10
+      optional :connect_timeout_ms, :uint32, 11
+      optional :request_timeout_ms, :uint32, 12
+      repeated :export_services, :string, 13
+      optional :subject_prefix, :string, 14
+      optional :discovery_timeout_ms, :uint32, 15
+      repeated :remote_services, :string, 16
     end
     add_message "hms.v1.CallContext" do
       optional :method, :string, 1
@@ -45,6 +64,7 @@ module Hms
     CallOptions = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallOptions").msgclass
     Credentials = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.Credentials").msgclass
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
+    NatsTransport = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.NatsTransport").msgclass
     CallContext = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallContext").msgclass
     JsonNames = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.JsonNames").enummodule
   end

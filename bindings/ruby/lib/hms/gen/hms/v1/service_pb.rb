@@ -11,6 +11,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       repeated :methods, :message, 3, "hms.v1.MethodDescriptor"
       optional :origin, :string, 4
       optional :description, :string, 5
+      repeated :served_by, :string, 6
     end
     add_message "hms.v1.MethodDescriptor" do
       optional :name, :string, 1

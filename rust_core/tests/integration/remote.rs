@@ -1,0 +1,922 @@
+//! Remote calls over NATS, against a real nats-server started per test:
+//! local first then remote, every call path (name, handle, batch), errors
+//! the same as local ones, queue groups, a server restart, discovery.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::nats_server::NatsServer;
+use common::{
+    AGENTS, FORMATS, WATCHDOG, call, call_in, call_raw, create_agent, decode, echo_typed, encode,
+    expect_code, get_agent, handler, new_runtime, options, unique, within,
+};
+use hms_ffi::codec::Format;
+use hms_ffi::config::Settings;
+use hms_ffi::proto::hms::registry::v1::{ListServicesRequest, ListServicesResponse};
+use hms_ffi::proto::hms::sys::v1::{EchoRequest, EchoResponse};
+use hms_ffi::proto::v1::{CallOptions, Credentials, NatsTransport, RuntimeConfig, Status};
+use hms_ffi::runtime::{self, Runtime};
+use hms_ffi::{Code, batch};
+
+type Rt = Arc<Runtime>;
+
+const ECHO_METHODS: &[&str] = &["Echo", "Fail", "Hang", "Big", "Context"];
+
+/// A runtime named `name` on `server`, exporting `exports` and reaching
+/// `remote` services through it.
+fn runtime_on(server: &NatsServer, name: &str, exports: &[&str], remote: &[&str]) -> Rt {
+    runtime_configured(server, name, exports, remote, |_| {})
+}
+
+fn runtime_configured(
+    server: &NatsServer,
+    name: &str,
+    exports: &[&str],
+    remote: &[&str],
+    configure: impl FnOnce(&mut RuntimeConfig),
+) -> Rt {
+    let mut config = RuntimeConfig {
+        name: name.into(),
+        nats: Some(NatsTransport {
+            servers: vec![server.url()],
+            export_services: exports.iter().map(|s| s.to_string()).collect(),
+            remote_services: remote.iter().map(|s| s.to_string()).collect(),
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 5_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    configure(&mut config);
+    let settings = Settings::from_config(config).expect("a valid transport config");
+    Runtime::new(settings).expect("the runtime connects")
+}
+
+/// Registers the test echo service `name` on `rt` (protobuf handler):
+/// Echo answers the request upper-cased, tagged with `tag`; Fail answers a
+/// status with details; Hang sleeps 3 s; Big answers `big` payload bytes;
+/// Context answers the call's metadata and trace id as its text.
+fn register_echo(rt: &Rt, name: &str, tag: &'static str, calls: Arc<AtomicUsize>) -> u64 {
+    rt.register_service(
+        echo_typed(name, ECHO_METHODS),
+        Format::Protobuf,
+        false,
+        handler(move |reply, method, format, request| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let request: EchoRequest = decode(format, request);
+            match method {
+                "Echo" => {
+                    let response = EchoResponse {
+                        payload: request.payload,
+                        text: format!("{}:{tag}", request.text.to_uppercase()),
+                    };
+                    reply.set(&encode(&response, format)).unwrap();
+                }
+                "Fail" => {
+                    let status = Status {
+                        code: Code::FailedPrecondition as i32,
+                        message: format!("no way: {}", request.text),
+                        details: [("reason".to_owned(), "testing".to_owned())].into(),
+                        origin: String::new(),
+                    };
+                    reply.status(format, &encode(&status, format)).unwrap();
+                }
+                "Hang" => {
+                    std::thread::sleep(Duration::from_secs(3));
+                    let _ = reply.set(&[]);
+                }
+                "Big" => {
+                    let size: usize = request.text.parse().unwrap();
+                    let response = EchoResponse {
+                        payload: vec![7u8; size].into(),
+                        text: String::new(),
+                    };
+                    reply.set(&encode(&response, format)).unwrap();
+                }
+                _ => {
+                    let mut context = Vec::new();
+                    reply.context(Format::Json, &mut context).unwrap();
+                    let response = EchoResponse {
+                        payload: Default::default(),
+                        text: String::from_utf8(context).unwrap(),
+                    };
+                    reply.set(&encode(&response, format)).unwrap();
+                }
+            }
+        }),
+    )
+    .expect("the echo service registers")
+}
+
+fn echo(text: &str) -> EchoRequest {
+    EchoRequest {
+        payload: vec![0, 1, 2, 255].into(),
+        text: text.into(),
+    }
+}
+
+fn call_echo(
+    rt: &Rt,
+    name: &str,
+    method: &str,
+    text: &str,
+) -> Result<EchoResponse, hms_ffi::HmsError> {
+    call(rt, &format!("{name}/{method}"), &echo(text))
+}
+
+fn batch_frame(calls: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut words = vec![calls.len() as u64];
+    words.extend(calls.iter().map(|(method, _)| *method));
+    let mut end = 0;
+    for (_, request) in calls {
+        end += request.len() as u64;
+        words.push(end);
+    }
+    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    for (_, request) in calls {
+        bytes.extend_from_slice(request);
+    }
+    bytes
+}
+
+fn batch_results(results: &[u8]) -> Vec<(Code, Vec<u8>)> {
+    let word = |i: usize| u64::from_le_bytes(results[i * 8..i * 8 + 8].try_into().unwrap());
+    let count = word(0) as usize;
+    let area = &results[8 * (1 + 2 * count)..];
+    let mut start = 0;
+    (0..count)
+        .map(|i| {
+            let code = Code::from_i32(word(1 + i) as i32).unwrap();
+            let end = word(1 + count + i) as usize;
+            let answer = area[start..end].to_vec();
+            start = end;
+            (code, answer)
+        })
+        .collect()
+}
+
+/// Returns once the server handled what `client` sent before (a flush only
+/// writes to the socket): a message to itself comes back after that.
+async fn server_has_seen(client: &async_nats::Client) {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let mut echo = client.subscribe(inbox.clone()).await.unwrap();
+    client.publish(inbox, "".into()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), echo.next())
+        .await
+        .expect("the server echoes");
+}
+
+/// A plain NATS client for the tests that play another party.
+fn plain_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = tokio
+        .block_on(async_nats::connect(server.url()))
+        .expect("a plain client connects");
+    (tokio, client)
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn a_runtime_without_transport_starts_nothing() {
+    let rt = new_runtime();
+    assert!(rt.transport().is_none());
+    // A transport section without servers is no transport either.
+    let settings = Settings::from_config(RuntimeConfig {
+        nats: Some(NatsTransport::default()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(settings.transport.is_none());
+    let rt = Runtime::new(settings).unwrap();
+    assert!(rt.transport().is_none());
+    // And a call that misses locally stays NOT_FOUND.
+    expect_code(
+        call_echo(&rt, "nowhere.v1.Echo", "Echo", "x"),
+        Code::NotFound,
+    );
+}
+
+#[test]
+fn transport_config_is_checked() {
+    let bad = |nats: NatsTransport| {
+        expect_code(
+            Settings::from_config(RuntimeConfig {
+                nats: Some(nats),
+                ..Default::default()
+            }),
+            Code::InvalidArgument,
+        )
+    };
+    let server = vec!["nats://127.0.0.1:1".to_owned()];
+    bad(NatsTransport {
+        export_services: vec!["demo.v1.Echo".into()],
+        ..Default::default()
+    });
+    bad(NatsTransport {
+        servers: server.clone(),
+        token: "t".into(),
+        user: "u".into(),
+        ..Default::default()
+    });
+    bad(NatsTransport {
+        servers: server.clone(),
+        export_services: vec!["not a name".into()],
+        ..Default::default()
+    });
+    bad(NatsTransport {
+        servers: server.clone(),
+        subject_prefix: "has space".into(),
+        ..Default::default()
+    });
+    bad(NatsTransport {
+        servers: server.clone(),
+        cert_file: "cert.pem".into(),
+        ..Default::default()
+    });
+    bad(NatsTransport {
+        servers: server,
+        export_services: vec!["demo.v1.Echo".into()],
+        remote_services: vec!["demo.v1.Echo".into()],
+        ..Default::default()
+    });
+}
+
+#[test]
+fn an_unreachable_server_fails_runtime_creation_with_unavailable() {
+    let mut server = NatsServer::start();
+    server.stop();
+    let settings = Settings::from_config(RuntimeConfig {
+        nats: Some(NatsTransport {
+            servers: vec![server.url()],
+            connect_timeout_ms: 500,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let error = within(WATCHDOG, move || {
+        Runtime::new(settings).err().expect("no server, no runtime")
+    });
+    assert_eq!(error.code, Code::Unavailable, "{error:?}");
+}
+
+#[test]
+fn remote_calls_answer_the_bytes_local_calls_do() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Echo");
+    let exporter = runtime_on(&server, "exporter", &[&name, AGENTS], &[]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    register_echo(&exporter, &name, "exporter", calls.clone());
+    let caller = runtime_on(&server, "caller", &[], &[AGENTS]);
+
+    // By name, in every format: the same bytes as the exporter's own call.
+    for format in FORMATS {
+        let request = encode(&echo("hello ü"), format);
+        let method = format!("{name}/Echo");
+        let local = call_raw(&exporter, &method, format, &request, &[]).unwrap();
+        let remote = call_raw(&caller, &method, format, &request, &[]).unwrap();
+        assert_eq!(remote, local, "{format:?}");
+        let response: EchoResponse = decode(format, &remote);
+        assert_eq!(response.text, "HELLO Ü:exporter");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+
+    // Through a method handle, and a batch of handle calls.
+    let handle = runtime::resolve_method(
+        runtime_handle(&caller),
+        &format!("{name}/Echo"),
+        Format::Protobuf,
+    )
+    .expect("a handle to a remote method");
+    let request = encode(&echo("handle"), Format::Protobuf);
+    let mut through_handle = Vec::new();
+    runtime::call_method(handle, &request, &mut through_handle).unwrap();
+    let local = call_raw(
+        &exporter,
+        &format!("{name}/Echo"),
+        Format::Protobuf,
+        &request,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(through_handle, local);
+    let other = encode(&echo("second"), Format::Protobuf);
+    let mut results = Vec::new();
+    batch::run(
+        &batch_frame(&[(handle, &request), (handle, &other)]),
+        &mut results,
+    )
+    .unwrap();
+    let results = batch_results(&results);
+    assert_eq!(results[0], (Code::Ok, local));
+    assert_eq!(results[1].0, Code::Ok);
+    let second: EchoResponse = decode(Format::Protobuf, &results[1].1);
+    assert_eq!(second.text, "SECOND:exporter");
+
+    // The built-in domain service: the agent lives in the exporter.
+    let agent = create_agent(&caller, "remote agent");
+    assert_eq!(get_agent(&exporter, &agent.id).unwrap(), agent);
+    assert_eq!(get_agent(&caller, &agent.id).unwrap(), agent);
+    let missing = expect_code(get_agent(&caller, "no-such-agent"), Code::NotFound);
+    assert_eq!(missing.origin, "exporter");
+}
+
+/// The handle table of a runtime made in Rust: resolve through the public
+/// function by registering the runtime in the table.
+fn runtime_handle(rt: &Rt) -> u64 {
+    runtime::RUNTIMES.insert(rt.clone())
+}
+
+#[test]
+fn call_options_travel_in_headers() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Context");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "x", Arc::default());
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let options = CallOptions {
+        deadline_ms: 4_000,
+        metadata: [
+            ("user id".to_owned(), "ü: 1\r\n".to_owned()),
+            ("plain".to_owned(), "value".to_owned()),
+        ]
+        .into(),
+        credentials: Some(Credentials {
+            scheme: "bearer".into(),
+            token: "secret".into(),
+            principal: "alice".into(),
+        }),
+        trace_id: "trace-42".into(),
+    };
+    for format in FORMATS {
+        let response: EchoResponse = call_in(
+            &caller,
+            &format!("{name}/Context"),
+            format,
+            &echo("x"),
+            Some(&options),
+        )
+        .unwrap();
+        let context: serde_json::Value = serde_json::from_str(&response.text).unwrap();
+        assert_eq!(context["method"], format!("{name}/Context"));
+        assert_eq!(context["trace_id"], "trace-42");
+        assert_eq!(context["metadata"]["user id"], "ü: 1\r\n");
+        assert_eq!(context["metadata"]["plain"], "value");
+        let remaining: u64 = context["remaining_ms"]
+            .as_str()
+            .map(|s| s.parse().unwrap())
+            .or_else(|| context["remaining_ms"].as_u64())
+            .expect("the deadline travelled");
+        assert!(remaining > 0 && remaining <= 4_000, "{remaining}");
+        // Credentials are carried but verified by nobody: no principal.
+        assert!(
+            context["principal"].is_null() || context["principal"] == "",
+            "{context}"
+        );
+    }
+}
+
+#[test]
+fn a_remote_status_comes_back_unchanged_with_its_origin() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Status");
+    let exporter = runtime_on(&server, "status-exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "x", Arc::default());
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    for format in FORMATS {
+        let error = expect_code(
+            call_in::<_, EchoResponse>(
+                &caller,
+                &format!("{name}/Fail"),
+                format,
+                &echo("why"),
+                None,
+            ),
+            Code::FailedPrecondition,
+        );
+        assert_eq!(error.message, "no way: why");
+        assert_eq!(
+            error.details.get("reason").map(String::as_str),
+            Some("testing")
+        );
+        assert_eq!(error.origin, "status-exporter");
+    }
+    // A method the exporter's service lacks: NOT_FOUND, found out here.
+    let error = expect_code(call_echo(&caller, &name, "Nope", "x"), Code::NotFound);
+    assert_eq!(error.origin, "transport");
+    assert_eq!(
+        error.details.get("method").map(String::as_str),
+        Some("Nope")
+    );
+}
+
+#[test]
+fn no_responders_is_unavailable() {
+    let server = NatsServer::start();
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let error = within(WATCHDOG, move || {
+        expect_code(
+            call_echo(&caller, "nobody.v1.Home", "Echo", "x"),
+            Code::Unavailable,
+        )
+    });
+    assert!(
+        error.message.contains("nobody.v1.Home/Echo"),
+        "{}",
+        error.message
+    );
+    // A service registered here answers for all its methods: no fallback.
+    let rt = runtime_on(&server, "local", &[], &[]);
+    expect_code(
+        call_echo(&rt, "hms.sys.v1.System", "Nope", "x"),
+        Code::NotFound,
+    );
+}
+
+#[test]
+fn a_handler_that_never_answers_ends_at_the_callers_deadline() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Hang");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "x", Arc::default());
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let method = format!("{name}/Hang");
+    let error = within(Duration::from_millis(1_500), move || {
+        expect_code(
+            call_in::<_, EchoResponse>(
+                &caller,
+                &method,
+                Format::Protobuf,
+                &echo("x"),
+                Some(&options(300)),
+            ),
+            Code::DeadlineExceeded,
+        )
+    });
+    // Either side may notice first: the caller's clock, or the exporter's
+    // (which got the deadline in a header).
+    assert!(error.message.contains("deadline"), "{}", error.message);
+}
+
+#[test]
+fn payloads_over_a_limit_are_resource_exhausted_with_both_numbers() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Big");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "x", Arc::default());
+    // The caller accepts 4 MiB; the server's max_payload is 1 MiB.
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let max_payload = 1024 * 1024;
+
+    // A request over the server's max_payload never leaves.
+    let request = EchoRequest {
+        payload: vec![1u8; 2 * max_payload].into(),
+        text: String::new(),
+    };
+    let error = expect_code(
+        call::<_, EchoResponse>(&caller, &format!("{name}/Echo"), &request),
+        Code::ResourceExhausted,
+    );
+    assert!(
+        error.message.contains(&max_payload.to_string()),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains(&(2 * max_payload).to_string())
+            || error.details.contains_key("size")
+    );
+
+    // An answer over the server's max_payload: the exporter says so.
+    let error = expect_code(
+        call_echo(&caller, &name, "Big", &(2 * max_payload).to_string()),
+        Code::ResourceExhausted,
+    );
+    assert!(
+        error.message.contains(&max_payload.to_string()),
+        "{}",
+        error.message
+    );
+    assert_eq!(error.origin, "exporter");
+
+    // An answer over the caller's own limit.
+    let small = runtime_configured(&server, "small", &[], &[], |config| {
+        config.max_message_bytes = 64 * 1024;
+    });
+    let error = expect_code(
+        call_echo(&small, &name, "Big", "100000"),
+        Code::ResourceExhausted,
+    );
+    assert!(error.message.contains("65536"), "{}", error.message);
+    assert!(error.message.contains("1000"), "{}", error.message);
+}
+
+#[test]
+fn a_rogue_responder_gives_decode_error_never_a_crash() {
+    let server = NatsServer::start();
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let (tokio, client) = plain_client(&server);
+    let replies: Vec<(Option<&'static str>, &'static [u8])> = vec![
+        (None, b"plain garbage without headers"),
+        (Some("banana"), b""),
+        (Some("9999"), b""),
+        (Some("3"), b"\xff\xff\xff not a status"),
+        (Some("3"), b""),
+    ];
+    for (index, (status, body)) in replies.into_iter().enumerate() {
+        let service = format!("rogue.v{index}.Service");
+        let subject = format!("hms.svc.{service}.Call");
+        let mut requests = tokio.block_on(client.subscribe(subject)).unwrap();
+        tokio.block_on(server_has_seen(&client));
+        let responder = client.clone();
+        tokio.spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(request) = requests.next().await {
+                let Some(reply) = request.reply else { continue };
+                let mut headers = async_nats::HeaderMap::new();
+                if let Some(status) = status {
+                    headers.insert("Hms-Status", status);
+                }
+                let _ = responder
+                    .publish_with_headers(reply, headers, body.into())
+                    .await;
+            }
+        });
+        for format in FORMATS {
+            let error = expect_code(
+                call_raw(&caller, &format!("{service}/Call"), format, b"", &[]),
+                Code::DecodeError,
+            );
+            assert!(
+                error.message.contains("not an HMS reply"),
+                "{}",
+                error.message
+            );
+        }
+    }
+}
+
+#[test]
+fn exporters_of_one_service_share_its_calls() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Shared");
+    let counts: Vec<Arc<AtomicUsize>> = (0..2).map(|_| Arc::default()).collect();
+    let tags = ["first", "second"];
+    let exporters: Vec<Rt> = (0..2)
+        .map(|i| {
+            let rt = runtime_on(&server, tags[i], &[&name], &[]);
+            register_echo(&rt, &name, tags[i], counts[i].clone());
+            rt
+        })
+        .collect();
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let answered: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let caller = caller.clone();
+            let name = name.clone();
+            let answered = answered.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let text = format!("{t}-{i}");
+                    let response = call_echo(&caller, &name, "Echo", &text).unwrap();
+                    let (echoed, tag) = response.text.split_once(':').unwrap();
+                    assert_eq!(echoed, text.to_uppercase());
+                    *answered.lock().unwrap().entry(tag.to_owned()).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("no call failed");
+    }
+    let served: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    assert_eq!(
+        served.iter().sum::<usize>(),
+        200,
+        "every call ran once: {served:?}"
+    );
+    assert!(
+        served.iter().all(|n| *n > 0),
+        "both exporters served: {served:?}"
+    );
+    let answered = answered.lock().unwrap();
+    assert_eq!(answered.get("first").copied(), Some(served[0]));
+    assert_eq!(answered.get("second").copied(), Some(served[1]));
+    drop(exporters);
+}
+
+#[test]
+fn calls_fail_fast_while_the_server_is_down_and_succeed_after_it_returns() {
+    let mut server = NatsServer::start();
+    let name = unique("remote.v1.Restart");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "exporter", Arc::default());
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    call_echo(&caller, &name, "Echo", "before").unwrap();
+
+    server.stop();
+    // Once the client has noticed, calls fail at once with UNAVAILABLE.
+    let noticed = Instant::now() + Duration::from_secs(5);
+    loop {
+        let started = Instant::now();
+        let result = call_in::<_, EchoResponse>(
+            &caller,
+            &format!("{name}/Echo"),
+            Format::Protobuf,
+            &echo("down"),
+            Some(&options(2_000)),
+        );
+        let error = expect_code(result, Code::Unavailable);
+        if started.elapsed() < Duration::from_millis(100) {
+            assert!(
+                error.message.contains("down") || error.message.contains("lost"),
+                "{}",
+                error.message
+            );
+            break;
+        }
+        assert!(Instant::now() < noticed, "the loss was never noticed");
+    }
+
+    server.restart();
+    // Both runtimes reconnect, the exporter's subscriptions come back: no
+    // action from the host.
+    let back = Instant::now() + Duration::from_secs(15);
+    loop {
+        match call_echo(&caller, &name, "Echo", "after") {
+            Ok(response) => {
+                assert_eq!(response.text, "AFTER:exporter");
+                break;
+            }
+            Err(error) => {
+                assert_eq!(error.code, Code::Unavailable, "{error:?}");
+                assert!(Instant::now() < back, "never recovered: {error:?}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    // And the announcement is back too.
+    let info = srv_info(&server, &name);
+    assert_eq!(info["metadata"]["hms.runtime"], "exporter");
+}
+
+/// `$SRV.INFO.<nats name>` as a plain client sees it.
+fn srv_info(server: &NatsServer, service: &str) -> serde_json::Value {
+    let (tokio, client) = plain_client(server);
+    let subject = format!("$SRV.INFO.{}", service.replace('.', "-"));
+    let reply = tokio
+        .block_on(client.request(subject, "".into()))
+        .expect("the service answers $SRV.INFO");
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[test]
+fn exported_services_are_announced_through_the_nats_service_api() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Announced");
+    let exporter = runtime_on(&server, "announcer", &[&name, AGENTS], &[]);
+    register_echo(&exporter, &name, "x", Arc::default());
+
+    let info = srv_info(&server, &name);
+    assert_eq!(info["name"], name.replace('.', "-"));
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["metadata"]["hms.service"], name.as_str());
+    assert_eq!(info["metadata"]["hms.runtime"], "announcer");
+    assert_eq!(info["metadata"]["hms.service_version"], "1.2.3");
+    let mut endpoints: Vec<(String, String, String)> = info["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["subject"].as_str().unwrap().to_owned(),
+                e["queue_group"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    endpoints.sort();
+    let mut expected: Vec<(String, String, String)> = ECHO_METHODS
+        .iter()
+        .map(|m| {
+            (
+                m.to_string(),
+                format!("hms.svc.{name}.{m}"),
+                format!("hms.{name}"),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(endpoints, expected);
+    assert_eq!(
+        info["endpoints"][0]["metadata"]["hms.input_type"],
+        "hms.sys.v1.EchoRequest"
+    );
+
+    // STATS counts the calls of each endpoint.
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    call_echo(&caller, &name, "Echo", "counted").unwrap();
+    let (tokio, client) = plain_client(&server);
+    let stats = tokio
+        .block_on(client.request(format!("$SRV.STATS.{}", name.replace('.', "-")), "".into()))
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.payload).unwrap();
+    let echo_stats = stats["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Echo")
+        .expect("Echo has stats");
+    assert_eq!(echo_stats["num_requests"], 1);
+
+    // The built-in domain service, and PING answered for it.
+    let agents = srv_info(&server, AGENTS);
+    assert_eq!(agents["endpoints"].as_array().unwrap().len(), 5);
+    let pong = tokio
+        .block_on(client.request("$SRV.PING.hms-agent-v1-AgentService", "".into()))
+        .unwrap();
+    let pong: serde_json::Value = serde_json::from_slice(&pong.payload).unwrap();
+    assert_eq!(pong["type"], "io.nats.micro.v1.ping_response");
+
+    // Unregistering withdraws the announcement.
+    let handle = {
+        let rt = runtime_on(&server, "short-lived", &["short.v1.Lived"], &[]);
+        let handle = register_echo(&rt, "short.v1.Lived", "x", Arc::default());
+        srv_info(&server, "short.v1.Lived");
+        (rt, handle)
+    };
+    runtime::unregister_service(handle.1).unwrap();
+    // Its endpoints are gone when unregister returns; the announcement
+    // task is aborted then, and its subscriptions follow a moment later.
+    expect_code(
+        call_echo(&handle.0, "short.v1.Lived", "Echo", "x"),
+        Code::Unavailable,
+    );
+    let until = Instant::now() + Duration::from_secs(2);
+    while tokio
+        .block_on(client.request("$SRV.INFO.short-v1-Lived", "".into()))
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < until,
+            "an unregistered service is no longer announced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn list_services_shows_remote_services_and_who_serves_them() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Listed");
+    let exporters: Vec<Rt> = ["one", "two"]
+        .iter()
+        .map(|tag| {
+            let rt = runtime_on(&server, tag, &[&name], &[]);
+            register_echo(&rt, &name, "x", Arc::default());
+            rt
+        })
+        .collect();
+    let caller = runtime_on(&server, "caller", &[], &[AGENTS]);
+    let listed: ListServicesResponse = call(
+        &caller,
+        "hms.registry.v1.Registry/ListServices",
+        &ListServicesRequest {
+            name_prefix: String::new(),
+        },
+    )
+    .unwrap();
+    let remote = listed
+        .services
+        .iter()
+        .find(|s| s.name == name)
+        .expect("the remote service is listed");
+    assert_eq!(remote.origin, "remote");
+    assert_eq!(remote.served_by, vec!["one".to_owned(), "two".to_owned()]);
+    assert_eq!(remote.version, "1.2.3");
+    let mut methods: Vec<&str> = remote.methods.iter().map(|m| m.name.as_str()).collect();
+    methods.sort();
+    let mut expected = ECHO_METHODS.to_vec();
+    expected.sort();
+    assert_eq!(methods, expected);
+    assert!(
+        remote
+            .methods
+            .iter()
+            .all(|m| m.output_type == "hms.sys.v1.EchoResponse")
+    );
+    // Local services keep their origin; the AgentService this runtime
+    // reaches remotely is not exported by anyone here, so it is absent.
+    let system = listed
+        .services
+        .iter()
+        .find(|s| s.name == "hms.sys.v1.System")
+        .unwrap();
+    assert_eq!(system.origin, "builtin");
+    assert!(listed.services.iter().all(|s| s.name != AGENTS));
+    drop(exporters);
+}
+
+#[test]
+fn freeing_a_runtime_with_a_transport_returns_promptly() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Freed");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "x", Arc::default());
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    call_echo(&caller, &name, "Echo", "x").unwrap();
+    let handles: Vec<u64> = [exporter, caller.clone()]
+        .iter()
+        .map(runtime_handle)
+        .collect();
+    let exporter_handle = handles[0];
+    within(Duration::from_secs(3), move || {
+        runtime::free(exporter_handle).unwrap()
+    });
+    // Its service is gone from NATS with it.
+    let error = expect_code(call_echo(&caller, &name, "Echo", "x"), Code::Unavailable);
+    assert!(
+        error.message.contains("nobody exports"),
+        "{}",
+        error.message
+    );
+    let caller_handle = handles[1];
+    within(Duration::from_secs(3), move || {
+        runtime::free(caller_handle).unwrap()
+    });
+    // A freed runtime's remote calls end cleanly.
+    expect_code(call_echo(&caller, &name, "Echo", "x"), Code::Unavailable);
+}
+
+#[test]
+fn unusable_transport_settings_fail_runtime_creation_clearly() {
+    let server = NatsServer::start();
+    for (nats, field) in [
+        (
+            NatsTransport {
+                servers: vec![server.url()],
+                nkey_seed_file: "/nonexistent/seed.nk".into(),
+                ..Default::default()
+            },
+            "nats.nkey_seed_file",
+        ),
+        (
+            NatsTransport {
+                servers: vec![server.url()],
+                credentials_file: "/nonexistent/user.creds".into(),
+                ..Default::default()
+            },
+            "nats.credentials_file",
+        ),
+    ] {
+        let settings = Settings::from_config(RuntimeConfig {
+            nats: Some(nats),
+            ..Default::default()
+        })
+        .unwrap();
+        let error = within(WATCHDOG, move || Runtime::new(settings).err().unwrap());
+        assert_eq!(error.code, Code::InvalidArgument, "{error:?}");
+        assert_eq!(error.details.get("field").map(String::as_str), Some(field));
+    }
+}
+
+#[test]
+fn a_host_inside_its_own_tokio_runtime_can_use_the_transport() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Nested");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "exporter", Arc::default());
+    let host = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = server.url();
+    within(WATCHDOG, move || {
+        host.block_on(async move {
+            let settings = Settings::from_config(RuntimeConfig {
+                name: "inside-tokio".into(),
+                nats: Some(NatsTransport {
+                    servers: vec![url],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+            let caller = Runtime::new(settings).expect("no block_on inside block_on");
+            let response = call_echo(&caller, &name, "Echo", "nested").unwrap();
+            assert_eq!(response.text, "NESTED:exporter");
+            runtime::free(runtime_handle(&caller)).unwrap();
+        })
+    });
+}
