@@ -1,6 +1,7 @@
 """A worker process for the remote tests: exports the host service
 ``faults.v1.Work`` over NATS until SIGTERM or SIGINT, then closes its
-runtime (in-flight calls finish) and writes the ids it answered as JSON.
+runtime (in-flight calls finish). It writes the id of each call it
+answers to IDS_FILE, one a line, as it goes (its memory stays flat).
 
     python remote_worker.py NATS_URL NAME IDS_FILE
 
@@ -15,7 +16,6 @@ Methods (dicts in, dicts out):
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -34,12 +34,12 @@ def main(url: str, name: str, ids_file: str) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    answered: list[str] = []
     lock = threading.Lock()
+    answered = open(ids_file, "w")  # noqa: SIM115  # closed after the runtime
 
     def echo(request: dict[str, Any]) -> dict[str, Any]:
         with lock:
-            answered.append(request["id"])
+            answered.write(request["id"] + "\n")
         return {"id": request["id"], "worker": name}
 
     def sleep(request: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +59,7 @@ def main(url: str, name: str, ids_file: str) -> int:
         print("ready", flush=True)
         while not stop.wait(0.2):
             pass
-    with open(ids_file, "w") as out:
-        json.dump(answered, out)
+    answered.close()
     print("stopped", flush=True)
     return 0
 
@@ -70,7 +69,7 @@ class Worker:
 
     def __init__(self, url: str, name: str, folder: Path) -> None:
         self.name = name
-        self.ids_file = folder / f"{name}.ids.json"
+        self.ids_file = folder / f"{name}.ids"
         self.process = subprocess.Popen(
             [sys.executable, __file__, url, name, str(self.ids_file)],
             stdout=subprocess.PIPE,
@@ -96,9 +95,7 @@ class Worker:
         out, _ = self.process.communicate(timeout=timeout)
         assert self.process.returncode == 0, f"worker {self.name} exited {self.process.returncode}"
         assert out.strip() == "stopped"
-        with open(self.ids_file) as ids:
-            answered: list[str] = json.load(ids)
-        return answered
+        return self.ids_file.read_text().splitlines()
 
     def kill(self) -> None:
         """``kill -9``: no shutdown at all."""

@@ -275,3 +275,33 @@ def test_errors_from_the_worker_carry_its_status(nats_server: NatsServer, worker
             rt.call(ECHO, {"not_id": 1})  # KeyError in the handler
         assert handler_failed.value.code.name == "HANDLER_ERROR"
         assert handler_failed.value.origin == "worker-a"
+
+
+# -- a clean stop -------------------------------------------------------------------
+
+
+def test_a_worker_stopped_by_sigterm_answers_its_calls_in_flight(
+    nats_server: NatsServer, worker: Worker
+) -> None:
+    answers: list[Any] = []
+
+    with caller(nats_server.url) as rt:
+
+        def slow(n: int) -> None:
+            try:
+                answers.append(rt.call(f"{SERVICE}/Sleep", {"id": f"s{n}", "ms": 400}, timeout=10))
+            except HmsError as failed:
+                answers.append(failed)
+
+        threads = [threading.Thread(target=slow, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.15)  # the calls are running in the worker now
+        answered = worker.stop()
+        for thread in threads:
+            thread.join(15)
+        assert sorted(answered) == ["s0", "s1", "s2", "s3"]
+        assert sorted(a["id"] for a in answers) == sorted(answered), answers
+        # Stopped: the next call finds nobody.
+        with pytest.raises(UnavailableError):
+            rt.call(ECHO, {"id": "late"}, timeout=5)
