@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import run
-from run import BATCH, ECHO, ROUNDS, Case, echo_request, grpc_case, version_string
+from run import BATCH, ECHO, Case, echo_request, grpc_case, measure, version_string
 
 from hms_cffi import Format, Runtime
 
@@ -234,19 +233,16 @@ def main(argv: list[str] | None = None) -> int:
         server = stack.enter_context(started())
         built, versions = build(server, stack)
         cases = [c for c in built if only is None or c.id in only]
-        started_at = time.monotonic()
-        for case in cases:
-            case.calibrate()
-        for r in range(ROUNDS):
-            for case in cases:
-                case.samples.append(case.round())
-            elapsed = time.monotonic() - started_at
-            print(f"remote.py: round {r + 1}/{ROUNDS} ({elapsed:.0f} s)", file=sys.stderr)
+        measure(cases, "remote.py")
         rates = {
             c.id: 1e9 / statistics.median(c.samples)
             for c in cases
             if c.id.startswith("remote_echo_throughput_")
         }
+        scaling = ", ".join(
+            f"{case_id.rsplit('_', 1)[1].removesuffix('w')} worker(s) {rate:,.0f}"
+            for case_id, rate in rates.items()
+        )
         result = {
             "language": "Python, remote calls over NATS",
             "version": f"{version_string(versions)}, nats-py "
@@ -260,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                 "1e9 / median is the rate in calls/s.",
                 "The remote batch runs its calls one after the other until batches pipeline "
                 "their remote calls.",
+                f"Throughput in calls/s (1e9 / median): {scaling}. The workers, the server and "
+                "the caller share the machine's cores, so more workers add no cores here: "
+                "the table shows the queue group sharing the load, not a cluster's scaling.",
             ],
             "cases": [c.result() for c in cases],
             "memory": [],
@@ -268,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for c in result["cases"]:
         print(f"{c['id']:<28} {c['median_ns']:>14,.1f} ns  [{c['q1_ns']:,.1f} - {c['q3_ns']:,.1f}]")
-    for case_id, rate in rates.items():
-        print(f"{case_id}: {rate:,.0f} calls/s")
+    print(f"calls/s: {scaling}")
     print(f"wrote {args.out}")
     return 0
 
