@@ -4,7 +4,7 @@
 #   2. benchmarks/rust/run.sh build (PyO3 comparator, criterion benches)
 #   3. Python: benchmarks/python/run.py          -> benchmarks/out/python.json
 #      remote:  benchmarks/python/remote.py      -> benchmarks/out/python-remote.json
-#               benchmarks/go/remote/run.sh      -> benchmarks/out/go-remote.json
+#               benchmarks/go/run.sh --remote -> benchmarks/out/go-remote.json
 #      (remote calls over NATS, each with a nats-server of its own)
 #   4. Rust:   benchmarks/rust/run.sh codecs     -> benchmarks/out/rust-codecs.json
 #   5. Go, PHP, Ruby: benchmarks/<lang>/run.sh   -> benchmarks/out/<lang>*.json
@@ -103,7 +103,7 @@ for step in "${wanted[@]}"; do
         python) run_step "python (benchmarks/python/run.py)" python3 benchmarks/python/run.py --strict ;;
         remote)
             run_step "remote, Python (benchmarks/python/remote.py)" python3 benchmarks/python/remote.py
-            run_step "remote, Go (benchmarks/go/remote/run.sh)" bash benchmarks/go/remote/run.sh
+            run_step "remote, Go (benchmarks/go/run.sh --remote)" bash benchmarks/go/run.sh --remote
             ;;
         rust) run_step "rust (benchmarks/rust/run.sh codecs)" bash benchmarks/rust/run.sh codecs ;;
         *) run_step "$step (benchmarks/$step/run.sh)" lang_step "$step" ;;

@@ -1,7 +1,7 @@
 // Command remotebench measures remote calls over NATS from Go, the
 // benchmarks/CASES.md way, and writes go-remote.json:
 //
-//	bash benchmarks/go/remote/run.sh          # HMS_BENCH_QUICK=1: 3 short rounds
+//	bash benchmarks/go/run.sh --remote          # HMS_BENCH_QUICK=1: 3 short rounds
 //
 // It starts a nats-server on a free loopback port and two runtimes in this
 // process: one exporting hms.sys.v1.System, one reaching System through
@@ -9,7 +9,8 @@
 // second; nats_go_echo_64 is the same request by nats.go alone to the same
 // subject on the same server, answered by the same exporter: the ratio is
 // what HMS adds on the caller's side. A module of its own, so that the
-// binding's module does not depend on nats.go.
+// binding's module does not depend on nats.go; it shares internal/benchrun
+// with hmsbench.
 package main
 
 import (
@@ -24,7 +25,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"time"
 
@@ -34,6 +34,7 @@ import (
 	hms "github.com/hms-ffi/hms/bindings/go"
 	sysv1 "github.com/hms-ffi/hms/bindings/go/gen/hms/sys/v1"
 	hmsv1 "github.com/hms-ffi/hms/bindings/go/gen/hms/v1"
+	"github.com/hms-ffi/hms/bindings/go/internal/benchrun"
 )
 
 const (
@@ -42,33 +43,6 @@ const (
 	subject = "hms.svc.hms.sys.v1.System.Echo"
 	batch   = 1000
 )
-
-type Case struct {
-	ID         string  `json:"id"`
-	Label      string  `json:"label"`
-	MedianNs   float64 `json:"median_ns"`
-	Q1Ns       float64 `json:"q1_ns"`
-	Q3Ns       float64 `json:"q3_ns"`
-	Rounds     int     `json:"rounds"`
-	Iterations int     `json:"iterations"`
-	Baseline   *string `json:"baseline"`
-}
-
-type Result struct {
-	Language string   `json:"language"`
-	Version  string   `json:"version"`
-	Notes    []string `json:"notes"`
-	Cases    []Case   `json:"cases"`
-	Memory   []any    `json:"memory"`
-}
-
-type bench struct {
-	id, label, baseline string
-	perOp               int
-	run                 func(n int) error
-	iterations          int
-	perCall             []float64
-}
 
 func main() {
 	out := flag.String("out", filepath.Join(outDir(), "go-remote.json"), "the result file")
@@ -215,20 +189,20 @@ func run(out string) error {
 	for i := range batchReqs {
 		batchReqs[i] = req
 	}
-	benches := []*bench{
-		{id: "remote_echo_raw_64", label: "MethodHandle.CallRaw: Echo 64 B served by another runtime through NATS",
-			baseline: "nats_go_echo_64", perOp: 1,
-			run: loop(func() ([]byte, error) { return remoteEcho.CallRaw(ctx, req) })},
-		{id: "nats_go_echo_64", label: "nats.go Request: the same 64 B request to the same exporter's subject",
-			perOp: 1, run: loop(func() ([]byte, error) {
+	benches := []*benchrun.Bench{
+		{ID: "remote_echo_raw_64", Label: "MethodHandle.CallRaw: Echo 64 B served by another runtime through NATS",
+			Baseline: "nats_go_echo_64", PerOp: 1,
+			Run: loop(func() ([]byte, error) { return remoteEcho.CallRaw(ctx, req) })},
+		{ID: "nats_go_echo_64", Label: "nats.go Request: the same 64 B request to the same exporter's subject",
+			PerOp: 1, Run: loop(func() ([]byte, error) {
 				msg, err := nc.Request(subject, req, 10*time.Second)
 				if err != nil {
 					return nil, err
 				}
 				return msg.Data, nil
 			})},
-		{id: "remote_batch_echo_raw_64", label: "MethodHandle.CallBatch: 1,000 remote Echo 64 B; per call",
-			baseline: "remote_echo_raw_64", perOp: batch, run: func(n int) error {
+		{ID: "remote_batch_echo_raw_64", Label: "MethodHandle.CallBatch: 1,000 remote Echo 64 B; per call",
+			Baseline: "remote_echo_raw_64", PerOp: batch, Run: func(n int) error {
 				for i := 0; i < n; i++ {
 					answers, err := remoteEcho.CallBatch(ctx, batchReqs)
 					if err != nil {
@@ -240,31 +214,16 @@ func run(out string) error {
 				}
 				return nil
 			}},
-		{id: "echo_raw_64", label: "MethodHandle.CallRaw: local Echo 64 B, no transport", perOp: 1,
-			run: loop(func() ([]byte, error) { return localEcho.CallRaw(ctx, req) })},
-		{id: "echo_raw_64_transport", label: "MethodHandle.CallRaw: local Echo 64 B in a runtime connected to NATS",
-			baseline: "echo_raw_64", perOp: 1,
-			run: loop(func() ([]byte, error) { return withTransport.CallRaw(ctx, req) })},
+		{ID: "echo_raw_64", Label: "MethodHandle.CallRaw: local Echo 64 B, no transport", PerOp: 1,
+			Run: loop(func() ([]byte, error) { return localEcho.CallRaw(ctx, req) })},
+		{ID: "echo_raw_64_transport", Label: "MethodHandle.CallRaw: local Echo 64 B in a runtime connected to NATS",
+			Baseline: "echo_raw_64", PerOp: 1,
+			Run: loop(func() ([]byte, error) { return withTransport.CallRaw(ctx, req) })},
 	}
-	for _, b := range benches {
-		if err := b.run(1); err != nil {
-			return fmt.Errorf("%s: %w", b.id, err)
-		}
-		b.iterations = calibrate(b.run, roundTime)
-		if err := b.run(b.iterations); err != nil {
-			return fmt.Errorf("%s: %w", b.id, err)
-		}
+	if err := benchrun.Measure(benches, rounds, roundTime); err != nil {
+		return err
 	}
-	for r := 0; r < rounds; r++ {
-		for _, b := range benches {
-			start := time.Now()
-			if err := b.run(b.iterations); err != nil {
-				return fmt.Errorf("%s: %w", b.id, err)
-			}
-			b.perCall = append(b.perCall, float64(time.Since(start).Nanoseconds())/float64(b.iterations*b.perOp))
-		}
-	}
-	res := Result{
+	res := benchrun.Result{
 		Language: "Go, remote calls over NATS",
 		Version: fmt.Sprintf("%s %s/%s, nats.go %s, nats-server %s", runtime.Version(), runtime.GOOS,
 			runtime.GOARCH, nats.Version, serverVersion),
@@ -275,61 +234,11 @@ func run(out string) error {
 			"nats_go_echo_64 sends the same bytes to the same exporter as remote_echo_raw_64: the ratio " +
 				"is what HMS adds on the caller's side.",
 		},
-		Memory: []any{},
+		Memory: []benchrun.Memory{},
 	}
-	for _, b := range benches {
-		q1, med, q3 := quartiles(b.perCall)
-		c := Case{ID: b.id, Label: b.label, MedianNs: round2(med), Q1Ns: round2(q1), Q3Ns: round2(q3),
-			Rounds: len(b.perCall), Iterations: b.iterations}
-		if b.baseline != "" {
-			baseline := b.baseline
-			c.Baseline = &baseline
-		}
-		res.Cases = append(res.Cases, c)
+	res.Cases = benchrun.Cases(benches)
+	for _, c := range res.Cases {
 		fmt.Printf("%-26s %12.1f ns  [%.1f, %.1f]\n", c.ID, c.MedianNs, c.Q1Ns, c.Q3Ns)
 	}
-	data, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	fmt.Println("wrote", out)
-	return nil
+	return benchrun.Write(out, res)
 }
-
-// calibrate picks the iterations of a round lasting about target.
-func calibrate(op func(n int) error, target time.Duration) int {
-	n := 1
-	for {
-		start := time.Now()
-		if err := op(n); err != nil {
-			return 1
-		}
-		el := time.Since(start)
-		if el >= target/20 || n >= 1<<30 {
-			return max(1, int(float64(n)*float64(target)/float64(max(el, 1))))
-		}
-		n *= 2
-	}
-}
-
-func quartiles(xs []float64) (q1, med, q3 float64) {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	at := func(p float64) float64 {
-		pos := p * float64(len(s)-1)
-		lo := int(pos)
-		if lo+1 >= len(s) {
-			return s[lo]
-		}
-		return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
-	}
-	return at(0.25), at(0.5), at(0.75)
-}
-
-func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }

@@ -1,4 +1,4 @@
-module github.com/hms-ffi/hms/benchmarks/go/remote
+module github.com/hms-ffi/hms/bindings/go/internal/cmd/remotebench
 
 go 1.26.0
 
@@ -18,4 +18,4 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 )
 
-replace github.com/hms-ffi/hms/bindings/go => ../../../bindings/go
+replace github.com/hms-ffi/hms/bindings/go => ../../..
