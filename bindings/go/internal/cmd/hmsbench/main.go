@@ -515,7 +515,7 @@ func notes(rounds int, roundTime time.Duration) []string {
 		n = append(n, fmt.Sprintf("Machine: %s, %d CPUs (GOMAXPROCS %d).", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0)))
 	}
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
-		n = append(n, "Load average at the end of the Run: "+strings.Join(strings.Fields(string(load))[:3], " ")+".")
+		n = append(n, "Load average at the end of the run: "+strings.Join(strings.Fields(string(load))[:3], " ")+".")
 	}
 	return n
 }
