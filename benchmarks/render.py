@@ -40,6 +40,8 @@ LANGUAGES = [
     ("ruby-fiddle", "Ruby (Fiddle)"),
     ("ruby-ffi", "Ruby (ffi gem)"),
     ("rust-codecs", "Rust (the core alone: codecs and dispatch)"),
+    ("python-remote", "Python: remote calls over NATS"),
+    ("go-remote", "Go: remote calls over NATS"),
 ]
 #: Files whose cases are FFI bindings (the summary table and batch targets).
 BINDINGS = ["python", "go", "php", "ruby-fiddle", "ruby-ffi"]
@@ -135,6 +137,56 @@ TARGETS = [
     ),
     Target("ruby-ffi", "echo_raw_64", "floor", None, 0, "Ruby (ffi gem) raw Echo 64 B, x floor"),
     Target("python", "grpc_echo_64", "echo_raw_64", ">=", 100, "gRPC Echo 64 B, x raw Echo"),
+    Target(
+        "python-remote",
+        "remote_echo_raw_64",
+        "nats_py_echo_64",
+        "<=",
+        1.3,
+        "Python remote Echo 64 B over NATS, x nats-py request/reply",
+    ),
+    Target(
+        "go-remote",
+        "remote_echo_raw_64",
+        "nats_go_echo_64",
+        "<=",
+        1.3,
+        "Go remote Echo 64 B over NATS, x nats.go request/reply",
+    ),
+    Target(
+        "python-remote",
+        "grpc_echo_64",
+        "remote_echo_raw_64",
+        ">=",
+        1,
+        "gRPC loopback Echo 64 B, x remote Echo over NATS (>= 1: NATS faster)",
+    ),
+    Target(
+        "python-remote",
+        "remote_batch_echo_raw_64",
+        "remote_echo_raw_64",
+        "<=",
+        0.1,
+        "Python remote batch of 1,000 per call, x serial remote calls",
+        "the batch runs its remote calls one after the other, each a full round trip; "
+        "pipelining them (many requests in flight) is the change that meets it.",
+    ),
+    Target(
+        "python-remote",
+        "echo_raw_64_transport",
+        "echo_raw_64",
+        "<=",
+        1.15,
+        "Python local raw Echo 64 B with a transport configured, x without",
+    ),
+    Target(
+        "go-remote",
+        "echo_raw_64_transport",
+        "echo_raw_64",
+        "<=",
+        1.15,
+        "Go local raw Echo 64 B with a transport configured, x without",
+    ),
 ]
 
 

@@ -5,10 +5,20 @@
     hms version                                  library version and ABI
     hms services [--prefix P]                    registered services
     hms describe SERVICE                         one service's methods and types
-    hms call METHOD [JSON | -]                   JSON in, JSON out (like grpcurl)
+    hms call METHOD [JSON | -] [--nats URL]      JSON in, JSON out (like grpcurl)
     hms convert TYPE --from F --to F [--hex]     stdin to stdout, F: json|cbor|protobuf
     hms events [--kinds K ...] [--count N] [--timeout S] [--run-demo]
     hms demo                                     python -m hms_cffi.demo
+    hms serve --nats URL --export SERVICE ...    serve services to other processes
+
+``--nats URL`` (repeatable) connects the command's runtime to NATS servers
+(docs/transport.md): ``hms call --nats`` then calls the method in whichever
+process serves it, even a built-in one, and ``hms services --nats`` lists
+what other processes serve. ``hms serve`` runs a runtime exporting the
+services named by ``--export`` (built-in ones such as the agents of its
+``--data-dir``, or any ``hms.v1.RuntimeConfig`` given as JSON by
+``--config``) until SIGINT or SIGTERM, then stops taking calls, lets the
+calls in flight finish, prints that it stopped and exits with 0.
 
 Every command runs on a fresh runtime of its own, in memory unless
 ``--data-dir`` names a folder (then agents, tasks, knowledge and lifecycle
@@ -39,9 +49,10 @@ import errno
 import io
 import json
 import math
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO, TypeVar
 
 import hms_cffi
@@ -51,6 +62,7 @@ from hms_cffi.errors import (
     HmsError,
     InternalError,
     InvalidArgumentError,
+    NotFoundError,
     StatusCode,
 )
 from hms_cffi.formats import Format
@@ -154,12 +166,31 @@ def _file_error(failed: OSError, what: str, action: str = "read") -> HmsError:
     )
 
 
-def _runtime(args: argparse.Namespace) -> Runtime:
+def _runtime(args: argparse.Namespace, remote: Sequence[str] = ()) -> Runtime:
+    """The command's runtime; with ``--nats``, connected, reaching the
+    built-in services named in ``remote`` through NATS rather than here."""
     config: dict[str, Any] = {"name": "hms-cli"}
     if args.data_dir:
         _utf8(args.data_dir, "--data-dir")
         config["data_dir"] = args.data_dir
+    servers = getattr(args, "nats", None)
+    if servers:
+        for url in servers:
+            _utf8(url, "--nats")
+        config["nats"] = {"servers": servers, "remote_services": list(remote)}
     return Runtime(config)
+
+
+def _service_of(method: str) -> str:
+    """The service part of ``package.Service/Method`` ("" for a name
+    without one; the core reports that name as it is)."""
+    service, slash, _ = method.rpartition("/")
+    return service if slash and _is_service_name(service) else ""
+
+
+def _is_service_name(name: str) -> bool:
+    """A dotted identifier, as the core checks ``nats.remote_services``."""
+    return all(part.isidentifier() and part.isascii() for part in name.split("."))
 
 
 def _dump(value: Any, out: TextIO, compact: bool) -> None:
@@ -221,30 +252,57 @@ def cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+_REGISTRY = "hms.registry.v1.Registry"
+_LIST_SERVICES = f"{_REGISTRY}/ListServices"
+
+
+def _list_services(rt: Runtime, prefix: str) -> list[dict[str, Any]]:
+    reply = rt.call(
+        _LIST_SERVICES, json.dumps({"name_prefix": prefix}).encode(), format=Format.JSON
+    )
+    services: list[dict[str, Any]] = json.loads(reply).get("services", [])
+    return services
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     _utf8(args.prefix, "--prefix")
-    with _runtime(args) as rt:
-        reply = rt.call(
-            "hms.registry.v1.Registry/ListServices",
-            json.dumps({"name_prefix": args.prefix}).encode(),
-            format=Format.JSON,
-        )
-    services = json.loads(reply).get("services", [])
+    if args.nats:
+        services = _remote_services(args)
+    else:
+        with _runtime(args) as rt:
+            services = _list_services(rt, args.prefix)
     if args.json:
         _dump(services, sys.stdout, args.compact)
         return 0
     for service in services:
         methods = ", ".join(m["name"] for m in service.get("methods", []))
         version = f" {service['version']}" if service.get("version") else ""
-        print(f"{service['name']}{version}: {methods}")
+        served_by = service.get("served_by")
+        where = f" (served by {', '.join(served_by)})" if served_by else ""
+        print(f"{service['name']}{version}{where}: {methods}")
     return 0
+
+
+def _remote_services(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The services other runtimes serve on ``--nats``, built-in ones too.
+
+    A runtime lists remote services only where it has none of that name, so
+    the one asking leaves out every built-in service but the Registry that
+    answers; what it then lists as its own is not shown.
+    """
+    with Runtime() as local:
+        builtin = [s["name"] for s in _list_services(local, "")]
+    remote = [name for name in builtin if name != _REGISTRY]
+    with _runtime(args, remote) as rt:
+        services = _list_services(rt, args.prefix)
+    return [s for s in services if s.get("origin") == "remote"]
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
     _utf8(args.service, "SERVICE")
     with _runtime(args) as rt:
         reply = rt.call(
-            "hms.registry.v1.Registry/DescribeService",
+            f"{_REGISTRY}/DescribeService",
             json.dumps({"name": args.service}).encode(),
             format=Format.JSON,
         )
@@ -256,7 +314,8 @@ def cmd_call(args: argparse.Namespace) -> int:
     timeout = _seconds(args.timeout, "--timeout", _MAX_DEADLINE_S)
     _utf8(args.method, "METHOD")
     request = _read_json_arg(args.request)
-    with _runtime(args) as rt:
+    service = _service_of(args.method)
+    with _runtime(args, [service] if service else []) as rt:
         reply = rt.call(args.method, request, format=Format.JSON, timeout=timeout)
     _dump(json.loads(reply) if reply else {}, sys.stdout, args.compact)
     return 0
@@ -355,6 +414,102 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _serve_config(args)
+    servers = config.get("nats", {}).get("servers")
+    if not servers:
+        raise _invalid(
+            "hms serve needs a NATS server: give --nats URL (or nats.servers in --config)"
+        )
+    exports = config["nats"].get("export_services", [])
+    if not exports:
+        raise _invalid("hms serve has nothing to serve: give --export SERVICE (one or more)")
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with Runtime(config) as rt:
+            for name in exports:
+                # An unknown name would be exported from no registration,
+                # silently: refuse it, naming the services there are.
+                _describe(rt, name)
+            name = config.get("name") or "hms-serve"
+            print(
+                f"hms serve: {name} serving {', '.join(exports)} on {', '.join(servers)} "
+                f"(SIGINT or SIGTERM stops it)",
+                flush=True,
+            )
+            while not stop.wait(0.5):
+                pass
+            print("hms serve: stopping: no new calls, waiting for the calls in flight", flush=True)
+        print("hms serve: stopped cleanly", flush=True)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def _describe(rt: Runtime, service: str) -> None:
+    try:
+        rt.call(
+            f"{_REGISTRY}/DescribeService",
+            json.dumps({"name": service}).encode(),
+            format=Format.JSON,
+        )
+    except HmsError as missing:
+        if missing.code != StatusCode.NOT_FOUND:
+            raise
+        known = ", ".join(s["name"] for s in _list_services(rt, ""))
+        raise NotFoundError(
+            f"--export: no service {service!r} in this runtime; there are: {known}",
+            details={"service": service},
+            origin=_ORIGIN,
+        ) from None
+
+
+def _serve_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``--config`` (a JSON ``hms.v1.RuntimeConfig``), the options on top:
+    ``--name``, ``--data-dir`` replace, ``--nats`` and ``--export`` add."""
+    config: dict[str, Any] = {}
+    if args.config is not None:
+        _utf8(args.config, "--config")
+        try:
+            with open(args.config, "rb") as file:
+                raw = file.read()
+        except OSError as failed:
+            raise _file_error(failed, args.config) from None
+        try:
+            config = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as bad:
+            raise _invalid(f"--config {args.config}: not JSON: {bad}", file=args.config) from None
+        if not isinstance(config, dict):
+            raise _invalid(
+                f"--config {args.config}: not a JSON object (an hms.v1.RuntimeConfig)",
+                file=args.config,
+            )
+    if args.name is not None:
+        config["name"] = _utf8(args.name, "--name").decode()
+    config.setdefault("name", "hms-serve")
+    if args.data_dir:
+        config["data_dir"] = _utf8(args.data_dir, "--data-dir").decode()
+    nats = config.setdefault("nats", {})
+    if not isinstance(nats, dict):
+        raise _invalid(f"--config {args.config}: nats is not a JSON object", file=args.config)
+    for field, values, option in (
+        ("servers", args.nats, "--nats"),
+        ("export_services", args.export, "--export"),
+    ):
+        for value in values or ():
+            _utf8(value, option)
+        given = nats.get(field, [])
+        # A field of the wrong type is left as it is, for the core to report.
+        if values and isinstance(given, list):
+            nats[field] = [*given, *values]
+    return config
+
+
 # -- main -------------------------------------------------------------------------
 
 
@@ -368,6 +523,34 @@ def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument(
         "--compact", action="store_true", default=default, help="one-line JSON output"
     )
+
+
+def _nats_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--nats", action="append", metavar="URL", help=f"{what} (repeatable)")
+
+
+def _serve_parser(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add_parser(
+        "serve",
+        help="serve services to other processes over NATS until SIGINT/SIGTERM",
+        description="Runs a runtime that serves the --export services to other processes "
+        "through NATS (docs/transport.md) until SIGINT or SIGTERM; then it takes no new "
+        "calls, lets those in flight finish and exits with 0.",
+    )
+    _nats_option(p, "a NATS server to serve through")
+    p.add_argument(
+        "--export",
+        action="append",
+        metavar="SERVICE",
+        help='a service to serve, e.g. "hms.agent.v1.AgentService" (repeatable)',
+    )
+    p.add_argument(
+        "--name", help="the runtime's name, seen by callers as origin (default: hms-serve)"
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="an hms.v1.RuntimeConfig as JSON; the options add to it"
+    )
+    p.set_defaults(run=cmd_serve)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -397,6 +580,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("services", help="list registered services")
     p.add_argument("--prefix", default="", help="only names starting with this")
     p.add_argument("--json", action="store_true", help="full descriptors as JSON")
+    _nats_option(p, "list the services other processes serve through this NATS server")
     p.set_defaults(run=cmd_services)
 
     p = sub.add_parser("describe", help="one service's methods and message types")
@@ -411,6 +595,7 @@ def _parser() -> argparse.ArgumentParser:
     # Values are checked by the command, not by argparse, so a bad one is
     # reported as a status like every other bad input (see the docstring).
     p.add_argument("--timeout", metavar="S", help="deadline in seconds")
+    _nats_option(p, "call the method in the process that serves it through this NATS server")
     p.set_defaults(run=cmd_call)
 
     p = sub.add_parser("convert", help="convert a message read from stdin")
@@ -443,6 +628,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the demo scenario (python -m hms_cffi.demo)")
     p.set_defaults(run=cmd_demo)
+
+    _serve_parser(sub.add_parser)
     return parser
 
 

@@ -3,6 +3,9 @@
 #   1. scripts/setup.sh (Debian packages, release build of the core, pip -e)
 #   2. benchmarks/rust/run.sh build (PyO3 comparator, criterion benches)
 #   3. Python: benchmarks/python/run.py          -> benchmarks/out/python.json
+#      remote:  benchmarks/python/remote.py      -> benchmarks/out/python-remote.json
+#               benchmarks/go/run.sh --remote -> benchmarks/out/go-remote.json
+#      (remote calls over NATS, each with a nats-server of its own)
 #   4. Rust:   benchmarks/rust/run.sh codecs     -> benchmarks/out/rust-codecs.json
 #   5. Go, PHP, Ruby: benchmarks/<lang>/run.sh   -> benchmarks/out/<lang>*.json
 #   6. benchmarks/render.py                      -> benchmarks/RESULTS.md
@@ -14,7 +17,7 @@
 #   bash scripts/bench.sh                 # everything (~5 min on 2 cores once built)
 #   bash scripts/bench.sh python rust     # only these steps (and setup, render)
 #   HMS_BENCH_QUICK=1 bash scripts/bench.sh   # smoke test: few, short rounds
-# Steps: python rust go php ruby. HMS_BENCH_SKIP_SETUP=1 skips step 1;
+# Steps: python remote rust go php ruby. HMS_BENCH_SKIP_SETUP=1 skips step 1;
 # HMS_BENCH_OUT=DIR puts the result files in DIR instead of benchmarks/out;
 # HMS_BENCH_RESULTS=FILE writes the report there instead of
 # benchmarks/RESULTS.md (CI's smoke run keeps the committed report intact).
@@ -28,7 +31,7 @@ export HMS_BENCH_QUICK="${HMS_BENCH_QUICK:-0}"
 # runner honours it).
 export HMS_BENCH_OUT="${HMS_BENCH_OUT:-$root/benchmarks/out}"
 
-all_steps=(python rust go php ruby)
+all_steps=(python remote rust go php ruby)
 if (($#)); then
     wanted=("$@")
     for step in "${wanted[@]}"; do
@@ -98,6 +101,10 @@ rm -f "$HMS_BENCH_OUT"/*.json
 for step in "${wanted[@]}"; do
     case "$step" in
         python) run_step "python (benchmarks/python/run.py)" python3 benchmarks/python/run.py --strict ;;
+        remote)
+            run_step "remote, Python (benchmarks/python/remote.py)" python3 benchmarks/python/remote.py
+            run_step "remote, Go (benchmarks/go/run.sh --remote)" bash benchmarks/go/run.sh --remote
+            ;;
         rust) run_step "rust (benchmarks/rust/run.sh codecs)" bash benchmarks/rust/run.sh codecs ;;
         *) run_step "$step (benchmarks/$step/run.sh)" lang_step "$step" ;;
     esac

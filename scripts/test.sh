@@ -5,6 +5,10 @@
 #   2. cargo test --release (rust_core; shares the release build's deps)
 #   3. the fault-injection copy of the core (HMS_FFI_FAULT_LIBRARY, for the
 #      panic tests), then pytest tests/python (no test collected fails)
+#      but the remote ones, which follow as a step of their own: `hms serve`
+#      and `hms call --nats`, faults (kill -9, server restart, deadlines,
+#      oversize, a rogue client) and 30 s of load, each with a real
+#      nats-server (marker `remote`, ~60 s)
 #   4. C host test, shared and static builds and the fault-injection copy,
 #      under valgrind (tests/c/run.sh), then the shared build against a core
 #      built with AddressSanitizer (tests/c/asan.sh), then a brief fuzzing
@@ -63,7 +67,7 @@ pytest_step() {
         return 1
     fi
     local rc=0
-    python3 -m pytest -q tests/python || rc=$?
+    python3 -m pytest -q -m "not remote" tests/python || rc=$?
     if ((rc == 5)); then
         echo "pytest collected no tests (exit 5): counted as a failure" >&2
     fi
@@ -80,6 +84,8 @@ fault_library() {
 }
 run_step "fault-injection copy of the core (tests/faults/build_fault_library.sh)" fault_library
 run_step "pytest tests/python" pytest_step
+run_step "remote calls over NATS: CLI, faults, load (pytest -m remote)" \
+    python3 -m pytest -v -m remote tests/python
 run_step "C host test (shared + static, valgrind)" bash tests/c/run.sh
 run_step "C host test under AddressSanitizer" bash tests/c/asan.sh
 run_step "fuzzing, brief (scripts/fuzz.sh 15)" bash scripts/fuzz.sh 15

@@ -179,6 +179,19 @@ class Case:
         }
 
 
+def measure(cases: list[Case], who: str) -> None:
+    """Calibrates every case, then runs their rounds interleaved (round r
+    of every case before round r+1 of any), saying how far it got."""
+    started = time.monotonic()
+    for case in cases:
+        case.calibrate()
+    for r in range(ROUNDS):
+        for case in cases:
+            case.samples.append(case.round())
+        elapsed = time.monotonic() - started
+        print(f"{who}: round {r + 1}/{ROUNDS} ({elapsed:.0f} s)", file=sys.stderr)
+
+
 def rss_kib() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -617,14 +630,7 @@ def run(out: Path, only: set[str] | None, strict: bool) -> int:
         rt = stack.enter_context(Runtime())
         suite = build(rt, stack, notes, strict)
         cases = [c for c in suite.cases if only is None or c.id in only]
-        started = time.monotonic()
-        for case in cases:
-            case.calibrate()
-        for r in range(ROUNDS):
-            for case in cases:
-                case.samples.append(case.round())
-            elapsed = time.monotonic() - started
-            print(f"run.py: round {r + 1}/{ROUNDS} ({elapsed:.0f} s)", file=sys.stderr)
+        measure(cases, "run.py")
         memory = [rss_case(rt)] if only is None or "rss_1m_echo" in only else []
         result = {
             "language": "Python",

@@ -85,6 +85,9 @@ struct Serving {
     client: Client,
     spawner: tokio::runtime::Handle,
     in_flight: AtomicUsize,
+    /// Replies handed to the tokio runtime and not yet to the client:
+    /// shutdown waits for them, or a call that ran would never be answered.
+    unsent: Arc<AtomicUsize>,
 }
 
 /// One exported service: its NATS service (announcements and stats) and
@@ -193,6 +196,7 @@ impl Transport {
             client: client.clone(),
             spawner: spawner.clone(),
             in_flight: AtomicUsize::new(0),
+            unsent: Arc::new(AtomicUsize::new(0)),
         });
         Ok(Transport {
             settings,
@@ -562,14 +566,16 @@ impl Transport {
 
     // ----------------------------------------------------------- shutdown
 
-    /// Stops every export and the tokio runtime, waiting at most until
-    /// `until` (and never more than a second): calls pending then fail with
-    /// UNAVAILABLE.
+    /// Stops every export, lets the exported calls in flight finish and
+    /// their replies reach the server, then stops the tokio runtime, waiting
+    /// at most until `until` (and never more than a second for each step):
+    /// calls pending then fail with UNAVAILABLE.
     pub fn shutdown(&self, until: Instant) {
         let exports: Vec<Export> = self.exports.lock().drain().map(|(_, e)| e).collect();
         for export in exports {
             self.stop_export(export, until);
         }
+        self.drain(until);
         if let Some(tokio) = self.tokio.lock().take() {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // A host calling from inside its own tokio runtime, where
@@ -582,6 +588,34 @@ impl Transport {
         }
     }
 }
+
+impl Transport {
+    /// Waits until `until` (at most [`STOP_TIMEOUT`]) for the exported
+    /// calls still running and their replies, then flushes the replies to
+    /// the server. Skipped while disconnected: nothing can be sent then.
+    fn drain(&self, until: Instant) {
+        if !self.is_connected() {
+            return;
+        }
+        let serving = self.serving.clone();
+        let client = self.client.clone();
+        let wait = until
+            .saturating_duration_since(Instant::now())
+            .min(STOP_TIMEOUT);
+        let draining = async move {
+            while serving.in_flight.load(Ordering::Acquire) > 0
+                || serving.unsent.load(Ordering::Acquire) > 0
+            {
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+            let _ = client.flush().await;
+        };
+        let _ = self.run(wait, draining);
+    }
+}
+
+/// How often a draining shutdown looks at the calls still in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(2);
 
 impl Drop for Transport {
     fn drop(&mut self) {
@@ -924,8 +958,10 @@ impl Serving {
                     "the runtime serving this call is being freed",
                 )),
             };
-            serving.in_flight.fetch_sub(1, Ordering::AcqRel);
+            // Counted as unsent before it stops counting as in flight, so a
+            // draining shutdown never sees both at zero in between.
             serving.respond(request, result.map(|()| out), format);
+            serving.in_flight.fetch_sub(1, Ordering::AcqRel);
         };
         if crate::workers::execute(job).is_err() {
             // No thread could start: the job went with the error, request
@@ -965,8 +1001,11 @@ impl Serving {
         };
         let mut map = HeaderMap::new();
         map.insert(headers::STATUS, code.as_i32().to_string().as_str());
+        self.unsent.fetch_add(1, Ordering::AcqRel);
+        let unsent = self.unsent.clone();
         self.spawner.spawn(async move {
             let _ = request.respond_with_headers(Ok(body.into()), map).await;
+            unsent.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }

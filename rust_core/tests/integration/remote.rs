@@ -920,3 +920,28 @@ fn a_host_inside_its_own_tokio_runtime_can_use_the_transport() {
         })
     });
 }
+
+#[test]
+fn closing_an_exporter_answers_its_calls_in_flight() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Drain");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    register_echo(&exporter, &name, "x", Arc::default());
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let method = format!("{name}/Hang");
+    let pending = std::thread::spawn(move || {
+        call_in::<_, EchoResponse>(
+            &caller,
+            &method,
+            Format::Protobuf,
+            &echo("x"),
+            Some(&options(10_000)),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The handler sleeps 3 s, within the default shutdown timeout: close
+    // waits for it, and its answer still reaches the caller.
+    exporter.close();
+    let answer = within(Duration::from_secs(8), move || pending.join().unwrap());
+    assert!(answer.is_ok(), "{answer:?}");
+}

@@ -26,7 +26,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,7 +33,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -46,52 +44,11 @@ import (
 	lifecyclev1 "github.com/hms-ffi/hms/bindings/go/gen/hms/agent/lifecycle/v1"
 	agentv1 "github.com/hms-ffi/hms/bindings/go/gen/hms/agent/v1"
 	sysv1 "github.com/hms-ffi/hms/bindings/go/gen/hms/sys/v1"
+	"github.com/hms-ffi/hms/bindings/go/internal/benchrun"
 	"github.com/hms-ffi/hms/bindings/go/internal/cbench"
 )
 
 const echo = "hms.sys.v1.System/Echo"
-
-// Case is one entry of "cases" in the result file.
-type Case struct {
-	ID         string  `json:"id"`
-	Label      string  `json:"label"`
-	MedianNs   float64 `json:"median_ns"`
-	Q1Ns       float64 `json:"q1_ns"`
-	Q3Ns       float64 `json:"q3_ns"`
-	Rounds     int     `json:"rounds"`
-	Iterations int     `json:"iterations"`
-	Baseline   *string `json:"baseline"`
-}
-
-// Memory is one entry of "memory".
-type Memory struct {
-	ID           string `json:"id"`
-	Label        string `json:"label"`
-	Calls        int    `json:"calls"`
-	RSSBeforeKiB int64  `json:"rss_before_kib"`
-	RSSAfterKiB  int64  `json:"rss_after_kib"`
-}
-
-// Result is the whole file.
-type Result struct {
-	Language string   `json:"language"`
-	Version  string   `json:"version"`
-	Notes    []string `json:"notes"`
-	Cases    []Case   `json:"cases"`
-	Memory   []Memory `json:"memory"`
-}
-
-// bench is a case being measured: run does n operations, each of perOp
-// calls; check asserts the answer once, outside the timed loop.
-type bench struct {
-	id, label, baseline string
-	perOp               int
-	run                 func(n int) error
-	check               func() error
-
-	iterations int
-	perCall    []float64
-}
 
 func main() {
 	out := flag.String("out", defaultOut(), "where to write the result file ($HMS_BENCH_OUT/go.json)")
@@ -125,7 +82,7 @@ func run(out string, rounds int, roundTime time.Duration, memory bool) error {
 
 	// Memory first, while the process holds nothing but the runtime: the
 	// other cases fill stores (create_agent_typed) and buffers (64 KiB).
-	var mem []Memory
+	var mem []benchrun.Memory
 	var memNote string
 	if memory {
 		m, later, err := rss1mEcho(ctx, rt)
@@ -145,29 +102,11 @@ func run(out string, rounds int, roundTime time.Duration, memory bool) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range benches {
-		if err := b.check(); err != nil {
-			return fmt.Errorf("%s: %w", b.id, err)
-		}
-		if b.iterations, err = calibrate(b.run, roundTime); err != nil {
-			return fmt.Errorf("%s: %w", b.id, err)
-		}
-		if err := b.run(b.iterations); err != nil { // the warm-up round
-			return fmt.Errorf("%s: %w", b.id, err)
-		}
-	}
-	for r := 0; r < rounds; r++ {
-		for _, b := range benches {
-			start := time.Now()
-			if err := b.run(b.iterations); err != nil {
-				return fmt.Errorf("%s: %w", b.id, err)
-			}
-			el := time.Since(start)
-			b.perCall = append(b.perCall, float64(el.Nanoseconds())/float64(b.iterations*b.perOp))
-		}
+	if err := benchrun.Measure(benches, rounds, roundTime); err != nil {
+		return err
 	}
 
-	res := Result{
+	res := benchrun.Result{
 		Language: "Go",
 		Version:  runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		Notes:    notes(rounds, roundTime),
@@ -176,16 +115,8 @@ func run(out string, rounds int, roundTime time.Duration, memory bool) error {
 	if memNote != "" {
 		res.Notes = append(res.Notes, memNote)
 	}
-	for _, b := range benches {
-		q1, med, q3 := quartiles(b.perCall)
-		c := Case{ID: b.id, Label: b.label, MedianNs: round2(med), Q1Ns: round2(q1), Q3Ns: round2(q3),
-			Rounds: len(b.perCall), Iterations: b.iterations}
-		if b.baseline != "" {
-			c.Baseline = &b.baseline
-		}
-		res.Cases = append(res.Cases, c)
-	}
-	byID := map[string]*Case{}
+	res.Cases = benchrun.Cases(benches)
+	byID := map[string]*benchrun.Case{}
 	for i := range res.Cases {
 		byID[res.Cases[i].ID] = &res.Cases[i]
 	}
@@ -208,18 +139,7 @@ func run(out string, rounds int, roundTime time.Duration, memory bool) error {
 		fmt.Printf("%-20s %d KiB -> %d KiB (%+.2f%%)\n", m.ID, m.RSSBeforeKiB, m.RSSAfterKiB,
 			100*float64(m.RSSAfterKiB-m.RSSBeforeKiB)/float64(m.RSSBeforeKiB))
 	}
-	data, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	fmt.Println("wrote", out)
-	return nil
+	return benchrun.Write(out, res)
 }
 
 func echoRequest(size int) []byte {
@@ -231,7 +151,7 @@ func echoRequest(size int) []byte {
 }
 
 // cases builds every case of CASES.md that applies to Go.
-func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
+func cases(ctx context.Context, rt *hms.Runtime) ([]*benchrun.Bench, func(), error) {
 	var closers []func() error
 	cleanup := func() {
 		for _, c := range closers {
@@ -245,15 +165,15 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 	closers = append(closers, m.Close)
 
 	var sink uint32
-	benches := []*bench{{
-		id: "floor", label: "bare hms_abi_version() through cgo",
-		run: func(n int) error {
+	benches := []*benchrun.Bench{{
+		ID: "floor", Label: "bare hms_abi_version() through cgo",
+		Run: func(n int) error {
 			for i := 0; i < n; i++ {
 				sink += uint32(C.hms_abi_version())
 			}
 			return nil
 		},
-		check: func() error {
+		Check: func() error {
 			if v := uint32(C.hms_abi_version()); v>>16 != hms.ABIMajor {
 				return fmt.Errorf("hms_abi_version() = %#x", v)
 			}
@@ -277,9 +197,9 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 		return C.hms_call(bareRT, bareMethod, C.size_t(len(echo)), C.HMS_FORMAT_PROTOBUF,
 			(*C.uint8_t)(unsafe.Pointer(&req64[0])), C.size_t(len(req64)), nil, 0, &bufs[0], &bufs[1])
 	}
-	benches = append(benches, &bench{
-		id: "bare_call_64", label: "hms_call Echo 64 B straight through cgo, no binding code", baseline: "floor",
-		run: func(n int) error {
+	benches = append(benches, &benchrun.Bench{
+		ID: "bare_call_64", Label: "hms_call Echo 64 B straight through cgo, no binding code", Baseline: "floor",
+		Run: func(n int) error {
 			for i := 0; i < n; i++ {
 				if rc := bareCall(); rc != 0 {
 					return fmt.Errorf("hms_call: status %d", rc)
@@ -287,7 +207,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 			}
 			return nil
 		},
-		check: func() error {
+		Check: func() error {
 			if rc := bareCall(); rc != 0 {
 				return fmt.Errorf("hms_call: status %d", rc)
 			}
@@ -305,9 +225,9 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 	bareMethodCall := func() C.int32_t {
 		return C.hms_method_call(bareHandle, (*C.uint8_t)(unsafe.Pointer(&req64[0])), C.size_t(len(req64)), &bufs[0], &bufs[1])
 	}
-	benches = append(benches, &bench{
-		id: "bare_method_call_64", label: "hms_method_call Echo 64 B straight through cgo, no binding code", baseline: "floor",
-		run: func(n int) error {
+	benches = append(benches, &benchrun.Bench{
+		ID: "bare_method_call_64", Label: "hms_method_call Echo 64 B straight through cgo, no binding code", Baseline: "floor",
+		Run: func(n int) error {
 			for i := 0; i < n; i++ {
 				if rc := bareMethodCall(); rc != 0 {
 					return fmt.Errorf("hms_method_call: status %d", rc)
@@ -315,7 +235,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 			}
 			return nil
 		},
-		check: func() error {
+		Check: func() error {
 			if rc := bareMethodCall(); rc != 0 {
 				return fmt.Errorf("hms_method_call: status %d", rc)
 			}
@@ -332,10 +252,10 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 		size int
 	}{{"64", 64}, {"1k", 1 << 10}, {"64k", 64 << 10}} {
 		req := echoRequest(sz.size)
-		benches = append(benches, &bench{
-			id:    "echo_raw_" + sz.name,
-			label: fmt.Sprintf("Echo %s B raw: MethodHandle.CallRaw (hms_method_call), answer copied out", sz.name),
-			run: func(n int) error {
+		benches = append(benches, &benchrun.Bench{
+			ID:    "echo_raw_" + sz.name,
+			Label: fmt.Sprintf("Echo %s B raw: MethodHandle.CallRaw (hms_method_call), answer copied out", sz.name),
+			Run: func(n int) error {
 				for i := 0; i < n; i++ {
 					if _, err := m.CallRaw(ctx, req); err != nil {
 						return err
@@ -343,7 +263,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 				}
 				return nil
 			},
-			check: func() error {
+			Check: func() error {
 				out, err := m.CallRaw(ctx, req)
 				if err != nil {
 					return err
@@ -353,7 +273,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 				}
 				return nil
 			},
-			baseline: "floor",
+			Baseline: "floor",
 		})
 	}
 	for _, sz := range []struct {
@@ -362,10 +282,10 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 	}{{"64", 64}, {"1k", 1 << 10}, {"64k", 64 << 10}} {
 		req := &sysv1.EchoRequest{Payload: bytes.Repeat([]byte{'x'}, sz.size)}
 		var resp sysv1.EchoResponse
-		benches = append(benches, &bench{
-			id:    "echo_typed_" + sz.name,
-			label: fmt.Sprintf("Echo %s B typed: MethodHandle.Call with *sysv1.EchoRequest / *sysv1.EchoResponse", sz.name),
-			run: func(n int) error {
+		benches = append(benches, &benchrun.Bench{
+			ID:    "echo_typed_" + sz.name,
+			Label: fmt.Sprintf("Echo %s B typed: MethodHandle.Call with *sysv1.EchoRequest / *sysv1.EchoResponse", sz.name),
+			Run: func(n int) error {
 				for i := 0; i < n; i++ {
 					if err := m.Call(ctx, req, &resp); err != nil {
 						return err
@@ -373,7 +293,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 				}
 				return nil
 			},
-			check: func() error {
+			Check: func() error {
 				var r sysv1.EchoResponse
 				if err := m.Call(ctx, req, &r); err != nil {
 					return err
@@ -383,7 +303,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 				}
 				return nil
 			},
-			baseline: "floor",
+			Baseline: "floor",
 		})
 	}
 
@@ -394,9 +314,9 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 	}
 	closers = append(closers, agents.Close)
 	agentN := 0
-	benches = append(benches, &bench{
-		id: "create_agent_typed", label: "AgentService/CreateAgent typed (rt.Agents().Create), in-memory runtime", baseline: "floor",
-		run: func(n int) error {
+	benches = append(benches, &benchrun.Bench{
+		ID: "create_agent_typed", Label: "AgentService/CreateAgent typed (rt.Agents().Create), in-memory runtime", Baseline: "floor",
+		Run: func(n int) error {
 			for i := 0; i < n; i++ {
 				agentN++
 				if _, err := agents.Agents().Create(ctx, &agentv1.Agent{Name: "bench-" + strconv.Itoa(agentN)}); err != nil {
@@ -405,7 +325,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 			}
 			return nil
 		},
-		check: func() error {
+		Check: func() error {
 			a, err := agents.Agents().Create(ctx, &agentv1.Agent{Name: "bench-check"})
 			if err != nil {
 				return err
@@ -437,9 +357,9 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 		}
 		return resp, err
 	}
-	benches = append(benches, &bench{
-		id: "transition_typed", label: "LifecycleService/Transition typed, ACTIVE <-> PAUSED in turn", baseline: "floor",
-		run: func(n int) error {
+	benches = append(benches, &benchrun.Bench{
+		ID: "transition_typed", Label: "LifecycleService/Transition typed, ACTIVE <-> PAUSED in turn", Baseline: "floor",
+		Run: func(n int) error {
 			for i := 0; i < n; i++ {
 				if _, err := transition(); err != nil {
 					return err
@@ -447,7 +367,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 			}
 			return nil
 		},
-		check: func() error {
+		Check: func() error {
 			before := state
 			resp, err := transition()
 			if err != nil {
@@ -465,10 +385,10 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 	for i := range reqs {
 		reqs[i] = req64
 	}
-	benches = append(benches, &bench{
-		id: "batch_echo_raw_64", label: "1,000 raw Echo 64 B calls in one MethodHandle.CallBatch (hms_call_batch), per call",
-		baseline: "echo_raw_64", perOp: len(reqs),
-		run: func(n int) error {
+	benches = append(benches, &benchrun.Bench{
+		ID: "batch_echo_raw_64", Label: "1,000 raw Echo 64 B calls in one MethodHandle.CallBatch (hms_call_batch), per call",
+		Baseline: "echo_raw_64", PerOp: len(reqs),
+		Run: func(n int) error {
 			for i := 0; i < n; i++ {
 				if _, err := m.CallBatch(ctx, reqs); err != nil {
 					return err
@@ -476,7 +396,7 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 			}
 			return nil
 		},
-		check: func() error {
+		Check: func() error {
 			out, err := m.CallBatch(ctx, reqs)
 			if err != nil {
 				return err
@@ -489,52 +409,9 @@ func cases(ctx context.Context, rt *hms.Runtime) ([]*bench, func(), error) {
 			return nil
 		},
 	})
-	for _, b := range benches {
-		if b.perOp == 0 {
-			b.perOp = 1
-		}
-	}
 	_ = sink
 	return benches, cleanup, nil
 }
-
-// calibrate sizes a round so that it lasts about target.
-func calibrate(op func(n int) error, target time.Duration) (int, error) {
-	n := 1
-	for {
-		start := time.Now()
-		if err := op(n); err != nil {
-			return 0, err
-		}
-		el := time.Since(start)
-		if el >= target/5 || n >= 1<<30 {
-			it := int(float64(n) * float64(target) / float64(max(el, time.Microsecond)))
-			return max(it, 1), nil
-		}
-		n *= 4
-	}
-}
-
-// quartiles: first quartile, median and third quartile of xs, by linear
-// interpolation between the closest ranks.
-func quartiles(xs []float64) (q1, med, q3 float64) {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	at := func(p float64) float64 {
-		if len(s) == 0 {
-			return 0
-		}
-		pos := p * float64(len(s)-1)
-		lo := int(pos)
-		if lo+1 >= len(s) {
-			return s[len(s)-1]
-		}
-		return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
-	}
-	return at(0.25), at(0.5), at(0.75)
-}
-
-func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
 
 // coreLoop times n calls of hms_method_call Echo of size bytes from C.
 func coreLoop(rt *hms.Runtime, size, n int) (float64, error) {
@@ -556,16 +433,16 @@ func coreLoop(rt *hms.Runtime, size, n int) (float64, error) {
 		}
 	}
 	runtime.KeepAlive(m)
-	return round2(best), nil
+	return benchrun.Round2(best), nil
 }
 
 // rss1mEcho reads VmRSS before and after 1,000,000 raw Echo 64 B calls
 // (after 200,000 to warm up), collecting garbage before each reading; later
 // holds the readings after a second and a third million.
-func rss1mEcho(ctx context.Context, rt *hms.Runtime) (mem Memory, later [2]int64, err error) {
+func rss1mEcho(ctx context.Context, rt *hms.Runtime) (mem benchrun.Memory, later [2]int64, err error) {
 	m, err := rt.Method(echo, hms.FormatProtobuf)
 	if err != nil {
-		return Memory{}, later, err
+		return benchrun.Memory{}, later, err
 	}
 	defer m.Close()
 	req := echoRequest(64)
@@ -578,29 +455,29 @@ func rss1mEcho(ctx context.Context, rt *hms.Runtime) (mem Memory, later [2]int64
 		return nil
 	}
 	if err := calls(200000); err != nil {
-		return Memory{}, later, err
+		return benchrun.Memory{}, later, err
 	}
 	before, err := rssKiB()
 	if err != nil {
-		return Memory{}, later, err
+		return benchrun.Memory{}, later, err
 	}
 	const n = 1000000
 	if err := calls(n); err != nil {
-		return Memory{}, later, err
+		return benchrun.Memory{}, later, err
 	}
 	after, err := rssKiB()
 	if err != nil {
-		return Memory{}, later, err
+		return benchrun.Memory{}, later, err
 	}
 	for i := range later {
 		if err := calls(n); err != nil {
-			return Memory{}, later, err
+			return benchrun.Memory{}, later, err
 		}
 		if later[i], err = rssKiB(); err != nil {
-			return Memory{}, later, err
+			return benchrun.Memory{}, later, err
 		}
 	}
-	return Memory{ID: "rss_1m_echo", Label: "1,000,000 raw Echo 64 B calls (MethodHandle.CallRaw)",
+	return benchrun.Memory{ID: "rss_1m_echo", Label: "1,000,000 raw Echo 64 B calls (MethodHandle.CallRaw)",
 		Calls: n, RSSBeforeKiB: before, RSSAfterKiB: after}, later, nil
 }
 
@@ -643,7 +520,7 @@ func notes(rounds int, roundTime time.Duration) []string {
 	return n
 }
 
-func ratioNotes(byID map[string]*Case) []string {
+func ratioNotes(byID map[string]*benchrun.Case) []string {
 	var out []string
 	ratio := func(a, b string) (float64, bool) {
 		ca, cb := byID[a], byID[b]
