@@ -373,14 +373,10 @@ impl Transport {
 
     // ---------------------------------------------------------- exporting
 
-    /// Serves `service` on NATS (announced, one endpoint per method) if the
-    /// configuration exports it; replaces an export of an older
-    /// registration under the same name.
+    /// Serves `service` on NATS (announced, one endpoint per method);
+    /// replaces an export of an older registration under the same name.
     pub fn export(&self, service: &Arc<Service>) -> Result<()> {
         let name = service.descriptor.name.clone();
-        if !self.settings.exports(&name) {
-            return Ok(());
-        }
         if let Some(old) = self.exports.lock().remove(&name) {
             self.stop_export(old, Instant::now() + STOP_TIMEOUT);
         }
