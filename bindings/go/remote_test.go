@@ -87,7 +87,7 @@ func TestAnExportedServiceAnswersRemoteCallersAsLocalOnes(t *testing.T) {
 	ctx := ctxT(t)
 	const greet = "hms.gotest.v1.RemoteGreeter/Greet"
 	for _, f := range []hms.Format{hms.FormatProtobuf, hms.FormatCBOR, hms.FormatJSON} {
-		request := must(hms.Convert(hms.FormatJSON, f, "hms.sys.v1.EchoRequest", []byte(`{"text":"ann","payload":"AP8="}`)))(t)
+		request := must(hms.Convert("hms.sys.v1.EchoRequest", hms.FormatJSON, []byte(`{"text":"ann","payload":"AP8="}`), f))(t)
 		local := must(exporter.CallRaw(ctx, greet, f, request))(t)
 		remote := must(caller.CallRaw(ctx, greet, f, request))(t)
 		if string(remote) != string(local) {

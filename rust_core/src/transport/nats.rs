@@ -251,10 +251,17 @@ impl Transport {
     ) -> Result<()> {
         let full_name = format!("{service}/{method}");
         let subject = method_subject(&self.settings.subject_prefix, service, method);
+        // A status the remote runtime answered (its origin set) comes back
+        // unchanged, details included; what this side decided names the
+        // subject it tried.
         let fail = |error: HmsError| {
-            error
-                .with_detail("subject", &subject)
-                .with_origin("transport")
+            if error.origin.is_empty() {
+                error
+                    .with_detail("subject", &subject)
+                    .with_origin("transport")
+            } else {
+                error
+            }
         };
         if !self.is_connected() {
             return Err(fail(HmsError::new(

@@ -1070,7 +1070,7 @@ fn a_registered_schema_types_a_host_service_in_every_format() {
             )],
         ),
         Format::Cbor,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         handler(|reply, _, format, request| {
             assert_eq!(format, Format::Cbor);
             let value = cbor::decode(request, 64).unwrap();
