@@ -13,8 +13,9 @@
 #      (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix, remote calls between processes of every language
-#      over a real nats-server (tests/remote/run.py), every binding installed from outside the checkout
-#      (tests/install/run.sh: make install, then each README's route), the
+#      over a real nats-server (tests/remote/run.py), every binding
+#      installed from outside the checkout (tests/install/run.sh: make
+#      install, then each README's route), the
 #      official protobuf conformance suite (its runner built once and cached
 #      under rust_core/target/) and buf breaking
 #   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the

@@ -55,7 +55,9 @@ class NatsServer:
                     return
             except OSError:
                 time.sleep(0.02)
-        raise RuntimeError(f"nats-server did not listen on port {self.port} within {READY_TIMEOUT_S} s")
+        raise RuntimeError(
+            f"nats-server did not listen on port {self.port} within {READY_TIMEOUT_S} s"
+        )
 
     def stop(self) -> None:
         if self._process.poll() is None:

@@ -31,9 +31,7 @@ def greet(request: system_pb2.EchoRequest) -> system_pb2.EchoResponse:
 
 
 def refuse(request: system_pb2.EchoRequest) -> system_pb2.EchoResponse:
-    raise hms_cffi.PermissionDeniedError(
-        f"{request.text} may not", details={"rule": "no-guests"}
-    )
+    raise hms_cffi.PermissionDeniedError(f"{request.text} may not", details={"rule": "no-guests"})
 
 
 def register_greeter(rt: Runtime, **flags: Any) -> hms_cffi.Service:

@@ -57,17 +57,34 @@ def build(scratch: Path, env: dict[str, str]) -> dict[str, list[str]]:
         (libdir / name).symlink_to(LIBRARY.resolve())
     say("building the C caller (gcc)")
     subprocess.run(
-        ["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'include'}",
-         str(HERE / "c" / "call.c"), "-o", str(c_caller), f"-L{libdir}",
-         f"-Wl,-rpath,{libdir}", "-lhms_ffi"],
+        [
+            "gcc",
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{ROOT / 'include'}",
+            str(HERE / "c" / "call.c"),
+            "-o",
+            str(c_caller),
+            f"-L{libdir}",
+            f"-Wl,-rpath,{libdir}",
+            "-lhms_ffi",
+        ],
         check=True,
     )
     go_program = scratch / "go-greeter"
     say("building the Go greeter (go build, the binding linked by cgo-env.sh)")
     subprocess.run(
-        ["bash", "-c", f'eval "$({ROOT}/bindings/go/cgo-env.sh)" && go build -o "$0" .',
-         str(go_program)],
-        cwd=HERE / "go", env=env, check=True,
+        [
+            "bash",
+            "-c",
+            f'eval "$({ROOT}/bindings/go/cgo-env.sh)" && go build -o "$0" .',
+            str(go_program),
+        ],
+        cwd=HERE / "go",
+        env=env,
+        check=True,
     )
     python = [sys.executable, str(HERE / "python" / "greeter.py")]
     return {
@@ -110,7 +127,10 @@ class Server:
 
 
 def run_callers(
-    programs: dict[str, list[str]], callers: list[str], url: str, server: str,
+    programs: dict[str, list[str]],
+    callers: list[str],
+    url: str,
+    server: str,
     env: dict[str, str],
 ) -> list[str]:
     failed = []
@@ -118,7 +138,11 @@ def run_callers(
         started = time.monotonic()
         try:
             result = subprocess.run(
-                [*programs[name], url, server], env=env, text=True, capture_output=True,
+                [*programs[name], url, server],
+                env=env,
+                text=True,
+                capture_output=True,
+                check=False,
                 timeout=CALL_TIMEOUT_S,
             )
             ok = result.returncode == 0

@@ -40,8 +40,11 @@ def runtime(url: str, name: str) -> Runtime:
 def serve(url: str) -> None:
     with runtime(url, "python-server") as rt:
         rt.register_service(
-            SERVICE, {"Greet": greet, "Refuse": refuse}, input_types=TYPES,
-            output_types=ANSWERS, export=True,
+            SERVICE,
+            {"Greet": greet, "Refuse": refuse},
+            input_types=TYPES,
+            output_types=ANSWERS,
+            export=True,
         )
         print("ready", flush=True)
         sys.stdin.read()
@@ -58,7 +61,9 @@ def call(url: str, server: str) -> None:
             answer = rt.call(f"{SERVICE}/Greet", {"text": "python"}, format=fmt)
             check(f"Greet ({fmt.name})", answer, {"text": "hello python"})
         typed = rt.call(
-            f"{SERVICE}/Greet", system_pb2.EchoRequest(text="python"), expect=system_pb2.EchoResponse
+            f"{SERVICE}/Greet",
+            system_pb2.EchoRequest(text="python"),
+            expect=system_pb2.EchoResponse,
         )
         check("Greet (protobuf)", typed.text, "hello python")
         try:
