@@ -15,6 +15,7 @@ Every process and the server are stopped on the way out, failure or not.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,7 @@ def build(scratch: Path, env: dict[str, str]) -> dict[str, list[str]]:
         [
             "bash",
             "-c",
-            f'eval "$({ROOT}/bindings/go/cgo-env.sh)" && go build -o "$0" .',
+            f'eval "$({ROOT}/bindings/go/cgo-env.sh)" && exec go build -o "$0" .',
             str(go_program),
         ],
         cwd=HERE / "go",
@@ -157,6 +158,9 @@ def run_callers(
 
 
 def main() -> int:
+    # A SIGTERM (a CI timeout, say) unwinds like an error, so the servers
+    # and nats-server are still stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = environment()
     failed: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
