@@ -80,7 +80,6 @@ impl Dispatch for Arc<Runtime> {
     }
 }
 
-/// A host service as its handle sees it.
 /// How a host service is registered (the flags of hms_service_register).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HostOptions {
@@ -90,6 +89,7 @@ pub struct HostOptions {
     pub export: bool,
 }
 
+/// A host service as its handle sees it.
 pub struct ServiceRegistration {
     runtime: std::sync::Weak<Runtime>,
     service: Arc<Service>,

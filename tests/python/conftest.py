@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from nats_server import NatsServer, started
 
 import hms_cffi
 from hms_cffi import Runtime
@@ -21,3 +22,11 @@ def rt() -> Iterator[Runtime]:
 def bufs() -> hms_cffi._ffi.Buffers:
     """A private pair of hms_buf for tests that call ``lib`` directly."""
     return hms_cffi._ffi.Buffers()
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A real nats-server on free loopback ports (clients and monitoring),
+    stopped after the test; the test may stop and start it again."""
+    with started() as server:
+        yield server

@@ -3,7 +3,6 @@ and called from another runtime through a real nats-server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,11 +14,7 @@ from hms_cffi.proto.hms.sys.v1 import system_pb2
 
 GREETER = "remote.v1.Greeter"
 
-
-@pytest.fixture(scope="module")
-def nats() -> Iterator[NatsServer]:
-    with NatsServer() as server:
-        yield server
+pytestmark = pytest.mark.remote
 
 
 def on_nats(server: NatsServer, name: str) -> Runtime:
@@ -44,8 +39,11 @@ def register_greeter(rt: Runtime, **flags: Any) -> hms_cffi.Service:
     )
 
 
-def test_an_exported_service_answers_remote_callers_as_local_ones(nats: NatsServer) -> None:
-    with on_nats(nats, "py-exporter") as exporter, on_nats(nats, "py-caller") as caller:
+def test_an_exported_service_answers_remote_callers_as_local_ones(nats_server: NatsServer) -> None:
+    with (
+        on_nats(nats_server, "py-exporter") as exporter,
+        on_nats(nats_server, "py-caller") as caller,
+    ):
         service = register_greeter(exporter, export=True)
         request = system_pb2.EchoRequest(text="ann", payload=b"\x00\xff")
         for fmt in (Format.PROTOBUF, Format.CBOR, Format.JSON):
@@ -76,8 +74,11 @@ def test_an_exported_service_answers_remote_callers_as_local_ones(nats: NatsServ
             caller.call(f"{GREETER}/Greet", request, expect=system_pb2.EchoResponse)
 
 
-def test_a_service_registered_without_export_stays_local(nats: NatsServer) -> None:
-    with on_nats(nats, "py-private") as exporter, on_nats(nats, "py-caller") as caller:
+def test_a_service_registered_without_export_stays_local(nats_server: NatsServer) -> None:
+    with (
+        on_nats(nats_server, "py-private") as exporter,
+        on_nats(nats_server, "py-caller") as caller,
+    ):
         with register_greeter(exporter):
             assert exporter.call(f"{GREETER}/Greet", {"text": "x"}) == {"text": "hello x"}
             with pytest.raises(hms_cffi.UnavailableError):
@@ -94,8 +95,8 @@ def test_export_without_a_transport_says_how_to_configure_one(rt: Runtime) -> No
         pass
 
 
-def test_export_of_a_caller_thread_service_is_refused(nats: NatsServer) -> None:
-    with on_nats(nats, "py-refusing") as rt:
+def test_export_of_a_caller_thread_service_is_refused(nats_server: NatsServer) -> None:
+    with on_nats(nats_server, "py-refusing") as rt:
         with pytest.raises(hms_cffi.InvalidArgumentError) as raised:
             register_greeter(rt, export=True, caller_thread=True)
         assert "HMS_SERVICE_CALLER_THREAD" in raised.value.message

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
-from nats_server import NatsServer  # noqa: E402
+from nats_server import started  # noqa: E402
 
 LIBRARY = Path(os.environ.get("HMS_FFI_LIBRARY", ROOT / "rust_core/target/release/libhms_ffi.so"))
 #: Longest a server may take to say "ready", and a caller to finish.
@@ -165,7 +165,7 @@ def main() -> int:
     failed: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
         programs = build(Path(scratch), env)
-        with NatsServer() as nats:
+        with started() as nats:
             say(f"nats-server on {nats.url}")
             for exporter, callers in [
                 ("python", ["go call", "php call", "ruby call", "c call"]),
