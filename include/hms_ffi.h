@@ -252,7 +252,8 @@ typedef struct hms_reply hms_reply;
  * binding catches its language's exceptions and answers with
  * hms_reply_error(reply, HMS_HANDLER_ERROR, text). Runs on the calling
  * thread, or on a library thread when the call has a deadline (unless the
- * service is HMS_SERVICE_CALLER_THREAD). */
+ * service is HMS_SERVICE_CALLER_THREAD) or came from another process over
+ * the transport. */
 typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t method_len,
                                int32_t format, const uint8_t *request, size_t request_len,
                                void *user_data);
