@@ -342,6 +342,7 @@ class Runtime(Handle):
         input_types: Mapping[str, TypeRef] | None = None,
         output_types: Mapping[str, TypeRef] | None = None,
         caller_thread: bool = False,
+        export: bool = False,
         description: str = "",
     ) -> Service:
         """Registers a service implemented in Python.
@@ -364,8 +365,14 @@ class Runtime(Handle):
         exception carries; any other exception answers HMS_HANDLER_ERROR with
         "ExcType: text".
         Handlers may call the runtime again. ``caller_thread=True`` registers
-        the service HMS_SERVICE_CALLER_THREAD. The runtime keeps the service
-        until :meth:`Service.close` or :meth:`close`.
+        the service HMS_SERVICE_CALLER_THREAD. ``export=True``
+        (HMS_SERVICE_EXPORT, ABI 1.3) also serves it to other processes over
+        the runtime's NATS transport until it is closed, as if
+        ``nats.export_services`` named it; a runtime without a transport
+        raises FailedPreconditionError, and with ``caller_thread=True`` it is
+        an InvalidArgumentError (exported calls arrive on library threads).
+        The runtime keeps the service until :meth:`Service.close` or
+        :meth:`close`.
         """
         self._check_open()
         ins = dict(input_types or {})
@@ -413,7 +420,11 @@ class Runtime(Handle):
         )
         raw = descriptor.SerializeToString() if typed else _descriptor_cbor(descriptor)
         user_data = ffi.new_handle(state)
-        flags = lib.HMS_SERVICE_CALLER_THREAD if caller_thread else lib.HMS_SERVICE_DEFAULT
+        flags = lib.HMS_SERVICE_DEFAULT
+        if caller_thread:
+            flags |= lib.HMS_SERVICE_CALLER_THREAD
+        if export:
+            flags |= lib.HMS_SERVICE_EXPORT
         out = ffi.new("hms_service *")
         bufs = buffers()
         rc = lib.hms_service_register(

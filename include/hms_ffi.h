@@ -1,5 +1,5 @@
 /*
- * hms_ffi.h: the C ABI of HMS FFI, version 1.2.
+ * hms_ffi.h: the C ABI of HMS FFI, version 1.3.
  *
  * One Rust core implements the HMS agent platform; this header is the only
  * contract between it and every host (C, Python, Go, PHP, Ruby, ...).
@@ -58,7 +58,7 @@ extern "C" {
 #endif
 
 #define HMS_ABI_VERSION_MAJOR 1
-#define HMS_ABI_VERSION_MINOR 2 /* additive changes bump the minor */
+#define HMS_ABI_VERSION_MINOR 3 /* additive changes bump the minor */
 
 /* ------------------------------------------------------------------------ */
 /* Formats of every payload that crosses the boundary.                      */
@@ -252,7 +252,8 @@ typedef struct hms_reply hms_reply;
  * binding catches its language's exceptions and answers with
  * hms_reply_error(reply, HMS_HANDLER_ERROR, text). Runs on the calling
  * thread, or on a library thread when the call has a deadline (unless the
- * service is HMS_SERVICE_CALLER_THREAD). */
+ * service is HMS_SERVICE_CALLER_THREAD) or came from another process over
+ * the transport. */
 typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t method_len,
                                int32_t format, const uint8_t *request, size_t request_len,
                                void *user_data);
@@ -265,6 +266,13 @@ typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t meth
  * HMS_UNAVAILABLE and say why; deadlines are then checked when the handler
  * returns instead of preempting it. */
 #define HMS_SERVICE_CALLER_THREAD 1u
+/* (Since ABI 1.3.) Serve the service to other processes over the runtime's
+ * NATS transport from its registration until it is unregistered, as if
+ * hms.v1.RuntimeConfig.nats.export_services named it (docs/transport.md).
+ * Exported calls run on library threads, so it cannot be combined with
+ * HMS_SERVICE_CALLER_THREAD (HMS_INVALID_ARGUMENT); a runtime without a
+ * transport refuses it with HMS_FAILED_PRECONDITION. */
+#define HMS_SERVICE_EXPORT 2u
 
 /* Registers a service implemented by the host.
  * format: format of descriptor, and of every request and reply of handler.
@@ -273,14 +281,18 @@ typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t meth
  *   or added with hms_schema_register): callers may use any format and the
  *   core converts. A method with both empty takes and returns any CBOR/JSON
  *   value, converted structurally between CBOR and JSON.
- * flags: HMS_SERVICE_DEFAULT or HMS_SERVICE_CALLER_THREAD.
+ * flags: HMS_SERVICE_DEFAULT, or HMS_SERVICE_CALLER_THREAD or
+ *   HMS_SERVICE_EXPORT (not both).
  * handler, user_data: the callback and its context; user_data is passed back
  *   untouched and must stay valid until hms_service_unregister returns.
  * out: receives the service handle.
  * Returns HMS_OK; HMS_INVALID_ARGUMENT (NULL handler, empty or malformed
- * names, unknown format or flags); HMS_DECODE_ERROR; HMS_NOT_FOUND (an
- * input/output type the core does not know); HMS_ALREADY_EXISTS (the name is
- * taken); HMS_INVALID_HANDLE. Publishes a "registry.service_registered" event.
+ * names, unknown format or flags, both flags); HMS_DECODE_ERROR;
+ * HMS_NOT_FOUND (an input/output type the core does not know);
+ * HMS_ALREADY_EXISTS (the name is taken); HMS_INVALID_HANDLE;
+ * HMS_FAILED_PRECONDITION (HMS_SERVICE_EXPORT without a transport);
+ * HMS_UNAVAILABLE (the export did not reach the NATS server); on any error
+ * nothing stays registered. Publishes a "registry.service_registered" event.
  * Any thread. */
 int32_t hms_service_register(hms_runtime rt, int32_t format,
                              const uint8_t *descriptor, size_t descriptor_len,

@@ -16,8 +16,10 @@
 #      use nightly and cache their dependency builds outside the clone
 #      (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
-#      conformance matrix, every binding installed from outside the checkout
-#      (tests/install/run.sh: make install, then each README's route), the
+#      conformance matrix, remote calls between processes of every language
+#      over a real nats-server (tests/remote/run.py), every binding
+#      installed from outside the checkout (tests/install/run.sh: make
+#      install, then each README's route), the
 #      official protobuf conformance suite (its runner built once and cached
 #      under rust_core/target/) and buf breaking
 #   6. the benchmarks, once, in quick mode (scripts/bench.sh works; the
@@ -99,6 +101,7 @@ for binding in bindings/*/run_tests.sh; do
     run_step "$lang binding tests" bash "$binding"
 done
 run_step "conformance matrix (language x scenario)" bash scripts/conformance.sh
+run_step "remote calls across processes and languages (tests/remote/run.py)" python3 tests/remote/run.py
 run_step "installed and used from outside the checkout (tests/install/run.sh)" bash tests/install/run.sh
 run_step "protobuf conformance suite (official runner)" bash scripts/protobuf_conformance.sh
 run_step "schema evolution (buf breaking vs 1.0)" bash scripts/check_schemas.sh

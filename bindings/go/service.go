@@ -162,6 +162,12 @@ type ServiceDef struct {
 	// CallerThread registers the service HMS_SERVICE_CALLER_THREAD (only
 	// for parity with hosts that need it; Go accepts calls on any thread).
 	CallerThread bool
+	// Export also serves the service to other processes over the runtime's
+	// NATS transport until it is closed (HMS_SERVICE_EXPORT, ABI 1.3), as
+	// if RuntimeConfig.nats.export_services named it. A runtime without a
+	// transport refuses it with CodeFailedPrecondition; with CallerThread it
+	// is CodeInvalidArgument (exported calls arrive on library threads).
+	Export bool
 }
 
 // serviceState is what the C handler's user_data (a cgo.Handle) points at.
@@ -266,7 +272,10 @@ func (r *Runtime) Register(def ServiceDef) (*Service, error) {
 	}
 	var flags C.uint32_t = C.HMS_SERVICE_DEFAULT
 	if def.CallerThread {
-		flags = C.HMS_SERVICE_CALLER_THREAD
+		flags |= C.HMS_SERVICE_CALLER_THREAD
+	}
+	if def.Export {
+		flags |= C.HMS_SERVICE_EXPORT
 	}
 	// The descriptor travels as protobuf, so the registration format is
 	// given by the descriptor's encoding: re-encode for CBOR services.

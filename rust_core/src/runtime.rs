@@ -80,6 +80,15 @@ impl Dispatch for Arc<Runtime> {
     }
 }
 
+/// How a host service is registered (the flags of hms_service_register).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostOptions {
+    /// Its handler runs only on a host thread inside a library call.
+    pub caller_thread_only: bool,
+    /// Served on the runtime's transport from its registration on.
+    pub export: bool,
+}
+
 /// A host service as its handle sees it.
 pub struct ServiceRegistration {
     runtime: std::sync::Weak<Runtime>,
@@ -440,15 +449,26 @@ impl Runtime {
         })
     }
 
+    /// Registers a host service; `options.export` also serves it on the
+    /// transport until it is unregistered, as if `nats.export_services`
+    /// named it.
     pub fn register_service(
         self: &Arc<Self>,
         descriptor: ServiceDescriptor,
         format: Format,
-        caller_thread_only: bool,
+        options: HostOptions,
         handler: Box<dyn HostHandler>,
     ) -> Result<u64> {
         let resolved = crate::registry::validate_descriptor(&descriptor)?;
-        let host = Arc::new(HostService::new(handler, format, caller_thread_only));
+        let transport = self.transport.get();
+        if options.export {
+            check_exportable(&descriptor.name, options, transport.is_some())?;
+        }
+        let host = Arc::new(HostService::new(
+            handler,
+            format,
+            options.caller_thread_only,
+        ));
         let mut methods = HashMap::new();
         for (method_descriptor, input, output) in resolved {
             methods.insert(
@@ -475,7 +495,8 @@ impl Runtime {
             host,
         }));
         self.adopt(handle, unregister_service)?;
-        if let Some(transport) = self.transport.get()
+        if let Some(transport) = transport
+            && (options.export || transport.settings().exports(&name))
             && let Err(error) = transport.export(&service)
         {
             let _ = unregister_service(handle);
@@ -579,6 +600,32 @@ impl Runtime {
         }
         self.events.close(until);
     }
+}
+
+/// Refuses an export the runtime could never serve: without a transport
+/// there is nothing to serve on, and a caller-thread-only handler cannot run
+/// on the library thread that an exported call arrives on.
+fn check_exportable(service: &str, options: HostOptions, has_transport: bool) -> Result<()> {
+    if !has_transport {
+        return Err(HmsError::new(
+            Code::FailedPrecondition,
+            format!(
+                "cannot export `{service}`: this runtime has no transport; \
+                 configure one with RuntimeConfig.nats.servers (docs/transport.md)"
+            ),
+        )
+        .with_detail("service", service));
+    }
+    if options.caller_thread_only {
+        return Err(HmsError::invalid_argument(format!(
+            "cannot export `{service}`: its handler runs only on the caller's thread \
+             (HMS_SERVICE_CALLER_THREAD), but an exported call arrives on a library \
+             thread; serve it from a host whose handlers may run on any thread \
+             (Python, Go, C) or call it only locally"
+        ))
+        .with_detail("service", service));
+    }
+    Ok(())
 }
 
 fn service_event(descriptor: &ServiceDescriptor) -> ServiceEvent {

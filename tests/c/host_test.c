@@ -1342,6 +1342,12 @@ static void test_host_service(void)
               hms_service_register(rt, HMS_FORMAT_JSON, (const uint8_t *)NOOP_DESC,
                                    strlen(NOOP_DESC), 0x80u, noop_handler, NULL, &out, &err),
               HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+    EXPECT_RC("export without a transport",
+              hms_service_register(rt, HMS_FORMAT_JSON, (const uint8_t *)NOOP_DESC,
+                                   strlen(NOOP_DESC), HMS_SERVICE_EXPORT, noop_handler, NULL,
+                                   &out, &err),
+              HMS_FAILED_PRECONDITION, HMS_FORMAT_JSON, &err);
+    CHECK(buf_has(&err, "no transport"));
     EXPECT_RC("register with an unknown format",
               hms_service_register(rt, 9, (const uint8_t *)NOOP_DESC, strlen(NOOP_DESC), 0,
                                    noop_handler, NULL, &out, NULL),

@@ -9,7 +9,8 @@ use crate::codec::{self, Format, Limits};
 use crate::config::Settings;
 use crate::error::HmsError;
 use crate::proto::v1::ServiceDescriptor;
-use crate::{runtime, schema};
+use crate::runtime::{self, HostOptions};
+use crate::schema;
 
 const JSON: i32 = Format::Json as i32;
 
@@ -125,7 +126,9 @@ pub unsafe extern "C" fn hms_service_register(
         let Some(callback) = handler else {
             return Err(HmsError::invalid_argument("handler must not be NULL"));
         };
-        const KNOWN_FLAGS: u32 = 1;
+        const CALLER_THREAD: u32 = 1;
+        const EXPORT: u32 = 2;
+        const KNOWN_FLAGS: u32 = CALLER_THREAD | EXPORT;
         if flags & !KNOWN_FLAGS != 0 {
             return Err(
                 HmsError::invalid_argument(format!("unknown flags {flags:#x}"))
@@ -141,7 +144,11 @@ pub unsafe extern "C" fn hms_service_register(
             callback,
             user_data: user_data as usize,
         });
-        let handle = runtime.register_service(descriptor, format, flags & 1 != 0, handler)?;
+        let options = HostOptions {
+            caller_thread_only: flags & CALLER_THREAD != 0,
+            export: flags & EXPORT != 0,
+        };
+        let handle = runtime.register_service(descriptor, format, options, handler)?;
         // SAFETY: checked non-NULL above; the caller's output slot.
         unsafe { *out = handle };
         Ok(())

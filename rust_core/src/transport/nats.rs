@@ -255,10 +255,17 @@ impl Transport {
     ) -> Result<()> {
         let full_name = format!("{service}/{method}");
         let subject = method_subject(&self.settings.subject_prefix, service, method);
+        // A status the remote runtime answered (its origin set) comes back
+        // unchanged, details included; what this side decided names the
+        // subject it tried.
         let fail = |error: HmsError| {
-            error
-                .with_detail("subject", &subject)
-                .with_origin("transport")
+            if error.origin.is_empty() {
+                error
+                    .with_detail("subject", &subject)
+                    .with_origin("transport")
+            } else {
+                error
+            }
         };
         if !self.is_connected() {
             return Err(fail(HmsError::new(
@@ -377,14 +384,10 @@ impl Transport {
 
     // ---------------------------------------------------------- exporting
 
-    /// Serves `service` on NATS (announced, one endpoint per method) if the
-    /// configuration exports it; replaces an export of an older
-    /// registration under the same name.
+    /// Serves `service` on NATS (announced, one endpoint per method);
+    /// replaces an export of an older registration under the same name.
     pub fn export(&self, service: &Arc<Service>) -> Result<()> {
         let name = service.descriptor.name.clone();
-        if !self.settings.exports(&name) {
-            return Ok(());
-        }
         if let Some(old) = self.exports.lock().remove(&name) {
             self.stop_export(old, Instant::now() + STOP_TIMEOUT);
         }

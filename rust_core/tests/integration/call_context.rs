@@ -31,7 +31,7 @@ fn context_recorder(rt: &Arc<hms_ffi::runtime::Runtime>, context_format: Format)
     rt.register_service(
         echo_typed(&name, &["Look"]),
         Format::Json,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         handler(move |reply, _, _, _| {
             let mut bytes = Vec::new();
             reply.context(context_format, &mut bytes).unwrap();
@@ -141,7 +141,7 @@ fn remaining_ms_decreases_while_the_handler_runs() {
     rt.register_service(
         untyped(&name, &["Wait"]),
         Format::Json,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         handler(move |reply, _, _, _| {
             let read = |reply: &Reply| {
                 let mut bytes = Vec::new();
@@ -191,7 +191,7 @@ fn status_sender(
     rt.register_service(
         echo_typed(&name, &["Fail"]),
         host_format,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         handler(move |reply, _, _, _| reply.status(status_format, &bytes).unwrap()),
     )
     .unwrap();
@@ -315,7 +315,7 @@ fn a_malformed_status_is_refused_and_the_reply_stays_open() {
     rt.register_service(
         untyped(&name, &["Fail"]),
         Format::Json,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         handler(move |reply, _, _, _| {
             for (format, bytes) in [
                 (Format::Json, &b"{\"code\": \"not a number\"}"[..]),

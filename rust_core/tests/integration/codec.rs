@@ -1029,7 +1029,7 @@ fn depth_over_the_limit_fails_through_a_runtime_call() {
             vec![common::method("Take", "hmstest.v1.Node", "hmstest.v1.Node")],
         ),
         Format::Cbor,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         common::replying(vec![0xa0]),
     )
     .unwrap();

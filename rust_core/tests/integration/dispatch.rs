@@ -82,7 +82,7 @@ fn health_reports_the_runtime() {
     rt.register_service(
         common::untyped("health.v1.Extra", &["Do"]),
         Format::Json,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         common::replying(b"{}".to_vec()),
     )
     .unwrap();
@@ -145,7 +145,7 @@ fn list_services_shows_builtins_and_host_services() {
     rt.register_service(
         common::echo_typed("zz.host.v1.Echoer", &["Say", "Shout"]),
         Format::Cbor,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         common::replying(vec![0xa0]),
     )
     .unwrap();
@@ -194,7 +194,7 @@ fn describe_service_finds_builtin_and_host_services() {
     rt.register_service(
         common::untyped("desc.v1.Host", &["Go"]),
         Format::Json,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         common::replying(b"{}".to_vec()),
     )
     .unwrap();
@@ -355,7 +355,7 @@ fn runtimes_are_independent() {
         .register_service(
             common::untyped("only.v1.First", &["Go"]),
             Format::Json,
-            false,
+            hms_ffi::runtime::HostOptions::default(),
             common::replying(b"1".to_vec()),
         )
         .unwrap();

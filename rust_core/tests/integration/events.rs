@@ -81,7 +81,7 @@ fn register_dummy(rt: &Rt, name: &str) -> u64 {
     rt.register_service(
         common::untyped(name, &["One", "Two"]),
         Format::Json,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         common::replying(b"null".to_vec()),
     )
     .unwrap()
@@ -119,7 +119,7 @@ fn registering_and_unregistering_services_publishes_registry_events() {
         rt.register_service(
             common::untyped("events.v1.Again", &["One"]),
             Format::Json,
-            false,
+            hms_ffi::runtime::HostOptions::default(),
             common::replying(b"null".to_vec()),
         )
         .is_err()

@@ -7,7 +7,7 @@ use hms_ffi::batch::{self, MAX_CALLS, MAX_RESULT_BYTES};
 use hms_ffi::codec::Format;
 use hms_ffi::proto::hms::sys::v1::{EchoRequest, EchoResponse};
 use hms_ffi::proto::v1::Status;
-use hms_ffi::runtime::{self, Runtime};
+use hms_ffi::runtime::{self, HostOptions, Runtime};
 use hms_ffi::{Code, HmsError};
 
 use crate::common::*;
@@ -81,7 +81,7 @@ fn counting_service(rt: &Arc<Runtime>) -> (String, Arc<AtomicUsize>, u64) {
         .register_service(
             echo_typed(&name, &["Echo"]),
             Format::Protobuf,
-            false,
+            HostOptions::default(),
             handler(move |reply, _, _, request| {
                 seen.fetch_add(1, Ordering::SeqCst);
                 reply.set(request).expect("first answer");
@@ -175,7 +175,7 @@ fn a_handle_follows_its_name_when_the_service_is_unregistered_and_back() {
         rt.register_service(
             echo_typed(&name, &["Echo"]),
             Format::Protobuf,
-            false,
+            HostOptions::default(),
             replying(echo_request(answer, Format::Protobuf)),
         )
         .unwrap()

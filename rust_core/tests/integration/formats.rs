@@ -340,7 +340,7 @@ fn an_untyped_json_host_method_refuses_nested_map_keys() {
     rt.register_service(
         common::untyped(&name, &["Take"]),
         Format::Json,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         common::handler(move |reply, _, _, _| {
             seen.fetch_add(1, Ordering::Relaxed);
             reply.set(b"{}").unwrap();

@@ -15,7 +15,7 @@ use common::{
 use hms_ffi::Code;
 use hms_ffi::codec::{self, Format, Limits, Value, cbor};
 use hms_ffi::proto::hms::sys::v1::{EchoRequest, EchoResponse};
-use hms_ffi::runtime::{self, Runtime};
+use hms_ffi::runtime::{self, HostOptions, Runtime};
 
 type Rt = Arc<Runtime>;
 
@@ -55,7 +55,7 @@ fn typed_host_service_answers_in_every_format() {
         rt.register_service(
             echo_typed(&name, &["Shout", "Whisper"]),
             host_format,
-            false,
+            HostOptions::default(),
             shouter(seen.clone()),
         )
         .unwrap();
@@ -97,7 +97,7 @@ fn untyped_host_service_converts_values_structurally() {
     rt.register_service(
         untyped(&name, &["Wrap"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, _, format, request| {
             assert_eq!(format, Format::Json);
             log.lock().unwrap().push(request.to_vec());
@@ -179,7 +179,7 @@ fn handler_errors_propagate_their_code_and_message() {
     rt.register_service(
         untyped(&name, &["Fail"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, _, _, _| {
             let code = current.load(Ordering::SeqCst) as i32;
             reply.error(code, format!("failed with {code}")).unwrap();
@@ -212,7 +212,7 @@ fn a_handler_that_does_not_answer_is_a_handler_error() {
     rt.register_service(
         echo_typed(&name, &["Nothing"]),
         Format::Cbor,
-        false,
+        HostOptions::default(),
         handler(|_, _, _, _| {}),
     )
     .unwrap();
@@ -251,7 +251,7 @@ fn a_handler_replying_garbage_is_a_handler_error() {
         rt.register_service(
             descriptor,
             host_format,
-            false,
+            HostOptions::default(),
             common::replying(garbage.clone()),
         )
         .unwrap();
@@ -278,7 +278,7 @@ fn a_reply_is_answered_once() {
     rt.register_service(
         untyped(&name, &["Twice"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, _, _, _| {
             reply.set(b"1").unwrap();
             log.lock()
@@ -307,7 +307,7 @@ fn a_reply_over_the_size_limit_is_resource_exhausted() {
     rt.register_service(
         untyped(&name, &["Big"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         common::replying(format!("\"{}\"", "x".repeat(200)).into_bytes()),
     )
     .unwrap();
@@ -328,7 +328,7 @@ fn handlers_may_call_back_into_the_runtime() {
     rt.register_service(
         untyped(&name, &["Outer", "Inner", "Count"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, method, format, request| {
             let rt = inner_slot.get();
             match method {
@@ -413,7 +413,7 @@ fn a_handler_slower_than_its_deadline_is_deadline_exceeded() {
     rt.register_service(
         untyped(&name, &["Slow", "Fast"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, method, _, _| {
             if method == "Slow" {
                 std::thread::sleep(Duration::from_millis(1_000));
@@ -462,7 +462,7 @@ fn remaining_ms_reflects_the_deadline() {
     rt.register_service(
         untyped(&name, &["Check"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, _, _, _| {
             log.lock().unwrap().push(reply.remaining_ms());
             reply.set(b"null").unwrap();
@@ -496,7 +496,10 @@ fn thread_recorder(
     rt.register_service(
         untyped(&name, &["Where"]),
         Format::Json,
-        caller_thread_only,
+        HostOptions {
+            caller_thread_only,
+            ..HostOptions::default()
+        },
         handler(move |reply, _, _, _| {
             log.lock().unwrap().push(std::thread::current().id());
             std::thread::sleep(delay);
@@ -605,7 +608,7 @@ fn caller_thread_service_called_from_a_deadline_worker_is_unavailable() {
     rt.register_service(
         untyped(&name, &["Relay"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, _, _, _| {
             match call_raw(&slot.get(), &target, Format::Json, &[], &[]) {
                 Ok(out) => reply.set(&out).unwrap(),
@@ -646,7 +649,10 @@ fn caller_thread_services_nest_on_the_caller_thread() {
     rt.register_service(
         untyped(&name, &["Outer"]),
         Format::Json,
-        true,
+        HostOptions {
+            caller_thread_only: true,
+            ..HostOptions::default()
+        },
         handler(move |reply, _, _, _| {
             let out = call_raw(
                 &slot.get(),
@@ -689,7 +695,7 @@ fn gated_service(rt: &Rt, name: &str) -> (u64, Gate) {
         .register_service(
             untyped(name, &["Wait", "Quick"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             handler(move |reply, method, _, _| {
                 if method == "Wait" {
                     entered_tx.lock().unwrap().send(()).unwrap();
@@ -797,7 +803,7 @@ fn a_handler_may_unregister_its_own_service() {
             .register_service(
                 untyped(&name, &["Leave"]),
                 Format::Json,
-                false,
+                HostOptions::default(),
                 handler(move |reply, _, _, _| {
                     let outcome = runtime::unregister_service(*slot.get().unwrap());
                     let text = format!("\"{:?}\"", outcome.map_err(|e| e.code));
@@ -836,7 +842,7 @@ fn a_service_can_be_registered_again_after_unregistering() {
         .register_service(
             untyped(&name, &["Which"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             common::replying(b"1".to_vec()),
         )
         .unwrap();
@@ -845,7 +851,7 @@ fn a_service_can_be_registered_again_after_unregistering() {
         .register_service(
             untyped(&name, &["Which"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             common::replying(b"2".to_vec()),
         )
         .unwrap();
@@ -865,7 +871,7 @@ fn duplicate_service_names_are_already_exists() {
     rt.register_service(
         untyped(&name, &["A"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         common::replying(b"1".to_vec()),
     )
     .unwrap();
@@ -873,7 +879,7 @@ fn duplicate_service_names_are_already_exists() {
         rt.register_service(
             untyped(&name, &["B"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             common::replying(b"2".to_vec()),
         ),
         Code::AlreadyExists,
@@ -889,7 +895,7 @@ fn duplicate_service_names_are_already_exists() {
         rt.register_service(
             echo_typed("hms.sys.v1.System", &["Echo"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             common::replying(b"{}".to_vec()),
         ),
         Code::AlreadyExists,
@@ -957,7 +963,7 @@ fn invalid_descriptors_are_refused_with_the_documented_codes() {
             rt.register_service(
                 descriptor,
                 Format::Json,
-                false,
+                HostOptions::default(),
                 common::replying(b"{}".to_vec()),
             ),
             code,
@@ -984,7 +990,7 @@ fn freeing_the_runtime_unregisters_its_services() {
         rt.register_service(
             untyped("freed.v1.Svc", &["A"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             common::replying(b"1".to_vec()),
         )
         .unwrap()
@@ -1064,7 +1070,7 @@ fn a_registered_schema_types_a_host_service_in_every_format() {
             )],
         ),
         Format::Cbor,
-        false,
+        hms_ffi::runtime::HostOptions::default(),
         handler(|reply, _, format, request| {
             assert_eq!(format, Format::Cbor);
             let value = cbor::decode(request, 64).unwrap();
@@ -1185,7 +1191,7 @@ fn unregister_waits_for_a_handler_its_caller_stopped_waiting_for() {
         .register_service(
             untyped(&name, &["Slow"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             handler(move |reply, _, _, _| {
                 std::thread::sleep(Duration::from_millis(600));
                 done.store(true, Ordering::SeqCst);
@@ -1252,7 +1258,7 @@ fn unregistered_services_leave_the_listing() {
         .register_service(
             untyped(&name, &["A"]),
             Format::Json,
-            false,
+            HostOptions::default(),
             common::replying(b"1".to_vec()),
         )
         .unwrap();
@@ -1289,7 +1295,7 @@ fn hostile_nesting_to_and_from_an_untyped_service_fails_cleanly() {
     rt.register_service(
         untyped(&name, &["Echo", "Deep"]),
         Format::Json,
-        false,
+        HostOptions::default(),
         handler(move |reply, method, _, request| {
             count.fetch_add(1, Ordering::SeqCst);
             if method == "Deep" {

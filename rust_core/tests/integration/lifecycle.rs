@@ -604,7 +604,10 @@ fn hook_host(
             )],
         ),
         Format::Protobuf,
-        caller_thread_only,
+        hms_ffi::runtime::HostOptions {
+            caller_thread_only,
+            ..Default::default()
+        },
         common::handler(move |reply, _, format, request| {
             let invocation: HookInvocation =
                 codec::decode_typed(format, request, &Limits::default()).expect("a HookInvocation");

@@ -19,7 +19,7 @@ use hms_ffi::config::Settings;
 use hms_ffi::proto::hms::registry::v1::{ListServicesRequest, ListServicesResponse};
 use hms_ffi::proto::hms::sys::v1::{EchoRequest, EchoResponse};
 use hms_ffi::proto::v1::{CallOptions, Credentials, NatsTransport, RuntimeConfig, Status};
-use hms_ffi::runtime::{self, Runtime};
+use hms_ffi::runtime::{self, HostOptions, Runtime};
 use hms_ffi::{Code, batch};
 
 type Rt = Arc<Runtime>;
@@ -61,10 +61,21 @@ fn runtime_configured(
 /// status with details; Hang sleeps 3 s; Big answers `big` payload bytes;
 /// Context answers the call's metadata and trace id as its text.
 fn register_echo(rt: &Rt, name: &str, tag: &'static str, calls: Arc<AtomicUsize>) -> u64 {
+    register_echo_with(rt, name, tag, calls, HostOptions::default())
+        .expect("the echo service registers")
+}
+
+fn register_echo_with(
+    rt: &Rt,
+    name: &str,
+    tag: &'static str,
+    calls: Arc<AtomicUsize>,
+    options: HostOptions,
+) -> Result<u64, hms_ffi::HmsError> {
     rt.register_service(
         echo_typed(name, ECHO_METHODS),
         Format::Protobuf,
-        false,
+        options,
         handler(move |reply, method, format, request| {
             calls.fetch_add(1, Ordering::SeqCst);
             let request: EchoRequest = decode(format, request);
@@ -109,7 +120,6 @@ fn register_echo(rt: &Rt, name: &str, tag: &'static str, calls: Arc<AtomicUsize>
             }
         }),
     )
-    .expect("the echo service registers")
 }
 
 fn echo(text: &str) -> EchoRequest {
@@ -329,6 +339,92 @@ fn remote_calls_answer_the_bytes_local_calls_do() {
     assert_eq!(get_agent(&caller, &agent.id).unwrap(), agent);
     let missing = expect_code(get_agent(&caller, "no-such-agent"), Code::NotFound);
     assert_eq!(missing.origin, "exporter");
+}
+
+#[test]
+fn a_service_registered_with_export_is_served_until_unregistered() {
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Flagged");
+    let exporter = runtime_on(&server, "flag-exporter", &[], &[]);
+    let exported = HostOptions {
+        export: true,
+        ..HostOptions::default()
+    };
+    let handle = register_echo_with(&exporter, &name, "flagged", Arc::default(), exported)
+        .expect("an exported registration");
+    assert_eq!(exporter.transport().unwrap().exported(), vec![name.clone()]);
+    let caller = runtime_on(&server, "caller", &[], &[]);
+
+    for format in FORMATS {
+        let request = encode(&echo("hi"), format);
+        let method = format!("{name}/Echo");
+        let local = call_raw(&exporter, &method, format, &request, &[]).unwrap();
+        let remote = call_raw(&caller, &method, format, &request, &[]).unwrap();
+        assert_eq!(remote, local, "{format:?}");
+    }
+    let local = expect_code(
+        call_echo(&exporter, &name, "Fail", "x"),
+        Code::FailedPrecondition,
+    );
+    let remote = expect_code(
+        call_echo(&caller, &name, "Fail", "x"),
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        (remote.message, remote.details),
+        (local.message, local.details)
+    );
+    assert_eq!(remote.origin, "flag-exporter");
+
+    // Unregistering withdraws it: nobody answers any more.
+    runtime::unregister_service(handle).unwrap();
+    assert!(exporter.transport().unwrap().exported().is_empty());
+    expect_code(call_echo(&caller, &name, "Echo", "x"), Code::Unavailable);
+
+    // A later registration without the flag stays local.
+    register_echo(&exporter, &name, "local", Arc::default());
+    assert!(exporter.transport().unwrap().exported().is_empty());
+    expect_code(call_echo(&caller, &name, "Echo", "x"), Code::Unavailable);
+}
+
+#[test]
+fn an_export_the_runtime_cannot_serve_is_refused_at_registration() {
+    let name = unique("remote.v1.Refused");
+    let export = HostOptions {
+        export: true,
+        ..HostOptions::default()
+    };
+
+    let alone = new_runtime();
+    let error = expect_code(
+        register_echo_with(&alone, &name, "x", Arc::default(), export),
+        Code::FailedPrecondition,
+    );
+    assert!(error.message.contains("no transport"), "{}", error.message);
+    assert!(error.message.contains("nats.servers"), "{}", error.message);
+    assert_eq!(error.details.get("service"), Some(&name));
+
+    let server = NatsServer::start();
+    let rt = runtime_on(&server, "refusing", &[], &[]);
+    let caller_thread_export = HostOptions {
+        caller_thread_only: true,
+        export: true,
+    };
+    let error = expect_code(
+        register_echo_with(&rt, &name, "x", Arc::default(), caller_thread_export),
+        Code::InvalidArgument,
+    );
+    assert!(
+        error.message.contains("HMS_SERVICE_CALLER_THREAD"),
+        "{}",
+        error.message
+    );
+    assert!(rt.transport().unwrap().exported().is_empty());
+    // Nothing was left behind: the name is free for a registration that works.
+    register_echo_with(&alone, &name, "x", Arc::default(), HostOptions::default())
+        .expect("the name is free");
+    register_echo_with(&rt, &name, "x", Arc::default(), export).expect("now exportable");
+    assert_eq!(rt.transport().unwrap().exported(), vec![name]);
 }
 
 /// The handle table of a runtime made in Rust: resolve through the public

@@ -1,0 +1,102 @@
+"""Services exported per registration (``export=True``, HMS_SERVICE_EXPORT)
+and called from another runtime through a real nats-server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from nats_server import NatsServer
+
+import hms_cffi
+from hms_cffi import Format, Runtime
+from hms_cffi.proto.hms.sys.v1 import system_pb2
+
+GREETER = "remote.v1.Greeter"
+
+pytestmark = pytest.mark.remote
+
+
+def on_nats(server: NatsServer, name: str) -> Runtime:
+    return Runtime({"name": name, "nats": {"servers": [server.url], "request_timeout_ms": 5000}})
+
+
+def greet(request: system_pb2.EchoRequest) -> system_pb2.EchoResponse:
+    return system_pb2.EchoResponse(text=f"hello {request.text}", payload=request.payload)
+
+
+def refuse(request: system_pb2.EchoRequest) -> system_pb2.EchoResponse:
+    raise hms_cffi.PermissionDeniedError(f"{request.text} may not", details={"rule": "no-guests"})
+
+
+def register_greeter(rt: Runtime, **flags: Any) -> hms_cffi.Service:
+    return rt.register_service(
+        GREETER,
+        {"Greet": greet, "Refuse": refuse},
+        input_types={"Greet": system_pb2.EchoRequest, "Refuse": system_pb2.EchoRequest},
+        output_types={"Greet": system_pb2.EchoResponse, "Refuse": system_pb2.EchoResponse},
+        **flags,
+    )
+
+
+def test_an_exported_service_answers_remote_callers_as_local_ones(nats_server: NatsServer) -> None:
+    with (
+        on_nats(nats_server, "py-exporter") as exporter,
+        on_nats(nats_server, "py-caller") as caller,
+    ):
+        service = register_greeter(exporter, export=True)
+        request = system_pb2.EchoRequest(text="ann", payload=b"\x00\xff")
+        for fmt in (Format.PROTOBUF, Format.CBOR, Format.JSON):
+            raw = hms_cffi.convert(
+                "hms.sys.v1.EchoRequest", request.SerializeToString(), Format.PROTOBUF, fmt
+            )
+            local = exporter.call_raw(f"{GREETER}/Greet", raw, fmt)
+            assert caller.call_raw(f"{GREETER}/Greet", raw, fmt) == local
+        answer = caller.call(f"{GREETER}/Greet", request, expect=system_pb2.EchoResponse)
+        assert answer.text == "hello ann"
+
+        errors = []
+        for rt in (exporter, caller):
+            with pytest.raises(hms_cffi.PermissionDeniedError) as raised:
+                rt.call(f"{GREETER}/Refuse", {"text": "bob"})
+            errors.append(raised.value)
+        local, remote = errors
+        assert (remote.message, remote.details) == (local.message, local.details)
+        assert remote.details == {"rule": "no-guests"}
+        # The handler named no origin: a local call names the method, a
+        # remote one the runtime that answered (docs/transport.md).
+        assert local.origin == f"{GREETER}/Refuse"
+        assert remote.origin == "py-exporter"
+
+        # Closing the service withdraws it from NATS.
+        service.close()
+        with pytest.raises(hms_cffi.UnavailableError):
+            caller.call(f"{GREETER}/Greet", request, expect=system_pb2.EchoResponse)
+
+
+def test_a_service_registered_without_export_stays_local(nats_server: NatsServer) -> None:
+    with (
+        on_nats(nats_server, "py-private") as exporter,
+        on_nats(nats_server, "py-caller") as caller,
+    ):
+        with register_greeter(exporter):
+            assert exporter.call(f"{GREETER}/Greet", {"text": "x"}) == {"text": "hello x"}
+            with pytest.raises(hms_cffi.UnavailableError):
+                caller.call(f"{GREETER}/Greet", {"text": "x"})
+
+
+def test_export_without_a_transport_says_how_to_configure_one(rt: Runtime) -> None:
+    with pytest.raises(hms_cffi.FailedPreconditionError) as raised:
+        register_greeter(rt, export=True)
+    assert "no transport" in raised.value.message
+    assert "nats.servers" in raised.value.message
+    # Nothing stays registered: the name is free.
+    with register_greeter(rt):
+        pass
+
+
+def test_export_of_a_caller_thread_service_is_refused(nats_server: NatsServer) -> None:
+    with on_nats(nats_server, "py-refusing") as rt:
+        with pytest.raises(hms_cffi.InvalidArgumentError) as raised:
+            register_greeter(rt, export=True, caller_thread=True)
+        assert "HMS_SERVICE_CALLER_THREAD" in raised.value.message
