@@ -292,15 +292,9 @@ impl Runtime {
     ) -> Result<()> {
         let (service, method) = crate::registry::split_method(method_name)?;
         let _level = crate::workers::enter_call(method_name)?;
-        transport.call(
-            service,
-            method,
-            format,
-            request,
-            &options,
-            self.limits(),
-            out,
-        )
+        transport
+            .send(service, method, format, request, &options)?
+            .wait(self.limits(), out)
     }
 
     fn resolve(&self, method_name: &str) -> Result<Arc<Method>> {

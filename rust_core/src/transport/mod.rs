@@ -33,7 +33,6 @@ pub use nats::{PendingCall, Transport};
 pub enum Transport {}
 
 #[cfg(not(feature = "nats"))]
-#[allow(clippy::too_many_arguments)]
 impl Transport {
     pub fn start(
         _: TransportSettings,
@@ -52,18 +51,6 @@ impl Transport {
         match *self {}
     }
     pub fn is_connected(&self) -> bool {
-        match *self {}
-    }
-    pub fn call(
-        &self,
-        _: &str,
-        _: &str,
-        _: crate::codec::Format,
-        _: &[u8],
-        _: &crate::proto::v1::CallOptions,
-        _: &crate::codec::Limits,
-        _: &mut Vec<u8>,
-    ) -> Result<()> {
         match *self {}
     }
     pub fn export(&self, _: &std::sync::Arc<crate::registry::Service>) -> Result<()> {

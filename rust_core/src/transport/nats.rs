@@ -1,5 +1,6 @@
 //! The NATS side of a runtime: one client on a small tokio runtime that
-//! this module owns, the services it exports, and remote calls.
+//! this module owns, the services it exports, remote calls, and the
+//! runtime's events (their publisher and remote feeds live in `events.rs`).
 //!
 //! Threads: the tokio runtime has two workers named `hms-nats`, and exists
 //! only when a transport is configured. Callers never run on it: a remote
@@ -325,26 +326,9 @@ impl Transport {
 
     // ------------------------------------------------------------ calling
 
-    /// Calls `service/method` in whichever runtime exports it; the answer
-    /// in `format` is appended to `out`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn call(
-        &self,
-        service: &str,
-        method: &str,
-        format: Format,
-        request: &[u8],
-        options: &CallOptions,
-        limits: &Limits,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        self.send(service, method, format, request, options)?
-            .wait(limits, out)
-    }
-
-    /// Sends the request of `service/method` and returns at once, so that
-    /// many calls can be in flight (a batch); [`PendingCall::wait`] takes
-    /// the answer.
+    /// Sends the request of `service/method` (in whichever runtime exports
+    /// it) and returns at once, so that many calls can be in flight (a
+    /// batch); [`PendingCall::wait`] takes the answer.
     pub fn send(
         &self,
         service: &str,
@@ -355,11 +339,7 @@ impl Transport {
     ) -> Result<PendingCall> {
         let full_name = format!("{service}/{method}");
         let subject = method_subject(&self.settings.subject_prefix, service, method);
-        let fail = |error: HmsError| {
-            error
-                .with_detail("subject", &subject)
-                .with_origin("transport")
-        };
+        let fail = |error: HmsError| failed_at(error, &subject);
         if !self.is_connected() {
             return Err(fail(HmsError::new(
                 Code::Unavailable,
@@ -662,6 +642,13 @@ impl Drop for Transport {
     }
 }
 
+/// An error of the caller's side of a remote call to `subject`.
+fn failed_at(error: HmsError, subject: &str) -> HmsError {
+    error
+        .with_detail("subject", subject)
+        .with_origin("transport")
+}
+
 /// A remote call sent by [`Transport::send`], its answer to come.
 pub struct PendingCall {
     receiver: std::sync::mpsc::Receiver<Outcome>,
@@ -691,11 +678,7 @@ impl PendingCall {
             max_payload,
         } = self;
         let (service, method) = (service.as_str(), method.as_str());
-        let fail = |error: HmsError| {
-            error
-                .with_detail("subject", &subject)
-                .with_origin("transport")
-        };
+        let fail = |error: HmsError| failed_at(error, &subject);
         let wait = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
         let outcome = match receiver.recv_timeout(wait) {
             Ok(outcome) => outcome,

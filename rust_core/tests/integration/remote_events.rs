@@ -216,6 +216,9 @@ fn remote_events_come_only_with_the_flag_and_through_the_filter() {
 
     // One agent: NATS selects by subject, the filter holds.
     let watched = create_agent(&a, "watched");
+    // Sent on by A's publisher task a moment later: once it is through,
+    // the next subscription cannot get it.
+    assert_eq!(next(&everything).agent_id, watched.id);
     let (_, one_agent) = subscribe(
         &b,
         &remote(EventFilter {
