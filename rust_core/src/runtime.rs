@@ -843,7 +843,8 @@ fn unsubscribe_until(handle: u64, until: Option<Instant>) -> Result<()> {
     let entry = SUBSCRIPTIONS
         .remove(handle)
         .ok_or_else(|| HmsError::invalid_handle(HandleKind::Subscription.name()))?;
-    drop(entry.remote.lock().take());
+    // Stops the remote feed (unsubscribes on NATS).
+    *entry.remote.lock() = None;
     match entry.runtime.upgrade() {
         Some(runtime) => {
             runtime.disown(handle);
