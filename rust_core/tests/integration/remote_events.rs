@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::nats_server::NatsServer;
 use common::{
-    create_agent, encode, expect_code, kinds, new_runtime, poll, subscribe, transition, unique,
+    WATCHDOG, create_agent, encode, expect_code, kinds, new_runtime, poll, subscribe, transition,
+    unique, within,
 };
 use hms_ffi::Code;
 use hms_ffi::codec::Format;
@@ -448,4 +449,63 @@ fn events_flow_again_after_a_server_restart() {
             }
         }
     }
+}
+
+/// Waits until `rt`'s transport is connected (`up`) or not.
+fn wait_connected(rt: &Rt, up: bool) {
+    let transport = rt.transport().expect("a transport");
+    let until = Instant::now() + Duration::from_secs(20);
+    while transport.is_connected() != up {
+        assert!(Instant::now() < until, "connected never became {up}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_full_outbox_drops_events_and_says_how_many_to_remote_subscribers() {
+    let mut server = NatsServer::start_with_jetstream();
+    let nats = transport(&server, |nats| {
+        nats.publish_events = true;
+        nats.event_outbox_capacity = 1;
+        nats.event_stream = Some(EventStream {
+            name: "TEST_EVENTS".into(),
+            max_age_seconds: 0,
+        });
+    });
+    let a = Runtime::new(settings("runtime-a", nats).unwrap()).unwrap();
+    let b = streaming(&server, "runtime-b");
+    // With the server gone, the client takes what it can buffer and the
+    // publisher waits: the outbox of one fills, the rest is dropped, and
+    // creating agents never waits for any of it.
+    server.stop();
+    wait_connected(&a, false);
+    let created = 6_000;
+    let flooding = a.clone();
+    within(WATCHDOG, move || {
+        for _ in 0..created {
+            create_agent(&flooding, "flood");
+        }
+    });
+    server.restart();
+    wait_connected(&a, true);
+    wait_connected(&b, true);
+    // The stream kept what A sent after the reconnect: among it, one
+    // "lagged" event with A's origin and the number it dropped.
+    let (_, replay) = subscribe(
+        &b,
+        &EventFilter {
+            replay_from_sequence: 1,
+            origins: vec!["runtime-a".into()],
+            ..Default::default()
+        },
+    );
+    let lagged = loop {
+        let event = next(&replay);
+        if let Some(Payload::Lagged(lagged)) = event.payload {
+            assert_eq!(event.origin, "runtime-a");
+            break lagged;
+        }
+        assert_eq!(event.kind, "agent.created");
+    };
+    assert!(lagged.dropped > 0 && lagged.dropped < created, "{lagged:?}");
 }
