@@ -337,7 +337,14 @@ typedef uint64_t hms_subscription;
  * Each subscription has a bounded queue (RuntimeConfig.event_queue_capacity):
  * when it is full the oldest events are dropped and the next poll returns one
  * "lagged" event saying how many were lost.
- * Returns HMS_OK, HMS_INVALID_ARGUMENT, HMS_DECODE_ERROR, HMS_INVALID_HANDLE. */
+ * With a NATS transport, EventFilter.include_remote (or origins, or a
+ * replay_from_* field) adds other runtimes' events, each with its origin
+ * (docs/transport.md); hms_subscribe returns once the server knows the
+ * subscription. Without a transport, or a replay without
+ * NatsTransport.event_stream: HMS_FAILED_PRECONDITION.
+ * Returns HMS_OK, HMS_INVALID_ARGUMENT, HMS_DECODE_ERROR, HMS_INVALID_HANDLE,
+ * HMS_FAILED_PRECONDITION, HMS_UNAVAILABLE (the server did not take the
+ * subscription in time). */
 int32_t hms_subscribe(hms_runtime rt, int32_t format,
                       const uint8_t *filter, size_t filter_len,
                       hms_subscription *out, hms_buf *err);
@@ -479,7 +486,10 @@ int32_t hms_method_free(hms_method method);
  * err: may be NULL; receives an hms.v1.Status in JSON when the frame itself
  *   is refused.
  * Calls run in order on the calling thread, each exactly as hms_method_call
- * would run it; a failing call does not stop the ones after it.
+ * would run it; a failing call does not stop the ones after it. Calls that
+ * go to another runtime over NATS are all sent first (many in flight), then
+ * every answer is collected in order, each with its own status and
+ * deadline; local calls run in their turn meanwhile.
  * Returns HMS_OK once the frame has run, whatever its calls answered (read
  * each call's code); HMS_INVALID_ARGUMENT (NULL pointer, or a malformed
  * frame: nothing ran); HMS_RESOURCE_EXHAUSTED (more than

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::codec::{self, Format};
 use crate::error::{Code, HmsError, Result};
-use crate::runtime::{self, ResolvedMethod};
+use crate::runtime::{self, RemoteAnswer, ResolvedMethod};
 
 /// Most calls one batch may hold (`HMS_BATCH_MAX_CALLS`).
 pub const MAX_CALLS: u64 = 1 << 20;
@@ -100,10 +100,42 @@ fn malformed(message: String) -> HmsError {
     HmsError::invalid_argument(format!("malformed batch frame: {message}"))
 }
 
-/// Runs every call of `frame` in order; the result frame is appended to
-/// `out`. Fails, before running anything, only when the frame itself is bad.
+/// The entry for `handle`, looked up again only when it differs from the
+/// previous call's.
+fn lookup(current: &mut Option<(u64, Arc<ResolvedMethod>)>, handle: u64) {
+    if current.as_ref().is_none_or(|(h, _)| *h != handle) {
+        *current = runtime::method(handle).ok().map(|entry| (handle, entry));
+    }
+}
+
+/// Sends every remote call of `frame` at once, so that they are all in
+/// flight while the local ones run: the answer of call `i` is at `[i]`,
+/// `None` for calls that run here. Empty when no call goes out.
+fn send_remote_calls(frame: &BatchFrame<'_>) -> Vec<Option<Result<RemoteAnswer>>> {
+    let mut sent = Vec::new();
+    let mut current: Option<(u64, Arc<ResolvedMethod>)> = None;
+    for index in 0..frame.count {
+        lookup(&mut current, frame.method(index));
+        let Some((_, entry)) = &current else {
+            continue;
+        };
+        if let Some(answer) = entry.send_remote(frame.request(index)) {
+            if sent.is_empty() {
+                sent.resize_with(frame.count, || None);
+            }
+            sent[index] = Some(answer);
+        }
+    }
+    sent
+}
+
+/// Runs every call of `frame` and appends the result frame to `out`:
+/// remote calls are all sent first (many in flight), then the answers are
+/// written in order, the local calls running in their turn. Fails, before
+/// running anything, only when the frame itself is bad.
 pub fn run(frame: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let frame = BatchFrame::parse(frame)?;
+    let mut remote = send_remote_calls(&frame);
     let base = out.len();
     let header = WORD * (1 + 2 * frame.count);
     // Answers are usually about as large as their requests: one allocation
@@ -115,22 +147,26 @@ pub fn run(frame: &[u8], out: &mut Vec<u8>) -> Result<()> {
     // Consecutive calls usually share a handle: look it up once per run.
     let mut current: Option<(u64, Arc<ResolvedMethod>)> = None;
     for index in 0..frame.count {
-        let handle = frame.method(index);
-        if current.as_ref().is_none_or(|(h, _)| *h != handle) {
-            current = runtime::method(handle).ok().map(|entry| (handle, entry));
-        }
+        lookup(&mut current, frame.method(index));
         let entry = current.as_ref().map(|(_, entry)| entry);
+        let sent = remote.get_mut(index).and_then(Option::take);
         let start = out.len();
         let outcome = if start - area > MAX_RESULT_BYTES {
+            let fate = if sent.is_some() {
+                "which was sent to another runtime before, its answer dropped"
+            } else {
+                "which did not run"
+            };
             Err(HmsError::exhausted(format!(
                 "the answers of this batch passed {MAX_RESULT_BYTES} bytes before call {index}, \
-                 which did not run: split the batch"
+                 {fate}: split the batch"
             ))
             .with_detail("index", index))
         } else {
-            match entry {
-                Some(entry) => entry.call(frame.request(index), out),
-                None => Err(HmsError::invalid_handle(
+            match (sent, entry) {
+                (Some(answer), _) => answer.and_then(|answer| answer.wait(out)),
+                (None, Some(entry)) => entry.call(frame.request(index), out),
+                (None, None) => Err(HmsError::invalid_handle(
                     crate::handles::HandleKind::Method.name(),
                 )),
             }

@@ -6,8 +6,8 @@
 //! the number lost, then the events it still has, in order.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,13 +24,58 @@ pub const KIND_LAGGED: &str = "lagged";
 pub struct Filter(EventFilter);
 
 impl Filter {
-    pub fn from_proto(filter: EventFilter) -> Filter {
-        Filter(filter)
+    /// `filter`, its own fields checked (what needs a transport is checked
+    /// by the runtime).
+    pub fn from_proto(filter: EventFilter) -> Result<Filter> {
+        if filter.origins.iter().any(String::is_empty) {
+            return Err(bad_filter(
+                "origins",
+                "holds an empty name: give runtime names, as in Event.origin",
+            ));
+        }
+        if filter.replay_from_sequence > 0 && filter.replay_from_time.is_some() {
+            return Err(bad_filter(
+                "replay_from_sequence",
+                "and replay_from_time are both set: give one of them",
+            ));
+        }
+        if let Some(time) = &filter.replay_from_time
+            && (time.seconds < 0 || !(0..1_000_000_000).contains(&time.nanos))
+        {
+            return Err(bad_filter(
+                "replay_from_time",
+                format!(
+                    "is not a time since 1970 ({}s {}ns)",
+                    time.seconds, time.nanos
+                ),
+            ));
+        }
+        Ok(Filter(filter))
     }
 
-    /// Every non-empty list of the filter must match.
+    pub fn proto(&self) -> &EventFilter {
+        &self.0
+    }
+
+    /// Whether the subscription also takes other runtimes' events.
+    pub fn wants_remote(&self) -> bool {
+        self.0.include_remote || !self.0.origins.is_empty() || self.replays()
+    }
+
+    /// Whether the subscription starts with a replay from the event stream.
+    pub fn replays(&self) -> bool {
+        self.0.replay_from_sequence > 0 || self.0.replay_from_time.is_some()
+    }
+
+    /// Every non-empty list of the filter must match. A "lagged" event that
+    /// came from another runtime (its events lost on the way) concerns
+    /// every kind and agent, so only its origin is checked.
     pub fn matches(&self, event: &Event) -> bool {
         let filter = &self.0;
+        let origin_ok = filter.origins.is_empty() || filter.origins.contains(&event.origin);
+        if event.kind == KIND_LAGGED {
+            return origin_ok;
+        }
         let kind_ok = filter.kinds.is_empty()
             || filter
                 .kinds
@@ -54,8 +99,18 @@ impl Filter {
         };
         let type_ok = filter.transition_types.is_empty()
             || transition_type.is_some_and(|t| filter.transition_types.contains(&t));
-        kind_ok && subject_ok && agent_ok && state_ok && type_ok
+        origin_ok && kind_ok && subject_ok && agent_ok && state_ok && type_ok
     }
+}
+
+fn bad_filter(field: &str, problem: impl std::fmt::Display) -> HmsError {
+    HmsError::invalid_argument(format!("EventFilter.{field} {problem}")).with_detail("field", field)
+}
+
+/// Takes every event a runtime publishes, after its own subscribers have
+/// it (the NATS publisher). Must not block: the publisher is a handler.
+pub trait EventSink: Send + Sync {
+    fn publish(&self, event: &Arc<Event>);
 }
 
 struct Queue {
@@ -112,6 +167,7 @@ impl Subscription {
                     agent_id: String::new(),
                     time: Some(now()),
                     payload: Some(Payload::Lagged(LaggedEvent { dropped })),
+                    ..Event::default()
                 }));
             }
             if let Some(event) = queue.events.pop_front() {
@@ -155,7 +211,8 @@ impl Subscription {
         }
     }
 
-    fn offer(&self, event: &Arc<Event>) {
+    /// Queues `event` if the filter takes it.
+    pub fn offer(&self, event: &Arc<Event>) {
         if !self.filter.matches(event) {
             return;
         }
@@ -226,6 +283,11 @@ pub struct EventBus {
     subscribers: RwLock<Vec<Arc<Subscription>>>,
     capacity: usize,
     closed: AtomicBool,
+    /// `Event.origin` of every event: the runtime's identity, set once its
+    /// transport starts.
+    origin: OnceLock<String>,
+    /// Where every event goes too, set when the transport publishes events.
+    sink: OnceLock<Arc<dyn EventSink>>,
 }
 
 /// Receives each event of a push subscription, encoded; run on the
@@ -239,7 +301,23 @@ impl EventBus {
             subscribers: RwLock::new(Vec::new()),
             capacity,
             closed: AtomicBool::new(false),
+            origin: OnceLock::new(),
+            sink: OnceLock::new(),
         }
+    }
+
+    /// Names the runtime in every event from now on.
+    pub fn set_origin(&self, origin: &str) {
+        let _ = self.origin.set(origin.to_owned());
+    }
+
+    pub fn origin(&self) -> &str {
+        self.origin.get().map_or("", String::as_str)
+    }
+
+    /// Sends every event from now on to `sink` as well.
+    pub fn set_sink(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.sink.set(sink);
     }
 
     pub fn subscribe(
@@ -293,9 +371,14 @@ impl EventBus {
             agent_id: agent_id.to_owned(),
             time: Some(now()),
             payload: Some(payload),
+            origin: self.origin().to_owned(),
+            stream_sequence: 0,
         });
         for subscriber in self.subscribers.read().iter() {
             subscriber.offer(&event);
+        }
+        if let Some(sink) = self.sink.get() {
+            sink.publish(&event);
         }
     }
 

@@ -21,7 +21,7 @@ use crate::registry::{
     HandlerCall, HostHandler, HostService, Implementation, InFlight, Method, Registry, Reply,
     Service,
 };
-use crate::transport::Transport;
+use crate::transport::{PendingCall, RemoteFeed, Transport};
 
 pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime);
 pub static SERVICES: HandleTable<ServiceRegistration> = HandleTable::new(HandleKind::Service);
@@ -113,6 +113,9 @@ pub struct ResolvedMethod {
 pub struct SubscriptionEntry {
     runtime: std::sync::Weak<Runtime>,
     pub subscription: Arc<Subscription>,
+    /// Other runtimes' events coming in over NATS, when the filter asks for
+    /// them; taken (and so stopped) by unsubscribe.
+    remote: Mutex<Option<RemoteFeed>>,
 }
 
 pub struct Runtime {
@@ -156,6 +159,10 @@ impl Runtime {
         };
         let transport = Transport::start(settings, &self.settings.name, Arc::downgrade(self))?;
         let transport = self.transport.get_or_init(|| transport);
+        self.events.set_origin(transport.identity());
+        if let Some(publisher) = transport.event_publisher() {
+            self.events.set_sink(publisher);
+        }
         for name in &transport.settings().remote_services {
             if let Some(service) = self.registry.get(name) {
                 self.registry.remove(name, &service);
@@ -294,15 +301,9 @@ impl Runtime {
     ) -> Result<()> {
         let (service, method) = crate::registry::split_method(method_name)?;
         let _level = crate::workers::enter_call(method_name)?;
-        transport.call(
-            service,
-            method,
-            format,
-            request,
-            &options,
-            self.limits(),
-            out,
-        )
+        transport
+            .send(service, method, format, request, &options)?
+            .wait(self.limits(), out)
     }
 
     fn resolve(&self, method_name: &str) -> Result<Arc<Method>> {
@@ -518,12 +519,34 @@ impl Runtime {
         sink: Option<PushSink>,
     ) -> Result<u64> {
         let filter: EventFilter = codec::decode_typed(format, filter, self.limits())?;
-        let subscription = self
-            .events
-            .subscribe(Filter::from_proto(filter), format, sink)?;
+        let filter = Filter::from_proto(filter)?;
+        let transport = match self.transport.get() {
+            Some(transport) if filter.wants_remote() => Some(transport),
+            None if filter.wants_remote() => {
+                return Err(HmsError::new(
+                    Code::FailedPrecondition,
+                    "EventFilter.include_remote, origins and replay_from_* take other runtimes' \
+                     events over NATS, and this runtime has no transport (RuntimeConfig.nats)",
+                )
+                .with_detail("field", "include_remote"));
+            }
+            _ => None,
+        };
+        let subscription = self.events.subscribe(filter.clone(), format, sink)?;
+        let remote = match transport
+            .map(|t| t.feed(&subscription, &filter))
+            .transpose()
+        {
+            Ok(remote) => remote,
+            Err(error) => {
+                self.events.unsubscribe(&subscription, None);
+                return Err(error);
+            }
+        };
         let handle = SUBSCRIPTIONS.insert(Arc::new(SubscriptionEntry {
             runtime: Arc::downgrade(self),
             subscription,
+            remote: Mutex::new(remote),
         }));
         self.adopt(handle, unsubscribe)?;
         Ok(handle)
@@ -777,7 +800,48 @@ pub fn free_method(handle: u64) -> Result<()> {
     Ok(())
 }
 
+/// A call of a batch sent to another runtime, its answer to come.
+pub struct RemoteAnswer {
+    pending: PendingCall,
+    limits: Limits,
+}
+
+impl RemoteAnswer {
+    /// Waits for the answer (never past the call's deadline), appended to
+    /// `out`.
+    pub fn wait(self, out: &mut Vec<u8>) -> Result<()> {
+        self.pending.wait(&self.limits, out)
+    }
+}
+
 impl ResolvedMethod {
+    /// Sends the call to the runtime that exports the method when it is
+    /// not served here, without waiting for the answer: `None` when the
+    /// call runs (or fails) here, through [`ResolvedMethod::call`].
+    pub fn send_remote(&self, request: &[u8]) -> Option<Result<RemoteAnswer>> {
+        if self.method.as_ref().is_some_and(|m| !m.is_retired()) {
+            return None;
+        }
+        let runtime = self.runtime.upgrade()?;
+        let not_here = runtime.resolve(&self.full_name).err()?;
+        let transport = runtime.remote_for(&self.full_name, &not_here, Reach::Anywhere)?;
+        let sent = (|| {
+            let limits = *runtime.limits();
+            limits.check_size(request.len(), "request")?;
+            let (service, method) = crate::registry::split_method(&self.full_name)?;
+            let _level = crate::workers::enter_call(&self.full_name)?;
+            let pending = transport.send(
+                service,
+                method,
+                self.format,
+                request,
+                &CallOptions::default(),
+            )?;
+            Ok(RemoteAnswer { pending, limits })
+        })();
+        Some(sent)
+    }
+
     /// Runs the method on `request`; the response is appended to `out`.
     pub fn call(&self, request: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let runtime = self
@@ -826,6 +890,8 @@ fn unsubscribe_until(handle: u64, until: Option<Instant>) -> Result<()> {
     let entry = SUBSCRIPTIONS
         .remove(handle)
         .ok_or_else(|| HmsError::invalid_handle(HandleKind::Subscription.name()))?;
+    // Stops the remote feed (unsubscribes on NATS).
+    *entry.remote.lock() = None;
     match entry.runtime.upgrade() {
         Some(runtime) => {
             runtime.disown(handle);

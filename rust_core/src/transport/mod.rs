@@ -14,12 +14,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Code, HmsError, Result};
-use crate::proto::v1::NatsTransport;
+use crate::proto::v1::{EventStream, NatsTransport};
 
+#[cfg(feature = "nats")]
+mod events;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "nats")]
-pub use nats::Transport;
+pub use events::RemoteFeed;
+#[cfg(feature = "nats")]
+pub use nats::{PendingCall, Transport};
 
 /// Without the `nats` feature no transport can exist: configuring one is
 /// refused in [`TransportSettings::from_config`], so this type has no value
@@ -29,7 +33,6 @@ pub use nats::Transport;
 pub enum Transport {}
 
 #[cfg(not(feature = "nats"))]
-#[allow(clippy::too_many_arguments)]
 impl Transport {
     pub fn start(
         _: TransportSettings,
@@ -48,18 +51,6 @@ impl Transport {
         match *self {}
     }
     pub fn is_connected(&self) -> bool {
-        match *self {}
-    }
-    pub fn call(
-        &self,
-        _: &str,
-        _: &str,
-        _: crate::codec::Format,
-        _: &[u8],
-        _: &crate::proto::v1::CallOptions,
-        _: &crate::codec::Limits,
-        _: &mut Vec<u8>,
-    ) -> Result<()> {
         match *self {}
     }
     pub fn export(&self, _: &std::sync::Arc<crate::registry::Service>) -> Result<()> {
@@ -81,12 +72,50 @@ impl Transport {
     pub fn shutdown(&self, _: std::time::Instant) {
         match *self {}
     }
+    pub fn event_publisher(&self) -> Option<std::sync::Arc<dyn crate::events::EventSink>> {
+        match *self {}
+    }
+    pub fn feed(
+        &self,
+        _: &std::sync::Arc<crate::events::Subscription>,
+        _: &crate::events::Filter,
+    ) -> Result<RemoteFeed> {
+        match *self {}
+    }
+    pub fn send(
+        &self,
+        _: &str,
+        _: &str,
+        _: crate::codec::Format,
+        _: &[u8],
+        _: &crate::proto::v1::CallOptions,
+    ) -> Result<PendingCall> {
+        match *self {}
+    }
+}
+
+/// Without the `nats` feature there is no transport, so no remote feed.
+#[cfg(not(feature = "nats"))]
+pub enum RemoteFeed {}
+
+/// Without the `nats` feature there is no transport, so no remote call.
+#[cfg(not(feature = "nats"))]
+pub enum PendingCall {}
+
+#[cfg(not(feature = "nats"))]
+impl PendingCall {
+    pub fn wait(self, _: &crate::codec::Limits, _: &mut Vec<u8>) -> Result<()> {
+        match self {}
+    }
 }
 
 pub const DEFAULT_SUBJECT_PREFIX: &str = "hms";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_millis(250);
+/// Events waiting to be published when `event_outbox_capacity` is 0.
+pub const DEFAULT_EVENT_OUTBOX_CAPACITY: usize = 4096;
+pub const MAX_EVENT_OUTBOX_CAPACITY: u32 = 1 << 20;
 /// Ceiling of every configured timeout: ten minutes.
 pub const MAX_TIMEOUT_MS: u32 = 600_000;
 
@@ -145,6 +174,42 @@ pub fn nats_service_name(service: &str) -> String {
 /// exporting it share its calls: `<prefix>.<service>`.
 pub fn queue_group(prefix: &str, service: &str) -> String {
     format!("{prefix}.{service}")
+}
+
+/// The subject of one event: `<prefix>.evt.<origin>.<agent>.<kind>`, the
+/// origin and agent as one token each ([`subject_token`]), the kind as its
+/// own dotted tokens ("task.submitted"), so that NATS wildcards select by
+/// origin, agent and kind: `hms.evt.*.<agent>.>`, `hms.evt.*.*.task.>`.
+pub fn event_subject(prefix: &str, origin: &str, agent_id: &str, kind: &str) -> String {
+    format!(
+        "{prefix}.evt.{}.{}.{kind}",
+        subject_token(origin),
+        subject_token(agent_id)
+    )
+}
+
+/// The subject that selects the events of `origin` (every runtime when
+/// `None`) about `agent_id` (every agent or none when `None`).
+pub fn events_subject(prefix: &str, origin: Option<&str>, agent_id: Option<&str>) -> String {
+    let token = |value: Option<&str>| value.map_or_else(|| "*".to_owned(), subject_token);
+    format!("{prefix}.evt.{}.{}.>", token(origin), token(agent_id))
+}
+
+/// `text` as one subject token: [`escape`] with dots escaped too, "_" for
+/// the empty text (an event about no agent), and a text that is "_" itself
+/// escaped so the two never meet.
+pub fn subject_token(text: &str) -> String {
+    match text {
+        "" => "_".to_owned(),
+        "_" => "%5F".to_owned(),
+        text => escape(text).replace('.', "%2E"),
+    }
+}
+
+/// The event stream's name when `EventStream.name` is empty: "HMS_EVENTS"
+/// for the default prefix.
+pub fn default_stream_name(prefix: &str) -> String {
+    format!("{}_EVENTS", prefix.to_uppercase().replace(['.', '-'], "_"))
 }
 
 /// Percent-encodes every byte of `text` outside `[A-Za-z0-9_.~-]`: header
@@ -220,6 +285,43 @@ pub struct TransportSettings {
     /// Built-in services left out of the registry, reached remotely.
     pub remote_services: Vec<String>,
     pub subject_prefix: String,
+    /// Publish this runtime's events to NATS.
+    pub publish_events: bool,
+    pub event_outbox_capacity: usize,
+    /// Where events are kept for replay; `None`: no JetStream.
+    pub event_stream: Option<EventStreamSettings>,
+}
+
+/// `hms.v1.EventStream`, checked, with its defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventStreamSettings {
+    pub name: String,
+    /// `None`: events are kept until other limits of the stream apply.
+    pub max_age: Option<Duration>,
+}
+
+impl EventStreamSettings {
+    fn from_config(config: EventStream, prefix: &str) -> Result<EventStreamSettings> {
+        let name = if config.name.is_empty() {
+            default_stream_name(prefix)
+        } else {
+            config.name
+        };
+        let name_ok = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok || name.len() > 255 {
+            return Err(invalid(
+                "nats.event_stream.name",
+                format!("{name:?} is not a stream name of [A-Za-z0-9_-] (at most 255)"),
+            ));
+        }
+        Ok(EventStreamSettings {
+            name,
+            max_age: (config.max_age_seconds > 0)
+                .then(|| Duration::from_secs(config.max_age_seconds)),
+        })
+    }
 }
 
 impl TransportSettings {
@@ -231,7 +333,9 @@ impl TransportSettings {
                 || !config.token.is_empty()
                 || !config.user.is_empty()
                 || !config.credentials_file.is_empty()
-                || !config.nkey_seed_file.is_empty();
+                || !config.nkey_seed_file.is_empty()
+                || config.publish_events
+                || config.event_stream.is_some();
             if configured_anyway {
                 return Err(invalid("nats.servers", "names no server").with_detail(
                     "hint",
@@ -286,7 +390,26 @@ impl TransportSettings {
                 format!("names {both:?}, which nats.export_services exports from here"),
             ));
         }
+        if config.event_outbox_capacity > MAX_EVENT_OUTBOX_CAPACITY {
+            return Err(invalid(
+                "nats.event_outbox_capacity",
+                format!(
+                    "{} is over the ceiling of {MAX_EVENT_OUTBOX_CAPACITY}",
+                    config.event_outbox_capacity
+                ),
+            ));
+        }
+        let event_stream = config
+            .event_stream
+            .map(|stream| EventStreamSettings::from_config(stream, &subject_prefix))
+            .transpose()?;
         Ok(Some(TransportSettings {
+            publish_events: config.publish_events,
+            event_outbox_capacity: match config.event_outbox_capacity {
+                0 => DEFAULT_EVENT_OUTBOX_CAPACITY,
+                capacity => capacity as usize,
+            },
+            event_stream,
             servers: config.servers,
             connection_name: config.connection_name,
             auth,
@@ -405,6 +528,25 @@ mod tests {
             "hms-agent-v1-AgentService"
         );
         assert_eq!(queue_group("hms", "demo.v1.Echo"), "hms.demo.v1.Echo");
+    }
+
+    #[test]
+    fn event_subjects_keep_origin_and_agent_in_one_token_each() {
+        assert_eq!(
+            event_subject("hms", "node a.1", "", "task.submitted"),
+            "hms.evt.node%20a%2E1._.task.submitted"
+        );
+        assert_eq!(
+            event_subject("hms", "a", "_", "lagged"),
+            "hms.evt.a.%5F.lagged"
+        );
+        assert_eq!(
+            events_subject("hms", None, Some("ag-1")),
+            "hms.evt.*.ag-1.>"
+        );
+        assert_eq!(events_subject("x.y", Some("a"), None), "x.y.evt.a.*.>");
+        assert_eq!(default_stream_name("hms"), "HMS_EVENTS");
+        assert_eq!(default_stream_name("my.app-1"), "MY_APP_1_EVENTS");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The NATS side of a runtime: one client on a small tokio runtime that
-//! this module owns, the services it exports, and remote calls.
+//! this module owns, the services it exports, remote calls, and the
+//! runtime's events (their publisher and remote feeds live in `events.rs`).
 //!
 //! Threads: the tokio runtime has two workers named `hms-nats`, and exists
 //! only when a transport is configured. Callers never run on it: a remote
@@ -26,12 +27,16 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::watch;
 
+use super::events::{
+    EventPublisher, RemoteFeed, Source, ensure_stream, feed_subject, replay, subscribe_live,
+};
 use super::{
     Auth, TransportSettings, announce, escape, headers, method_subject, nats_service_name,
     queue_group, unescape,
 };
 use crate::codec::{self, Format, Limits};
 use crate::error::{Code, HmsError, Result};
+use crate::events::{EventSink, Filter, Subscription};
 use crate::proto::v1::{CallOptions, Credentials, MethodDescriptor, ServiceDescriptor, Status};
 use crate::registry::Service;
 use crate::runtime::Runtime;
@@ -76,6 +81,9 @@ pub struct Transport {
     /// Exported services that are announced now, by HMS service name.
     exports: Mutex<HashMap<String, Export>>,
     serving: Arc<Serving>,
+    /// This runtime's events on their way to NATS, when it publishes them.
+    publisher: Option<Arc<EventPublisher>>,
+    publishing: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What an exported endpoint needs to run a call.
@@ -198,7 +206,17 @@ impl Transport {
             in_flight: AtomicUsize::new(0),
             unsent: Arc::new(AtomicUsize::new(0)),
         });
-        Ok(Transport {
+        let publisher = settings.publish_events.then(|| {
+            Arc::new(EventPublisher::new(
+                &settings.subject_prefix,
+                &identity,
+                settings.event_outbox_capacity,
+            ))
+        });
+        let publishing = publisher
+            .as_ref()
+            .map(|publisher| spawner.spawn(publisher.clone().run(client.clone())));
+        let transport = Transport {
             settings,
             identity,
             tokio: Mutex::new(Some(tokio)),
@@ -207,7 +225,79 @@ impl Transport {
             connected,
             exports: Mutex::new(HashMap::new()),
             serving,
-        })
+            publisher,
+            publishing: Mutex::new(publishing),
+        };
+        if let Some(stream) = transport.settings.event_stream.clone() {
+            let client = transport.client.clone();
+            let prefix = transport.settings.subject_prefix.clone();
+            transport
+                .run(transport.settings.connect_timeout, async move {
+                    ensure_stream(&client, &prefix, &stream).await
+                })
+                .unwrap_or_else(|| {
+                    Err(HmsError::new(
+                        Code::Unavailable,
+                        "the NATS server did not answer about the event stream in time",
+                    )
+                    .with_origin("transport"))
+                })?;
+        }
+        Ok(transport)
+    }
+
+    /// Where the runtime's events go, when it publishes them.
+    pub fn event_publisher(&self) -> Option<Arc<dyn EventSink>> {
+        self.publisher
+            .clone()
+            .map(|publisher| publisher as Arc<dyn EventSink>)
+    }
+
+    /// Starts bringing other runtimes' events into `subscription`: live, or
+    /// replayed from the event stream and then live. Returns once NATS
+    /// knows the subscription, so events published after it are delivered.
+    pub fn feed(&self, subscription: &Arc<Subscription>, filter: &Filter) -> Result<RemoteFeed> {
+        let subject = feed_subject(&self.settings.subject_prefix, filter);
+        let client = self.client.clone();
+        let wait = self.settings.connect_timeout;
+        let source = if filter.replays() {
+            let Some(stream) = self.settings.event_stream.clone() else {
+                return Err(HmsError::new(
+                    Code::FailedPrecondition,
+                    "EventFilter.replay_from_sequence and replay_from_time replay the event \
+                     stream, and this runtime configures none (NatsTransport.event_stream)",
+                )
+                .with_detail("field", "replay_from_sequence"));
+            };
+            let filter = filter.clone();
+            self.run(wait, async move {
+                replay(&client, &stream, subject, &filter)
+                    .await
+                    .map(|messages| Source::Replay(Box::new(messages)))
+            })
+        } else {
+            let connected = self.is_connected();
+            self.run(wait, async move {
+                let subscriber = subscribe_live(&client, subject).await?;
+                if connected {
+                    round_trip(&client).await;
+                }
+                Ok(Source::Live(subscriber))
+            })
+        };
+        let source = source.unwrap_or_else(|| {
+            Err(HmsError::new(
+                Code::Unavailable,
+                "the NATS server did not take the event subscription in time",
+            )
+            .with_origin("transport"))
+        })?;
+        Ok(RemoteFeed::start(
+            &self.spawner,
+            source,
+            subscription.clone(),
+            self.identity.clone(),
+        ))
     }
 
     /// The runtime's name, or the id generated for it.
@@ -240,33 +330,20 @@ impl Transport {
 
     // ------------------------------------------------------------ calling
 
-    /// Calls `service/method` in whichever runtime exports it; the answer
-    /// in `format` is appended to `out`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn call(
+    /// Sends the request of `service/method` (in whichever runtime exports
+    /// it) and returns at once, so that many calls can be in flight (a
+    /// batch); [`PendingCall::wait`] takes the answer.
+    pub fn send(
         &self,
         service: &str,
         method: &str,
         format: Format,
         request: &[u8],
         options: &CallOptions,
-        limits: &Limits,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
+    ) -> Result<PendingCall> {
         let full_name = format!("{service}/{method}");
         let subject = method_subject(&self.settings.subject_prefix, service, method);
-        // A status the remote runtime answered (its origin set) comes back
-        // unchanged, details included; what this side decided names the
-        // subject it tried.
-        let fail = |error: HmsError| {
-            if error.origin.is_empty() {
-                error
-                    .with_detail("subject", &subject)
-                    .with_origin("transport")
-            } else {
-                error
-            }
-        };
+        let fail = |error: HmsError| failed_at(error, &subject);
         if !self.is_connected() {
             return Err(fail(HmsError::new(
                 Code::Unavailable,
@@ -323,63 +400,17 @@ impl Transport {
             }
             let _ = sender.send(outcome);
         });
-        let wait = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
-        let outcome = match receiver.recv_timeout(wait) {
-            Ok(outcome) => outcome,
-            Err(RecvTimeoutError::Timeout) => {
-                return Err(fail(deadline_exceeded(&full_name, budget)));
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(fail(HmsError::new(
-                    Code::Unavailable,
-                    "the NATS transport of this runtime is shut down",
-                )));
-            }
-        };
-        let reply = match outcome {
-            Outcome::ConnectionLost => {
-                return Err(fail(HmsError::new(
-                    Code::Unavailable,
-                    format!(
-                        "the NATS connection was lost while `{full_name}` was pending; it may \
-                         or may not have run (request/reply is at most once)"
-                    ),
-                )));
-            }
-            Outcome::MethodMissing => {
-                return Err(fail(
-                    HmsError::not_found(format!(
-                        "service `{service}` is served on NATS, but not its method `{method}`"
-                    ))
-                    .with_detail("service", service)
-                    .with_detail("method", method),
-                ));
-            }
-            Outcome::Reply(Ok(reply)) => reply,
-            Outcome::Reply(Err(error)) => {
-                return Err(fail(match error.kind() {
-                    RequestErrorKind::NoResponders => HmsError::new(
-                        Code::Unavailable,
-                        format!(
-                            "no runtime serves `{full_name}`: it is not registered here, and \
-                             nobody exports it on NATS"
-                        ),
-                    )
-                    .with_detail("service", service),
-                    RequestErrorKind::TimedOut => deadline_exceeded(&full_name, budget),
-                    RequestErrorKind::MaxPayloadExceeded => HmsError::exhausted(format!(
-                        "the request to `{full_name}` is over the NATS server's max_payload of \
-                         {max_payload} bytes: {error}"
-                    ))
-                    .with_detail("max_payload", max_payload),
-                    _ => HmsError::new(
-                        Code::Unavailable,
-                        format!("the request to `{full_name}` failed on NATS: {error}"),
-                    ),
-                }));
-            }
-        };
-        read_reply(&reply, format, limits, &full_name, out).map_err(fail)
+        Ok(PendingCall {
+            receiver,
+            deadline,
+            budget,
+            service: service.to_owned(),
+            method: method.to_owned(),
+            full_name,
+            subject,
+            format,
+            max_payload,
+        })
     }
 
     // ---------------------------------------------------------- exporting
@@ -574,6 +605,17 @@ impl Transport {
     /// at most until `until` (and never more than a second for each step):
     /// calls pending then fail with UNAVAILABLE.
     pub fn shutdown(&self, until: Instant) {
+        // The runtime's last events (its services unregistered) go out
+        // before the connection closes.
+        if let Some(publisher) = &self.publisher {
+            publisher.close();
+        }
+        if let Some(publishing) = self.publishing.lock().take() {
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .min(STOP_TIMEOUT);
+            let _ = self.run(wait, publishing);
+        }
         let exports: Vec<Export> = self.exports.lock().drain().map(|(_, e)| e).collect();
         for export in exports {
             self.stop_export(export, until);
@@ -627,6 +669,109 @@ impl Drop for Transport {
         if let Some(tokio) = self.tokio.get_mut().take() {
             tokio.shutdown_background();
         }
+    }
+}
+
+/// An error of the caller's side of a remote call to `subject`.
+/// A status the remote runtime answered (its origin set) comes back
+/// unchanged, details included; what this side decided names the subject it
+/// tried, with origin `transport`.
+fn failed_at(error: HmsError, subject: &str) -> HmsError {
+    if !error.origin.is_empty() {
+        return error;
+    }
+    error
+        .with_detail("subject", subject)
+        .with_origin("transport")
+}
+
+/// A remote call sent by [`Transport::send`], its answer to come.
+pub struct PendingCall {
+    receiver: std::sync::mpsc::Receiver<Outcome>,
+    deadline: Instant,
+    budget: Duration,
+    service: String,
+    method: String,
+    full_name: String,
+    subject: String,
+    format: Format,
+    max_payload: usize,
+}
+
+impl PendingCall {
+    /// Waits for the answer (never past the call's deadline); it is
+    /// appended to `out` in the call's format.
+    pub fn wait(self, limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
+        let PendingCall {
+            receiver,
+            deadline,
+            budget,
+            service,
+            method,
+            full_name,
+            subject,
+            format,
+            max_payload,
+        } = self;
+        let (service, method) = (service.as_str(), method.as_str());
+        let fail = |error: HmsError| failed_at(error, &subject);
+        let wait = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
+        let outcome = match receiver.recv_timeout(wait) {
+            Ok(outcome) => outcome,
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(fail(deadline_exceeded(&full_name, budget)));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(fail(HmsError::new(
+                    Code::Unavailable,
+                    "the NATS transport of this runtime is shut down",
+                )));
+            }
+        };
+        let reply = match outcome {
+            Outcome::ConnectionLost => {
+                return Err(fail(HmsError::new(
+                    Code::Unavailable,
+                    format!(
+                        "the NATS connection was lost while `{full_name}` was pending; it may \
+                         or may not have run (request/reply is at most once)"
+                    ),
+                )));
+            }
+            Outcome::MethodMissing => {
+                return Err(fail(
+                    HmsError::not_found(format!(
+                        "service `{service}` is served on NATS, but not its method `{method}`"
+                    ))
+                    .with_detail("service", service)
+                    .with_detail("method", method),
+                ));
+            }
+            Outcome::Reply(Ok(reply)) => reply,
+            Outcome::Reply(Err(error)) => {
+                return Err(fail(match error.kind() {
+                    RequestErrorKind::NoResponders => HmsError::new(
+                        Code::Unavailable,
+                        format!(
+                            "no runtime serves `{full_name}`: it is not registered here, and \
+                             nobody exports it on NATS"
+                        ),
+                    )
+                    .with_detail("service", service),
+                    RequestErrorKind::TimedOut => deadline_exceeded(&full_name, budget),
+                    RequestErrorKind::MaxPayloadExceeded => HmsError::exhausted(format!(
+                        "the request to `{full_name}` is over the NATS server's max_payload of \
+                         {max_payload} bytes: {error}"
+                    ))
+                    .with_detail("max_payload", max_payload),
+                    _ => HmsError::new(
+                        Code::Unavailable,
+                        format!("the request to `{full_name}` failed on NATS: {error}"),
+                    ),
+                }));
+            }
+        };
+        read_reply(&reply, format, limits, &full_name, out).map_err(fail)
     }
 }
 

@@ -18,6 +18,8 @@ mod lifecycle;
 mod no_transport;
 #[cfg(feature = "nats")]
 mod remote;
+#[cfg(feature = "nats")]
+mod remote_events;
 mod storage;
 mod tasks;
 mod wire_values;

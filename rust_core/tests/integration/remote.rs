@@ -1041,3 +1041,128 @@ fn closing_an_exporter_answers_its_calls_in_flight() {
     let answer = within(Duration::from_secs(8), move || pending.join().unwrap());
     assert!(answer.is_ok(), "{answer:?}");
 }
+
+/// The answer of each call made one by one through its handle, as a batch
+/// writes it (an error as its Status).
+fn sequential_answers(calls: &[(u64, Vec<u8>)]) -> Vec<(Code, Vec<u8>)> {
+    calls
+        .iter()
+        .map(|(handle, request)| {
+            let mut out = Vec::new();
+            match runtime::call_method(*handle, request, &mut out) {
+                Ok(()) => (Code::Ok, out),
+                Err(error) => (error.code, encode(&error.to_status(), Format::Protobuf)),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_sends_its_remote_calls_at_once_and_answers_like_single_calls() {
+    let server = NatsServer::start();
+    let exported = unique("remote.v1.Batch");
+    let local = unique("local.v1.Batch");
+    let nowhere = unique("nowhere.v1.Batch");
+    let exporter = runtime_on(&server, "exporter", &[&exported], &[]);
+    register_echo(&exporter, &exported, "exporter", Arc::default());
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    register_echo(&caller, &local, "caller", Arc::default());
+    let rt = runtime_handle(&caller);
+    let request = |text: &str| encode(&echo(text), Format::Protobuf);
+    let handle = |service: &str, method: &str| {
+        runtime::resolve_method(rt, &format!("{service}/{method}"), Format::Protobuf).unwrap()
+    };
+    let calls = vec![
+        (handle(&local, "Echo"), request("one")),
+        (handle(&exported, "Echo"), request("two")),
+        (handle(&nowhere, "Echo"), request("three")),
+        (handle(&exported, "Fail"), request("four")),
+        (handle(&local, "Fail"), request("five")),
+        (handle(&exported, "Echo"), request("six")),
+    ];
+    let frame: Vec<(u64, &[u8])> = calls.iter().map(|(h, r)| (*h, r.as_slice())).collect();
+    let mut results = Vec::new();
+    batch::run(&batch_frame(&frame), &mut results).unwrap();
+    let results = batch_results(&results);
+    // Each entry has its own status: the method nobody exports fails
+    // alone, the others answer.
+    let codes: Vec<Code> = results.iter().map(|(code, _)| *code).collect();
+    assert_eq!(
+        codes,
+        [
+            Code::Ok,
+            Code::Ok,
+            Code::Unavailable,
+            Code::FailedPrecondition,
+            Code::FailedPrecondition,
+            Code::Ok
+        ]
+    );
+    let texts: Vec<String> = [0, 1, 5]
+        .iter()
+        .map(|&i| decode::<EchoResponse>(Format::Protobuf, &results[i].1).text)
+        .collect();
+    assert_eq!(texts, ["ONE:caller", "TWO:exporter", "SIX:exporter"]);
+    let failed: Status = decode(Format::Protobuf, &results[3].1);
+    assert_eq!(failed.origin, "exporter");
+    // Byte for byte what the calls answer one by one.
+    assert_eq!(results, sequential_answers(&calls));
+}
+
+#[test]
+fn a_batch_has_its_remote_calls_in_flight_together() {
+    const TOGETHER: usize = 4;
+    let server = NatsServer::start();
+    let name = unique("remote.v1.Gather");
+    let exporter = runtime_on(&server, "exporter", &[&name], &[]);
+    // Each call waits until TOGETHER calls have arrived (or 3 s passed):
+    // only calls sent at once, not one after the other, all meet.
+    let arrived = Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
+    exporter
+        .register_service(
+            common::echo_typed(&name, &["Gather"]),
+            Format::Protobuf,
+            HostOptions::default(),
+            handler(move |reply, _, format, _| {
+                let (count, changed) = &*arrived;
+                let mut count = count.lock().unwrap();
+                *count += 1;
+                changed.notify_all();
+                let (count, _) = changed
+                    .wait_timeout_while(count, Duration::from_secs(3), |n| *n < TOGETHER)
+                    .unwrap();
+                let response = EchoResponse {
+                    payload: Default::default(),
+                    text: if *count >= TOGETHER {
+                        "together"
+                    } else {
+                        "alone"
+                    }
+                    .into(),
+                };
+                reply.set(&encode(&response, format)).unwrap();
+            }),
+        )
+        .unwrap();
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    let method = runtime::resolve_method(
+        runtime_handle(&caller),
+        &format!("{name}/Gather"),
+        Format::Protobuf,
+    )
+    .unwrap();
+    let request = encode(&echo("x"), Format::Protobuf);
+    let calls: Vec<(u64, &[u8])> = (0..TOGETHER)
+        .map(|_| (method, request.as_slice()))
+        .collect();
+    let frame = batch_frame(&calls);
+    within(WATCHDOG, move || {
+        let mut results = Vec::new();
+        batch::run(&frame, &mut results).unwrap();
+        for (code, answer) in batch_results(&results) {
+            assert_eq!(code, Code::Ok);
+            let response: EchoResponse = decode(Format::Protobuf, &answer);
+            assert_eq!(response.text, "together");
+        }
+    });
+}

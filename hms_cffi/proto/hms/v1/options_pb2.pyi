@@ -217,6 +217,9 @@ class NatsTransport(_message.Message):
     SUBJECT_PREFIX_FIELD_NUMBER: _builtins.int
     DISCOVERY_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     REMOTE_SERVICES_FIELD_NUMBER: _builtins.int
+    PUBLISH_EVENTS_FIELD_NUMBER: _builtins.int
+    EVENT_OUTBOX_CAPACITY_FIELD_NUMBER: _builtins.int
+    EVENT_STREAM_FIELD_NUMBER: _builtins.int
     connection_name: _builtins.str
     """Connection name shown by the server's monitoring. Default: the runtime
     name, else its generated id.
@@ -245,6 +248,16 @@ class NatsTransport(_message.Message):
     """Longest ListServices waits for remote runtimes to describe their
     services. Default 250.
     """
+    publish_events: _builtins.bool
+    """Publish this runtime's events (everything hms_subscribe delivers) to
+    NATS, under "<subject_prefix>.evt.<runtime>.<agent>.<kind>"
+    (docs/transport.md), for subscribers of other runtimes
+    (EventFilter.include_remote). Off by default.
+    """
+    event_outbox_capacity: _builtins.int
+    """Most events waiting to be published; when full the oldest are dropped
+    and subscribers get a "lagged" event with their number. Default 4096.
+    """
     @_builtins.property
     def servers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Server URLs, e.g. "nats://127.0.0.1:4222" or "tls://nats.example:4222".
@@ -267,6 +280,13 @@ class NatsTransport(_message.Message):
         out of this runtime's registry, so calls miss here and go out.
         """
 
+    @_builtins.property
+    def event_stream(self) -> Global___EventStream:
+        """Keep published events in a JetStream stream, so that a late subscriber
+        can replay them (EventFilter.replay_from_sequence / replay_from_time).
+        The server must run JetStream.
+        """
+
     def __init__(
         self,
         *,
@@ -286,14 +306,49 @@ class NatsTransport(_message.Message):
         subject_prefix: _builtins.str = ...,
         discovery_timeout_ms: _builtins.int = ...,
         remote_services: _abc.Iterable[_builtins.str] | None = ...,
+        publish_events: _builtins.bool = ...,
+        event_outbox_capacity: _builtins.int = ...,
+        event_stream: Global___EventStream | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_stream", b"event_stream"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_file", b"ca_file", "cert_file", b"cert_file", "connect_timeout_ms", b"connect_timeout_ms", "connection_name", b"connection_name", "credentials_file", b"credentials_file", "discovery_timeout_ms", b"discovery_timeout_ms", "export_services", b"export_services", "key_file", b"key_file", "nkey_seed_file", b"nkey_seed_file", "password", b"password", "remote_services", b"remote_services", "request_timeout_ms", b"request_timeout_ms", "servers", b"servers", "subject_prefix", b"subject_prefix", "token", b"token", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_file", b"ca_file", "cert_file", b"cert_file", "connect_timeout_ms", b"connect_timeout_ms", "connection_name", b"connection_name", "credentials_file", b"credentials_file", "discovery_timeout_ms", b"discovery_timeout_ms", "event_outbox_capacity", b"event_outbox_capacity", "event_stream", b"event_stream", "export_services", b"export_services", "key_file", b"key_file", "nkey_seed_file", b"nkey_seed_file", "password", b"password", "publish_events", b"publish_events", "remote_services", b"remote_services", "request_timeout_ms", b"request_timeout_ms", "servers", b"servers", "subject_prefix", b"subject_prefix", "token", b"token", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NatsTransport: _TypeAlias = NatsTransport  # noqa: Y015
+
+@_typing.final
+class EventStream(_message.Message):
+    """The JetStream stream of a runtime's events. The stream is created (with
+    these settings) when missing, and used as it is when it exists.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MAX_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Stream name. Default "HMS_EVENTS" (with another subject_prefix: that
+    prefix upper-cased, dots as underscores, then "_EVENTS").
+    """
+    max_age_seconds: _builtins.int
+    """Drop events older than this many seconds. 0: keep them until the
+    stream's other limits apply.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        max_age_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_age_seconds", b"max_age_seconds", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventStream: _TypeAlias = EventStream  # noqa: Y015
 
 @_typing.final
 class CallContext(_message.Message):

@@ -365,8 +365,20 @@ type NatsTransport struct {
 	// every runtime, and a local one always answers first). They are left
 	// out of this runtime's registry, so calls miss here and go out.
 	RemoteServices []string `protobuf:"bytes,16,rep,name=remote_services,json=remoteServices,proto3" json:"remote_services,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Publish this runtime's events (everything hms_subscribe delivers) to
+	// NATS, under "<subject_prefix>.evt.<runtime>.<agent>.<kind>"
+	// (docs/transport.md), for subscribers of other runtimes
+	// (EventFilter.include_remote). Off by default.
+	PublishEvents bool `protobuf:"varint,17,opt,name=publish_events,json=publishEvents,proto3" json:"publish_events,omitempty"`
+	// Most events waiting to be published; when full the oldest are dropped
+	// and subscribers get a "lagged" event with their number. Default 4096.
+	EventOutboxCapacity uint32 `protobuf:"varint,18,opt,name=event_outbox_capacity,json=eventOutboxCapacity,proto3" json:"event_outbox_capacity,omitempty"`
+	// Keep published events in a JetStream stream, so that a late subscriber
+	// can replay them (EventFilter.replay_from_sequence / replay_from_time).
+	// The server must run JetStream.
+	EventStream   *EventStream `protobuf:"bytes,19,opt,name=event_stream,json=eventStream,proto3" json:"event_stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NatsTransport) Reset() {
@@ -511,6 +523,85 @@ func (x *NatsTransport) GetRemoteServices() []string {
 	return nil
 }
 
+func (x *NatsTransport) GetPublishEvents() bool {
+	if x != nil {
+		return x.PublishEvents
+	}
+	return false
+}
+
+func (x *NatsTransport) GetEventOutboxCapacity() uint32 {
+	if x != nil {
+		return x.EventOutboxCapacity
+	}
+	return 0
+}
+
+func (x *NatsTransport) GetEventStream() *EventStream {
+	if x != nil {
+		return x.EventStream
+	}
+	return nil
+}
+
+// The JetStream stream of a runtime's events. The stream is created (with
+// these settings) when missing, and used as it is when it exists.
+type EventStream struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stream name. Default "HMS_EVENTS" (with another subject_prefix: that
+	// prefix upper-cased, dots as underscores, then "_EVENTS").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Drop events older than this many seconds. 0: keep them until the
+	// stream's other limits apply.
+	MaxAgeSeconds uint64 `protobuf:"varint,2,opt,name=max_age_seconds,json=maxAgeSeconds,proto3" json:"max_age_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventStream) Reset() {
+	*x = EventStream{}
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventStream) ProtoMessage() {}
+
+func (x *EventStream) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventStream.ProtoReflect.Descriptor instead.
+func (*EventStream) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EventStream) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EventStream) GetMaxAgeSeconds() uint64 {
+	if x != nil {
+		return x.MaxAgeSeconds
+	}
+	return 0
+}
+
 // What a host handler sees of the call it serves (hms_reply_context, since
 // ABI 1.2). Built by the core from the caller's CallOptions; owned by the
 // core and readable only while the handler runs.
@@ -535,7 +626,7 @@ type CallContext struct {
 
 func (x *CallContext) Reset() {
 	*x = CallContext{}
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +638,7 @@ func (x *CallContext) String() string {
 func (*CallContext) ProtoMessage() {}
 
 func (x *CallContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +651,7 @@ func (x *CallContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
 func (*CallContext) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CallContext) GetMethod() string {
@@ -625,7 +716,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\n" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
 	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\x12)\n" +
-	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\"\xc1\x04\n" +
+	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\"\xd4\x05\n" +
 	"\rNatsTransport\x12\x18\n" +
 	"\aservers\x18\x01 \x03(\tR\aservers\x12'\n" +
 	"\x0fconnection_name\x18\x02 \x01(\tR\x0econnectionName\x12\x14\n" +
@@ -643,7 +734,13 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\x0fexport_services\x18\r \x03(\tR\x0eexportServices\x12%\n" +
 	"\x0esubject_prefix\x18\x0e \x01(\tR\rsubjectPrefix\x120\n" +
 	"\x14discovery_timeout_ms\x18\x0f \x01(\rR\x12discoveryTimeoutMs\x12'\n" +
-	"\x0fremote_services\x18\x10 \x03(\tR\x0eremoteServices\"\x93\x02\n" +
+	"\x0fremote_services\x18\x10 \x03(\tR\x0eremoteServices\x12%\n" +
+	"\x0epublish_events\x18\x11 \x01(\bR\rpublishEvents\x122\n" +
+	"\x15event_outbox_capacity\x18\x12 \x01(\rR\x13eventOutboxCapacity\x126\n" +
+	"\fevent_stream\x18\x13 \x01(\v2\x13.hms.v1.EventStreamR\veventStream\"I\n" +
+	"\vEventStream\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x0fmax_age_seconds\x18\x02 \x01(\x04R\rmaxAgeSeconds\"\x93\x02\n" +
 	"\vCallContext\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12=\n" +
 	"\bmetadata\x18\x02 \x03(\v2!.hms.v1.CallContext.MetadataEntryR\bmetadata\x12\x19\n" +
@@ -672,28 +769,30 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hms_v1_options_proto_goTypes = []any{
 	(JsonNames)(0),        // 0: hms.v1.JsonNames
 	(*CallOptions)(nil),   // 1: hms.v1.CallOptions
 	(*Credentials)(nil),   // 2: hms.v1.Credentials
 	(*RuntimeConfig)(nil), // 3: hms.v1.RuntimeConfig
 	(*NatsTransport)(nil), // 4: hms.v1.NatsTransport
-	(*CallContext)(nil),   // 5: hms.v1.CallContext
-	nil,                   // 6: hms.v1.CallOptions.MetadataEntry
-	nil,                   // 7: hms.v1.CallContext.MetadataEntry
+	(*EventStream)(nil),   // 5: hms.v1.EventStream
+	(*CallContext)(nil),   // 6: hms.v1.CallContext
+	nil,                   // 7: hms.v1.CallOptions.MetadataEntry
+	nil,                   // 8: hms.v1.CallContext.MetadataEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	6, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	7, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
 	2, // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
 	0, // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
 	4, // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
-	7, // 4: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 4: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
+	8, // 5: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -701,14 +800,14 @@ func file_hms_v1_options_proto_init() {
 	if File_hms_v1_options_proto != nil {
 		return
 	}
-	file_hms_v1_options_proto_msgTypes[4].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -111,6 +111,30 @@ class NatsTransport extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>repeated string remote_services = 16;</code>
      */
     private $remote_services;
+    /**
+     * Publish this runtime's events (everything hms_subscribe delivers) to
+     * NATS, under "<subject_prefix>.evt.<runtime>.<agent>.<kind>"
+     * (docs/transport.md), for subscribers of other runtimes
+     * (EventFilter.include_remote). Off by default.
+     *
+     * Generated from protobuf field <code>bool publish_events = 17;</code>
+     */
+    protected $publish_events = false;
+    /**
+     * Most events waiting to be published; when full the oldest are dropped
+     * and subscribers get a "lagged" event with their number. Default 4096.
+     *
+     * Generated from protobuf field <code>uint32 event_outbox_capacity = 18;</code>
+     */
+    protected $event_outbox_capacity = 0;
+    /**
+     * Keep published events in a JetStream stream, so that a late subscriber
+     * can replay them (EventFilter.replay_from_sequence / replay_from_time).
+     * The server must run JetStream.
+     *
+     * Generated from protobuf field <code>.hms.v1.EventStream event_stream = 19;</code>
+     */
+    protected $event_stream = null;
 
     /**
      * Constructor.
@@ -155,6 +179,18 @@ class NatsTransport extends \Google\Protobuf\Internal\Message
      *           agents of the runtime that exports them (built-in services exist in
      *           every runtime, and a local one always answers first). They are left
      *           out of this runtime's registry, so calls miss here and go out.
+     *     @type bool $publish_events
+     *           Publish this runtime's events (everything hms_subscribe delivers) to
+     *           NATS, under "<subject_prefix>.evt.<runtime>.<agent>.<kind>"
+     *           (docs/transport.md), for subscribers of other runtimes
+     *           (EventFilter.include_remote). Off by default.
+     *     @type int $event_outbox_capacity
+     *           Most events waiting to be published; when full the oldest are dropped
+     *           and subscribers get a "lagged" event with their number. Default 4096.
+     *     @type \Hms\V1\EventStream $event_stream
+     *           Keep published events in a JetStream stream, so that a late subscriber
+     *           can replay them (EventFilter.replay_from_sequence / replay_from_time).
+     *           The server must run JetStream.
      * }
      */
     public function __construct($data = NULL) {
@@ -572,6 +608,106 @@ class NatsTransport extends \Google\Protobuf\Internal\Message
     {
         $arr = GPBUtil::checkRepeatedField($var, \Google\Protobuf\Internal\GPBType::STRING);
         $this->remote_services = $arr;
+
+        return $this;
+    }
+
+    /**
+     * Publish this runtime's events (everything hms_subscribe delivers) to
+     * NATS, under "<subject_prefix>.evt.<runtime>.<agent>.<kind>"
+     * (docs/transport.md), for subscribers of other runtimes
+     * (EventFilter.include_remote). Off by default.
+     *
+     * Generated from protobuf field <code>bool publish_events = 17;</code>
+     * @return bool
+     */
+    public function getPublishEvents()
+    {
+        return $this->publish_events;
+    }
+
+    /**
+     * Publish this runtime's events (everything hms_subscribe delivers) to
+     * NATS, under "<subject_prefix>.evt.<runtime>.<agent>.<kind>"
+     * (docs/transport.md), for subscribers of other runtimes
+     * (EventFilter.include_remote). Off by default.
+     *
+     * Generated from protobuf field <code>bool publish_events = 17;</code>
+     * @param bool $var
+     * @return $this
+     */
+    public function setPublishEvents($var)
+    {
+        GPBUtil::checkBool($var);
+        $this->publish_events = $var;
+
+        return $this;
+    }
+
+    /**
+     * Most events waiting to be published; when full the oldest are dropped
+     * and subscribers get a "lagged" event with their number. Default 4096.
+     *
+     * Generated from protobuf field <code>uint32 event_outbox_capacity = 18;</code>
+     * @return int
+     */
+    public function getEventOutboxCapacity()
+    {
+        return $this->event_outbox_capacity;
+    }
+
+    /**
+     * Most events waiting to be published; when full the oldest are dropped
+     * and subscribers get a "lagged" event with their number. Default 4096.
+     *
+     * Generated from protobuf field <code>uint32 event_outbox_capacity = 18;</code>
+     * @param int $var
+     * @return $this
+     */
+    public function setEventOutboxCapacity($var)
+    {
+        GPBUtil::checkUint32($var);
+        $this->event_outbox_capacity = $var;
+
+        return $this;
+    }
+
+    /**
+     * Keep published events in a JetStream stream, so that a late subscriber
+     * can replay them (EventFilter.replay_from_sequence / replay_from_time).
+     * The server must run JetStream.
+     *
+     * Generated from protobuf field <code>.hms.v1.EventStream event_stream = 19;</code>
+     * @return \Hms\V1\EventStream|null
+     */
+    public function getEventStream()
+    {
+        return $this->event_stream;
+    }
+
+    public function hasEventStream()
+    {
+        return isset($this->event_stream);
+    }
+
+    public function clearEventStream()
+    {
+        unset($this->event_stream);
+    }
+
+    /**
+     * Keep published events in a JetStream stream, so that a late subscriber
+     * can replay them (EventFilter.replay_from_sequence / replay_from_time).
+     * The server must run JetStream.
+     *
+     * Generated from protobuf field <code>.hms.v1.EventStream event_stream = 19;</code>
+     * @param \Hms\V1\EventStream $var
+     * @return $this
+     */
+    public function setEventStream($var)
+    {
+        GPBUtil::checkMessage($var, \Hms\V1\EventStream::class);
+        $this->event_stream = $var;
 
         return $this;
     }

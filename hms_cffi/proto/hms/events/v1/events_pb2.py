@@ -28,7 +28,7 @@ from hms_cffi.proto.hms.agent.v1 import agent_pb2 as hms_dot_agent_dot_v1_dot_ag
 from hms_cffi.proto.hms.v1 import status_pb2 as hms_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahms/events/v1/events.proto\x12\rhms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&hms/agent/lifecycle/v1/lifecycle.proto\x1a\x18hms/agent/v1/agent.proto\x1a\x13hms/v1/status.proto\"\xbb\x01\n\x0b\x45ventFilter\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x10\n\x08subjects\x18\x02 \x03(\t\x12\x11\n\tagent_ids\x18\x03 \x03(\t\x12\x36\n\x06states\x18\x04 \x03(\x0e\x32&.hms.agent.lifecycle.v1.LifecycleState\x12@\n\x10transition_types\x18\x05 \x03(\x0e\x32&.hms.agent.lifecycle.v1.TransitionType\"\xce\x03\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12.\n\x07service\x18\n \x01(\x0b\x32\x1b.hms.events.v1.ServiceEventH\x00\x12,\n\x06lagged\x18\x0b \x01(\x0b\x32\x1a.hms.events.v1.LaggedEventH\x00\x12$\n\x05\x61gent\x18\x0c \x01(\x0b\x32\x13.hms.agent.v1.AgentH\x00\x12\"\n\x04task\x18\r \x01(\x0b\x32\x12.hms.agent.v1.TaskH\x00\x12\x31\n\tknowledge\x18\x0e \x01(\x0b\x32\x1c.hms.agent.v1.KnowledgeEntryH\x00\x12;\n\tlifecycle\x18\x0f \x01(\x0b\x32&.hms.agent.lifecycle.v1.LifecycleEventH\x00\x12\x35\n\x0bhook_failed\x18\x10 \x01(\x0b\x32\x1e.hms.events.v1.HookFailedEventH\x00\x42\t\n\x07payload\"\x9b\x01\n\x0fHookFailedEvent\x12\x0f\n\x07hook_id\x18\x01 \x01(\t\x12\x11\n\thook_name\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x1d\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0e.hms.v1.Status\x12\x35\n\x05\x65vent\x18\x05 \x01(\x0b\x32&.hms.agent.lifecycle.v1.LifecycleEvent\">\n\x0cServiceEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07methods\x18\x03 \x03(\t\"\x1e\n\x0bLaggedEvent\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x04\x42?Z=github.com/hms-ffi/hms/bindings/go/gen/hms/events/v1;eventsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahms/events/v1/events.proto\x12\rhms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&hms/agent/lifecycle/v1/lifecycle.proto\x1a\x18hms/agent/v1/agent.proto\x1a\x13hms/v1/status.proto\"\xb8\x02\n\x0b\x45ventFilter\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x10\n\x08subjects\x18\x02 \x03(\t\x12\x11\n\tagent_ids\x18\x03 \x03(\t\x12\x36\n\x06states\x18\x04 \x03(\x0e\x32&.hms.agent.lifecycle.v1.LifecycleState\x12@\n\x10transition_types\x18\x05 \x03(\x0e\x32&.hms.agent.lifecycle.v1.TransitionType\x12\x16\n\x0einclude_remote\x18\x06 \x01(\x08\x12\x0f\n\x07origins\x18\x07 \x03(\t\x12\x1c\n\x14replay_from_sequence\x18\x08 \x01(\x04\x12\x34\n\x10replay_from_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf7\x03\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x0e\n\x06origin\x18\x06 \x01(\t\x12\x17\n\x0fstream_sequence\x18\x07 \x01(\x04\x12.\n\x07service\x18\n \x01(\x0b\x32\x1b.hms.events.v1.ServiceEventH\x00\x12,\n\x06lagged\x18\x0b \x01(\x0b\x32\x1a.hms.events.v1.LaggedEventH\x00\x12$\n\x05\x61gent\x18\x0c \x01(\x0b\x32\x13.hms.agent.v1.AgentH\x00\x12\"\n\x04task\x18\r \x01(\x0b\x32\x12.hms.agent.v1.TaskH\x00\x12\x31\n\tknowledge\x18\x0e \x01(\x0b\x32\x1c.hms.agent.v1.KnowledgeEntryH\x00\x12;\n\tlifecycle\x18\x0f \x01(\x0b\x32&.hms.agent.lifecycle.v1.LifecycleEventH\x00\x12\x35\n\x0bhook_failed\x18\x10 \x01(\x0b\x32\x1e.hms.events.v1.HookFailedEventH\x00\x42\t\n\x07payload\"\x9b\x01\n\x0fHookFailedEvent\x12\x0f\n\x07hook_id\x18\x01 \x01(\t\x12\x11\n\thook_name\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x1d\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0e.hms.v1.Status\x12\x35\n\x05\x65vent\x18\x05 \x01(\x0b\x32&.hms.agent.lifecycle.v1.LifecycleEvent\">\n\x0cServiceEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07methods\x18\x03 \x03(\t\"\x1e\n\x0bLaggedEvent\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x04\x42?Z=github.com/hms-ffi/hms/bindings/go/gen/hms/events/v1;eventsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,13 +37,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z=github.com/hms-ffi/hms/bindings/go/gen/hms/events/v1;eventsv1'
   _globals['_EVENTFILTER']._serialized_start=166
-  _globals['_EVENTFILTER']._serialized_end=353
-  _globals['_EVENT']._serialized_start=356
-  _globals['_EVENT']._serialized_end=818
-  _globals['_HOOKFAILEDEVENT']._serialized_start=821
-  _globals['_HOOKFAILEDEVENT']._serialized_end=976
-  _globals['_SERVICEEVENT']._serialized_start=978
-  _globals['_SERVICEEVENT']._serialized_end=1040
-  _globals['_LAGGEDEVENT']._serialized_start=1042
-  _globals['_LAGGEDEVENT']._serialized_end=1072
+  _globals['_EVENTFILTER']._serialized_end=478
+  _globals['_EVENT']._serialized_start=481
+  _globals['_EVENT']._serialized_end=984
+  _globals['_HOOKFAILEDEVENT']._serialized_start=987
+  _globals['_HOOKFAILEDEVENT']._serialized_end=1142
+  _globals['_SERVICEEVENT']._serialized_start=1144
+  _globals['_SERVICEEVENT']._serialized_end=1206
+  _globals['_LAGGEDEVENT']._serialized_start=1208
+  _globals['_LAGGEDEVENT']._serialized_end=1238
 # @@protoc_insertion_point(module_scope)

@@ -33,6 +33,23 @@ class EventFilter(_message.Message):
     AGENT_IDS_FIELD_NUMBER: _builtins.int
     STATES_FIELD_NUMBER: _builtins.int
     TRANSITION_TYPES_FIELD_NUMBER: _builtins.int
+    INCLUDE_REMOTE_FIELD_NUMBER: _builtins.int
+    ORIGINS_FIELD_NUMBER: _builtins.int
+    REPLAY_FROM_SEQUENCE_FIELD_NUMBER: _builtins.int
+    REPLAY_FROM_TIME_FIELD_NUMBER: _builtins.int
+    include_remote: _builtins.bool
+    """Also deliver the events other runtimes publish over NATS
+    (NatsTransport.publish_events; docs/transport.md), in order per
+    origin. Needs a transport: without one hms_subscribe fails
+    FAILED_PRECONDITION. This runtime's own events always come from its own
+    bus, never a second time from NATS.
+    """
+    replay_from_sequence: _builtins.int
+    """Replay other runtimes' events from the JetStream stream
+    (NatsTransport.event_stream), starting at this stream sequence
+    (Event.stream_sequence; 1 is the first), then go on live. Implies
+    include_remote. Without event_stream configured: FAILED_PRECONDITION.
+    """
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Event kinds, e.g. "registry.service_registered"; a trailing "*" matches a
@@ -55,6 +72,19 @@ class EventFilter(_message.Message):
     def transition_types(self) -> _containers.RepeatedScalarFieldContainer[_lifecycle_pb2.TransitionType.ValueType]:
         """Only lifecycle events of these transition types."""
 
+    @_builtins.property
+    def origins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only events of these runtimes (their RuntimeConfig.name, as in
+        Event.origin); may name this runtime to keep its own events. Implies
+        include_remote.
+        """
+
+    @_builtins.property
+    def replay_from_time(self) -> _timestamp_pb2.Timestamp:
+        """Replay from the first event stored at or after this time; at most one
+        of replay_from_sequence and replay_from_time.
+        """
+
     def __init__(
         self,
         *,
@@ -63,10 +93,14 @@ class EventFilter(_message.Message):
         agent_ids: _abc.Iterable[_builtins.str] | None = ...,
         states: _abc.Iterable[_lifecycle_pb2.LifecycleState.ValueType] | None = ...,
         transition_types: _abc.Iterable[_lifecycle_pb2.TransitionType.ValueType] | None = ...,
+        include_remote: _builtins.bool = ...,
+        origins: _abc.Iterable[_builtins.str] | None = ...,
+        replay_from_sequence: _builtins.int = ...,
+        replay_from_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["replay_from_time", b"replay_from_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "kinds", b"kinds", "states", b"states", "subjects", b"subjects", "transition_types", b"transition_types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "include_remote", b"include_remote", "kinds", b"kinds", "origins", b"origins", "replay_from_sequence", b"replay_from_sequence", "replay_from_time", b"replay_from_time", "states", b"states", "subjects", b"subjects", "transition_types", b"transition_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -83,6 +117,8 @@ class Event(_message.Message):
     SUBJECT_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
     AGENT_ID_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    STREAM_SEQUENCE_FIELD_NUMBER: _builtins.int
     SERVICE_FIELD_NUMBER: _builtins.int
     LAGGED_FIELD_NUMBER: _builtins.int
     AGENT_FIELD_NUMBER: _builtins.int
@@ -97,6 +133,16 @@ class Event(_message.Message):
     """What the event is about: a service name, an agent id, ..."""
     agent_id: _builtins.str
     """The agent the event concerns, when there is one."""
+    origin: _builtins.str
+    """The runtime that published the event: its RuntimeConfig.name (or
+    generated id). Empty in a runtime without a transport. `sequence` counts
+    the events of this origin.
+    """
+    stream_sequence: _builtins.int
+    """The event's sequence in the JetStream stream, when it came from one
+    (a replaying subscription); 0 otherwise. Resume with
+    EventFilter.replay_from_sequence = stream_sequence + 1.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -133,6 +179,8 @@ class Event(_message.Message):
         subject: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
         agent_id: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        stream_sequence: _builtins.int = ...,
         service: Global___ServiceEvent | None = ...,
         lagged: Global___LaggedEvent | None = ...,
         agent: _agent_pb2.Agent | None = ...,
@@ -143,7 +191,7 @@ class Event(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "hook_failed", b"hook_failed", "knowledge", b"knowledge", "lagged", b"lagged", "lifecycle", b"lifecycle", "payload", b"payload", "service", b"service", "task", b"task", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_id", b"agent_id", "hook_failed", b"hook_failed", "kind", b"kind", "knowledge", b"knowledge", "lagged", b"lagged", "lifecycle", b"lifecycle", "payload", b"payload", "sequence", b"sequence", "service", b"service", "subject", b"subject", "task", b"task", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_id", b"agent_id", "hook_failed", b"hook_failed", "kind", b"kind", "knowledge", b"knowledge", "lagged", b"lagged", "lifecycle", b"lifecycle", "origin", b"origin", "payload", b"payload", "sequence", b"sequence", "service", b"service", "stream_sequence", b"stream_sequence", "subject", b"subject", "task", b"task", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["service", "lagged", "agent", "task", "knowledge", "lifecycle", "hook_failed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
@@ -214,7 +262,10 @@ Global___ServiceEvent: _TypeAlias = ServiceEvent  # noqa: Y015
 
 @_typing.final
 class LaggedEvent(_message.Message):
-    """kind "lagged": the subscriber fell behind and lost `dropped` older events."""
+    """kind "lagged": the subscriber fell behind and lost `dropped` older events.
+    With `origin` set to another runtime: that runtime's queue towards NATS
+    was full, and `dropped` of its events were never published.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

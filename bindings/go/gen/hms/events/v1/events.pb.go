@@ -39,8 +39,26 @@ type EventFilter struct {
 	States []v1.LifecycleState `protobuf:"varint,4,rep,packed,name=states,proto3,enum=hms.agent.lifecycle.v1.LifecycleState" json:"states,omitempty"`
 	// Only lifecycle events of these transition types.
 	TransitionTypes []v1.TransitionType `protobuf:"varint,5,rep,packed,name=transition_types,json=transitionTypes,proto3,enum=hms.agent.lifecycle.v1.TransitionType" json:"transition_types,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Also deliver the events other runtimes publish over NATS
+	// (NatsTransport.publish_events; docs/transport.md), in order per
+	// origin. Needs a transport: without one hms_subscribe fails
+	// FAILED_PRECONDITION. This runtime's own events always come from its own
+	// bus, never a second time from NATS.
+	IncludeRemote bool `protobuf:"varint,6,opt,name=include_remote,json=includeRemote,proto3" json:"include_remote,omitempty"`
+	// Only events of these runtimes (their RuntimeConfig.name, as in
+	// Event.origin); may name this runtime to keep its own events. Implies
+	// include_remote.
+	Origins []string `protobuf:"bytes,7,rep,name=origins,proto3" json:"origins,omitempty"`
+	// Replay other runtimes' events from the JetStream stream
+	// (NatsTransport.event_stream), starting at this stream sequence
+	// (Event.stream_sequence; 1 is the first), then go on live. Implies
+	// include_remote. Without event_stream configured: FAILED_PRECONDITION.
+	ReplayFromSequence uint64 `protobuf:"varint,8,opt,name=replay_from_sequence,json=replayFromSequence,proto3" json:"replay_from_sequence,omitempty"`
+	// Replay from the first event stored at or after this time; at most one
+	// of replay_from_sequence and replay_from_time.
+	ReplayFromTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=replay_from_time,json=replayFromTime,proto3" json:"replay_from_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *EventFilter) Reset() {
@@ -108,6 +126,34 @@ func (x *EventFilter) GetTransitionTypes() []v1.TransitionType {
 	return nil
 }
 
+func (x *EventFilter) GetIncludeRemote() bool {
+	if x != nil {
+		return x.IncludeRemote
+	}
+	return false
+}
+
+func (x *EventFilter) GetOrigins() []string {
+	if x != nil {
+		return x.Origins
+	}
+	return nil
+}
+
+func (x *EventFilter) GetReplayFromSequence() uint64 {
+	if x != nil {
+		return x.ReplayFromSequence
+	}
+	return 0
+}
+
+func (x *EventFilter) GetReplayFromTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReplayFromTime
+	}
+	return nil
+}
+
 // One event as hms_poll returns it.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -119,6 +165,14 @@ type Event struct {
 	Time    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
 	// The agent the event concerns, when there is one.
 	AgentId string `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The runtime that published the event: its RuntimeConfig.name (or
+	// generated id). Empty in a runtime without a transport. `sequence` counts
+	// the events of this origin.
+	Origin string `protobuf:"bytes,6,opt,name=origin,proto3" json:"origin,omitempty"`
+	// The event's sequence in the JetStream stream, when it came from one
+	// (a replaying subscription); 0 otherwise. Resume with
+	// EventFilter.replay_from_sequence = stream_sequence + 1.
+	StreamSequence uint64 `protobuf:"varint,7,opt,name=stream_sequence,json=streamSequence,proto3" json:"stream_sequence,omitempty"`
 	// Types that are valid to be assigned to Payload:
 	//
 	//	*Event_Service
@@ -196,6 +250,20 @@ func (x *Event) GetAgentId() string {
 		return x.AgentId
 	}
 	return ""
+}
+
+func (x *Event) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Event) GetStreamSequence() uint64 {
+	if x != nil {
+		return x.StreamSequence
+	}
+	return 0
 }
 
 func (x *Event) GetPayload() isEvent_Payload {
@@ -458,6 +526,8 @@ func (x *ServiceEvent) GetMethods() []string {
 }
 
 // kind "lagged": the subscriber fell behind and lost `dropped` older events.
+// With `origin` set to another runtime: that runtime's queue towards NATS
+// was full, and `dropped` of its events were never published.
 type LaggedEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Dropped       uint64                 `protobuf:"varint,1,opt,name=dropped,proto3" json:"dropped,omitempty"`
@@ -506,19 +576,25 @@ var File_hms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_hms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1ahms/events/v1/events.proto\x12\rhms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&hms/agent/lifecycle/v1/lifecycle.proto\x1a\x18hms/agent/v1/agent.proto\x1a\x13hms/v1/status.proto\"\xef\x01\n" +
+	"\x1ahms/events/v1/events.proto\x12\rhms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&hms/agent/lifecycle/v1/lifecycle.proto\x1a\x18hms/agent/v1/agent.proto\x1a\x13hms/v1/status.proto\"\xa8\x03\n" +
 	"\vEventFilter\x12\x14\n" +
 	"\x05kinds\x18\x01 \x03(\tR\x05kinds\x12\x1a\n" +
 	"\bsubjects\x18\x02 \x03(\tR\bsubjects\x12\x1b\n" +
 	"\tagent_ids\x18\x03 \x03(\tR\bagentIds\x12>\n" +
 	"\x06states\x18\x04 \x03(\x0e2&.hms.agent.lifecycle.v1.LifecycleStateR\x06states\x12Q\n" +
-	"\x10transition_types\x18\x05 \x03(\x0e2&.hms.agent.lifecycle.v1.TransitionTypeR\x0ftransitionTypes\"\xb6\x04\n" +
+	"\x10transition_types\x18\x05 \x03(\x0e2&.hms.agent.lifecycle.v1.TransitionTypeR\x0ftransitionTypes\x12%\n" +
+	"\x0einclude_remote\x18\x06 \x01(\bR\rincludeRemote\x12\x18\n" +
+	"\aorigins\x18\a \x03(\tR\aorigins\x120\n" +
+	"\x14replay_from_sequence\x18\b \x01(\x04R\x12replayFromSequence\x12D\n" +
+	"\x10replay_from_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0ereplayFromTime\"\xf7\x04\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
 	"\asubject\x18\x03 \x01(\tR\asubject\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x19\n" +
-	"\bagent_id\x18\x05 \x01(\tR\aagentId\x127\n" +
+	"\bagent_id\x18\x05 \x01(\tR\aagentId\x12\x16\n" +
+	"\x06origin\x18\x06 \x01(\tR\x06origin\x12'\n" +
+	"\x0fstream_sequence\x18\a \x01(\x04R\x0estreamSequence\x127\n" +
 	"\aservice\x18\n" +
 	" \x01(\v2\x1b.hms.events.v1.ServiceEventH\x00R\aservice\x124\n" +
 	"\x06lagged\x18\v \x01(\v2\x1a.hms.events.v1.LaggedEventH\x00R\x06lagged\x12+\n" +
@@ -573,21 +649,22 @@ var file_hms_events_v1_events_proto_goTypes = []any{
 var file_hms_events_v1_events_proto_depIdxs = []int32{
 	5,  // 0: hms.events.v1.EventFilter.states:type_name -> hms.agent.lifecycle.v1.LifecycleState
 	6,  // 1: hms.events.v1.EventFilter.transition_types:type_name -> hms.agent.lifecycle.v1.TransitionType
-	7,  // 2: hms.events.v1.Event.time:type_name -> google.protobuf.Timestamp
-	3,  // 3: hms.events.v1.Event.service:type_name -> hms.events.v1.ServiceEvent
-	4,  // 4: hms.events.v1.Event.lagged:type_name -> hms.events.v1.LaggedEvent
-	8,  // 5: hms.events.v1.Event.agent:type_name -> hms.agent.v1.Agent
-	9,  // 6: hms.events.v1.Event.task:type_name -> hms.agent.v1.Task
-	10, // 7: hms.events.v1.Event.knowledge:type_name -> hms.agent.v1.KnowledgeEntry
-	11, // 8: hms.events.v1.Event.lifecycle:type_name -> hms.agent.lifecycle.v1.LifecycleEvent
-	2,  // 9: hms.events.v1.Event.hook_failed:type_name -> hms.events.v1.HookFailedEvent
-	12, // 10: hms.events.v1.HookFailedEvent.error:type_name -> hms.v1.Status
-	11, // 11: hms.events.v1.HookFailedEvent.event:type_name -> hms.agent.lifecycle.v1.LifecycleEvent
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	7,  // 2: hms.events.v1.EventFilter.replay_from_time:type_name -> google.protobuf.Timestamp
+	7,  // 3: hms.events.v1.Event.time:type_name -> google.protobuf.Timestamp
+	3,  // 4: hms.events.v1.Event.service:type_name -> hms.events.v1.ServiceEvent
+	4,  // 5: hms.events.v1.Event.lagged:type_name -> hms.events.v1.LaggedEvent
+	8,  // 6: hms.events.v1.Event.agent:type_name -> hms.agent.v1.Agent
+	9,  // 7: hms.events.v1.Event.task:type_name -> hms.agent.v1.Task
+	10, // 8: hms.events.v1.Event.knowledge:type_name -> hms.agent.v1.KnowledgeEntry
+	11, // 9: hms.events.v1.Event.lifecycle:type_name -> hms.agent.lifecycle.v1.LifecycleEvent
+	2,  // 10: hms.events.v1.Event.hook_failed:type_name -> hms.events.v1.HookFailedEvent
+	12, // 11: hms.events.v1.HookFailedEvent.error:type_name -> hms.v1.Status
+	11, // 12: hms.events.v1.HookFailedEvent.event:type_name -> hms.agent.lifecycle.v1.LifecycleEvent
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hms_events_v1_events_proto_init() }

@@ -41,6 +41,22 @@ class Event extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>string agent_id = 5;</code>
      */
     protected $agent_id = '';
+    /**
+     * The runtime that published the event: its RuntimeConfig.name (or
+     * generated id). Empty in a runtime without a transport. `sequence` counts
+     * the events of this origin.
+     *
+     * Generated from protobuf field <code>string origin = 6;</code>
+     */
+    protected $origin = '';
+    /**
+     * The event's sequence in the JetStream stream, when it came from one
+     * (a replaying subscription); 0 otherwise. Resume with
+     * EventFilter.replay_from_sequence = stream_sequence + 1.
+     *
+     * Generated from protobuf field <code>uint64 stream_sequence = 7;</code>
+     */
+    protected $stream_sequence = 0;
     protected $payload;
 
     /**
@@ -57,6 +73,14 @@ class Event extends \Google\Protobuf\Internal\Message
      *     @type \Google\Protobuf\Timestamp $time
      *     @type string $agent_id
      *           The agent the event concerns, when there is one.
+     *     @type string $origin
+     *           The runtime that published the event: its RuntimeConfig.name (or
+     *           generated id). Empty in a runtime without a transport. `sequence` counts
+     *           the events of this origin.
+     *     @type int|string $stream_sequence
+     *           The event's sequence in the JetStream stream, when it came from one
+     *           (a replaying subscription); 0 otherwise. Resume with
+     *           EventFilter.replay_from_sequence = stream_sequence + 1.
      *     @type \Hms\Events\V1\ServiceEvent $service
      *     @type \Hms\Events\V1\LaggedEvent $lagged
      *     @type \Hms\Agent\V1\Agent $agent
@@ -205,6 +229,66 @@ class Event extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, True);
         $this->agent_id = $var;
+
+        return $this;
+    }
+
+    /**
+     * The runtime that published the event: its RuntimeConfig.name (or
+     * generated id). Empty in a runtime without a transport. `sequence` counts
+     * the events of this origin.
+     *
+     * Generated from protobuf field <code>string origin = 6;</code>
+     * @return string
+     */
+    public function getOrigin()
+    {
+        return $this->origin;
+    }
+
+    /**
+     * The runtime that published the event: its RuntimeConfig.name (or
+     * generated id). Empty in a runtime without a transport. `sequence` counts
+     * the events of this origin.
+     *
+     * Generated from protobuf field <code>string origin = 6;</code>
+     * @param string $var
+     * @return $this
+     */
+    public function setOrigin($var)
+    {
+        GPBUtil::checkString($var, True);
+        $this->origin = $var;
+
+        return $this;
+    }
+
+    /**
+     * The event's sequence in the JetStream stream, when it came from one
+     * (a replaying subscription); 0 otherwise. Resume with
+     * EventFilter.replay_from_sequence = stream_sequence + 1.
+     *
+     * Generated from protobuf field <code>uint64 stream_sequence = 7;</code>
+     * @return int|string
+     */
+    public function getStreamSequence()
+    {
+        return $this->stream_sequence;
+    }
+
+    /**
+     * The event's sequence in the JetStream stream, when it came from one
+     * (a replaying subscription); 0 otherwise. Resume with
+     * EventFilter.replay_from_sequence = stream_sequence + 1.
+     *
+     * Generated from protobuf field <code>uint64 stream_sequence = 7;</code>
+     * @param int|string $var
+     * @return $this
+     */
+    public function setStreamSequence($var)
+    {
+        GPBUtil::checkUint64($var);
+        $this->stream_sequence = $var;
 
         return $this;
     }

@@ -46,6 +46,40 @@ class EventFilter extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>repeated .hms.agent.lifecycle.v1.TransitionType transition_types = 5;</code>
      */
     private $transition_types;
+    /**
+     * Also deliver the events other runtimes publish over NATS
+     * (NatsTransport.publish_events; docs/transport.md), in order per
+     * origin. Needs a transport: without one hms_subscribe fails
+     * FAILED_PRECONDITION. This runtime's own events always come from its own
+     * bus, never a second time from NATS.
+     *
+     * Generated from protobuf field <code>bool include_remote = 6;</code>
+     */
+    protected $include_remote = false;
+    /**
+     * Only events of these runtimes (their RuntimeConfig.name, as in
+     * Event.origin); may name this runtime to keep its own events. Implies
+     * include_remote.
+     *
+     * Generated from protobuf field <code>repeated string origins = 7;</code>
+     */
+    private $origins;
+    /**
+     * Replay other runtimes' events from the JetStream stream
+     * (NatsTransport.event_stream), starting at this stream sequence
+     * (Event.stream_sequence; 1 is the first), then go on live. Implies
+     * include_remote. Without event_stream configured: FAILED_PRECONDITION.
+     *
+     * Generated from protobuf field <code>uint64 replay_from_sequence = 8;</code>
+     */
+    protected $replay_from_sequence = 0;
+    /**
+     * Replay from the first event stored at or after this time; at most one
+     * of replay_from_sequence and replay_from_time.
+     *
+     * Generated from protobuf field <code>.google.protobuf.Timestamp replay_from_time = 9;</code>
+     */
+    protected $replay_from_time = null;
 
     /**
      * Constructor.
@@ -64,6 +98,24 @@ class EventFilter extends \Google\Protobuf\Internal\Message
      *           Only lifecycle and agent events whose (new) state is one of these.
      *     @type array<int>|\Google\Protobuf\Internal\RepeatedField $transition_types
      *           Only lifecycle events of these transition types.
+     *     @type bool $include_remote
+     *           Also deliver the events other runtimes publish over NATS
+     *           (NatsTransport.publish_events; docs/transport.md), in order per
+     *           origin. Needs a transport: without one hms_subscribe fails
+     *           FAILED_PRECONDITION. This runtime's own events always come from its own
+     *           bus, never a second time from NATS.
+     *     @type array<string>|\Google\Protobuf\Internal\RepeatedField $origins
+     *           Only events of these runtimes (their RuntimeConfig.name, as in
+     *           Event.origin); may name this runtime to keep its own events. Implies
+     *           include_remote.
+     *     @type int|string $replay_from_sequence
+     *           Replay other runtimes' events from the JetStream stream
+     *           (NatsTransport.event_stream), starting at this stream sequence
+     *           (Event.stream_sequence; 1 is the first), then go on live. Implies
+     *           include_remote. Without event_stream configured: FAILED_PRECONDITION.
+     *     @type \Google\Protobuf\Timestamp $replay_from_time
+     *           Replay from the first event stored at or after this time; at most one
+     *           of replay_from_sequence and replay_from_time.
      * }
      */
     public function __construct($data = NULL) {
@@ -199,6 +251,140 @@ class EventFilter extends \Google\Protobuf\Internal\Message
     {
         $arr = GPBUtil::checkRepeatedField($var, \Google\Protobuf\Internal\GPBType::ENUM, \Hms\Agent\Lifecycle\V1\TransitionType::class);
         $this->transition_types = $arr;
+
+        return $this;
+    }
+
+    /**
+     * Also deliver the events other runtimes publish over NATS
+     * (NatsTransport.publish_events; docs/transport.md), in order per
+     * origin. Needs a transport: without one hms_subscribe fails
+     * FAILED_PRECONDITION. This runtime's own events always come from its own
+     * bus, never a second time from NATS.
+     *
+     * Generated from protobuf field <code>bool include_remote = 6;</code>
+     * @return bool
+     */
+    public function getIncludeRemote()
+    {
+        return $this->include_remote;
+    }
+
+    /**
+     * Also deliver the events other runtimes publish over NATS
+     * (NatsTransport.publish_events; docs/transport.md), in order per
+     * origin. Needs a transport: without one hms_subscribe fails
+     * FAILED_PRECONDITION. This runtime's own events always come from its own
+     * bus, never a second time from NATS.
+     *
+     * Generated from protobuf field <code>bool include_remote = 6;</code>
+     * @param bool $var
+     * @return $this
+     */
+    public function setIncludeRemote($var)
+    {
+        GPBUtil::checkBool($var);
+        $this->include_remote = $var;
+
+        return $this;
+    }
+
+    /**
+     * Only events of these runtimes (their RuntimeConfig.name, as in
+     * Event.origin); may name this runtime to keep its own events. Implies
+     * include_remote.
+     *
+     * Generated from protobuf field <code>repeated string origins = 7;</code>
+     * @return \Google\Protobuf\Internal\RepeatedField
+     */
+    public function getOrigins()
+    {
+        return $this->origins;
+    }
+
+    /**
+     * Only events of these runtimes (their RuntimeConfig.name, as in
+     * Event.origin); may name this runtime to keep its own events. Implies
+     * include_remote.
+     *
+     * Generated from protobuf field <code>repeated string origins = 7;</code>
+     * @param array<string>|\Google\Protobuf\Internal\RepeatedField $var
+     * @return $this
+     */
+    public function setOrigins($var)
+    {
+        $arr = GPBUtil::checkRepeatedField($var, \Google\Protobuf\Internal\GPBType::STRING);
+        $this->origins = $arr;
+
+        return $this;
+    }
+
+    /**
+     * Replay other runtimes' events from the JetStream stream
+     * (NatsTransport.event_stream), starting at this stream sequence
+     * (Event.stream_sequence; 1 is the first), then go on live. Implies
+     * include_remote. Without event_stream configured: FAILED_PRECONDITION.
+     *
+     * Generated from protobuf field <code>uint64 replay_from_sequence = 8;</code>
+     * @return int|string
+     */
+    public function getReplayFromSequence()
+    {
+        return $this->replay_from_sequence;
+    }
+
+    /**
+     * Replay other runtimes' events from the JetStream stream
+     * (NatsTransport.event_stream), starting at this stream sequence
+     * (Event.stream_sequence; 1 is the first), then go on live. Implies
+     * include_remote. Without event_stream configured: FAILED_PRECONDITION.
+     *
+     * Generated from protobuf field <code>uint64 replay_from_sequence = 8;</code>
+     * @param int|string $var
+     * @return $this
+     */
+    public function setReplayFromSequence($var)
+    {
+        GPBUtil::checkUint64($var);
+        $this->replay_from_sequence = $var;
+
+        return $this;
+    }
+
+    /**
+     * Replay from the first event stored at or after this time; at most one
+     * of replay_from_sequence and replay_from_time.
+     *
+     * Generated from protobuf field <code>.google.protobuf.Timestamp replay_from_time = 9;</code>
+     * @return \Google\Protobuf\Timestamp|null
+     */
+    public function getReplayFromTime()
+    {
+        return $this->replay_from_time;
+    }
+
+    public function hasReplayFromTime()
+    {
+        return isset($this->replay_from_time);
+    }
+
+    public function clearReplayFromTime()
+    {
+        unset($this->replay_from_time);
+    }
+
+    /**
+     * Replay from the first event stored at or after this time; at most one
+     * of replay_from_sequence and replay_from_time.
+     *
+     * Generated from protobuf field <code>.google.protobuf.Timestamp replay_from_time = 9;</code>
+     * @param \Google\Protobuf\Timestamp $var
+     * @return $this
+     */
+    public function setReplayFromTime($var)
+    {
+        GPBUtil::checkMessage($var, \Google\Protobuf\Timestamp::class);
+        $this->replay_from_time = $var;
 
         return $this;
     }

@@ -10,6 +10,8 @@ use Google\Protobuf\Internal\GPBUtil;
 
 /**
  * kind "lagged": the subscriber fell behind and lost `dropped` older events.
+ * With `origin` set to another runtime: that runtime's queue towards NATS
+ * was full, and `dropped` of its events were never published.
  *
  * Generated from protobuf message <code>hms.events.v1.LaggedEvent</code>
  */

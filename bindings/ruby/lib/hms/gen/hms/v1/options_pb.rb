@@ -43,6 +43,13 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :subject_prefix, :string, 14
       optional :discovery_timeout_ms, :uint32, 15
       repeated :remote_services, :string, 16
+      optional :publish_events, :bool, 17
+      optional :event_outbox_capacity, :uint32, 18
+      optional :event_stream, :message, 19, "hms.v1.EventStream"
+    end
+    add_message "hms.v1.EventStream" do
+      optional :name, :string, 1
+      optional :max_age_seconds, :uint64, 2
     end
     add_message "hms.v1.CallContext" do
       optional :method, :string, 1
@@ -65,6 +72,7 @@ module Hms
     Credentials = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.Credentials").msgclass
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
     NatsTransport = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.NatsTransport").msgclass
+    EventStream = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.EventStream").msgclass
     CallContext = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallContext").msgclass
     JsonNames = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.JsonNames").enummodule
   end

@@ -16,6 +16,10 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       repeated :agent_ids, :string, 3
       repeated :states, :enum, 4, "hms.agent.lifecycle.v1.LifecycleState"
       repeated :transition_types, :enum, 5, "hms.agent.lifecycle.v1.TransitionType"
+      optional :include_remote, :bool, 6
+      repeated :origins, :string, 7
+      optional :replay_from_sequence, :uint64, 8
+      optional :replay_from_time, :message, 9, "google.protobuf.Timestamp"
     end
     add_message "hms.events.v1.Event" do
       optional :sequence, :uint64, 1
@@ -23,6 +27,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :subject, :string, 3
       optional :time, :message, 4, "google.protobuf.Timestamp"
       optional :agent_id, :string, 5
+      optional :origin, :string, 6
+      optional :stream_sequence, :uint64, 7
       oneof :payload do
         optional :service, :message, 10, "hms.events.v1.ServiceEvent"
         optional :lagged, :message, 11, "hms.events.v1.LaggedEvent"
