@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from hms_cffi import proto as _proto  # noqa: F401  # registers the HMS types
 from hms_cffi._ffi import Buffers, _tls, buffers, error_from, ffi, lib
 from hms_cffi._handle import Handle
+from hms_cffi.domain._common import TimeLike, timestamp
 from hms_cffi.domain.agents import Agents
 from hms_cffi.domain.events import Events
 from hms_cffi.domain.knowledge import Knowledge
@@ -455,6 +456,10 @@ class Runtime(Handle):
         agent_ids: Iterable[str] | str | None = None,
         states: Iterable[int] | int | None = None,
         transition_types: Iterable[int] | int | None = None,
+        include_remote: bool = False,
+        origins: Iterable[str] | str | None = None,
+        replay_from_sequence: int | None = None,
+        replay_from_time: TimeLike | None = None,
         format: Format | int = Format.CBOR,
         callback: EventCallback | None = None,
     ) -> Subscription:
@@ -469,20 +474,38 @@ class Runtime(Handle):
         polled with :meth:`Subscription.next`; with one, the library calls
         ``callback(event)`` on a library thread, in order (exceptions it
         raises are logged and counted, never propagated).
+
+        With a NATS transport (docs/transport.md, "Events over NATS"):
+        ``include_remote`` adds other runtimes' events, ``origins`` only
+        those of the runtimes so named (implies ``include_remote``); each
+        remote event names its runtime in ``origin``. ``replay_from_sequence``
+        or ``replay_from_time`` (a ``datetime``, a ``Timestamp`` or seconds)
+        first replays the configured JetStream ``event_stream`` from there,
+        then goes on live. Without a transport or a stream these raise
+        :class:`FailedPreconditionError`.
         """
         self._check_open()
         fmt = int(format)
-        values: dict[str, list[Any]] = {
+        values: dict[str, Any] = {
             "kinds": _strings(kinds),
             "subjects": _strings(subjects),
             "agent_ids": _strings(agent_ids),
             "states": _numbers(states),
             "transition_types": _numbers(transition_types),
+            "origins": _strings(origins),
         }
         values = {k: v for k, v in values.items() if v}
+        if include_remote:
+            values["include_remote"] = True
+        if replay_from_sequence is not None:
+            values["replay_from_sequence"] = replay_from_sequence
+        if replay_from_time is not None:
+            values["replay_from_time"] = timestamp(replay_from_time)
         if fmt == _PROTOBUF:
             raw = events_pb2.EventFilter(**values).SerializeToString()
         else:
+            if "replay_from_time" in values:
+                values["replay_from_time"] = values["replay_from_time"].ToJsonString()
             raw = encode_value(values, fmt)
         out = ffi.new("hms_subscription *")
         bufs = buffers()

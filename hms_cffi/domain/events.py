@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
-from hms_cffi.domain._common import Client
+from hms_cffi.domain._common import Client, TimeLike
 from hms_cffi.domain.enums import State, TransitionType
 from hms_cffi.events import EventCallback
 from hms_cffi.formats import Format
@@ -65,6 +65,10 @@ class Events(Client):
         agent_ids: Iterable[str] | str | None = None,
         states: Iterable[State | int] | State | int | None = None,
         transition_types: Iterable[TransitionType | int] | TransitionType | int | None = None,
+        include_remote: bool = False,
+        origins: Iterable[str] | str | None = None,
+        replay_from_sequence: int | None = None,
+        replay_from_time: TimeLike | None = None,
         callback: EventCallback | None = None,
         format: Format | int = Format.PROTOBUF,
     ) -> Subscription:
@@ -80,7 +84,9 @@ class Events(Client):
         subscription (``next(timeout)``, ``iter(timeout)``); with one, the
         library calls ``callback(event)`` on a library thread, in order.
         A subscriber that falls behind gets one "lagged" event saying how
-        many of its oldest events were dropped.
+        many of its oldest events were dropped. ``include_remote``,
+        ``origins`` and the ``replay_from_*`` points take other runtimes'
+        events through NATS (see :meth:`hms_cffi.Runtime.subscribe`).
         """
         return self._rt.subscribe(
             kinds,
@@ -88,6 +94,10 @@ class Events(Client):
             agent_ids=agent_ids,
             states=states,
             transition_types=transition_types,
+            include_remote=include_remote,
+            origins=origins,
+            replay_from_sequence=replay_from_sequence,
+            replay_from_time=replay_from_time,
             callback=callback,
             format=format,
         )

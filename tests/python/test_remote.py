@@ -100,3 +100,30 @@ def test_export_of_a_caller_thread_service_is_refused(nats_server: NatsServer) -
         with pytest.raises(hms_cffi.InvalidArgumentError) as raised:
             register_greeter(rt, export=True, caller_thread=True)
         assert "HMS_SERVICE_CALLER_THREAD" in raised.value.message
+
+
+def test_remote_events_arrive_with_their_origin(nats_server: NatsServer) -> None:
+    publisher = Runtime(
+        {"name": "publisher", "nats": {"servers": [nats_server.url], "publish_events": True}}
+    )
+    watcher = on_nats(nats_server, "watcher")
+    with publisher, watcher:
+        remote = watcher.events.subscribe("agent.*", origins="publisher")
+        local_only = watcher.events.subscribe("agent.*")
+        agent = publisher.agents.create(name="far-away")
+        event = remote.next(timeout=10)
+        assert event is not None
+        assert (event.kind, event.origin, event.agent_id) == ("agent.created", "publisher", agent.id)
+        assert local_only.next(timeout=0.2) is None
+
+
+def test_remote_events_need_a_transport_and_replay_needs_a_stream(
+    rt: Runtime, nats_server: NatsServer
+) -> None:
+    with pytest.raises(hms_cffi.FailedPreconditionError):
+        rt.subscribe(include_remote=True)
+    with on_nats(nats_server, "no-stream") as connected:
+        with pytest.raises(hms_cffi.FailedPreconditionError, match="event_stream"):
+            connected.subscribe(replay_from_sequence=1)
+        with pytest.raises(hms_cffi.FailedPreconditionError, match="event_stream"):
+            connected.events.subscribe(replay_from_time=0)

@@ -63,4 +63,25 @@ class RemoteTest < Minitest::Test
     error = assert_hms_error(HMS::UnavailableError) { caller.call("ruby.v1.Local/Ping", {}) }
     assert_includes error.status_message, "thread"
   end
+  def test_remote_events_arrive_with_their_origin
+    publisher = open_runtime(name: "ruby-publisher", nats: { servers: [@url], publish_events: true })
+    watcher = on_nats("ruby-watcher")
+    remote = watcher.subscribe(kinds: ["agent.*"], origins: ["ruby-publisher"])
+    local_only = watcher.subscribe(kinds: ["agent.*"])
+    agent = publisher.agents.create(name: "far away")
+    event = remote.next(10_000)
+    refute_nil event
+    assert_equal ["agent.created", "ruby-publisher", agent["id"]], event.values_at("kind", "origin", "agent_id")
+    assert_nil local_only.next(200)
+  end
+
+  def test_remote_events_need_a_transport_and_replay_needs_a_stream
+    assert_hms_error(HMS::FailedPreconditionError) { open_runtime.subscribe(include_remote: true) }
+    connected = on_nats("ruby-no-stream")
+    error = assert_hms_error(HMS::FailedPreconditionError) { connected.subscribe(replay_from_sequence: 1) }
+    assert_includes error.status_message, "event_stream"
+    assert_hms_error(HMS::FailedPreconditionError) do
+      connected.subscribe(replay_from_time: Time.at(0), format: HMS::Format::PROTOBUF)
+    end
+  end
 end

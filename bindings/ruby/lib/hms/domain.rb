@@ -12,6 +12,16 @@ module HMS
   # names, timestamps as RFC 3339 strings, bytes as binary strings with CBOR
   # or base64 with JSON). Keyword arguments left nil are omitted.
   module Domain
+    # A point in time as the JSON mapping writes it: a Time, or an RFC 3339
+    # string as it is.
+    def self.timestamp(value)
+      case value
+      when nil, String then value
+      when Time then value.utc.iso8601(9)
+      else raise TypeError, "a timestamp is a Time or an RFC 3339 string, not #{value.inspect}"
+      end
+    end
+
     # Shared plumbing of the helpers.
     class Helper
       def initialize(runtime)
@@ -52,11 +62,7 @@ module HMS
       end
 
       def timestamp(value)
-        case value
-        when nil, String then value
-        when Time then value.utc.iso8601(9)
-        else raise TypeError, "a timestamp is a Time or an RFC 3339 string, not #{value.inspect}"
-        end
+        Domain.timestamp(value)
       end
 
       # Yields every item of a paged listing (+key+: the repeated field).

@@ -418,19 +418,30 @@ module HMS
     # Subscribes to this runtime's events (hms.events.v1.EventFilter; empty
     # lists match everything): +kinds+ such as "registry.service_registered"
     # or "lifecycle.*", +subjects+, +agent_ids+, +states+ and
-    # +transition_types+ (names). Poll it with Subscription#next or
-    # #each_event.
-    def subscribe(kinds: nil, subjects: nil, agent_ids: nil, states: nil, transition_types: nil, format: nil)
+    # +transition_types+ (names). With a NATS transport (docs/transport.md,
+    # "Events over NATS"), +include_remote+ adds other runtimes' events and
+    # +origins+ only those of the runtimes so named, each with its +origin+;
+    # +replay_from_sequence+ or +replay_from_time+ (a Time or an RFC 3339
+    # string) first replays the configured JetStream event_stream. Without a
+    # transport or a stream these raise HMS::FailedPreconditionError. Poll it
+    # with Subscription#next or #each_event.
+    def subscribe(kinds: nil, subjects: nil, agent_ids: nil, states: nil, transition_types: nil,
+                  include_remote: false, origins: nil, replay_from_sequence: nil, replay_from_time: nil,
+                  format: nil)
       check_open
       fmt = format.nil? ? @format : Format.resolve(format)
       filter = {
         "kinds" => list(kinds), "subjects" => list(subjects), "agent_ids" => list(agent_ids),
         "states" => list(states).map(&:to_s), "transition_types" => list(transition_types).map(&:to_s),
+        "origins" => list(origins),
       }.reject { |_, v| v.empty? }
+      filter["include_remote"] = true if include_remote
+      filter["replay_from_sequence"] = Integer(replay_from_sequence) unless replay_from_sequence.nil?
+      filter["replay_from_time"] = Domain.timestamp(replay_from_time) unless replay_from_time.nil?
+      # The protobuf form is read from the JSON mapping, which takes enum
+      # names and RFC 3339 times as they are.
       raw = if fmt == Format::PROTOBUF
-              enums = %w[states transition_types]
-              fields = filter.to_h { |k, v| [k.to_sym, enums.include?(k) ? v.map(&:to_sym) : v] }
-              Proto.message_class("hms.events.v1.EventFilter").new(fields).to_proto
+              Proto.message_class("hms.events.v1.EventFilter").decode_json(JSON.generate(filter)).to_proto
             else
               Format.encode(filter, fmt)
             end
