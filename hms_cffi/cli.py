@@ -471,7 +471,8 @@ def _describe(rt: Runtime, service: str) -> None:
 
 def _serve_config(args: argparse.Namespace) -> dict[str, Any]:
     """``--config`` (a JSON ``hms.v1.RuntimeConfig``), the options on top:
-    ``--name``, ``--data-dir`` replace, ``--nats`` and ``--export`` add."""
+    ``--name``, ``--data-dir`` and ``--publish-events`` replace, ``--nats``
+    and ``--export`` add."""
     config: dict[str, Any] = {}
     if args.config is not None:
         _utf8(args.config, "--config")
@@ -507,6 +508,8 @@ def _serve_config(args: argparse.Namespace) -> dict[str, Any]:
         # A field of the wrong type is left as it is, for the core to report.
         if values and isinstance(given, list):
             nats[field] = [*given, *values]
+    if args.publish_events:
+        nats["publish_events"] = True
     return config
 
 
@@ -546,6 +549,11 @@ def _serve_parser(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--name", help="the runtime's name, seen by callers as origin (default: hms-serve)"
+    )
+    p.add_argument(
+        "--publish-events",
+        action="store_true",
+        help="also publish the runtime's events to NATS (nats.publish_events)",
     )
     p.add_argument(
         "--config", metavar="FILE", help="an hms.v1.RuntimeConfig as JSON; the options add to it"

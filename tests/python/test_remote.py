@@ -113,7 +113,8 @@ def test_remote_events_arrive_with_their_origin(nats_server: NatsServer) -> None
         agent = publisher.agents.create(name="far-away")
         event = remote.next(timeout=10)
         assert event is not None
-        assert (event.kind, event.origin, event.agent_id) == ("agent.created", "publisher", agent.id)
+        assert event.kind == "agent.created"
+        assert (event.origin, event.agent_id) == ("publisher", agent.id)
         assert local_only.next(timeout=0.2) is None
 
 
