@@ -281,6 +281,229 @@ fn an_unreachable_server_fails_runtime_creation_with_unavailable() {
 }
 
 #[test]
+fn a_server_requiring_authentication_takes_the_configured_credentials() {
+    let echo_of = |rt: &Rt| {
+        call_in::<_, EchoResponse>(
+            rt,
+            "hms.sys.v1.System/Echo",
+            Format::Protobuf,
+            &echo("hi"),
+            None,
+        )
+        .map(|answer| answer.text)
+    };
+    let connect = |server: &NatsServer, name: &str, auth: NatsTransport| {
+        let settings = Settings::from_config(RuntimeConfig {
+            name: name.into(),
+            nats: Some(NatsTransport {
+                servers: vec![server.url()],
+                connect_timeout_ms: 2_000,
+                request_timeout_ms: 5_000,
+                ..auth
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+        Runtime::new(settings)
+    };
+    let token = |token: &str| NatsTransport {
+        token: token.into(),
+        ..Default::default()
+    };
+    let user = |user: &str, password: &str| NatsTransport {
+        user: user.into(),
+        password: password.into(),
+        ..Default::default()
+    };
+    for (server, good, bad) in [
+        (
+            NatsServer::start_with(&["--auth", "s3cret"]),
+            token("s3cret"),
+            token("guess"),
+        ),
+        (
+            NatsServer::start_with(&["--user", "hms", "--pass", "pa55"]),
+            user("hms", "pa55"),
+            user("hms", "guess"),
+        ),
+    ] {
+        // One runtime serves System, the other reaches it through the
+        // server: both got in with the right credentials.
+        let exporter = connect(
+            &server,
+            "exporter",
+            NatsTransport {
+                export_services: vec!["hms.sys.v1.System".into()],
+                ..good.clone()
+            },
+        )
+        .expect("the right credentials connect");
+        let caller = connect(
+            &server,
+            "caller",
+            NatsTransport {
+                remote_services: vec!["hms.sys.v1.System".into()],
+                ..good.clone()
+            },
+        )
+        .expect("the right credentials connect");
+        assert_eq!(echo_of(&caller).unwrap(), "hi");
+        drop(exporter);
+        let refused = within(WATCHDOG, move || {
+            connect(&server, "intruder", bad)
+                .err()
+                .expect("wrong credentials, no runtime")
+        });
+        assert_eq!(refused.code, Code::Unavailable, "{refused:?}");
+        assert!(
+            refused.message.contains("uthoriz"),
+            "the refusal says why: {refused:?}"
+        );
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`; the tests make their own
+/// certificates, so that none is checked in to expire.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs (apt-get install openssl)");
+    assert!(status.success(), "openssl {args:?}: {status}");
+}
+
+/// A CA, and a certificate with its key signed by it for `name`
+/// (`name.pem`, `name.key`), with the extended key usage `usage`.
+fn issue_certificate(dir: &std::path::Path, name: &str, usage: &str) {
+    let key = format!("{name}.key");
+    let request = format!("{name}.csr");
+    let extensions = format!("{name}.ext");
+    std::fs::write(
+        dir.join(&extensions),
+        format!(
+            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"
+        ),
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req"][..],
+            &ec,
+            &["-keyout", &key, "-out", &request, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &request,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.pem"),
+            "-extfile",
+            &extensions,
+        ],
+    );
+}
+
+#[test]
+fn mutual_tls_connects_with_the_configured_ca_and_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |file: &str| dir.path().join(file).to_string_lossy().into_owned();
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hms test CA",
+        ],
+    );
+    issue_certificate(dir.path(), "server", "serverAuth");
+    issue_certificate(dir.path(), "client", "clientAuth");
+    let server = NatsServer::start_with(&[
+        "--tlsverify",
+        "--tlscert",
+        &path("server.pem"),
+        "--tlskey",
+        &path("server.key"),
+        "--tlscacert",
+        &path("ca.pem"),
+    ]);
+    let tls = |name: &str, client_certificate: bool| {
+        let mut transport = NatsTransport {
+            servers: vec![format!("tls://127.0.0.1:{}", server.port())],
+            ca_file: path("ca.pem"),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 5_000,
+            ..Default::default()
+        };
+        if client_certificate {
+            transport.cert_file = path("client.pem");
+            transport.key_file = path("client.key");
+        }
+        RuntimeConfig {
+            name: name.into(),
+            nats: Some(transport),
+            ..Default::default()
+        }
+    };
+    let mut exporting = tls("exporter", true);
+    exporting.nats.as_mut().unwrap().export_services = vec!["hms.sys.v1.System".into()];
+    let _exporter = Runtime::new(Settings::from_config(exporting).unwrap()).expect("TLS connects");
+    let mut calling = tls("caller", true);
+    calling.nats.as_mut().unwrap().remote_services = vec!["hms.sys.v1.System".into()];
+    let caller = Runtime::new(Settings::from_config(calling).unwrap()).expect("TLS connects");
+    let answer: EchoResponse = call_in(
+        &caller,
+        "hms.sys.v1.System/Echo",
+        Format::Protobuf,
+        &echo("over tls"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(answer.text, "over tls");
+    // The server asks for a client certificate: without one, no runtime.
+    let anonymous = tls("anonymous", false);
+    let refused = within(WATCHDOG, move || {
+        Runtime::new(Settings::from_config(anonymous).unwrap())
+            .err()
+            .expect("no client certificate, no runtime")
+    });
+    assert_eq!(refused.code, Code::Unavailable, "{refused:?}");
+}
+
+#[test]
 fn remote_calls_answer_the_bytes_local_calls_do() {
     let server = NatsServer::start();
     let name = unique("remote.v1.Echo");

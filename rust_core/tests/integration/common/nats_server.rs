@@ -15,26 +15,35 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NatsServer {
     port: u16,
     jetstream: Option<tempfile::TempDir>,
+    /// More command-line options, e.g. the server's authentication.
+    options: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// A server with core NATS only.
     pub fn start() -> NatsServer {
-        NatsServer::launch(false)
+        NatsServer::launch(false, &[])
     }
 
     /// A server with JetStream, its store in a temporary folder.
     pub fn start_with_jetstream() -> NatsServer {
-        NatsServer::launch(true)
+        NatsServer::launch(true, &[])
     }
 
-    fn launch(jetstream: bool) -> NatsServer {
+    /// A server with core NATS and these command-line `options`
+    /// (e.g. `["--auth", "token"]`).
+    pub fn start_with(options: &[&str]) -> NatsServer {
+        NatsServer::launch(false, options)
+    }
+
+    fn launch(jetstream: bool, options: &[&str]) -> NatsServer {
         let port = free_port();
         let store = jetstream.then(|| tempfile::tempdir().expect("a temporary folder"));
         let mut server = NatsServer {
             port,
             jetstream: store,
+            options: options.iter().map(|o| o.to_string()).collect(),
             child: None,
         };
         server.spawn();
@@ -67,6 +76,7 @@ impl NatsServer {
         let mut command = Command::new("nats-server");
         command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
