@@ -29,47 +29,14 @@ fn call_handle(handle: u64, request: &[u8]) -> Result<Vec<u8>, HmsError> {
     runtime::call_method(handle, request, &mut out).map(|()| out)
 }
 
-/// A batch frame: count, method[count], end[count], payloads.
-fn frame(calls: &[(u64, &[u8])]) -> Vec<u8> {
-    let mut words = vec![calls.len() as u64];
-    words.extend(calls.iter().map(|(method, _)| *method));
-    let mut end = 0;
-    for (_, request) in calls {
-        end += request.len() as u64;
-        words.push(end);
-    }
-    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    for (_, request) in calls {
-        bytes.extend_from_slice(request);
-    }
-    bytes
-}
-
-/// A result frame split into (code, answer) per call.
-fn split(results: &[u8]) -> Vec<(Code, Vec<u8>)> {
-    let word = |i: usize| u64::from_le_bytes(results[i * 8..i * 8 + 8].try_into().unwrap());
-    let count = word(0) as usize;
-    let area = &results[8 * (1 + 2 * count)..];
-    let mut start = 0;
-    (0..count)
-        .map(|i| {
-            let code = Code::from_i32(word(1 + i) as i32).expect("a status code");
-            let end = word(1 + count + i) as usize;
-            let answer = area[start..end].to_vec();
-            start = end;
-            (code, answer)
-        })
-        .collect()
-}
-
 fn run_batch(calls: &[(u64, &[u8])]) -> Result<Vec<(Code, Vec<u8>)>, HmsError> {
     let mut out = Vec::new();
-    batch::run(&frame(calls), &mut out)?;
+    batch::run(&batch_frame(calls), &mut out)?;
     assert_eq!(
         u64::from_le_bytes(out[..8].try_into().unwrap()),
         calls.len() as u64
     );
-    Ok(split(&out))
+    Ok(batch_results(&out))
 }
 
 /// A host service counting its calls, to prove what ran.
@@ -271,7 +238,7 @@ fn malformed_frames_are_refused_before_anything_runs() {
     let (method, calls, _) = counting_service(&rt);
     let host = rt.resolve_method(&method, Format::Protobuf).unwrap();
     // Two valid EchoRequests: the empty one and `payload: b""` spelt out.
-    let good = frame(&[(host, b"".as_slice()), (host, b"\x0a\x00".as_slice())]);
+    let good = batch_frame(&[(host, b"".as_slice()), (host, b"\x0a\x00".as_slice())]);
     let word = |frame: &mut Vec<u8>, index: usize, value: u64| {
         frame[index * 8..index * 8 + 8].copy_from_slice(&value.to_le_bytes())
     };

@@ -138,37 +138,6 @@ fn call_echo(
     call(rt, &format!("{name}/{method}"), &echo(text))
 }
 
-fn batch_frame(calls: &[(u64, &[u8])]) -> Vec<u8> {
-    let mut words = vec![calls.len() as u64];
-    words.extend(calls.iter().map(|(method, _)| *method));
-    let mut end = 0;
-    for (_, request) in calls {
-        end += request.len() as u64;
-        words.push(end);
-    }
-    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    for (_, request) in calls {
-        bytes.extend_from_slice(request);
-    }
-    bytes
-}
-
-fn batch_results(results: &[u8]) -> Vec<(Code, Vec<u8>)> {
-    let word = |i: usize| u64::from_le_bytes(results[i * 8..i * 8 + 8].try_into().unwrap());
-    let count = word(0) as usize;
-    let area = &results[8 * (1 + 2 * count)..];
-    let mut start = 0;
-    (0..count)
-        .map(|i| {
-            let code = Code::from_i32(word(1 + i) as i32).unwrap();
-            let end = word(1 + count + i) as usize;
-            let answer = area[start..end].to_vec();
-            start = end;
-            (code, answer)
-        })
-        .collect()
-}
-
 /// Returns once the server handled what `client` sent before (a flush only
 /// writes to the socket): a message to itself comes back after that.
 async fn server_has_seen(client: &async_nats::Client) {
@@ -546,11 +515,11 @@ fn remote_calls_answer_the_bytes_local_calls_do() {
     let other = encode(&echo("second"), Format::Protobuf);
     let mut results = Vec::new();
     batch::run(
-        &batch_frame(&[(handle, &request), (handle, &other)]),
+        &common::batch_frame(&[(handle, &request), (handle, &other)]),
         &mut results,
     )
     .unwrap();
-    let results = batch_results(&results);
+    let results = common::batch_results(&results);
     assert_eq!(results[0], (Code::Ok, local));
     assert_eq!(results[1].0, Code::Ok);
     let second: EchoResponse = decode(Format::Protobuf, &results[1].1);
@@ -1305,8 +1274,8 @@ fn a_batch_sends_its_remote_calls_at_once_and_answers_like_single_calls() {
     ];
     let frame: Vec<(u64, &[u8])> = calls.iter().map(|(h, r)| (*h, r.as_slice())).collect();
     let mut results = Vec::new();
-    batch::run(&batch_frame(&frame), &mut results).unwrap();
-    let results = batch_results(&results);
+    batch::run(&common::batch_frame(&frame), &mut results).unwrap();
+    let results = common::batch_results(&results);
     // Each entry has its own status: the method nobody exports fails
     // alone, the others answer.
     let codes: Vec<Code> = results.iter().map(|(code, _)| *code).collect();
@@ -1378,11 +1347,11 @@ fn a_batch_has_its_remote_calls_in_flight_together() {
     let calls: Vec<(u64, &[u8])> = (0..TOGETHER)
         .map(|_| (method, request.as_slice()))
         .collect();
-    let frame = batch_frame(&calls);
+    let frame = common::batch_frame(&calls);
     within(WATCHDOG, move || {
         let mut results = Vec::new();
         batch::run(&frame, &mut results).unwrap();
-        for (code, answer) in batch_results(&results) {
+        for (code, answer) in common::batch_results(&results) {
             assert_eq!(code, Code::Ok);
             let response: EchoResponse = decode(Format::Protobuf, &answer);
             assert_eq!(response.text, "together");

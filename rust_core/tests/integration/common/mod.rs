@@ -584,3 +584,36 @@ pub fn nested_nodes_json(depth: usize) -> Vec<u8> {
     out.extend(std::iter::repeat_n(b'}', depth - 1));
     out
 }
+
+/// A batch frame: count, method[count], end[count], payloads.
+pub fn batch_frame(calls: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut words = vec![calls.len() as u64];
+    words.extend(calls.iter().map(|(method, _)| *method));
+    let mut end = 0;
+    for (_, request) in calls {
+        end += request.len() as u64;
+        words.push(end);
+    }
+    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    for (_, request) in calls {
+        bytes.extend_from_slice(request);
+    }
+    bytes
+}
+
+/// A result frame split into (code, answer) per call.
+pub fn batch_results(results: &[u8]) -> Vec<(Code, Vec<u8>)> {
+    let word = |i: usize| u64::from_le_bytes(results[i * 8..i * 8 + 8].try_into().unwrap());
+    let count = word(0) as usize;
+    let area = &results[8 * (1 + 2 * count)..];
+    let mut start = 0;
+    (0..count)
+        .map(|i| {
+            let code = Code::from_i32(word(1 + i) as i32).expect("a status code");
+            let end = word(1 + count + i) as usize;
+            let answer = area[start..end].to_vec();
+            start = end;
+            (code, answer)
+        })
+        .collect()
+}
