@@ -299,11 +299,24 @@ impl Runtime {
         options: CallOptions,
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        self.send_remote_call(transport, method_name, format, request, &options)?
+            .wait(self.limits(), out)
+    }
+
+    /// Sends a call to the runtime that exports `method_name`, within this
+    /// thread's nesting bound, without waiting for its answer (the nesting
+    /// does not travel, so waiting needs no level of its own).
+    fn send_remote_call(
+        &self,
+        transport: &Transport,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: &CallOptions,
+    ) -> Result<PendingCall> {
         let (service, method) = crate::registry::split_method(method_name)?;
         let _level = crate::workers::enter_call(method_name)?;
-        transport
-            .send(service, method, format, request, &options)?
-            .wait(self.limits(), out)
+        transport.send(service, method, format, request, options)
     }
 
     fn resolve(&self, method_name: &str) -> Result<Arc<Method>> {
@@ -828,11 +841,9 @@ impl ResolvedMethod {
         let sent = (|| {
             let limits = *runtime.limits();
             limits.check_size(request.len(), "request")?;
-            let (service, method) = crate::registry::split_method(&self.full_name)?;
-            let _level = crate::workers::enter_call(&self.full_name)?;
-            let pending = transport.send(
-                service,
-                method,
+            let pending = runtime.send_remote_call(
+                transport,
+                &self.full_name,
                 self.format,
                 request,
                 &CallOptions::default(),

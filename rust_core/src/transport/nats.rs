@@ -57,6 +57,14 @@ pub const MAX_SERVED_CALLS: usize = 256;
 /// `hms_runtime_free`, within the runtime's own shutdown bound.
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long one step of stopping may wait: what is left until `until`, at
+/// most [`STOP_TIMEOUT`].
+fn stop_step(until: Instant) -> Duration {
+    until
+        .saturating_duration_since(Instant::now())
+        .min(STOP_TIMEOUT)
+}
+
 /// Why a request task ended.
 enum Outcome {
     Reply(std::result::Result<async_nats::Message, async_nats::RequestError>),
@@ -532,9 +540,7 @@ impl Transport {
         stop.send_replace(true);
         let client = self.client.clone();
         let connected = self.is_connected();
-        let wait = until
-            .saturating_duration_since(Instant::now())
-            .min(STOP_TIMEOUT);
+        let wait = stop_step(until);
         let stopping = async move {
             for reader in readers {
                 let _ = reader.await;
@@ -611,9 +617,7 @@ impl Transport {
             publisher.close();
         }
         if let Some(publishing) = self.publishing.lock().take() {
-            let wait = until
-                .saturating_duration_since(Instant::now())
-                .min(STOP_TIMEOUT);
+            let wait = stop_step(until);
             let _ = self.run(wait, publishing);
         }
         let exports: Vec<Export> = self.exports.lock().drain().map(|(_, e)| e).collect();
@@ -627,8 +631,7 @@ impl Transport {
                 // blocking would panic: the threads end in the background.
                 tokio.shutdown_background();
             } else {
-                let left = until.saturating_duration_since(Instant::now());
-                tokio.shutdown_timeout(left.min(STOP_TIMEOUT));
+                tokio.shutdown_timeout(stop_step(until));
             }
         }
     }
@@ -644,9 +647,7 @@ impl Transport {
         }
         let serving = self.serving.clone();
         let client = self.client.clone();
-        let wait = until
-            .saturating_duration_since(Instant::now())
-            .min(STOP_TIMEOUT);
+        let wait = stop_step(until);
         let draining = async move {
             while serving.in_flight.load(Ordering::Acquire) > 0
                 || serving.unsent.load(Ordering::Acquire) > 0
