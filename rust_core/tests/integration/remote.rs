@@ -284,6 +284,29 @@ fn a_server_requiring_authentication_takes_the_configured_credentials() {
         password: password.into(),
         ..Default::default()
     };
+    let keys = tempfile::tempdir().unwrap();
+    let nkey = |seed: &str| NatsTransport {
+        nkey_seed_file: write_key_file(keys.path(), seed).display().to_string(),
+        ..Default::default()
+    };
+    let credentials = |user: &nkeys::KeyPair, account: &nkeys::KeyPair| NatsTransport {
+        credentials_file: write_credentials(keys.path(), user, account)
+            .display()
+            .to_string(),
+        ..Default::default()
+    };
+    let (nkey_user, nkey_stranger) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    let nkey_config = server_config(
+        keys.path(),
+        &format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}",
+            nkey_user.public_key()
+        ),
+    );
+    let (account, stranger_account) =
+        (nkeys::KeyPair::new_account(), nkeys::KeyPair::new_account());
+    let operator_config = operator_config(keys.path(), &nkeys::KeyPair::new_operator(), &account);
+    let jwt_user = nkeys::KeyPair::new_user();
     for (server, good, bad) in [
         (
             NatsServer::start_with(&["--auth", "s3cret"]),
@@ -294,6 +317,20 @@ fn a_server_requiring_authentication_takes_the_configured_credentials() {
             NatsServer::start_with(&["--user", "hms", "--pass", "pa55"]),
             user("hms", "pa55"),
             user("hms", "guess"),
+        ),
+        (
+            NatsServer::start_with(&["-c", &nkey_config]),
+            nkey(&nkey_user.seed().unwrap()),
+            nkey(&nkey_stranger.seed().unwrap()),
+        ),
+        (
+            // Decentralized auth: the server trusts an operator, the
+            // account's JWT is preloaded, the user presents a JWT signed by
+            // the account and proves it holds the user key.
+            NatsServer::start_with(&["-c", &operator_config]),
+            credentials(&jwt_user, &account),
+            // Signed by an account the operator never issued.
+            credentials(&jwt_user, &stranger_account),
         ),
     ] {
         // One runtime serves System, the other reaches it through the
@@ -329,6 +366,104 @@ fn a_server_requiring_authentication_takes_the_configured_credentials() {
             "the refusal says why: {refused:?}"
         );
     }
+}
+
+/// Writes `text` to a new file in `dir`, readable by its owner only (as
+/// key files are kept), and returns its path.
+fn write_key_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(unique("key"));
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    path
+}
+
+/// A nats-server configuration file holding `text`; its path.
+fn server_config(dir: &std::path::Path, text: &str) -> String {
+    write_key_file(dir, text).display().to_string()
+}
+
+/// A NATS JWT (the format nats-server and `nsc` use: an `ed25519-nkey`
+/// signature over base64url header and claims) about `subject`, signed by
+/// `issuer`, with `nats` as its NATS-specific claims.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let base64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = base64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": unique("jti"),
+        "iat": 1_700_000_000,
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": subject,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", base64.encode(claims.to_string()));
+    let signature = issuer.sign(body.as_bytes()).unwrap();
+    format!("{body}.{}", base64.encode(signature))
+}
+
+/// No limit on anything, spelled out: a limit left out of an account's or
+/// user's claims is zero, which nats-server reads as "none allowed".
+fn unlimited() -> serde_json::Value {
+    serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+    })
+}
+
+/// A `.creds` file (as `nsc generate creds` writes it): a user JWT issued by
+/// `account` for `user`, and the user's seed.
+fn write_credentials(
+    dir: &std::path::Path,
+    user: &nkeys::KeyPair,
+    account: &nkeys::KeyPair,
+) -> std::path::PathBuf {
+    let mut claims = unlimited();
+    claims["type"] = "user".into();
+    claims["version"] = 2.into();
+    let jwt = nats_jwt(account, &user.public_key(), claims);
+    let seed = user.seed().unwrap();
+    write_key_file(
+        dir,
+        &format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+}
+
+/// Server configuration for nats-server's decentralized (JWT)
+/// authentication: it trusts `operator`, and `account` (issued by it) is
+/// preloaded in a memory resolver.
+fn operator_config(
+    dir: &std::path::Path,
+    operator: &nkeys::KeyPair,
+    account: &nkeys::KeyPair,
+) -> String {
+    let operator_jwt = nats_jwt(
+        operator,
+        &operator.public_key(),
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let mut account_claims = serde_json::json!({"type": "account", "version": 2});
+    account_claims["limits"] = unlimited();
+    let account_jwt = nats_jwt(operator, &account.public_key(), account_claims);
+    let operator_file = write_key_file(dir, &operator_jwt);
+    server_config(
+        dir,
+        &format!(
+            "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{ {}: \"{account_jwt}\" }}\n",
+            operator_file.display(),
+            account.public_key()
+        ),
+    )
 }
 
 /// Runs `openssl` with `args` in `dir`; the tests make their own
