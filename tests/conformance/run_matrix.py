@@ -21,9 +21,9 @@ scenarios.json and the domain ones) run with those services in another
 process: a real nats-server is started on a free loopback port, and for each
 language a fresh serve_python.py exports them while the runner calls them
 from a runtime that has none of them. Those cells must also name the serving
-runtime as the origin of a host handler's error, and say what the same
-scenario said run locally (the Python runner's local run), but for a deadline,
-which the caller's core words itself.
+runtime as the origin of their error, and say what the same scenario says run
+locally (the Python runner's local run); but for a deadline, which either
+side may word (tests/conformance/README.md, "Remote mode").
 
 Usage: run_matrix.py [--remote] [--require-all] [--only LANG ...] [--timeout SECONDS]
 """
@@ -195,7 +195,6 @@ def judge(
             result.cells[sid] = (False, f"FAIL: message {message[:40]!r}")
         elif (
             sid in remote
-            and scenario.get("services")
             and expect not in ("OK", "DEADLINE_EXCEEDED")
             and line.get("origin") != SERVER_NAME
         ):

@@ -6,6 +6,7 @@ and the cells it fails. The whole mode runs in scripts/test.sh
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ DENY = scenario("deny", "PERMISSION_DENIED", call(f"{HOST}/Deny"), services=[HOS
 DENIED = {"code": "PERMISSION_DENIED", "error": "hms.ErrPermissionDenied", "message": "no"}
 
 
-def test_a_remote_handler_error_must_name_the_server_as_origin() -> None:
+def test_a_remote_error_must_name_the_server_as_origin() -> None:
     wrong = run_matrix.Result("go")
     run_matrix.judge(
         "go",
@@ -100,3 +101,23 @@ def test_a_server_that_exits_before_ready_is_a_clear_error(tmp_path: Path) -> No
         run_matrix.serving("nats://127.0.0.1:1", missing),
     ):
         pass
+
+
+def test_remote_mode_without_a_remote_scenario_fails(tmp_path: Path) -> None:
+    doc = {"services": {}, "scenarios": [scenario("system", "OK", call("hms.sys.v1.System/Echo"))]}
+    (tmp_path / "scenarios.json").write_text(json.dumps(doc))
+    done = subprocess.run(
+        [
+            sys.executable,
+            run_matrix.__file__,
+            "--remote",
+            "--scenarios",
+            tmp_path / "scenarios.json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no scenario can run remotely" in done.stdout
