@@ -17,7 +17,9 @@
 #      (~/.cache/hms_ffi)
 #   5. the C example, the ABI refusal tests, each binding's suite, the
 #      conformance matrix, remote calls between processes of every language
-#      over a real nats-server (tests/remote/run.py), the README's demo
+#      over a real nats-server (tests/remote/run.py), the conformance matrix
+#      again with the services in another process over NATS
+#      (scripts/conformance.sh --remote), the README's demo
 #      command (scripts/demo.sh, its setup warm by then), every binding
 #      installed from outside the checkout (tests/install/run.sh: make
 #      install, then each README's route), the
@@ -103,6 +105,7 @@ for binding in bindings/*/run_tests.sh; do
 done
 run_step "conformance matrix (language x scenario)" bash scripts/conformance.sh
 run_step "remote calls across processes and languages (tests/remote/run.py)" python3 tests/remote/run.py
+run_step "conformance matrix over NATS (scripts/conformance.sh --remote)" bash scripts/conformance.sh --remote
 run_step "the README's demo command (scripts/demo.sh: the tour, then over NATS)" bash scripts/demo.sh
 run_step "installed and used from outside the checkout (tests/install/run.sh)" bash tests/install/run.sh
 run_step "protobuf conformance suite (official runner)" bash scripts/protobuf_conformance.sh

@@ -16,23 +16,48 @@ generates are masked before comparing (each runner creates its own). A
 scenario whose message a binding words on purpose (its own check before the
 core, an exception class prefixed) says why in "message_varies".
 
-Usage: run_matrix.py [--require-all] [--only LANG ...] [--timeout SECONDS]
+With --remote, the scenarios that only call services (the host services of
+scenarios.json and the domain ones) run with those services in another
+process: a real nats-server is started on a free loopback port, and for each
+language a fresh serve_python.py exports them while the runner calls them
+from a runtime that has none of them. Those cells must also name the serving
+runtime as the origin of their error, and say what the same scenario says run
+locally (the Python runner's local run); but for a deadline, which either
+side may word (tests/conformance/README.md, "Remote mode").
+
+Usage: run_matrix.py [--remote] [--require-all] [--only LANG ...] [--timeout SECONDS]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import select
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HERE = ROOT / "tests" / "conformance"
+
+#: The domain services the server of --remote exports (nats.export_services)
+#: and its callers reach remotely (nats.remote_services).
+DOMAIN_SERVICES = [
+    "hms.agent.v1.AgentService",
+    "hms.agent.v1.TaskService",
+    "hms.agent.lifecycle.v1.LifecycleService",
+]
+SERVER_NAME = "conformance-server"
+#: Longest the server of --remote may take to say "ready".
+SERVER_READY_S = 60.0
 
 # UUIDs (agent, task and entry ids): different in every run.
 GENERATED_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
@@ -47,8 +72,62 @@ class Result:
     messages: dict[str, str] = field(default_factory=dict)
 
 
+def remote_scenarios(doc: dict[str, Any]) -> list[str]:
+    """Ids of the scenarios --remote runs against the server: those that
+    need no runtime of their own (no runtime_config) and whose every step
+    calls a service the server exports."""
+    exported = {*doc["services"], *DOMAIN_SERVICES}
+    return [
+        s["id"]
+        for s in doc["scenarios"]
+        if "runtime_config" not in s
+        and all(
+            step["op"] == "call" and step["method"].split("/")[0] in exported for step in s["steps"]
+        )
+    ]
+
+
+def nats_config(name: str, url: str, services: str) -> str:
+    return json.dumps({"name": name, "nats": {"servers": [url], services: DOMAIN_SERVICES}})
+
+
+@contextlib.contextmanager
+def serving(url: str, scenarios_path: Path) -> Iterator[None]:
+    """A serve_python.py process exporting the scenarios' services, ready;
+    stopped (its stdin closed, killed if it lingers) when the block ends."""
+    config = nats_config(SERVER_NAME, url, "export_services")
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "serve_python.py"), config, str(scenarios_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None
+    assert server.stdout is not None
+    try:
+        until = time.monotonic() + SERVER_READY_S
+        line = ""
+        while line != "ready":
+            left = until - time.monotonic()
+            if left <= 0 or not select.select([server.stdout], [], [], left)[0]:
+                raise RuntimeError(f"serve_python.py not ready within {SERVER_READY_S:.0f} s")
+            line = server.stdout.readline()
+            if not line:
+                raise RuntimeError(f"serve_python.py exited with status {server.wait()}")
+            line = line.strip()
+        yield
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+
+
 def run_runner(
-    runner: dict[str, Any], scenarios_path: Path, timeout: float
+    runner: dict[str, Any], scenarios_path: Path, timeout: float, env: dict[str, str]
 ) -> tuple[int, str, str]:
     cwd = ROOT / runner.get("cwd", ".")
     if "build" in runner:
@@ -64,12 +143,18 @@ def run_runner(
         text=True,
         timeout=timeout,
         check=False,
-        env=os.environ | {"HMS_CONFORMANCE_SCENARIOS": str(scenarios_path)},
+        env=os.environ | {"HMS_CONFORMANCE_SCENARIOS": str(scenarios_path)} | env,
     )
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def judge(lang: str, stdout: str, scenarios: list[dict[str, Any]], result: Result) -> None:
+def judge(
+    lang: str,
+    stdout: str,
+    scenarios: list[dict[str, Any]],
+    result: Result,
+    remote: frozenset[str] = frozenset(),
+) -> None:
     by_id = {s["id"]: s for s in scenarios}
     seen: dict[str, dict[str, Any]] = {}
     for number, text in enumerate(stdout.splitlines(), 1):
@@ -108,17 +193,36 @@ def judge(lang: str, stdout: str, scenarios: list[dict[str, Any]], result: Resul
             result.cells[sid] = (False, "FAIL: no error name")
         elif scenario.get("message_contains", "") not in message:
             result.cells[sid] = (False, f"FAIL: message {message[:40]!r}")
+        elif (
+            sid in remote
+            and expect not in ("OK", "DEADLINE_EXCEEDED")
+            and line.get("origin") != SERVER_NAME
+        ):
+            result.cells[sid] = (False, f"FAIL: origin {line.get('origin')!r}, not {SERVER_NAME}")
         else:
             result.cells[sid] = (True, error if expect != "OK" else "ok")
 
 
-def compare_messages(scenarios: list[dict[str, Any]], results: list[Result]) -> None:
-    """Fails the cells whose message differs from the first language's."""
+def compare_messages(
+    scenarios: list[dict[str, Any]],
+    results: list[Result],
+    local: Result | None = None,
+    remote: frozenset[str] = frozenset(),
+) -> None:
+    """Fails the cells whose message differs from the first language's, or
+    from the ``local`` run's when there is one. A deadline passed over NATS
+    is not compared: the exporter runs the handler under the same deadline,
+    so whichever core gives up first, the caller's or the exporter's, words
+    it."""
     for scenario in scenarios:
         sid = scenario["id"]
-        if "message_varies" in scenario:
+        if "message_varies" in scenario or (
+            sid in remote and scenario["expect"] == "DEADLINE_EXCEEDED"
+        ):
             continue
         ran = [r for r in results if r.cells.get(sid, (False, ""))[0]]
+        if local is not None:
+            ran.insert(0, local)
         if not ran:
             continue
         reference = ran[0]
@@ -132,11 +236,16 @@ def compare_messages(scenarios: list[dict[str, Any]], results: list[Result]) -> 
                 )
 
 
-def table(scenarios: list[dict[str, Any]], results: list[Result]) -> str:
-    header = ["scenario", "expect", *(r.lang for r in results)]
+def table(
+    scenarios: list[dict[str, Any]], results: list[Result], remote: frozenset[str] | None
+) -> str:
+    """The language x scenario table; with a ``via`` column (nats or local)
+    when the matrix runs ``remote`` scenarios over NATS."""
+    via = [] if remote is None else ["via"]
+    header = ["scenario", *via, "expect", *(r.lang for r in results)]
     rows = []
     for s in scenarios:
-        row = [s["id"], s["expect"]]
+        row = [s["id"], *(["nats" if s["id"] in remote else "local"] if via else []), s["expect"]]
         for r in results:
             if r.state == "missing":
                 row.append("MISSING")
@@ -154,8 +263,60 @@ def table(scenarios: list[dict[str, Any]], results: list[Result]) -> str:
     return "\n".join([fmt(header), rule, *(fmt(r) for r in rows)])
 
 
+def run_column(
+    runner: dict[str, Any],
+    scenarios_path: Path,
+    scenarios: list[dict[str, Any]],
+    timeout: float,
+    env: dict[str, str],
+    remote: frozenset[str],
+) -> Result:
+    """One runner over every scenario, judged."""
+    result = Result(runner["lang"])
+    print(f"== {runner['lang']}: {' '.join(runner['cmd'])}", file=sys.stderr)
+    try:
+        rc, stdout, stderr = run_runner(runner, scenarios_path, timeout, env)
+    except subprocess.TimeoutExpired:
+        rc, stdout, stderr = -1, "", f"timed out after {timeout:.0f} s"
+    judge(runner["lang"], stdout, scenarios, result, remote)
+    if rc != 0:
+        result.state = "failed"
+        result.problems.append(f"exit status {rc}")
+    if (rc != 0 or result.problems) and stderr.strip():
+        result.problems.append("stderr:\n" + stderr.strip()[-2000:])
+    return result
+
+
+def report(
+    scenarios: list[dict[str, Any]],
+    results: list[Result],
+    local: Result | None,
+    remote: frozenset[str] | None,
+) -> bool:
+    """Prints the table and every problem; whether any cell or run failed."""
+    compare_messages(scenarios, results, local, remote or frozenset())
+    judged = [*([local] if local else []), *results]
+    failed = any(r.problems or not all(ok for ok, _ in r.cells.values()) for r in judged)
+    print(table(scenarios, results, remote))
+    for r in judged:
+        for problem in r.problems:
+            print(f"{r.lang}: {problem}", file=sys.stderr)
+    ran = [r for r in results if r.state != "missing"]
+    passed = sum(ok for r in ran for ok, _ in r.cells.values())
+    total = len(scenarios) * len(ran)
+    missing = [r.lang for r in results if r.state == "missing"]
+    over_nats = f" ({len(remote)} scenarios over NATS)" if remote else ""
+    print(
+        f"conformance{over_nats}: {passed}/{total} cells passed over {len(ran)} languages"
+        + (f"; missing: {', '.join(missing)}" if missing else "")
+        + ("; FAILED" if failed else "")
+    )
+    return failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--remote", action="store_true", help="services in another process")
     parser.add_argument("--require-all", action="store_true", help="a missing runner fails")
     parser.add_argument("--only", action="append", metavar="LANG", help="run these languages")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per runner")
@@ -163,53 +324,61 @@ def main() -> int:
     parser.add_argument("--runners", type=Path, default=HERE / "runners.json")
     args = parser.parse_args()
     scenarios_path = args.scenarios.resolve()
-    scenarios = json.loads(scenarios_path.read_text(encoding="utf-8"))["scenarios"]
-    runners = json.loads(args.runners.read_text(encoding="utf-8"))["runners"]
-    if args.only:
-        runners = [r for r in runners if r["lang"] in args.only]
+    doc = json.loads(scenarios_path.read_text(encoding="utf-8"))
+    scenarios = doc["scenarios"]
+    all_runners = json.loads(args.runners.read_text(encoding="utf-8"))["runners"]
+    runners = [r for r in all_runners if not args.only or r["lang"] in args.only]
+    remote = frozenset(remote_scenarios(doc)) if args.remote else None
     results: list[Result] = []
+    local: Result | None = None
     failed = False
-    for runner in runners:
-        result = Result(runner["lang"])
-        results.append(result)
-        if not (ROOT / runner["file"]).exists():
-            result.state = "missing"
-            required = args.require_all or not runner.get("optional", False)
-            failed |= required
-            print(
-                f"== {runner['lang']}: runner {runner['file']} is missing"
-                + (" (required)" if required else " (optional)"),
-                file=sys.stderr,
-            )
-            continue
-        print(f"== {runner['lang']}: {' '.join(runner['cmd'])}", file=sys.stderr)
-        try:
-            rc, stdout, stderr = run_runner(runner, scenarios_path, args.timeout)
-        except subprocess.TimeoutExpired:
-            rc, stdout, stderr = -1, "", f"timed out after {args.timeout:.0f} s"
-        judge(runner["lang"], stdout, scenarios, result)
-        if rc != 0:
-            result.state = "failed"
-            result.problems.append(f"exit status {rc}")
-        if (rc != 0 or result.problems) and stderr.strip():
-            result.problems.append("stderr:\n" + stderr.strip()[-2000:])
-    compare_messages(scenarios, results)
-    for result in results:
-        if result.problems or not all(ok for ok, _ in result.cells.values()):
-            failed = True
-    print(table(scenarios, results))
-    for r in results:
-        for problem in r.problems:
-            print(f"{r.lang}: {problem}", file=sys.stderr)
-    ran = [r for r in results if r.state != "missing"]
-    passed = sum(ok for r in ran for ok, _ in r.cells.values())
-    total = len(scenarios) * len(ran)
-    missing = [r.lang for r in results if r.state == "missing"]
-    print(
-        f"conformance: {passed}/{total} cells passed over {len(ran)} languages"
-        + (f"; missing: {', '.join(missing)}" if missing else "")
-        + ("; FAILED" if failed else "")
-    )
+    with contextlib.ExitStack() as stack:
+        if remote is not None:
+            if not remote:
+                print("conformance: no scenario can run remotely; FAILED")
+                return 1
+            # A SIGTERM (a CI timeout, say) unwinds like an error, so the
+            # servers and nats-server are still stopped on the way out.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            sys.path.insert(0, str(ROOT / "tests" / "python"))
+            from nats_server import started
+
+            nats = stack.enter_context(started())
+            print(f"== nats-server on {nats.url}", file=sys.stderr)
+            # What the scenarios say run locally, for the remote cells.
+            python = next(r for r in all_runners if r["lang"] == "python")
+            local = run_column(python, scenarios_path, scenarios, args.timeout, {}, frozenset())
+            local.lang = "python (local)"
+        for runner in runners:
+            if not (ROOT / runner["file"]).exists():
+                results.append(Result(runner["lang"], state="missing"))
+                required = args.require_all or not runner.get("optional", False)
+                failed |= required
+                print(
+                    f"== {runner['lang']}: runner {runner['file']} is missing"
+                    + (" (required)" if required else " (optional)"),
+                    file=sys.stderr,
+                )
+                continue
+            if remote is None:
+                column = run_column(
+                    runner, scenarios_path, scenarios, args.timeout, {}, frozenset()
+                )
+            else:
+                env = {
+                    "HMS_CONFORMANCE_REMOTE": " ".join(sorted(remote)),
+                    "HMS_CONFORMANCE_REMOTE_CONFIG": nats_config(
+                        f"conformance-{runner['lang']}", nats.url, "remote_services"
+                    ),
+                }
+                # A server of its own: what a scenario leaves in it (agents,
+                # a hook) must not meet another language's run.
+                with serving(nats.url, scenarios_path):
+                    column = run_column(
+                        runner, scenarios_path, scenarios, args.timeout, env, remote
+                    )
+            results.append(column)
+    failed |= report(scenarios, results, local, remote)
     return 1 if failed else 0
 
 

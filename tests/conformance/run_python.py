@@ -6,7 +6,10 @@ public API and prints one JSON line per scenario (protocol:
 tests/conformance/README.md)::
 
     {"lang": "python", "scenario": "unknown_method", "code": "NOT_FOUND",
-     "error": "NotFoundError", "message": "...", "step": 0}
+     "error": "NotFoundError", "message": "...", "origin": "...", "step": 0}
+
+In remote mode (HMS_CONFORMANCE_REMOTE, HMS_CONFORMANCE_REMOTE_CONFIG) the
+scenarios named there call their services in another process.
 
 Usage: run_python.py [SCENARIOS_JSON]   (default: the file next to this one)
 Exit status 0 when every scenario ran (whatever its code), 2 on a runner bug.
@@ -15,6 +18,7 @@ Exit status 0 when every scenario ran (whatever its code), 2 on a runner bug.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -27,6 +31,10 @@ from hms_cffi import Format, HmsError, Runtime, Service, StatusCode, convert
 LANG = "python"
 DEFAULT_SCENARIOS = Path(__file__).resolve().parent / "scenarios.json"
 FORMATS = {"protobuf": Format.PROTOBUF, "cbor": Format.CBOR, "json": Format.JSON}
+#: Remote mode (README.md): these scenarios run in a runtime with this
+#: config, their services served by another process.
+REMOTE = frozenset(os.environ.get("HMS_CONFORMANCE_REMOTE", "").split())
+REMOTE_CONFIG = os.environ.get("HMS_CONFORMANCE_REMOTE_CONFIG", "")
 
 
 def fmt_of(value: str | int) -> int:
@@ -110,12 +118,13 @@ def run_step(step: dict[str, Any], rt: Runtime, env: dict[str, str], doc: dict[s
 
 
 def run(scenario: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
-    config = scenario.get("runtime_config")
+    remote = scenario["id"] in REMOTE
+    config = REMOTE_CONFIG if remote else scenario.get("runtime_config")
     rt = Runtime(config.encode(), format=Format.JSON) if config else Runtime()
     env: dict[str, str] = {}
     line: dict[str, Any] = {"lang": LANG, "scenario": scenario["id"]}
     try:
-        for name in scenario.get("services", []):
+        for name in [] if remote else scenario.get("services", []):
             register(rt, name, doc["services"])
         for index, step in enumerate(scenario["steps"]):
             line["step"] = index
@@ -123,9 +132,14 @@ def run(scenario: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
                 run_step(step, rt, env, doc)
             except HmsError as exc:
                 code = exc.code.name if isinstance(exc.code, StatusCode) else str(exc.code)
-                line |= {"code": code, "error": type(exc).__name__, "message": exc.message}
+                line |= {
+                    "code": code,
+                    "error": type(exc).__name__,
+                    "message": exc.message,
+                    "origin": exc.origin,
+                }
                 return line
-        line |= {"code": "OK", "error": "", "message": ""}
+        line |= {"code": "OK", "error": "", "message": "", "origin": ""}
         return line
     finally:
         rt.close()

@@ -7,9 +7,10 @@ nats-server started here on a free loopback port (tests/remote/README.md).
 1. builds the C and Go programs against rust_core/target/release;
 2. a Python process exports remote.v1.Greeter (HMS_SERVICE_EXPORT), and
    callers in Go, PHP, Ruby and C, each its own process and runtime, call it;
-3. a Go process exports the same service, and a Python process calls it;
-4. the shared conformance scenarios that call services (host and domain)
-   run once more with those services in another process.
+3. a Go process exports the same service, and a Python process calls it.
+
+The shared conformance scenarios run with their services in another process
+in every language too: scripts/conformance.sh --remote.
 
 Every process and the server are stopped on the way out, failure or not.
 """
@@ -93,8 +94,6 @@ def build(scratch: Path, env: dict[str, str]) -> dict[str, list[str]]:
     return {
         "python serve": [*python, "serve"],
         "python call": [*python, "call"],
-        "conformance serve": [sys.executable, str(HERE / "python" / "conformance.py"), "serve"],
-        "conformance call": [sys.executable, str(HERE / "python" / "conformance.py"), "call"],
         "go serve": [str(go_program), "serve"],
         "go call": [str(go_program), "call"],
         "php call": ["php", str(HERE / "php" / "call.php")],
@@ -174,7 +173,6 @@ def main() -> int:
             for exporter, callers in [
                 ("python", ["go call", "php call", "ruby call", "c call"]),
                 ("go", ["python call"]),
-                ("conformance", ["conformance call"]),
             ]:
                 say(f"{exporter} server; callers: {', '.join(callers)}")
                 server = Server(programs[f"{exporter} serve"], nats.url, env)

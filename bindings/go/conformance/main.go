@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,7 +72,16 @@ type line struct {
 	Code     string `json:"code"`
 	Error    string `json:"error"`
 	Message  string `json:"message"`
+	Origin   string `json:"origin"`
 }
+
+// Remote mode (tests/conformance/README.md): the scenarios named in
+// remoteIDs run in a runtime opened with remoteConfig, their services served
+// by another process.
+var (
+	remoteIDs    = strings.Fields(os.Getenv("HMS_CONFORMANCE_REMOTE"))
+	remoteConfig = os.Getenv("HMS_CONFORMANCE_REMOTE_CONFIG")
+)
 
 var codesByName = func() map[string]hms.Code {
 	m := map[string]hms.Code{}
@@ -298,6 +308,10 @@ func runStep(s step, rt *hms.Runtime, env map[string]string, doc *document) erro
 func run(sc scenario, doc *document) (line, error) {
 	out := line{Lang: "go", Scenario: sc.ID}
 	var opts []hms.Option
+	services := sc.Services
+	if slices.Contains(remoteIDs, sc.ID) {
+		sc.RuntimeConfig, services = &remoteConfig, nil
+	}
 	if sc.RuntimeConfig != nil {
 		opts = append(opts, hms.WithRawConfig(hms.FormatJSON, []byte(*sc.RuntimeConfig)))
 	}
@@ -306,7 +320,7 @@ func run(sc scenario, doc *document) (line, error) {
 		return out, fmt.Errorf("scenario %s: cannot open its runtime: %w", sc.ID, err)
 	}
 	defer rt.Close()
-	for _, name := range sc.Services {
+	for _, name := range services {
 		if err := register(rt, name, doc); err != nil {
 			return out, fmt.Errorf("scenario %s: %w", sc.ID, err)
 		}
@@ -328,7 +342,7 @@ func run(sc scenario, doc *document) (line, error) {
 			}
 			var e *hms.Error
 			if errors.As(err, &e) {
-				out.Message = e.Message
+				out.Message, out.Origin = e.Message, e.Origin
 			}
 			return out, nil
 		}

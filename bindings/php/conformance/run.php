@@ -151,12 +151,16 @@ function runStep(array $step, Runtime $rt, array &$env, array $doc): void
  */
 function run(array $scenario, array $doc): array
 {
-    $config = $scenario['runtime_config'] ?? null;
+    // Remote mode (tests/conformance/README.md): the scenario's services are
+    // served by another process, reached with this config.
+    $remoteIds = preg_split('/\s+/', (string) getenv('HMS_CONFORMANCE_REMOTE'), -1, PREG_SPLIT_NO_EMPTY);
+    $remote = in_array($scenario['id'], $remoteIds, true);
+    $config = $remote ? (string) getenv('HMS_CONFORMANCE_REMOTE_CONFIG') : $scenario['runtime_config'] ?? null;
     $rt = $config !== null ? new Runtime($config, format: Format::JSON) : new Runtime();
     $env = [];
     $line = ['lang' => LANG, 'scenario' => $scenario['id']];
     try {
-        foreach ($scenario['services'] ?? [] as $name) {
+        foreach ($remote ? [] : $scenario['services'] ?? [] as $name) {
             register($rt, $name, $doc['services']);
         }
         foreach ($scenario['steps'] as $index => $step) {
@@ -164,10 +168,10 @@ function run(array $scenario, array $doc): array
             try {
                 runStep($step, $rt, $env, $doc);
             } catch (HmsException $e) {
-                return $line + ['code' => $e->getStatusName(), 'error' => $e::class, 'message' => $e->getMessage()];
+                return $line + ['code' => $e->getStatusName(), 'error' => $e::class, 'message' => $e->getMessage(), 'origin' => $e->getOrigin()];
             }
         }
-        return $line + ['code' => 'OK', 'error' => '', 'message' => ''];
+        return $line + ['code' => 'OK', 'error' => '', 'message' => '', 'origin' => ''];
     } finally {
         $rt->close();
     }

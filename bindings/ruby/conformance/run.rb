@@ -23,6 +23,10 @@ module HMSConformance
   LANG = "ruby"
   DEFAULT_SCENARIOS = File.expand_path("../../../tests/conformance/scenarios.json", __dir__)
   FORMATS = { "protobuf" => :protobuf, "cbor" => :cbor, "json" => :json }.freeze
+  # Remote mode (tests/conformance/README.md): these scenarios run in a
+  # runtime with this config, their services served by another process.
+  REMOTE = ENV.fetch("HMS_CONFORMANCE_REMOTE", "").split
+  REMOTE_CONFIG = ENV.fetch("HMS_CONFORMANCE_REMOTE_CONFIG", "")
 
   module_function
 
@@ -95,21 +99,23 @@ module HMSConformance
   end
 
   def run(scenario, doc)
-    config = scenario["runtime_config"]
+    remote = REMOTE.include?(scenario.fetch("id"))
+    config = remote ? REMOTE_CONFIG : scenario["runtime_config"]
     runtime = config ? HMS::Runtime.new(config.b, format: :json) : HMS::Runtime.new
     env = {}
     line = { "lang" => LANG, "scenario" => scenario.fetch("id") }
     begin
-      (scenario["services"] || []).each { |name| register(runtime, name, doc) }
+      (remote ? [] : scenario["services"] || []).each { |name| register(runtime, name, doc) }
       scenario.fetch("steps").each_with_index do |step, index|
         line["step"] = index
         begin
           run_step(step, runtime, env, doc)
         rescue HMS::Error => e
-          return line.merge("code" => e.code_name.to_s, "error" => e.class.name, "message" => e.status_message)
+          return line.merge("code" => e.code_name.to_s, "error" => e.class.name, "message" => e.status_message,
+                            "origin" => e.origin)
         end
       end
-      line.merge("code" => "OK", "error" => "", "message" => "")
+      line.merge("code" => "OK", "error" => "", "message" => "", "origin" => "")
     ensure
       runtime.close
     end

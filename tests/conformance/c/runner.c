@@ -4,7 +4,7 @@
  * Runs every scenario of tests/conformance/scenarios.json and prints one JSON
  * line per scenario (protocol: tests/conformance/README.md):
  *   {"lang":"c","scenario":"unknown_method","code":"NOT_FOUND",
- *    "error":"HMS_NOT_FOUND","message":"...","step":0}
+ *    "error":"HMS_NOT_FOUND","message":"...","origin":"...","step":0}
  * The idiomatic error of C is the status constant.
  *
  * Usage: runner SCENARIOS_JSON        Build: make -C tests/conformance/c
@@ -530,10 +530,38 @@ static json *error_status(int32_t rc, int32_t format, hms_buf *err, hms_buf *scr
     return crc == HMS_OK ? parse((const char *)scratch->data, scratch->len) : NULL;
 }
 
+/* Remote mode (README.md): whether the scenario is one of the ids in
+ * HMS_CONFORMANCE_REMOTE, which run in a runtime configured by
+ * HMS_CONFORMANCE_REMOTE_CONFIG, their services served by another process. */
+static int remote(const char *id)
+{
+    const char *ids = getenv("HMS_CONFORMANCE_REMOTE");
+    size_t len = strlen(id);
+    for (const char *p = ids ? ids : ""; *p;) {
+        size_t word = strcspn(p, " \t\n");
+        if (word == len && !strncmp(p, id, len))
+            return 1;
+        p += word;
+        p += strspn(p, " \t\n");
+    }
+    return 0;
+}
+
+/* The string field key of a JSON object, as a JSON string ("" when absent). */
+static void json_field(const json *obj, const char *key)
+{
+    const json *v = get(obj, key);
+    if (v && v->type == J_STR)
+        json_string(v->str, v->len);
+    else
+        printf("\"\"");
+}
+
 static void run(const json *scenario, const json *doc, hms_buf *out, hms_buf *err)
 {
     const char *id = str(scenario, "id");
-    const char *config = str(scenario, "runtime_config");
+    int is_remote = remote(id);
+    const char *config = is_remote ? getenv("HMS_CONFORMANCE_REMOTE_CONFIG") : str(scenario, "runtime_config");
     hms_runtime rt;
     int freed = 0;
     vars env = {{0}, {0}, 0};
@@ -541,7 +569,7 @@ static void run(const json *scenario, const json *doc, hms_buf *out, hms_buf *er
                         : hms_runtime_new(HMS_FORMAT_JSON, NULL, 0, &rt, err);
     if (rc != HMS_OK)
         die("%s: hms_runtime_new failed with %s", id, code_name(rc));
-    json *services = get(scenario, "services");
+    json *services = is_remote ? NULL : get(scenario, "services");
     for (size_t i = 0; services && i < services->len; i++)
         if ((rc = register_service(rt, doc, services->items[i]->str, err)) != HMS_OK)
             die("%s: registering %s failed with %s", id, services->items[i]->str, code_name(rc));
@@ -560,11 +588,10 @@ static void run(const json *scenario, const json *doc, hms_buf *out, hms_buf *er
     json_string(id, strlen(id));
     printf(",\"step\":%zu,\"code\":\"%s\",\"error\":\"%s%s\",\"message\":", step, code_name(rc),
            rc ? "HMS_" : "", rc ? code_name(rc) : "");
-    json *message = get(error_status(rc, err_format, err, out), "message");
-    if (message && message->type == J_STR)
-        json_string(message->str, message->len);
-    else
-        printf("\"\"");
+    json *status = error_status(rc, err_format, err, out);
+    json_field(status, "message");
+    printf(",\"origin\":");
+    json_field(status, "origin");
     printf("}\n");
     fflush(stdout);
     for (int i = 0; i < env.n; i++)
