@@ -168,8 +168,9 @@ TARGETS = [
         "<=",
         0.1,
         "Python remote batch of 1,000 per call, x serial remote calls",
-        "the batch runs its remote calls one after the other, each a full round trip; "
-        "pipelining them (many requests in flight) is the change that meets it.",
+        "the batch has its remote calls in flight together, so its floor is the one "
+        "worker answering them one after the other, on cores it shares with the caller "
+        "and the server; more workers in the queue group, on other machines, lower it.",
     ),
     Target(
         "python-remote",

@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                 "remote_echo_raw_64: the ratio is what HMS adds on the caller's side.",
                 f"remote_echo_throughput_<n>w: {THREADS} caller threads in one process; "
                 "1e9 / median is the rate in calls/s.",
-                "The remote batch runs its calls one after the other until batches pipeline "
-                "their remote calls.",
+                "The remote batch sends its 1,000 calls at once (each its own request in "
+                "flight) and waits for every answer.",
                 f"Throughput in calls/s (1e9 / median): {scaling}. The workers, the server and "
                 "the caller share the machine's cores, so more workers add no cores here: "
                 "the table shows the queue group sharing the load, not a cluster's scaling.",
