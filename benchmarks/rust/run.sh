@@ -20,9 +20,7 @@ build() {
     # must not link libpython (PyO3's PYO3_BUILD_EXTENSION_MODULE).
     export PYO3_PYTHON="${PYO3_PYTHON:-$(command -v python3)}"
     PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release --locked -p pyo3_bridge
-    # The release profile, as the PyO3 build above: one build of the core
-    # serves both (a bench profile of its own would compile it again).
-    cargo bench --locked --profile release -p codecs --no-run
+    cargo bench --locked -p codecs --no-run
     mkdir -p target/pylib
     suffix="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
     rm -f target/pylib/hms_pyo3_bench*.so
@@ -32,7 +30,7 @@ build() {
 
 codecs() {
     mkdir -p "$HMS_BENCH_OUT"
-    cargo bench --locked --profile release -p codecs --bench codecs
+    cargo bench --locked -p codecs --bench codecs
 }
 
 case "${1:-}" in
