@@ -8,7 +8,9 @@ nats-server started here on a free loopback port (tests/remote/README.md).
 2. a Python process exports remote.v1.Greeter (HMS_SERVICE_EXPORT), and
    callers in Go, PHP, Ruby and C, each its own process and runtime, call it;
 3. a Go process exports the same service, and a Python process calls it;
-4. the shared conformance scenarios that call services (host and domain)
+4. a PHP and a Ruby process export it in turn (caller-thread services served
+   by their own thread, hms_serve), and callers in Python, C and Go call them;
+5. the shared conformance scenarios that call services (host and domain)
    run once more with those services in another process.
 
 Every process and the server are stopped on the way out, failure or not.
@@ -97,7 +99,9 @@ def build(scratch: Path, env: dict[str, str]) -> dict[str, list[str]]:
         "conformance call": [sys.executable, str(HERE / "python" / "conformance.py"), "call"],
         "go serve": [str(go_program), "serve"],
         "go call": [str(go_program), "call"],
+        "php serve": ["php", str(HERE / "php" / "serve.php")],
         "php call": ["php", str(HERE / "php" / "call.php")],
+        "ruby serve": ["ruby", "-w", str(HERE / "ruby" / "serve.rb")],
         "ruby call": ["ruby", str(HERE / "ruby" / "call.rb")],
         "c call": [str(c_caller)],
     }
@@ -174,6 +178,8 @@ def main() -> int:
             for exporter, callers in [
                 ("python", ["go call", "php call", "ruby call", "c call"]),
                 ("go", ["python call"]),
+                ("php", ["python call", "c call", "go call", "ruby call"]),
+                ("ruby", ["python call", "c call", "go call", "php call"]),
                 ("conformance", ["conformance call"]),
             ]:
                 say(f"{exporter} server; callers: {', '.join(callers)}")
