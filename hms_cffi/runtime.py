@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -44,6 +45,8 @@ _PROTOBUF = int(Format.PROTOBUF)
 _CBOR = int(Format.CBOR)
 _INVALID_HANDLE = int(StatusCode.INVALID_HANDLE)
 _DESCRIBE = "hms.registry.v1.Registry/DescribeService"
+#: Longest single wait inside hms_serve, so Ctrl-C is seen between waits.
+_SERVE_SLICE_MS = 200
 #: Most method handles :meth:`Runtime.call_raw` resolves on its own.
 _CACHED_METHODS = 256
 
@@ -370,8 +373,8 @@ class Runtime(Handle):
         (HMS_SERVICE_EXPORT, ABI 1.3) also serves it to other processes over
         the runtime's NATS transport until it is closed, as if
         ``nats.export_services`` named it; a runtime without a transport
-        raises FailedPreconditionError, and with ``caller_thread=True`` it is
-        an InvalidArgumentError (exported calls arrive on library threads).
+        raises FailedPreconditionError. With ``caller_thread=True`` too (ABI
+        1.4), exported calls wait until a thread runs them with :meth:`serve`.
         The runtime keeps the service until :meth:`Service.close` or
         :meth:`close`.
         """
@@ -445,6 +448,30 @@ class Runtime(Handle):
         with self._lock:
             self._children[id(service)] = service
         return service
+
+    def serve(self, timeout: float | None = None) -> int:
+        """Runs, on this thread, the calls other processes made to this
+        runtime's exported ``caller_thread=True`` services (hms_serve, ABI
+        1.4), waiting up to ``timeout`` seconds for the first (None: until
+        one came; 0: only those waiting already); returns how many ran.
+        Raises CancelledError when the runtime is being freed and
+        FailedPreconditionError without a transport or while another thread
+        serves it."""
+        self._check_open()
+        bufs = buffers()
+        served = ffi.new("uint32_t *")
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            if deadline is None:
+                wait = _SERVE_SLICE_MS
+            else:
+                left = math.ceil((deadline - time.monotonic()) * 1000)
+                wait = max(0, min(left, _SERVE_SLICE_MS))
+            rc = lib.hms_serve(self._handle, wait, served, bufs.err)
+            if rc:
+                self._raise(rc, bufs.err, int(Format.JSON))
+            if served[0] or (deadline is not None and time.monotonic() >= deadline):
+                return int(served[0])
 
     # -- events --------------------------------------------------------------
 

@@ -124,7 +124,10 @@ class Server:
         self.stop()
         raise SystemExit(f"remote: {command[0]} did not get ready (last output: {line!r})")
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Closes stdin; whether the server then ended by itself (else it is
+        killed)."""
+        stopped = True
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()
@@ -132,7 +135,9 @@ class Server:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                stopped = False
         self.process.wait()
+        return stopped
 
 
 def run_callers(
@@ -187,7 +192,9 @@ def main() -> int:
                 try:
                     failed += run_callers(programs, callers, nats.url, f"{exporter}-server", env)
                 finally:
-                    server.stop()
+                    if not server.stop():
+                        say(f"  FAIL {exporter} server did not stop when its stdin closed")
+                        failed.append(f"{exporter} server stopping")
     if failed:
         say(f"FAILED: {', '.join(failed)}")
         return 1
