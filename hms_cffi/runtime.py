@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 from hms_cffi import proto as _proto  # noqa: F401  # registers the HMS types
-from hms_cffi._ffi import Buffers, _tls, buffers, error_from, ffi, lib
+from hms_cffi._ffi import Buffers, _tls, buffers, error_from, ffi, lib, next_wait_ms
 from hms_cffi._handle import Handle
 from hms_cffi.domain._common import TimeLike, timestamp
 from hms_cffi.domain.agents import Agents
@@ -45,8 +45,6 @@ _PROTOBUF = int(Format.PROTOBUF)
 _CBOR = int(Format.CBOR)
 _INVALID_HANDLE = int(StatusCode.INVALID_HANDLE)
 _DESCRIBE = "hms.registry.v1.Registry/DescribeService"
-#: Longest single wait inside hms_serve, so Ctrl-C is seen between waits.
-_SERVE_SLICE_MS = 200
 #: Most method handles :meth:`Runtime.call_raw` resolves on its own.
 _CACHED_METHODS = 256
 
@@ -462,12 +460,7 @@ class Runtime(Handle):
         served = ffi.new("uint32_t *")
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
-            if deadline is None:
-                wait = _SERVE_SLICE_MS
-            else:
-                left = math.ceil((deadline - time.monotonic()) * 1000)
-                wait = max(0, min(left, _SERVE_SLICE_MS))
-            rc = lib.hms_serve(self._handle, wait, served, bufs.err)
+            rc = lib.hms_serve(self._handle, next_wait_ms(deadline), served, bufs.err)
             if rc:
                 self._raise(rc, bufs.err, int(Format.JSON))
             if served[0] or (deadline is not None and time.monotonic() >= deadline):
