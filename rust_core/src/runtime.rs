@@ -249,21 +249,6 @@ impl Runtime {
         self.call_checked(method_name, format, request, options, out, Reach::LocalOnly)
     }
 
-    /// An exported call of a caller-thread-only service, run by the host's
-    /// thread inside `hms_serve` with the method found when it arrived.
-    pub fn run_exported(
-        self: &Arc<Self>,
-        method: &Method,
-        method_name: &str,
-        format: Format,
-        request: &[u8],
-        options: CallOptions,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        self.limits().check_size(request.len(), "request")?;
-        self.dispatch(method, method_name, format, request, options, out)
-    }
-
     /// `hms_serve`: runs on this thread the exported calls waiting for this
     /// runtime's caller-thread-only services (see [`Transport::serve`]).
     pub fn serve(self: &Arc<Self>, timeout: Option<Duration>) -> Result<u32> {
@@ -368,8 +353,10 @@ impl Runtime {
         })
     }
 
-    /// Runs `method`, found already, on a request whose size was checked.
-    fn dispatch(
+    /// Runs `method`, found already, on a request whose size was checked
+    /// (also an exported call of a caller-thread-only service, with the
+    /// method found when it arrived, when the host's thread serves it).
+    pub(crate) fn dispatch(
         self: &Arc<Self>,
         method: &Method,
         method_name: &str,

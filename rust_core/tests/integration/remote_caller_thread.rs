@@ -28,6 +28,37 @@ const CALLER_THREAD_EXPORT: HostOptions = HostOptions {
     export: true,
 };
 
+/// A nats-server, a runtime named `host` on it that exports the echo
+/// service `name` caller-thread only, counting its handler's calls, and a
+/// runtime that calls it. The server is the last field: it stops after
+/// the runtimes are gone.
+struct Exported {
+    name: String,
+    exporter: Rt,
+    service: u64,
+    calls: Arc<AtomicUsize>,
+    caller: Rt,
+    server: NatsServer,
+}
+
+fn exported(prefix: &str, host: &str) -> Exported {
+    let server = NatsServer::start();
+    let name = unique(prefix);
+    let exporter = runtime_on(&server, host, &[], &[]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = register_echo_with(&exporter, &name, "x", calls.clone(), CALLER_THREAD_EXPORT)
+        .expect("caller-thread and export together are accepted");
+    let caller = runtime_on(&server, "caller", &[], &[]);
+    Exported {
+        name,
+        exporter,
+        service,
+        calls,
+        caller,
+        server,
+    }
+}
+
 /// Serves `rt` on this thread until `done` says so, at most [`WATCHDOG`];
 /// returns how many calls it ran.
 fn serve_until(rt: &Rt, done: impl Fn() -> bool) -> u32 {
@@ -149,10 +180,7 @@ fn the_handler_runs_on_the_thread_that_serves() {
 
 #[test]
 fn serve_with_nothing_waiting_returns_zero_at_its_timeout() {
-    let server = NatsServer::start();
-    let exporter = runtime_on(&server, "idle-host", &[], &[]);
-    let name = unique("pump.v1.Idle");
-    register_echo_with(&exporter, &name, "x", Arc::default(), CALLER_THREAD_EXPORT).unwrap();
+    let Exported { exporter, .. } = &exported("pump.v1.Idle", "idle-host");
     assert_eq!(exporter.serve(Some(Duration::ZERO)).unwrap(), 0);
     assert_eq!(exporter.serve(Some(Duration::from_millis(30))).unwrap(), 0);
 }
@@ -238,12 +266,13 @@ fn serve_is_refused_from_a_handler_it_runs() {
 
 #[test]
 fn a_full_queue_answers_resource_exhausted_naming_the_limit() {
-    let server = NatsServer::start();
-    let name = unique("pump.v1.Full");
-    let exporter = runtime_on(&server, "full-host", &[], &[]);
-    let calls = Arc::new(AtomicUsize::new(0));
-    register_echo_with(&exporter, &name, "x", calls.clone(), CALLER_THREAD_EXPORT).unwrap();
-    let caller = runtime_on(&server, "caller", &[], &[]);
+    let Exported {
+        name,
+        exporter,
+        calls,
+        caller,
+        ..
+    } = &exported("pump.v1.Full", "full-host");
     let extra = 3;
     let (sender, answers) = mpsc::channel();
     for i in 0..MAX_WAITING_CALLS + extra {
@@ -286,7 +315,7 @@ fn a_full_queue_answers_resource_exhausted_naming_the_limit() {
         MAX_WAITING_CALLS
     );
 
-    let served = serve_until(&exporter, || {
+    let served = serve_until(exporter, || {
         calls.load(Ordering::SeqCst) == MAX_WAITING_CALLS
     });
     assert_eq!(served as usize, MAX_WAITING_CALLS);
@@ -297,16 +326,18 @@ fn a_full_queue_answers_resource_exhausted_naming_the_limit() {
 
 #[test]
 fn a_call_whose_deadline_passes_while_it_waits_never_runs() {
-    let server = NatsServer::start();
-    let name = unique("pump.v1.Late");
-    let exporter = runtime_on(&server, "late-host", &[], &[]);
-    let calls = Arc::new(AtomicUsize::new(0));
-    register_echo_with(&exporter, &name, "x", calls.clone(), CALLER_THREAD_EXPORT).unwrap();
+    let late_host = exported("pump.v1.Late", "late-host");
+    let Exported {
+        name,
+        exporter,
+        calls,
+        caller,
+        ..
+    } = &late_host;
 
     // An HMS caller gives up at its deadline.
-    let caller = runtime_on(&server, "caller", &[], &[]);
     let late = call_in::<_, EchoResponse>(
-        &caller,
+        caller,
         &format!("{name}/Echo"),
         Format::Protobuf,
         &echo("late"),
@@ -316,7 +347,7 @@ fn a_call_whose_deadline_passes_while_it_waits_never_runs() {
 
     // A plain client reads what the exporter answers for a call past its
     // deadline: the status, without the handler having run.
-    let (tokio, client) = plain_client(&server);
+    let (tokio, client) = plain_client(&late_host.server);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Hms-Format", "json");
     headers.insert("Hms-Deadline-Ms", "100");
@@ -326,7 +357,7 @@ fn a_call_whose_deadline_passes_while_it_waits_never_runs() {
             .request_with_headers(subject, headers, r#"{"text":"late"}"#.into())
             .await
     });
-    wait_for_waiting(&exporter, 1);
+    wait_for_waiting(exporter, 1);
     // Past both deadlines (100 ms here, 150 ms for the caller above).
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(exporter.serve(Some(Duration::ZERO)).unwrap(), 0);
@@ -345,17 +376,18 @@ fn a_call_whose_deadline_passes_while_it_waits_never_runs() {
 
 #[test]
 fn unregistering_answers_its_waiting_calls_unavailable() {
-    let server = NatsServer::start();
-    let name = unique("pump.v1.Gone");
-    let exporter = runtime_on(&server, "gone-host", &[], &[]);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let handle =
-        register_echo_with(&exporter, &name, "x", calls.clone(), CALLER_THREAD_EXPORT).unwrap();
-    let caller = runtime_on(&server, "caller", &[], &[]);
+    let Exported {
+        name,
+        exporter,
+        service,
+        calls,
+        caller,
+        ..
+    } = &exported("pump.v1.Gone", "gone-host");
     let (remote, greeter) = (caller.clone(), name.clone());
     let waiting = std::thread::spawn(move || call_echo(&remote, &greeter, "Echo", "x"));
-    wait_for_waiting(&exporter, 1);
-    runtime::unregister_service(handle).unwrap();
+    wait_for_waiting(exporter, 1);
+    runtime::unregister_service(*service).unwrap();
     let error = within(WATCHDOG, move || {
         expect_code(waiting.join().unwrap(), Code::Unavailable)
     });
@@ -367,12 +399,13 @@ fn unregistering_answers_its_waiting_calls_unavailable() {
 
 #[test]
 fn freeing_the_runtime_answers_its_waiting_calls_unavailable() {
-    let server = NatsServer::start();
-    let name = unique("pump.v1.Freed");
-    let exporter = runtime_on(&server, "freed-host", &[], &[]);
-    let calls = Arc::new(AtomicUsize::new(0));
-    register_echo_with(&exporter, &name, "x", calls.clone(), CALLER_THREAD_EXPORT).unwrap();
-    let caller = runtime_on(&server, "caller", &[], &[]);
+    let Exported {
+        name,
+        exporter,
+        calls,
+        caller,
+        ..
+    } = &exported("pump.v1.Freed", "freed-host");
     let (sender, answers) = mpsc::channel();
     for _ in 0..3 {
         let (remote, greeter, sender) = (caller.clone(), name.clone(), sender.clone());
@@ -380,8 +413,8 @@ fn freeing_the_runtime_answers_its_waiting_calls_unavailable() {
             let _ = sender.send(call_echo(&remote, &greeter, "Echo", "x"));
         });
     }
-    wait_for_waiting(&exporter, 3);
-    runtime::free(runtime_handle(&exporter)).unwrap();
+    wait_for_waiting(exporter, 3);
+    runtime::free(runtime_handle(exporter)).unwrap();
     for _ in 0..3 {
         let answer = answers.recv_timeout(WATCHDOG).expect("an answer");
         let error = expect_code(answer, Code::Unavailable);

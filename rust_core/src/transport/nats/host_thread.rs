@@ -185,14 +185,13 @@ impl Serving {
                 .as_millis();
             options.deadline_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
         }
-        let result = runtime.run_exported(
-            &method,
-            &full_name,
-            format,
-            &request.message.payload,
-            options,
-            &mut out,
-        );
+        let payload = &request.message.payload;
+        let result = runtime
+            .limits()
+            .check_size(payload.len(), "request")
+            .and_then(|()| {
+                runtime.dispatch(&method, &full_name, format, payload, options, &mut out)
+            });
         self.respond(request, result.map(|()| out), format);
     }
 }
