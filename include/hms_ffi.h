@@ -264,8 +264,9 @@ typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t meth
 /* Run handlers only on a host thread that is itself inside a library call of
  * this host (synchronous nested dispatch: PHP, Ruby's Fiddle). Calls that
  * would have to run the handler on any other thread fail with
- * HMS_UNAVAILABLE and say why; deadlines are then checked when the handler
- * returns instead of preempting it. */
+ * HMS_UNAVAILABLE and say why, except exported calls (HMS_SERVICE_EXPORT),
+ * which wait for a host thread to run them in hms_serve; deadlines are then
+ * checked when the handler returns instead of preempting it. */
 #define HMS_SERVICE_CALLER_THREAD 1u
 /* (Since ABI 1.3.) Serve the service to other processes over the runtime's
  * NATS transport from its registration until it is unregistered, as if
