@@ -108,9 +108,11 @@ impl Serving {
                 refusals.extend(take_expired(&mut state.calls));
                 if state.calls.len() >= MAX_WAITING_CALLS {
                     let full = HmsError::exhausted(format!(
-                        "`{}` waits for its host's thread (hms_serve), and {MAX_WAITING_CALLS} \
-                         calls (at most {MAX_WAITING_CALLS}) of runtime {} wait already",
-                        call.full_name, self.identity
+                        "`{}` cannot wait for its host's thread (hms_serve): {} calls of \
+                         runtime {} wait already, and at most {MAX_WAITING_CALLS} may",
+                        call.full_name,
+                        state.calls.len(),
+                        self.identity
                     ))
                     .with_detail("max_waiting_calls", MAX_WAITING_CALLS);
                     refusals.push((call, full));
