@@ -5,8 +5,8 @@
 #
 # puts under $(DESTDIR)$(PREFIX):
 #   include/hms_ffi.h, include/hms_ffi_cdef.h
-#   lib/libhms_ffi.so.1.3.0           (soname libhms_ffi.so.1: the ABI major)
-#   lib/libhms_ffi.so.1 -> libhms_ffi.so.1.3.0   (what programs load)
+#   lib/libhms_ffi.so.1.4.0           (soname libhms_ffi.so.1: the ABI major)
+#   lib/libhms_ffi.so.1 -> libhms_ffi.so.1.4.0   (what programs load)
 #   lib/libhms_ffi.so   -> libhms_ffi.so.1       (what -lhms_ffi links)
 #   lib/libhms_ffi.a
 #   lib/pkgconfig/hms_ffi.pc          (tools/gen_pkgconfig.py, for PREFIX)

@@ -58,7 +58,7 @@ from hms_cffi.runtime import Runtime
 from hms_cffi.schema import convert, register_schema
 from hms_cffi.services import Service
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 
 def abi_version() -> tuple[int, int]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
+import time
 from typing import Any
 
 import cbor2
@@ -28,12 +30,27 @@ __all__ = [
     "error_from_status",
     "ffi",
     "lib",
+    "next_wait_ms",
     "take",
 ]
 
 #: The ABI this binding was built against (the header's macros).
 ABI_MAJOR: int = lib.HMS_ABI_VERSION_MAJOR
 ABI_MINOR: int = lib.HMS_ABI_VERSION_MINOR
+
+#: Longest single wait inside a blocking library call (hms_poll, hms_serve),
+#: so Ctrl-C is seen between waits.
+_WAIT_SLICE_MS = 200
+
+
+def next_wait_ms(deadline: float | None) -> int:
+    """Milliseconds of the next wait of a blocking call: a slice of at most
+    200, cut at ``deadline`` (a time.monotonic() value; None: no deadline)."""
+    if deadline is None:
+        return _WAIT_SLICE_MS
+    left = math.ceil((deadline - time.monotonic()) * 1000)
+    return max(0, min(left, _WAIT_SLICE_MS))
+
 
 #: A response buffer whose capacity grew past this is released after use, so
 #: one large answer does not pin memory in every thread for good.

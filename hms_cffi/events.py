@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import cbor2
 
-from hms_cffi._ffi import buffers, error_from, ffi, lib
+from hms_cffi._ffi import buffers, error_from, ffi, lib, next_wait_ms
 from hms_cffi._handle import Handle
 from hms_cffi.errors import ClosedError, StatusCode
 from hms_cffi.formats import Format
@@ -27,8 +26,6 @@ EventCallback = Callable[[Event], None]
 
 _DEADLINE = int(StatusCode.DEADLINE_EXCEEDED)
 _INVALID_HANDLE = int(StatusCode.INVALID_HANDLE)
-#: Longest single wait inside hms_poll, so Ctrl-C is seen between waits.
-_SLICE_MS = 200
 
 
 def decode_event(data: bytes, fmt: int) -> Event:
@@ -104,12 +101,7 @@ class Subscription(Handle):
         bufs = buffers()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
-            if deadline is None:
-                wait = _SLICE_MS
-            else:
-                left = math.ceil((deadline - time.monotonic()) * 1000)
-                wait = max(0, min(left, _SLICE_MS))
-            rc = lib.hms_poll(self._handle, wait, bufs.out, bufs.err)
+            rc = lib.hms_poll(self._handle, next_wait_ms(deadline), bufs.out, bufs.err)
             if rc == 0:
                 return decode_event(bufs.read(), fmt)
             if rc == _DEADLINE:

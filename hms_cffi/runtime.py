@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -12,7 +13,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 from hms_cffi import proto as _proto  # noqa: F401  # registers the HMS types
-from hms_cffi._ffi import Buffers, _tls, buffers, error_from, ffi, lib
+from hms_cffi._ffi import Buffers, _tls, buffers, error_from, ffi, lib, next_wait_ms
 from hms_cffi._handle import Handle
 from hms_cffi.domain._common import TimeLike, timestamp
 from hms_cffi.domain.agents import Agents
@@ -370,8 +371,8 @@ class Runtime(Handle):
         (HMS_SERVICE_EXPORT, ABI 1.3) also serves it to other processes over
         the runtime's NATS transport until it is closed, as if
         ``nats.export_services`` named it; a runtime without a transport
-        raises FailedPreconditionError, and with ``caller_thread=True`` it is
-        an InvalidArgumentError (exported calls arrive on library threads).
+        raises FailedPreconditionError. With ``caller_thread=True`` too (ABI
+        1.4), exported calls wait until a thread runs them with :meth:`serve`.
         The runtime keeps the service until :meth:`Service.close` or
         :meth:`close`.
         """
@@ -445,6 +446,25 @@ class Runtime(Handle):
         with self._lock:
             self._children[id(service)] = service
         return service
+
+    def serve(self, timeout: float | None = None) -> int:
+        """Runs, on this thread, the calls other processes made to this
+        runtime's exported ``caller_thread=True`` services (hms_serve, ABI
+        1.4), waiting up to ``timeout`` seconds for the first (None: until
+        one came; 0: only those waiting already); returns how many ran.
+        Raises CancelledError when the runtime is being freed and
+        FailedPreconditionError without a transport or while another thread
+        serves it."""
+        self._check_open()
+        bufs = buffers()
+        served = ffi.new("uint32_t *")
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            rc = lib.hms_serve(self._handle, next_wait_ms(deadline), served, bufs.err)
+            if rc:
+                self._raise(rc, bufs.err, int(Format.JSON))
+            if served[0] or (deadline is not None and time.monotonic() >= deadline):
+                return int(served[0])
 
     # -- events --------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 /*
- * hms_ffi.h: the C ABI of HMS FFI, version 1.3.
+ * hms_ffi.h: the C ABI of HMS FFI, version 1.4.
  *
  * One Rust core implements the HMS agent platform; this header is the only
  * contract between it and every host (C, Python, Go, PHP, Ruby, ...).
@@ -58,7 +58,7 @@ extern "C" {
 #endif
 
 #define HMS_ABI_VERSION_MAJOR 1
-#define HMS_ABI_VERSION_MINOR 3 /* additive changes bump the minor */
+#define HMS_ABI_VERSION_MINOR 4 /* additive changes bump the minor */
 
 /* ------------------------------------------------------------------------ */
 /* Formats of every payload that crosses the boundary.                      */
@@ -253,7 +253,8 @@ typedef struct hms_reply hms_reply;
  * hms_reply_error(reply, HMS_HANDLER_ERROR, text). Runs on the calling
  * thread, or on a library thread when the call has a deadline (unless the
  * service is HMS_SERVICE_CALLER_THREAD) or came from another process over
- * the transport. */
+ * the transport (a caller-thread service's exported call runs on the host
+ * thread inside hms_serve). */
 typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t method_len,
                                int32_t format, const uint8_t *request, size_t request_len,
                                void *user_data);
@@ -263,15 +264,17 @@ typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t meth
 /* Run handlers only on a host thread that is itself inside a library call of
  * this host (synchronous nested dispatch: PHP, Ruby's Fiddle). Calls that
  * would have to run the handler on any other thread fail with
- * HMS_UNAVAILABLE and say why; deadlines are then checked when the handler
- * returns instead of preempting it. */
+ * HMS_UNAVAILABLE and say why, except exported calls (HMS_SERVICE_EXPORT),
+ * which wait for a host thread to run them in hms_serve; deadlines are then
+ * checked when the handler returns instead of preempting it. */
 #define HMS_SERVICE_CALLER_THREAD 1u
 /* (Since ABI 1.3.) Serve the service to other processes over the runtime's
  * NATS transport from its registration until it is unregistered, as if
  * hms.v1.RuntimeConfig.nats.export_services named it (docs/transport.md).
- * Exported calls run on library threads, so it cannot be combined with
- * HMS_SERVICE_CALLER_THREAD (HMS_INVALID_ARGUMENT); a runtime without a
- * transport refuses it with HMS_FAILED_PRECONDITION. */
+ * Exported calls run on library threads; since ABI 1.4 it combines with
+ * HMS_SERVICE_CALLER_THREAD, and then each exported call waits for a host
+ * thread to run it inside hms_serve. A runtime without a transport refuses
+ * it with HMS_FAILED_PRECONDITION. */
 #define HMS_SERVICE_EXPORT 2u
 
 /* Registers a service implemented by the host.
@@ -281,13 +284,13 @@ typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t meth
  *   or added with hms_schema_register): callers may use any format and the
  *   core converts. A method with both empty takes and returns any CBOR/JSON
  *   value, converted structurally between CBOR and JSON.
- * flags: HMS_SERVICE_DEFAULT, or HMS_SERVICE_CALLER_THREAD or
- *   HMS_SERVICE_EXPORT (not both).
+ * flags: HMS_SERVICE_DEFAULT, or HMS_SERVICE_CALLER_THREAD and/or
+ *   HMS_SERVICE_EXPORT (both together since ABI 1.4: see hms_serve).
  * handler, user_data: the callback and its context; user_data is passed back
  *   untouched and must stay valid until hms_service_unregister returns.
  * out: receives the service handle.
  * Returns HMS_OK; HMS_INVALID_ARGUMENT (NULL handler, empty or malformed
- * names, unknown format or flags, both flags); HMS_DECODE_ERROR;
+ * names, unknown format or flags); HMS_DECODE_ERROR;
  * HMS_NOT_FOUND (an input/output type the core does not know);
  * HMS_ALREADY_EXISTS (the name is taken); HMS_INVALID_HANDLE;
  * HMS_FAILED_PRECONDITION (HMS_SERVICE_EXPORT without a transport);
@@ -306,6 +309,35 @@ int32_t hms_service_register(hms_runtime rt, int32_t format,
  * "registry.service_unregistered" event.
  * Returns HMS_OK or HMS_INVALID_HANDLE (a second call included). */
 int32_t hms_service_unregister(hms_service svc);
+
+/* (Since ABI 1.4.) Runs, on the calling thread, the exported calls waiting
+ * for rt's services registered HMS_SERVICE_CALLER_THREAD together with
+ * HMS_SERVICE_EXPORT (or named in RuntimeConfig.nats.export_services): the
+ * pump of hosts whose handlers may run only on their own thread (PHP,
+ * Ruby). Such a call, arriving over NATS, waits in a queue of the runtime
+ * (at most 64 calls; more are answered HMS_RESOURCE_EXHAUSTED, naming the
+ * limit) until a host thread calls hms_serve, and its remote caller waits
+ * meanwhile (up to its deadline).
+ * timeout_ms: how long to wait for the first call: 0 runs only the calls
+ *   waiting already; negative waits until at least one call was served or
+ *   the runtime is being freed. Then every call waiting at that moment
+ *   runs, each through the ordinary handler path (reply, status, origin,
+ *   hms_reply_context and deadline as for a local call), and its answer
+ *   goes back to its caller.
+ * served: receives how many calls ran (0 when none came in time). A call
+ *   whose deadline passed while it waited is answered
+ *   HMS_DEADLINE_EXCEEDED without running its handler, and not counted.
+ *   Unregistering its service, or freeing rt, answers HMS_UNAVAILABLE to
+ *   every call still waiting.
+ * Returns HMS_OK (also when nothing came); HMS_CANCELLED (rt is being
+ * freed, nothing was served); HMS_FAILED_PRECONDITION (rt has no transport;
+ * hms_serve is running for rt on another thread already, or on this one,
+ * from inside a handler it runs: one host thread serves a runtime; called
+ * from a library thread); HMS_INVALID_ARGUMENT (served is NULL);
+ * HMS_INVALID_HANDLE. err receives an hms.v1.Status in JSON.
+ * A host thread only: the handlers run on it, so a loop of hms_serve with a
+ * short timeout keeps a single-threaded host (PHP) responsive. */
+int32_t hms_serve(hms_runtime rt, int32_t timeout_ms, uint32_t *served, hms_buf *err);
 
 /* Answers a call with bytes in the service's format (copied).
  * Returns HMS_OK, HMS_INVALID_ARGUMENT (NULL reply or NULL data with a length)

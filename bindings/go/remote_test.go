@@ -132,10 +132,44 @@ func TestExportWithoutATransportSaysHowToConfigureOne(t *testing.T) {
 	svc.Close()
 }
 
-func TestExportOfACallerThreadServiceIsRefused(t *testing.T) {
-	rt := openOnNats(t, natsServer(t), "go-refusing")
-	e := wantCode(t, errOf(rt.Register(remoteGreeter(true, true))), hms.CodeInvalidArgument)
-	if !strings.Contains(e.Message, "HMS_SERVICE_CALLER_THREAD") {
+func TestAnExportedCallerThreadServiceIsServedByServe(t *testing.T) {
+	url := natsServer(t)
+	exporter := openOnNats(t, url, "go-pump")
+	caller := openOnNats(t, url, "go-caller")
+	must(exporter.Register(remoteGreeter(true, true)))(t)
+	ctx := ctxT(t)
+	done := make(chan error, 1)
+	go func() {
+		var answer sysv1.EchoResponse
+		err := caller.Call(ctx, "hms.gotest.v1.RemoteGreeter/Greet", &sysv1.EchoRequest{Text: "ann"}, &answer)
+		if err == nil && answer.Text != "hello ann" {
+			err = fmt.Errorf("answer %q", answer.Text)
+		}
+		done <- err
+	}()
+	served := 0
+	giveUp := time.Now().Add(20 * time.Second)
+	for served == 0 {
+		if time.Now().After(giveUp) {
+			t.Fatal("the remote call never came")
+		}
+		tick, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		n, err := exporter.Serve(tick)
+		cancel()
+		if err != nil {
+			wantCode(t, err, hms.CodeDeadlineExceeded)
+		}
+		served += n
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if served != 1 {
+		t.Fatalf("served %d", served)
+	}
+	alone := open(t)
+	e := wantCode(t, errOf(alone.Serve(ctx)), hms.CodeFailedPrecondition)
+	if !strings.Contains(e.Message, "no transport") {
 		t.Fatalf("message: %q", e.Message)
 	}
 }

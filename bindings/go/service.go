@@ -165,8 +165,8 @@ type ServiceDef struct {
 	// Export also serves the service to other processes over the runtime's
 	// NATS transport until it is closed (HMS_SERVICE_EXPORT, ABI 1.3), as
 	// if RuntimeConfig.nats.export_services named it. A runtime without a
-	// transport refuses it with CodeFailedPrecondition; with CallerThread it
-	// is CodeInvalidArgument (exported calls arrive on library threads).
+	// transport refuses it with CodeFailedPrecondition. With CallerThread
+	// too (ABI 1.4), exported calls wait until Runtime.Serve runs them.
 	Export bool
 }
 

@@ -25,7 +25,7 @@ mod ffi;
 /// Major version of the C ABI this library exports.
 pub const ABI_VERSION_MAJOR: u32 = abi_version_part(option_env!("HMS_FFI_TEST_ABI_MAJOR"), 1);
 /// Minor version of the C ABI; additive changes bump it.
-pub const ABI_VERSION_MINOR: u32 = abi_version_part(option_env!("HMS_FFI_TEST_ABI_MINOR"), 3);
+pub const ABI_VERSION_MINOR: u32 = abi_version_part(option_env!("HMS_FFI_TEST_ABI_MINOR"), 4);
 
 /// The real version part, unless a test build (built with
 /// HMS_FFI_TEST_ABI_MAJOR/MINOR set, into its own target dir) pretends to be

@@ -249,6 +249,19 @@ impl Runtime {
         self.call_checked(method_name, format, request, options, out, Reach::LocalOnly)
     }
 
+    /// `hms_serve`: runs on this thread the exported calls waiting for this
+    /// runtime's caller-thread-only services (see [`Transport::serve`]).
+    pub fn serve(self: &Arc<Self>, timeout: Option<Duration>) -> Result<u32> {
+        let Some(transport) = self.transport.get() else {
+            return Err(HmsError::new(
+                Code::FailedPrecondition,
+                "hms_serve runs exported calls, and this runtime has no transport to receive \
+                 them; configure one with RuntimeConfig.nats.servers (docs/transport.md)",
+            ));
+        };
+        transport.serve(self, timeout)
+    }
+
     /// Looks `method_name` up and runs it on a request whose size was
     /// checked: here when its service is registered here, else (with
     /// `Reach::Anywhere`) through the transport.
@@ -340,8 +353,10 @@ impl Runtime {
         })
     }
 
-    /// Runs `method`, found already, on a request whose size was checked.
-    fn dispatch(
+    /// Runs `method`, found already, on a request whose size was checked
+    /// (also an exported call of a caller-thread-only service, with the
+    /// method found when it arrived, when the host's thread serves it).
+    pub(crate) fn dispatch(
         self: &Arc<Self>,
         method: &Method,
         method_name: &str,
@@ -476,7 +491,7 @@ impl Runtime {
         let resolved = crate::registry::validate_descriptor(&descriptor)?;
         let transport = self.transport.get();
         if options.export {
-            check_exportable(&descriptor.name, options, transport.is_some())?;
+            check_exportable(&descriptor.name, transport.is_some())?;
         }
         let host = Arc::new(HostService::new(
             handler,
@@ -639,9 +654,9 @@ impl Runtime {
 }
 
 /// Refuses an export the runtime could never serve: without a transport
-/// there is nothing to serve on, and a caller-thread-only handler cannot run
-/// on the library thread that an exported call arrives on.
-fn check_exportable(service: &str, options: HostOptions, has_transport: bool) -> Result<()> {
+/// there is nothing to serve on. (A caller-thread-only service is served
+/// by its host's thread through `hms_serve`.)
+fn check_exportable(service: &str, has_transport: bool) -> Result<()> {
     if !has_transport {
         return Err(HmsError::new(
             Code::FailedPrecondition,
@@ -650,15 +665,6 @@ fn check_exportable(service: &str, options: HostOptions, has_transport: bool) ->
                  configure one with RuntimeConfig.nats.servers (docs/transport.md)"
             ),
         )
-        .with_detail("service", service));
-    }
-    if options.caller_thread_only {
-        return Err(HmsError::invalid_argument(format!(
-            "cannot export `{service}`: its handler runs only on the caller's thread \
-             (HMS_SERVICE_CALLER_THREAD), but an exported call arrives on a library \
-             thread; serve it from a host whose handlers may run on any thread \
-             (Python, Go, C) or call it only locally"
-        ))
         .with_detail("service", service));
     }
     Ok(())

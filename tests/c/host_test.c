@@ -1348,6 +1348,19 @@ static void test_host_service(void)
                                    &out, &err),
               HMS_FAILED_PRECONDITION, HMS_FORMAT_JSON, &err);
     CHECK(buf_has(&err, "no transport"));
+    {
+        /* hms_serve (ABI 1.4) runs exported calls: nothing to serve without
+         * a transport; its output is checked first. */
+        uint32_t served = 7;
+        EXPECT_RC("serve without a transport", hms_serve(rt, 0, &served, &err),
+                  HMS_FAILED_PRECONDITION, HMS_FORMAT_JSON, &err);
+        CHECK(buf_has(&err, "no transport"));
+        CHECK(served == 7);
+        EXPECT_RC("serve with a NULL count", hms_serve(rt, 0, NULL, &err),
+                  HMS_INVALID_ARGUMENT, HMS_FORMAT_JSON, &err);
+        EXPECT_RC("serve a stale runtime", hms_serve(0, 0, &served, &err), HMS_INVALID_HANDLE,
+                  HMS_FORMAT_JSON, &err);
+    }
     EXPECT_RC("register with an unknown format",
               hms_service_register(rt, 9, (const uint8_t *)NOOP_DESC, strlen(NOOP_DESC), 0,
                                    noop_handler, NULL, &out, NULL),

@@ -48,19 +48,19 @@ cat > debian-protobuf/composer.json <<JSON
 JSON
 composer config repositories.debian-protobuf path debian-protobuf
 
-say "composer require hms/ffi:^1.3 from $root/bindings/php"
+say "composer require hms/ffi:^1.4 from $root/bindings/php"
 composer config repositories.hms "{\"type\": \"path\", \"url\": \"$root/bindings/php\", \"options\": {\"symlink\": false}}"
-composer require --quiet 'hms/ffi:^1.3' || fail "composer require hms/ffi:^1.3"
+composer require --quiet 'hms/ffi:^1.4' || fail "composer require hms/ffi:^1.4"
 [ -d vendor/hms/ffi ] && [ ! -L vendor/hms/ffi ] || fail "vendor/hms/ffi is not a copy of the package"
 installed="$(composer show --format=json hms/ffi | php -r 'echo json_decode(stream_get_contents(STDIN), true)["versions"][0];')"
-[ "$installed" = "1.3.0" ] || fail "hms/ffi installed as '$installed', not the stable 1.3.0"
+[ "$installed" = "1.4.0" ] || fail "hms/ffi installed as '$installed', not the stable 1.4.0"
 
 say "the README's quickstart (php quickstart.php)"
 python3 "$root/tests/install/snippet.py" "$root/bindings/php/README.md" php-quickstart -o quickstart.php
 output="$(php quickstart.php 2>&1)" || fail "php quickstart.php:
 $output"
 echo "$output" | sed 's/^/  | /'
-for expected in "libhms_ffi 1.3.0 (ABI 1.3)" "echo: hello from PHP" "protobuf echo: hello from protobuf"; do
+for expected in "libhms_ffi 1.4.0 (ABI 1.4)" "echo: hello from PHP" "protobuf echo: hello from protobuf"; do
   grep -qxF "$expected" <<<"$output" || fail "the quickstart did not print '$expected'"
 done
 

@@ -3,6 +3,8 @@ and called from another runtime through a real nats-server."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -95,11 +97,43 @@ def test_export_without_a_transport_says_how_to_configure_one(rt: Runtime) -> No
         pass
 
 
-def test_export_of_a_caller_thread_service_is_refused(nats_server: NatsServer) -> None:
-    with on_nats(nats_server, "py-refusing") as rt:
-        with pytest.raises(hms_cffi.InvalidArgumentError) as raised:
-            register_greeter(rt, export=True, caller_thread=True)
-        assert "HMS_SERVICE_CALLER_THREAD" in raised.value.message
+def test_a_caller_thread_service_is_exported_and_served_by_its_thread(
+    nats_server: NatsServer,
+) -> None:
+    with (
+        on_nats(nats_server, "py-pump") as exporter,
+        on_nats(nats_server, "py-caller") as caller,
+    ):
+        register_greeter(exporter, export=True, caller_thread=True)
+        assert exporter.serve(0) == 0
+        answers: list[Any] = []
+
+        def call_both() -> None:
+            answers.append(caller.call(f"{GREETER}/Greet", {"text": "ann"}))
+            try:
+                caller.call(f"{GREETER}/Refuse", {"text": "bob"})
+            except hms_cffi.PermissionDeniedError as error:
+                answers.append(error)
+
+        remote = threading.Thread(target=call_both)
+        remote.start()
+        served = 0
+        give_up = time.monotonic() + 20
+        while remote.is_alive():
+            assert time.monotonic() < give_up, "the remote calls did not finish"
+            served += exporter.serve(0.05)
+        remote.join()
+        assert served == 2
+        assert answers[0] == {"text": "hello ann"}
+        refused = answers[1]
+        assert (refused.message, refused.details) == ("bob may not", {"rule": "no-guests"})
+        assert refused.origin == "py-pump"
+
+
+def test_serve_needs_a_transport(rt: Runtime) -> None:
+    with pytest.raises(hms_cffi.FailedPreconditionError) as raised:
+        rt.serve(0)
+    assert "no transport" in raised.value.message
 
 
 def test_remote_events_arrive_with_their_origin(nats_server: NatsServer) -> None:

@@ -7,7 +7,10 @@ nats-server started here on a free loopback port (tests/remote/README.md).
 1. builds the C and Go programs against rust_core/target/release;
 2. a Python process exports remote.v1.Greeter (HMS_SERVICE_EXPORT), and
    callers in Go, PHP, Ruby and C, each its own process and runtime, call it;
-3. a Go process exports the same service, and a Python process calls it.
+3. a Go process exports the same service, and a Python process calls it;
+4. a PHP and a Ruby process export it in turn (caller-thread services served
+   by their own thread, hms_serve), and callers in Python, C, Go and the
+   other of the two call them.
 
 The shared conformance scenarios run with their services in another process
 in every language too: scripts/conformance.sh --remote.
@@ -96,7 +99,9 @@ def build(scratch: Path, env: dict[str, str]) -> dict[str, list[str]]:
         "python call": [*python, "call"],
         "go serve": [str(go_program), "serve"],
         "go call": [str(go_program), "call"],
+        "php serve": ["php", str(HERE / "php" / "serve.php")],
         "php call": ["php", str(HERE / "php" / "call.php")],
+        "ruby serve": ["ruby", "-w", str(HERE / "ruby" / "serve.rb")],
         "ruby call": ["ruby", str(HERE / "ruby" / "call.rb")],
         "c call": [str(c_caller)],
     }
@@ -119,7 +124,10 @@ class Server:
         self.stop()
         raise SystemExit(f"remote: {command[0]} did not get ready (last output: {line!r})")
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Closes stdin; whether the server then ended by itself (else it is
+        killed)."""
+        stopped = True
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()
@@ -127,7 +135,9 @@ class Server:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                stopped = False
         self.process.wait()
+        return stopped
 
 
 def run_callers(
@@ -173,13 +183,17 @@ def main() -> int:
             for exporter, callers in [
                 ("python", ["go call", "php call", "ruby call", "c call"]),
                 ("go", ["python call"]),
+                ("php", ["python call", "c call", "go call", "ruby call"]),
+                ("ruby", ["python call", "c call", "go call", "php call"]),
             ]:
                 say(f"{exporter} server; callers: {', '.join(callers)}")
                 server = Server(programs[f"{exporter} serve"], nats.url, env)
                 try:
                     failed += run_callers(programs, callers, nats.url, f"{exporter}-server", env)
                 finally:
-                    server.stop()
+                    if not server.stop():
+                        say(f"  FAIL {exporter} server did not stop when its stdin closed")
+                        failed.append(f"{exporter} server stopping")
     if failed:
         say(f"FAILED: {', '.join(failed)}")
         return 1

@@ -1,6 +1,6 @@
 enum {
     HMS_ABI_VERSION_MAJOR = 1,
-    HMS_ABI_VERSION_MINOR = 3,
+    HMS_ABI_VERSION_MINOR = 4,
     HMS_FORMAT_PROTOBUF = 1,
     HMS_FORMAT_CBOR = 2,
     HMS_FORMAT_JSON = 3,
@@ -45,6 +45,7 @@ typedef struct hms_reply hms_reply;
 typedef void (*hms_handler_fn)(hms_reply *reply, const char *method, size_t method_len, int32_t format, const uint8_t *request, size_t request_len, void *user_data);
 int32_t hms_service_register(hms_runtime rt, int32_t format, const uint8_t *descriptor, size_t descriptor_len, uint32_t flags, hms_handler_fn handler, void *user_data, hms_service *out, hms_buf *err);
 int32_t hms_service_unregister(hms_service svc);
+int32_t hms_serve(hms_runtime rt, int32_t timeout_ms, uint32_t *served, hms_buf *err);
 int32_t hms_reply_set(hms_reply *reply, const uint8_t *data, size_t len);
 int32_t hms_reply_error(hms_reply *reply, int32_t code, const char *message, size_t message_len);
 int64_t hms_reply_remaining_ms(const hms_reply *reply);

@@ -10,6 +10,7 @@ use Hms\Domain\Agents;
 use Hms\Domain\Knowledge;
 use Hms\Domain\Lifecycle;
 use Hms\Domain\Tasks;
+use Hms\Exception\CancelledException;
 use Hms\Exception\ClosedException;
 use Hms\Exception\FailedPreconditionException;
 use Hms\Exception\InvalidArgumentException;
@@ -40,6 +41,8 @@ final class Runtime
 
     /** Most method handles invoke() keeps resolved (beyond this, names go through hms_call). */
     private const RESOLVED_MAX = 256;
+    /** Longest single wait inside hms_serve, so PHP sees signals between waits. */
+    private const SERVE_SLICE_MS = 200;
 
     private readonly Native $native;
     private int $handle;
@@ -373,8 +376,14 @@ final class Runtime
      * Throwable answers HMS_HANDLER_ERROR with "Class: message" (nothing is
      * thrown through the FFI callback). Handlers run on this thread, inside
      * the library call that reached them (a call from PHP, or a hook of a
-     * transition PHP started), and may call the runtime again; a call from a
-     * library thread gets HMS_UNAVAILABLE.
+     * transition PHP started, or serve()), and may call the runtime again; a
+     * call from a library thread gets HMS_UNAVAILABLE.
+     *
+     * $export (ABI 1.4, HMS_SERVICE_EXPORT) also serves the service to other
+     * processes over the runtime's NATS transport until it is closed, as
+     * if nats.export_services named it: their calls wait until this thread
+     * runs them with serve() or serveUntil(). Without a transport it throws
+     * FailedPreconditionException and nothing stays registered.
      *
      * @param array<string, callable> $handlers
      * @param array<string, array{0: string, 1: string}> $types
@@ -385,6 +394,7 @@ final class Runtime
         array $types = [],
         string $version = '',
         string $description = '',
+        bool $export = false,
     ): Service {
         $this->checkOpen();
         $unknown = array_diff(array_keys($types), array_keys($handlers));
@@ -422,7 +432,7 @@ final class Runtime
             $cbor,
             $descriptor,
             strlen($descriptor),
-            Native::constant('SERVICE_CALLER_THREAD'),
+            Native::constant('SERVICE_CALLER_THREAD') | ($export ? Native::constant('SERVICE_EXPORT') : 0),
             $this->native->trampoline(),
             FFI::addr($service->userData),
             FFI::addr($out),
@@ -435,6 +445,64 @@ final class Runtime
         $service->attach($out->cdata);
         $this->children[spl_object_id($service)] = $service;
         return $service;
+    }
+
+    /**
+     * Runs, on this thread, the calls that other processes made to this
+     * runtime's exported PHP services (hms_serve, ABI 1.4), waiting up to
+     * $timeoutMs for the first (negative: until one came; 0: only those
+     * waiting already); returns how many ran. Between waits of at most
+     * 200 ms it dispatches pending signals (pcntl), as Subscription::next()
+     * does. Throws CancelledException when the runtime is being freed,
+     * FailedPreconditionException without a transport (or when another
+     * thread serves it) and ClosedException after close().
+     */
+    public function serve(int $timeoutMs = -1): int
+    {
+        $this->checkOpen();
+        $ffi = $this->native->ffi;
+        [, , $err] = $this->native->pair();
+        $served = $ffi->new('uint32_t');
+        $deadline = $timeoutMs < 0 ? null : hrtime(true) + $timeoutMs * 1_000_000;
+        while (true) {
+            $wait = $deadline === null
+                ? self::SERVE_SLICE_MS
+                : max(0, min(self::SERVE_SLICE_MS, intdiv($deadline - hrtime(true) + 999_999, 1_000_000)));
+            $rc = $ffi->hms_serve($this->handle, $wait, FFI::addr($served), $err);
+            if ($rc !== 0) {
+                throw $this->failure($rc, $err, Format::value(Format::JSON));
+            }
+            if ($served->cdata > 0 || ($deadline !== null && hrtime(true) >= $deadline)) {
+                return $served->cdata;
+            }
+            if (function_exists('pcntl_signal_dispatch')) {
+                pcntl_signal_dispatch();
+            }
+        }
+    }
+
+    /**
+     * Serves the exported PHP services until $stop() returns true, asking
+     * it after every wait of at most $tickMs (so a loop may watch stdin, a
+     * signal flag or a clock), or until the runtime is closed or freed.
+     * Returns how many calls ran.
+     *
+     * @param callable(): bool $stop
+     */
+    public function serveUntil(callable $stop, int $tickMs = self::SERVE_SLICE_MS): int
+    {
+        if ($tickMs < 0) {
+            throw new InvalidArgumentException("tickMs is {$tickMs}; give 0 or more", [], 'hms-php');
+        }
+        $total = 0;
+        while (!$this->isClosed() && !$stop()) {
+            try {
+                $total += $this->serve($tickMs);
+            } catch (CancelledException) {
+                break;
+            }
+        }
+        return $total;
     }
 
     // -- events ---------------------------------------------------------------

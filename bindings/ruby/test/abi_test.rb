@@ -72,23 +72,23 @@ class AbiTest < Minitest::Test
     assert_equal HMS::Status::INCOMPATIBLE, error.code
     assert_includes error.message, "ABI 2.3"
     assert_includes error.message, "ABI #{HMS::Native::ABI_MAJOR}.#{HMS::Native::ABI_MINOR}"
-    assert_equal({ "library_abi" => "2.3", "binding_abi" => "1.3" }, error.details)
+    assert_equal({ "library_abi" => "2.3", "binding_abi" => "1.4" }, error.details)
     assert_raises(HMS::IncompatibleError) { HMS::Native.check_abi!(0) }
     assert_nil HMS::Native.check_abi!((1 << 16) | 7)
-    assert_nil HMS::Native.check_abi!((1 << 16) | 3)
+    assert_nil HMS::Native.check_abi!((1 << 16) | 4)
   end
 
-  # This gem is generated from the ABI 1.3 header (method handles and
+  # This gem is generated from the ABI 1.4 header (method handles and
   # batches of 1.1, call context and status replies of 1.2,
-  # HMS_SERVICE_EXPORT of 1.3): a 1.2 library is too old.
-  def test_binding_requires_abi_1_3
-    assert_equal [1, 3], [HMS::Native::ABI_MAJOR, HMS::Native::ABI_MINOR]
-    error = assert_raises(HMS::IncompatibleError) { HMS::Native.check_abi!((1 << 16) | 2, "/x/libhms_ffi.so") }
-    assert_includes error.message, "has ABI 1.2"
-    assert_includes error.message, "needs 1.x with x >= 3"
-    assert_equal({ "library_abi" => "1.2", "binding_abi" => "1.3" }, error.details)
+  # HMS_SERVICE_EXPORT of 1.3, hms_serve of 1.4): a 1.3 library is too old.
+  def test_binding_requires_abi_1_4
+    assert_equal [1, 4], [HMS::Native::ABI_MAJOR, HMS::Native::ABI_MINOR]
+    error = assert_raises(HMS::IncompatibleError) { HMS::Native.check_abi!((1 << 16) | 3, "/x/libhms_ffi.so") }
+    assert_includes error.message, "has ABI 1.3"
+    assert_includes error.message, "needs 1.x with x >= 4"
+    assert_equal({ "library_abi" => "1.3", "binding_abi" => "1.4" }, error.details)
     %i[hms_method_resolve hms_method_call hms_method_free hms_call_batch hms_reply_context
-       hms_reply_status].each do |name|
+       hms_reply_status hms_serve].each do |name|
       assert HMS::ABI::FUNCTIONS.key?(name), name
     end
   end
@@ -121,7 +121,7 @@ class AbiTest < Minitest::Test
         out, err, status = Open3.capture3(ruby_binary, "-w", "-I", File.join(GEM_ROOT, "lib"), "-e", script)
         assert_equal 3, status.exitstatus, "#{backend}: #{out} #{err}"
         assert_includes out, "has ABI #{version}"
-        assert_includes out, "built for ABI 1.3"
+        assert_includes out, "built for ABI 1.4"
         assert_empty err
       end
     end

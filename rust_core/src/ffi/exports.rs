@@ -155,6 +155,25 @@ pub unsafe extern "C" fn hms_service_register(
     })
 }
 
+/// # Safety
+/// Pointers as documented in hms_ffi.h.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hms_serve(
+    rt: u64,
+    timeout_ms: i32,
+    served: *mut u32,
+    err: *mut hms_buf,
+) -> i32 {
+    guard(err, JSON, || {
+        required(served, "served")?;
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        let count = runtime::runtime(rt)?.serve(timeout)?;
+        // SAFETY: checked non-NULL above; the caller's output slot.
+        unsafe { *served = count };
+        Ok(())
+    })
+}
+
 #[unsafe(no_mangle)]
 pub extern "C" fn hms_service_unregister(svc: u64) -> i32 {
     guard(std::ptr::null_mut(), JSON, || {

@@ -23,7 +23,7 @@ mod nats;
 #[cfg(feature = "nats")]
 pub use events::RemoteFeed;
 #[cfg(feature = "nats")]
-pub use nats::{PendingCall, Transport};
+pub use nats::{MAX_WAITING_CALLS, PendingCall, Transport};
 
 /// Without the `nats` feature no transport can exist: configuring one is
 /// refused in [`TransportSettings::from_config`], so this type has no value
@@ -70,6 +70,16 @@ impl Transport {
         match *self {}
     }
     pub fn shutdown(&self, _: std::time::Instant) {
+        match *self {}
+    }
+    pub fn serve(
+        &self,
+        _: &std::sync::Arc<crate::runtime::Runtime>,
+        _: Option<std::time::Duration>,
+    ) -> Result<u32> {
+        match *self {}
+    }
+    pub fn waiting_calls(&self) -> usize {
         match *self {}
     }
     pub fn event_publisher(&self) -> Option<std::sync::Arc<dyn crate::events::EventSink>> {

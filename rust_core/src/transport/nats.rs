@@ -7,7 +7,9 @@
 //! call spawns its request there and waits on a channel with its deadline
 //! (so no caller blocks a worker and none can hang past its deadline), and
 //! an exported call runs on a library handler thread (`workers::execute`),
-//! so host handlers may block and may call back into the library.
+//! so host handlers may block and may call back into the library; one of a
+//! caller-thread-only service waits for its host's thread instead
+//! (`host_thread.rs`, `hms_serve`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -40,6 +42,10 @@ use crate::events::{EventSink, Filter, Subscription};
 use crate::proto::v1::{CallOptions, Credentials, MethodDescriptor, ServiceDescriptor, Status};
 use crate::registry::Service;
 use crate::runtime::Runtime;
+
+mod host_thread;
+use host_thread::HostQueue;
+pub use host_thread::MAX_WAITING_CALLS;
 
 /// Worker threads of the transport's tokio runtime: it only moves bytes
 /// (handlers run elsewhere), so two are plenty.
@@ -104,6 +110,9 @@ struct Serving {
     /// Replies handed to the tokio runtime and not yet to the client:
     /// shutdown waits for them, or a call that ran would never be answered.
     unsent: Arc<AtomicUsize>,
+    /// Exported calls waiting for the host's thread (caller-thread-only
+    /// services).
+    host_queue: HostQueue,
 }
 
 /// One exported service: its NATS service (announcements and stats) and
@@ -213,6 +222,7 @@ impl Transport {
             spawner: spawner.clone(),
             in_flight: AtomicUsize::new(0),
             unsent: Arc::new(AtomicUsize::new(0)),
+            host_queue: HostQueue::default(),
         });
         let publisher = settings.publish_events.then(|| {
             Arc::new(EventPublisher::new(
@@ -523,6 +533,8 @@ impl Transport {
             let bound = Instant::now() + STOP_TIMEOUT;
             self.stop_export(export, until.map_or(bound, |until| until.min(bound)));
         }
+        // Its readers have stopped, so no call of it can be queued after this.
+        self.serving.fail_waiting_for(service);
     }
 
     /// Stops answering for `export` and announcing it, waiting until
@@ -624,6 +636,7 @@ impl Transport {
         for export in exports {
             self.stop_export(export, until);
         }
+        self.serving.close_host_queue();
         self.drain(until);
         if let Some(tokio) = self.tokio.lock().take() {
             if tokio::runtime::Handle::try_current().is_ok() {
@@ -1066,7 +1079,8 @@ async fn round_trip(client: &Client) {
 }
 
 impl Serving {
-    /// Runs one request on a library thread and sends its reply.
+    /// Runs one request on a library thread (or queues it for the host's
+    /// thread) and sends its reply.
     fn accept(self: &Arc<Self>, request: ServiceRequest, full_name: Arc<str>) {
         if request.message.reply.is_none() {
             // A publish without a reply subject asks for nothing.
@@ -1082,6 +1096,10 @@ impl Serving {
                 return;
             }
         };
+        if let Some(target) = self.host_thread_target(&full_name) {
+            self.wait_for_host(request, target, full_name, format, options);
+            return;
+        }
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_SERVED_CALLS {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             let busy = HmsError::exhausted(format!(

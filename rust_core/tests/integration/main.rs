@@ -19,6 +19,8 @@ mod no_transport;
 #[cfg(feature = "nats")]
 mod remote;
 #[cfg(feature = "nats")]
+mod remote_caller_thread;
+#[cfg(feature = "nats")]
 mod remote_events;
 mod storage;
 mod tasks;

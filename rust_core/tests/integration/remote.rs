@@ -22,13 +22,13 @@ use hms_ffi::proto::v1::{CallOptions, Credentials, NatsTransport, RuntimeConfig,
 use hms_ffi::runtime::{self, HostOptions, Runtime};
 use hms_ffi::{Code, batch};
 
-type Rt = Arc<Runtime>;
+pub(crate) type Rt = Arc<Runtime>;
 
 const ECHO_METHODS: &[&str] = &["Echo", "Fail", "Hang", "Big", "Context"];
 
 /// A runtime named `name` on `server`, exporting `exports` and reaching
 /// `remote` services through it.
-fn runtime_on(server: &NatsServer, name: &str, exports: &[&str], remote: &[&str]) -> Rt {
+pub(crate) fn runtime_on(server: &NatsServer, name: &str, exports: &[&str], remote: &[&str]) -> Rt {
     runtime_configured(server, name, exports, remote, |_| {})
 }
 
@@ -65,7 +65,7 @@ fn register_echo(rt: &Rt, name: &str, tag: &'static str, calls: Arc<AtomicUsize>
         .expect("the echo service registers")
 }
 
-fn register_echo_with(
+pub(crate) fn register_echo_with(
     rt: &Rt,
     name: &str,
     tag: &'static str,
@@ -122,14 +122,14 @@ fn register_echo_with(
     )
 }
 
-fn echo(text: &str) -> EchoRequest {
+pub(crate) fn echo(text: &str) -> EchoRequest {
     EchoRequest {
         payload: vec![0, 1, 2, 255].into(),
         text: text.into(),
     }
 }
 
-fn call_echo(
+pub(crate) fn call_echo(
     rt: &Rt,
     name: &str,
     method: &str,
@@ -151,7 +151,7 @@ async fn server_has_seen(client: &async_nats::Client) {
 }
 
 /// A plain NATS client for the tests that play another party.
-fn plain_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
+pub(crate) fn plain_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -731,32 +731,14 @@ fn an_export_the_runtime_cannot_serve_is_refused_at_registration() {
     assert!(error.message.contains("nats.servers"), "{}", error.message);
     assert_eq!(error.details.get("service"), Some(&name));
 
-    let server = NatsServer::start();
-    let rt = runtime_on(&server, "refusing", &[], &[]);
-    let caller_thread_export = HostOptions {
-        caller_thread_only: true,
-        export: true,
-    };
-    let error = expect_code(
-        register_echo_with(&rt, &name, "x", Arc::default(), caller_thread_export),
-        Code::InvalidArgument,
-    );
-    assert!(
-        error.message.contains("HMS_SERVICE_CALLER_THREAD"),
-        "{}",
-        error.message
-    );
-    assert!(rt.transport().unwrap().exported().is_empty());
     // Nothing was left behind: the name is free for a registration that works.
     register_echo_with(&alone, &name, "x", Arc::default(), HostOptions::default())
         .expect("the name is free");
-    register_echo_with(&rt, &name, "x", Arc::default(), export).expect("now exportable");
-    assert_eq!(rt.transport().unwrap().exported(), vec![name]);
 }
 
 /// The handle table of a runtime made in Rust: resolve through the public
 /// function by registering the runtime in the table.
-fn runtime_handle(rt: &Rt) -> u64 {
+pub(crate) fn runtime_handle(rt: &Rt) -> u64 {
     runtime::RUNTIMES.insert(rt.clone())
 }
 

@@ -2,8 +2,6 @@
 
 // Calls the Greeter another process exports (tests/remote/README.md):
 //   php call.php NATS_URL SERVER
-// PHP registers services caller-thread-only, so it can call remote services
-// but not export its own.
 
 declare(strict_types=1);
 

@@ -2,8 +2,6 @@
 
 # Calls the Greeter another process exports (tests/remote/README.md):
 #   ruby call.rb NATS_URL SERVER
-# Ruby registers services caller-thread-only, so it can call remote services
-# but not export its own.
 
 require_relative "../../../bindings/ruby/lib/hms"
 

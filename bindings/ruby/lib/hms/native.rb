@@ -22,7 +22,7 @@ module HMS
     BLOCKING = %i[
       hms_runtime_new hms_runtime_free hms_call hms_service_register hms_service_unregister
       hms_subscribe hms_poll hms_unsubscribe hms_schema_register hms_convert
-      hms_method_call hms_call_batch
+      hms_method_call hms_call_batch hms_serve
     ].freeze
 
     # A response buffer whose capacity grew past this is released after its

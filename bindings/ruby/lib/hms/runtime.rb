@@ -134,6 +134,10 @@ module HMS
   class Runtime
     DESCRIBE = "hms.registry.v1.Registry/DescribeService"
     CALLER_THREAD = ABI::CONSTANTS.fetch(:HMS_SERVICE_CALLER_THREAD)
+    EXPORT = ABI::CONSTANTS.fetch(:HMS_SERVICE_EXPORT)
+    # Longest single wait inside hms_serve, so interrupts and signals
+    # deferred while handlers may run are taken between waits.
+    SERVE_SLICE_MS = 200
     # Thread#raise, Thread#kill and signals wait while a call may run Ruby
     # handlers, so they never unwind through the library's frames.
     DEFER = { Object => :never }.freeze
@@ -374,8 +378,15 @@ module HMS
     # exception answers HMS_HANDLER_ERROR with "Class: message". Handlers
     # run on the Ruby thread that made the call (HMS_SERVICE_CALLER_THREAD)
     # and may call the runtime again.
+    #
+    # +export+ (ABI 1.4, HMS_SERVICE_EXPORT) also serves the service to
+    # other processes over the runtime's NATS transport until it is closed,
+    # as if nats.export_services named it: their calls wait until a thread
+    # of this process runs them with #serve or #serve_until. Without a
+    # transport it raises HMS::FailedPreconditionError and nothing stays
+    # registered.
     def register_service(name, handlers = nil, methods: nil, version: "", description: "",
-                         input_types: nil, output_types: nil, **named, &block)
+                         input_types: nil, output_types: nil, export: false, **named, &block)
       check_open
       table = collect_handlers((handlers || {}).merge(named), methods, block)
       inputs = (input_types || {}).transform_keys(&:to_s)
@@ -403,7 +414,7 @@ module HMS
       id = Services.add(state)
       @state.expect_service
       begin
-        svc_handle = @backend.service_register(handle, fmt, raw, CALLER_THREAD, id)
+        svc_handle = @backend.service_register(handle, fmt, raw, CALLER_THREAD | (export ? EXPORT : 0), id)
       rescue StandardError
         @state.unexpect_service
         Services.remove(id)
@@ -413,6 +424,51 @@ module HMS
       @state.adopt(service)
       @msg_types.delete_if { |k, _| k.start_with?("#{name}/") }
       service
+    end
+
+    # Runs, on this Ruby thread, the calls other processes made to this
+    # runtime's exported Ruby services (hms_serve, ABI 1.4), waiting up to
+    # +timeout_ms+ for the first (nil: until one came; 0: only those waiting
+    # already). Returns how many ran. Raises HMS::CancelledError when the
+    # runtime is being freed, HMS::FailedPreconditionError without a
+    # transport or while another thread serves it, ClosedError after #close.
+    def serve(timeout_ms = nil)
+      deadline = timeout_ms.nil? ? nil : now_ms + [Integer(timeout_ms), 0].max
+      loop do
+        h = @state.handle
+        raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if h.zero?
+
+        wait = deadline.nil? ? SERVE_SLICE_MS : (deadline - now_ms).clamp(0, SERVE_SLICE_MS)
+        served = Thread.handle_interrupt(DEFER) { @backend.serve(h, wait) }
+        return served if served.positive? || (!deadline.nil? && now_ms >= deadline)
+      end
+    rescue InvalidHandleError => e
+      raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if @state.closed?
+
+      raise e
+    end
+
+    # Serves the exported Ruby services until the block returns true, asking
+    # it after every wait of at most +tick_ms+ (so a loop may watch stdin,
+    # a signal flag or a clock), or until the runtime is closed or freed.
+    # Returns how many calls ran.
+    #
+    #   rt.serve_until { stopping }
+    def serve_until(tick_ms: SERVE_SLICE_MS)
+      raise ArgumentError, "serve_until needs a block that says when to stop" unless block_given?
+
+      tick = Integer(tick_ms)
+      raise ArgumentError, "tick_ms is #{tick}; give 0 or more" if tick.negative?
+
+      total = 0
+      until closed? || yield
+        begin
+          total += serve(tick)
+        rescue CancelledError
+          break
+        end
+      end
+      total
     end
 
     # Subscribes to this runtime's events (hms.events.v1.EventFilter; empty
@@ -517,6 +573,10 @@ module HMS
 
     def check_open
       raise ClosedError.new("the runtime is closed", origin: Format::ORIGIN) if @state.closed?
+    end
+
+    def now_ms
+      Process.clock_gettime(Process::CLOCK_MONOTONIC, :millisecond)
     end
 
     # [handles, requests] of the [MethodHandle, request] pairs of a batch.

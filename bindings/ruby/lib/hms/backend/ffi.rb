@@ -180,6 +180,15 @@ module HMS
         @lib.hms_service_unregister(svc)
       end
 
+      # hms_serve: how many waiting exported calls ran on this thread.
+      def serve(rt, timeout_ms)
+        b = bufs
+        rc = @lib.hms_serve(rt, timeout_ms, b.slot, b.err)
+        raise error(rc, b, Format::JSON) unless rc.zero?
+
+        b.slot.get_uint32(0)
+      end
+
       def reply_set(reply, data)
         @lib.hms_reply_set(reply, data, data.bytesize)
       end

@@ -42,6 +42,8 @@ module HMS
       OUT_LEN = "@8J"
       ERR_FIELDS = "@#{BUF_SIZE}J2"
       SLOT = "@#{2 * BUF_SIZE}Q"
+      # The slot read as hms_serve's uint32_t count.
+      SERVED = "@#{2 * BUF_SIZE}L"
       # After an answer this large, the response buffer is freed (its
       # capacity is at least this, and Native::KEEP_CAPACITY is the bound).
       RELEASE_ABOVE = Native::KEEP_CAPACITY / 2
@@ -258,6 +260,15 @@ module HMS
 
       def service_unregister(svc)
         @fn.fetch(:hms_service_unregister).call(svc)
+      end
+
+      # hms_serve: how many waiting exported calls ran on this thread.
+      def serve(rt, timeout_ms)
+        b = bufs
+        rc = @fn.fetch(:hms_serve).call(rt, timeout_ms, b.slot, b.err)
+        raise error(rc, b, Format::JSON) unless rc.zero?
+
+        b.pair.unpack1(SERVED)
       end
 
       def reply_set(reply, data)
