@@ -561,6 +561,37 @@ def _serve_parser(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     p.set_defaults(run=cmd_serve)
 
 
+def cmd_token_hash(args: argparse.Namespace) -> int:
+    from hms_cffi.tokens import new_token, token_line
+
+    if args.new:
+        token = new_token()
+        # The token once, to stderr, for its holder; stdout gets the line for
+        # the token file only, so it can be appended to that file directly.
+        print(f"token for {args.principal} (not stored anywhere): {token}", file=sys.stderr)
+    else:
+        token = sys.stdin.readline().rstrip("\r\n")
+    roles = [r for r in args.roles.split(",") if r] if args.roles else []
+    print(token_line(args.principal, roles, token))
+    return 0
+
+
+def _token_parser(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add_parser(
+        "token",
+        help="API tokens for RuntimeConfig.security (docs/security.md)",
+    )
+    tokens = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    h = tokens.add_parser(
+        "hash",
+        help="print the token-file line of a token read from stdin (or of a new one)",
+    )
+    h.add_argument("principal", metavar="PRINCIPAL", help="who the token authenticates")
+    h.add_argument("--roles", default="", help='comma-separated, e.g. "admin,ops"')
+    h.add_argument("--new", action="store_true", help="make a random token and print it on stderr")
+    h.set_defaults(run=cmd_token_hash)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hms",
@@ -638,6 +669,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo)
 
     _serve_parser(sub.add_parser)
+    _token_parser(sub.add_parser)
     return parser
 
 

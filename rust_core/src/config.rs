@@ -2,11 +2,13 @@
 //! and its bounds checked.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{self, Format, JsonNames, Limits, MAX_DEPTH_CEILING};
 use crate::error::{HmsError, Result};
 use crate::proto::v1::{JsonNames as ConfigJsonNames, RuntimeConfig};
+use crate::security::Security;
 use crate::transport::TransportSettings;
 
 /// Largest accepted `max_message_bytes`: 1 GiB.
@@ -27,6 +29,8 @@ pub struct Settings {
     /// Remote calls over NATS; `None`: every call stays in this process and
     /// nothing of the transport is started.
     pub transport: Option<TransportSettings>,
+    /// Authentication of calls; `None`: nothing is verified.
+    pub security: Option<Arc<Security>>,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             name: String::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             transport: None,
+            security: None,
         }
     }
 }
@@ -94,6 +99,9 @@ impl Settings {
         };
         if let Some(nats) = config.nats {
             settings.transport = TransportSettings::from_config(nats)?;
+        }
+        if let Some(security) = config.security {
+            settings.security = Some(Arc::new(Security::from_config(security)?));
         }
         settings.name = config.name;
         Ok(settings)

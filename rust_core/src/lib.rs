@@ -16,6 +16,7 @@ pub mod proto;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
+pub mod security;
 pub mod services;
 pub mod transport;
 pub mod workers;

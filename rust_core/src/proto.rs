@@ -36,3 +36,19 @@ pub mod hms {
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hms_descriptors.bin"));
 
 pub use hms::v1;
+
+impl std::fmt::Debug for v1::Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("scheme", &self.scheme)
+            .field("token", &crate::security::REDACTED)
+            .field("principal", &self.principal)
+            .finish()
+    }
+}
+
+impl Drop for v1::Credentials {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
+}

@@ -16,6 +16,7 @@ use crate::codec::{self, Format, Limits};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::v1::{CallContext, MethodDescriptor, ServiceDescriptor, Status};
 use crate::runtime;
+use crate::security::Principal;
 
 /// A method implemented in Rust: decodes `request` in `format`, appends the
 /// response in the same format to `out`.
@@ -39,6 +40,8 @@ pub struct HandlerCall {
     pub deadline: Option<Instant>,
     pub metadata: BTreeMap<String, String>,
     pub trace_id: String,
+    /// The verified caller, when the runtime authenticates calls.
+    pub principal: Option<Arc<Principal>>,
 }
 
 impl HandlerCall {
@@ -49,9 +52,21 @@ impl HandlerCall {
             metadata: self.metadata.clone(),
             trace_id: self.trace_id.clone(),
             remaining_ms: self.deadline.map(|d| millis_until(d) as u64),
-            // Stays empty until a security layer authenticates callers:
-            // CallOptions.credentials are not verified by anyone yet.
-            principal: String::new(),
+            principal: self
+                .principal
+                .as_ref()
+                .map(|p| p.id.clone())
+                .unwrap_or_default(),
+            roles: self
+                .principal
+                .as_ref()
+                .map(|p| p.roles.clone())
+                .unwrap_or_default(),
+            principal_attributes: self
+                .principal
+                .as_ref()
+                .map(|p| p.attributes.clone())
+                .unwrap_or_default(),
         }
     }
 }

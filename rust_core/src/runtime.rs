@@ -21,6 +21,7 @@ use crate::registry::{
     HandlerCall, HostHandler, HostService, Implementation, InFlight, Method, Registry, Reply,
     Service,
 };
+use crate::security::Principal;
 use crate::transport::{PendingCall, RemoteFeed, Transport};
 
 pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime);
@@ -51,6 +52,9 @@ pub struct CallContext<'a> {
     /// The runtime's link to other runtimes, set when it has one
     /// (discovery). Passed unread, so a local call pays nothing for it.
     pub transport: &'a OnceLock<Transport>,
+    /// The verified caller; `None` when the runtime verifies nothing or the
+    /// call came without credentials where none are required.
+    pub principal: Option<Arc<Principal>>,
 }
 
 /// Calls made from inside a call: the runtime's dispatch, and nothing else
@@ -275,7 +279,7 @@ impl Runtime {
         reach: Reach,
     ) -> Result<()> {
         match self.resolve(method_name) {
-            Ok(method) => self.dispatch(&method, method_name, format, request, options, out),
+            Ok(method) => self.dispatch(&method, method_name, format, request, options, out, reach),
             Err(not_here) => match self.remote_for(method_name, &not_here, reach) {
                 Some(transport) => {
                     self.call_remote(transport, method_name, format, request, options, out)
@@ -329,7 +333,11 @@ impl Runtime {
     ) -> Result<PendingCall> {
         let (service, method) = crate::registry::split_method(method_name)?;
         let _level = crate::workers::enter_call(method_name)?;
-        transport.send(service, method, format, request, options)
+        let options = match &self.settings.security {
+            Some(security) => security.outgoing(options),
+            None => std::borrow::Cow::Borrowed(options),
+        };
+        transport.send(service, method, format, request, &options)
     }
 
     fn resolve(&self, method_name: &str) -> Result<Arc<Method>> {
@@ -355,7 +363,9 @@ impl Runtime {
 
     /// Runs `method`, found already, on a request whose size was checked
     /// (also an exported call of a caller-thread-only service, with the
-    /// method found when it arrived, when the host's thread serves it).
+    /// method found when it arrived, when the host's thread serves it), for
+    /// the caller its credentials name.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch(
         self: &Arc<Self>,
         method: &Method,
@@ -364,7 +374,11 @@ impl Runtime {
         request: &[u8],
         options: CallOptions,
         out: &mut Vec<u8>,
+        reach: Reach,
     ) -> Result<()> {
+        let principal = self
+            .authenticate(method_name, &options, reach)
+            .map_err(|e| e.with_origin(method_name))?;
         let _level = crate::workers::enter_call(method_name)?;
         let deadline = (options.deadline_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(options.deadline_ms as u64));
@@ -379,6 +393,7 @@ impl Runtime {
             registry: &self.registry,
             dispatch: self,
             transport: &self.transport,
+            principal,
         };
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),
@@ -387,6 +402,25 @@ impl Runtime {
             }
         };
         result.map_err(|e| e.with_origin(method_name))
+    }
+
+    /// The verified principal of a call: the runtime's default credentials
+    /// stand in for missing ones only for its own host's calls, never for
+    /// calls that came in through the transport.
+    fn authenticate(
+        &self,
+        method_name: &str,
+        options: &CallOptions,
+        reach: Reach,
+    ) -> Result<Option<Arc<Principal>>> {
+        let Some(security) = &self.settings.security else {
+            return Ok(None);
+        };
+        let credentials = match reach {
+            Reach::Anywhere => security.credentials_of(options),
+            Reach::LocalOnly => options.credentials.as_ref(),
+        };
+        security.authenticate(method_name, credentials)
     }
 
     fn call_host(
@@ -416,6 +450,7 @@ impl Runtime {
             deadline: context.deadline,
             metadata: context.options.metadata,
             trace_id: context.options.trace_id,
+            principal: context.principal,
         };
         let outcome = match context.deadline {
             Some(deadline) if !host.caller_thread_only => run_on_worker(
@@ -729,7 +764,7 @@ fn run_on_worker(
 
 /// Where a call may be served.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Reach {
+pub(crate) enum Reach {
     /// Here, else through the transport (every call made by a host).
     Anywhere,
     /// Here only (a call that came in through the transport).
@@ -874,6 +909,7 @@ impl ResolvedMethod {
                 request,
                 CallOptions::default(),
                 out,
+                Reach::Anywhere,
             ),
             // A handle names the method, not one registration of its
             // service: once that service is gone (or when it was remote

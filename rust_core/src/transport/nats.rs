@@ -943,17 +943,17 @@ fn call_of(map: Option<&HeaderMap>) -> Result<(Format, CallOptions)> {
         options.trace_id = unescape(trace).unwrap_or_else(|| trace.to_owned());
     }
     if let Some(credentials) = header(map, headers::CREDENTIALS) {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(credentials)
-            .map_err(|e| {
-                HmsError::decode(format!(
-                    "header {} is not base64: {e}",
-                    headers::CREDENTIALS
-                ))
-            })?;
-        options.credentials = Some(Credentials::decode(bytes.as_slice()).map_err(|e| {
+        // The errors say where, not what: the header holds a secret.
+        let bytes = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(credentials)
+                .map_err(|_| {
+                    HmsError::decode(format!("header {} is not base64", headers::CREDENTIALS))
+                })?,
+        );
+        options.credentials = Some(Credentials::decode(bytes.as_slice()).map_err(|_| {
             HmsError::decode(format!(
-                "header {} is not an hms.v1.Credentials: {e}",
+                "header {} is not an hms.v1.Credentials",
                 headers::CREDENTIALS
             ))
         })?);

@@ -22,6 +22,7 @@ mod remote;
 mod remote_caller_thread;
 #[cfg(feature = "nats")]
 mod remote_events;
+mod security;
 mod storage;
 mod tasks;
 mod wire_values;

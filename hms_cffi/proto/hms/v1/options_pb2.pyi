@@ -90,7 +90,10 @@ class CallOptions(_message.Message):
 
     @_builtins.property
     def credentials(self) -> Global___Credentials:
-        """Credentials of the caller; reserved for the security layer."""
+        """Credentials of the caller, verified by the runtime that serves the call
+        when its RuntimeConfig.security configures verifiers (docs/security.md).
+        Absent: the runtime's SecurityConfig.default_credentials, if any.
+        """
 
     def __init__(
         self,
@@ -116,9 +119,16 @@ class Credentials(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     PRINCIPAL_FIELD_NUMBER: _builtins.int
     scheme: _builtins.str
-    """e.g. "bearer", "api-key"."""
+    """"bearer" (a JWT), "api-key" (an API token), or empty: a JWT when the
+    token has the three dot-separated parts of one, else an API token.
+    """
     token: _builtins.str
+    """The secret. Never logged, echoed in errors or shown by Debug."""
     principal: _builtins.str
+    """Who the caller says it is. Never trusted on its own: the principal comes
+    from the verified token, and a principal given here that differs from
+    it makes the call fail UNAUTHENTICATED.
+    """
     def __init__(
         self,
         *,
@@ -148,6 +158,7 @@ class RuntimeConfig(_message.Message):
     JSON_NAMES_FIELD_NUMBER: _builtins.int
     SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     NATS_FIELD_NUMBER: _builtins.int
+    SECURITY_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest payload accepted or produced, in bytes. Default 4 MiB."""
     max_depth: _builtins.int
@@ -173,6 +184,12 @@ class RuntimeConfig(_message.Message):
         means no transport at all: nothing is started, every call stays local.
         """
 
+    @_builtins.property
+    def security(self) -> Global___SecurityConfig:
+        """Authentication of calls (docs/security.md). Absent: no call is
+        verified and CallContext.principal stays empty.
+        """
+
     def __init__(
         self,
         *,
@@ -184,14 +201,130 @@ class RuntimeConfig(_message.Message):
         json_names: Global___JsonNames.ValueType = ...,
         shutdown_timeout_ms: _builtins.int = ...,
         nats: Global___NatsTransport | None = ...,
+        security: Global___SecurityConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["nats", b"nats"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["nats", b"nats", "security", b"security"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "json_names", b"json_names", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "nats", b"nats", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "json_names", b"json_names", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "nats", b"nats", "security", b"security", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeConfig: _TypeAlias = RuntimeConfig  # noqa: Y015
+
+@_typing.final
+class SecurityConfig(_message.Message):
+    """How a runtime authenticates the calls it serves, local and remote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIRE_AUTHENTICATION_FIELD_NUMBER: _builtins.int
+    API_TOKENS_FILE_FIELD_NUMBER: _builtins.int
+    API_TOKENS_ENV_FIELD_NUMBER: _builtins.int
+    JWT_FIELD_NUMBER: _builtins.int
+    DEFAULT_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    MAX_TOKEN_BYTES_FIELD_NUMBER: _builtins.int
+    VERIFIED_CACHE_CAPACITY_FIELD_NUMBER: _builtins.int
+    require_authentication: _builtins.bool
+    """Calls without valid credentials fail HMS_UNAUTHENTICATED (except
+    hms.sys.v1.System/Health). Needs at least one verifier. Off: a call
+    without credentials runs with an empty principal, while a call with
+    credentials that fail verification still fails.
+    """
+    api_tokens_file: _builtins.str
+    """API tokens: a file of lines "<principal> <roles> <hash>" (roles
+    comma-separated or "-"; hash "sha256:<salt hex>:<digest hex>", the
+    SHA-256 of salt then token; tools/hms_token.py makes them). Blank lines
+    and lines starting with '#' are skipped.
+    """
+    api_tokens_env: _builtins.str
+    """The name of an environment variable holding lines in the same format,
+    read once when the runtime starts (in addition to the file).
+    """
+    max_token_bytes: _builtins.int
+    """Longest token accepted, checked before any parsing. Default 8192; at
+    most 65536.
+    """
+    verified_cache_capacity: _builtins.int
+    """Most verified tokens remembered (by a keyed hash, never the token) so
+    that a token is verified once, until it expires. Default 4096.
+    """
+    @_builtins.property
+    def jwt(self) -> Global___JwtVerification:
+        """JSON Web Tokens."""
+
+    @_builtins.property
+    def default_credentials(self) -> Global___Credentials:
+        """Credentials of this runtime's own calls (hms_call, method handles,
+        batches, lifecycle hooks) when a call gives none; sent along on its
+        remote calls. A call's CallOptions.credentials replace them.
+        """
+
+    def __init__(
+        self,
+        *,
+        require_authentication: _builtins.bool = ...,
+        api_tokens_file: _builtins.str = ...,
+        api_tokens_env: _builtins.str = ...,
+        jwt: Global___JwtVerification | None = ...,
+        default_credentials: Global___Credentials | None = ...,
+        max_token_bytes: _builtins.int = ...,
+        verified_cache_capacity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["default_credentials", b"default_credentials", "jwt", b"jwt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_tokens_env", b"api_tokens_env", "api_tokens_file", b"api_tokens_file", "default_credentials", b"default_credentials", "jwt", b"jwt", "max_token_bytes", b"max_token_bytes", "require_authentication", b"require_authentication", "verified_cache_capacity", b"verified_cache_capacity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecurityConfig: _TypeAlias = SecurityConfig  # noqa: Y015
+
+@_typing.final
+class JwtVerification(_message.Message):
+    """JWT verification. Only the algorithms of the configured keys are
+    accepted (EdDSA, ES256, RS256): "none" and HMAC never are.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUBLIC_KEY_FILES_FIELD_NUMBER: _builtins.int
+    JWKS_FILE_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    AUDIENCES_FIELD_NUMBER: _builtins.int
+    LEEWAY_SECONDS_FIELD_NUMBER: _builtins.int
+    jwks_file: _builtins.str
+    """A JWKS (JSON Web Key Set) file; keys with a "kid" match the token's."""
+    issuer: _builtins.str
+    """Required "iss" when set."""
+    leeway_seconds: _builtins.int
+    """Clock skew allowed on "exp" and "nbf", in seconds. Default 30; at most
+    300.
+    """
+    @_builtins.property
+    def public_key_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """PEM public keys (Ed25519, P-256 or RSA), one per file."""
+
+    @_builtins.property
+    def audiences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The token's "aud" must name one of these when any is set."""
+
+    def __init__(
+        self,
+        *,
+        public_key_files: _abc.Iterable[_builtins.str] | None = ...,
+        jwks_file: _builtins.str = ...,
+        issuer: _builtins.str = ...,
+        audiences: _abc.Iterable[_builtins.str] | None = ...,
+        leeway_seconds: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_leeway_seconds", b"_leeway_seconds", "leeway_seconds", b"leeway_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leeway_seconds", b"_leeway_seconds", "audiences", b"audiences", "issuer", b"issuer", "jwks_file", b"jwks_file", "leeway_seconds", b"leeway_seconds", "public_key_files", b"public_key_files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__leeway_seconds: _TypeAlias = _typing.Literal["leeway_seconds"]  # noqa: Y015
+    _WhichOneofArgType__leeway_seconds: _TypeAlias = _typing.Literal["_leeway_seconds", b"_leeway_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__leeway_seconds) -> _WhichOneofReturnType__leeway_seconds | None: ...
+
+Global___JwtVerification: _TypeAlias = JwtVerification  # noqa: Y015
 
 @_typing.final
 class NatsTransport(_message.Message):
@@ -379,11 +512,33 @@ class CallContext(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class PrincipalAttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     METHOD_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     REMAINING_MS_FIELD_NUMBER: _builtins.int
     PRINCIPAL_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_ATTRIBUTES_FIELD_NUMBER: _builtins.int
     method: _builtins.str
     """Full method name, "package.Service/Method"."""
     trace_id: _builtins.str
@@ -393,13 +548,26 @@ class CallContext(_message.Message):
     read: absent when the call has no deadline, 0 once it has passed.
     """
     principal: _builtins.str
-    """The authenticated caller. Reserved for the security layer: always empty
-    in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
-    unverified name must never look like an authenticated one.
+    """The authenticated caller: the subject of its verified token. Empty when
+    the runtime verifies nothing (no RuntimeConfig.security) or the call
+    came without credentials where none are required; never the unverified
+    Credentials.principal.
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """CallOptions.metadata of the caller, unchanged."""
+
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The roles of the verified token (the token file's roles, a JWT's
+        "roles" claim).
+        """
+
+    @_builtins.property
+    def principal_attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Other string claims of a verified JWT ("iss", "aud" and the time claims
+        left out).
+        """
 
     def __init__(
         self,
@@ -409,10 +577,12 @@ class CallContext(_message.Message):
         trace_id: _builtins.str = ...,
         remaining_ms: _builtins.int | None = ...,
         principal: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        principal_attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_remaining_ms", b"_remaining_ms", "remaining_ms", b"remaining_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_remaining_ms", b"_remaining_ms", "metadata", b"metadata", "method", b"method", "principal", b"principal", "remaining_ms", b"remaining_ms", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_remaining_ms", b"_remaining_ms", "metadata", b"metadata", "method", b"method", "principal", b"principal", "principal_attributes", b"principal_attributes", "remaining_ms", b"remaining_ms", "roles", b"roles", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__remaining_ms: _TypeAlias = _typing.Literal["remaining_ms"]  # noqa: Y015
     _WhichOneofArgType__remaining_ms: _TypeAlias = _typing.Literal["_remaining_ms", b"_remaining_ms"]  # noqa: Y015

@@ -192,7 +192,15 @@ impl Serving {
             .limits()
             .check_size(payload.len(), "request")
             .and_then(|()| {
-                runtime.dispatch(&method, &full_name, format, payload, options, &mut out)
+                runtime.dispatch(
+                    &method,
+                    &full_name,
+                    format,
+                    payload,
+                    options,
+                    &mut out,
+                    crate::runtime::Reach::LocalOnly,
+                )
             });
         self.respond(request, result.map(|()| out), format);
     }

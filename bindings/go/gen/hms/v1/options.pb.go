@@ -84,7 +84,9 @@ type CallOptions struct {
 	DeadlineMs uint32 `protobuf:"varint,1,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
 	// Free-form key/value pairs carried to handlers (like gRPC metadata).
 	Metadata map[string]string `protobuf:"bytes,2,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Credentials of the caller; reserved for the security layer.
+	// Credentials of the caller, verified by the runtime that serves the call
+	// when its RuntimeConfig.security configures verifiers (docs/security.md).
+	// Absent: the runtime's SecurityConfig.default_credentials, if any.
 	Credentials *Credentials `protobuf:"bytes,3,opt,name=credentials,proto3" json:"credentials,omitempty"`
 	// Correlates the call with a distributed trace.
 	TraceId       string `protobuf:"bytes,4,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
@@ -152,9 +154,14 @@ func (x *CallOptions) GetTraceId() string {
 
 type Credentials struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// e.g. "bearer", "api-key".
-	Scheme        string `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
-	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// "bearer" (a JWT), "api-key" (an API token), or empty: a JWT when the
+	// token has the three dot-separated parts of one, else an API token.
+	Scheme string `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The secret. Never logged, echoed in errors or shown by Debug.
+	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// Who the caller says it is. Never trusted on its own: the principal comes
+	// from the verified token, and a principal given here that differs from
+	// it makes the call fail UNAUTHENTICATED.
 	Principal     string `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -233,7 +240,10 @@ type RuntimeConfig struct {
 	ShutdownTimeoutMs uint32 `protobuf:"varint,7,opt,name=shutdown_timeout_ms,json=shutdownTimeoutMs,proto3" json:"shutdown_timeout_ms,omitempty"`
 	// Remote calls over NATS (docs/transport.md). Absent (or with no servers)
 	// means no transport at all: nothing is started, every call stays local.
-	Nats          *NatsTransport `protobuf:"bytes,8,opt,name=nats,proto3" json:"nats,omitempty"`
+	Nats *NatsTransport `protobuf:"bytes,8,opt,name=nats,proto3" json:"nats,omitempty"`
+	// Authentication of calls (docs/security.md). Absent: no call is
+	// verified and CallContext.principal stays empty.
+	Security      *SecurityConfig `protobuf:"bytes,9,opt,name=security,proto3" json:"security,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -324,6 +334,208 @@ func (x *RuntimeConfig) GetNats() *NatsTransport {
 	return nil
 }
 
+func (x *RuntimeConfig) GetSecurity() *SecurityConfig {
+	if x != nil {
+		return x.Security
+	}
+	return nil
+}
+
+// How a runtime authenticates the calls it serves, local and remote.
+type SecurityConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Calls without valid credentials fail HMS_UNAUTHENTICATED (except
+	// hms.sys.v1.System/Health). Needs at least one verifier. Off: a call
+	// without credentials runs with an empty principal, while a call with
+	// credentials that fail verification still fails.
+	RequireAuthentication bool `protobuf:"varint,1,opt,name=require_authentication,json=requireAuthentication,proto3" json:"require_authentication,omitempty"`
+	// API tokens: a file of lines "<principal> <roles> <hash>" (roles
+	// comma-separated or "-"; hash "sha256:<salt hex>:<digest hex>", the
+	// SHA-256 of salt then token; tools/hms_token.py makes them). Blank lines
+	// and lines starting with '#' are skipped.
+	ApiTokensFile string `protobuf:"bytes,2,opt,name=api_tokens_file,json=apiTokensFile,proto3" json:"api_tokens_file,omitempty"`
+	// The name of an environment variable holding lines in the same format,
+	// read once when the runtime starts (in addition to the file).
+	ApiTokensEnv string `protobuf:"bytes,3,opt,name=api_tokens_env,json=apiTokensEnv,proto3" json:"api_tokens_env,omitempty"`
+	// JSON Web Tokens.
+	Jwt *JwtVerification `protobuf:"bytes,4,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	// Credentials of this runtime's own calls (hms_call, method handles,
+	// batches, lifecycle hooks) when a call gives none; sent along on its
+	// remote calls. A call's CallOptions.credentials replace them.
+	DefaultCredentials *Credentials `protobuf:"bytes,5,opt,name=default_credentials,json=defaultCredentials,proto3" json:"default_credentials,omitempty"`
+	// Longest token accepted, checked before any parsing. Default 8192; at
+	// most 65536.
+	MaxTokenBytes uint32 `protobuf:"varint,6,opt,name=max_token_bytes,json=maxTokenBytes,proto3" json:"max_token_bytes,omitempty"`
+	// Most verified tokens remembered (by a keyed hash, never the token) so
+	// that a token is verified once, until it expires. Default 4096.
+	VerifiedCacheCapacity uint32 `protobuf:"varint,7,opt,name=verified_cache_capacity,json=verifiedCacheCapacity,proto3" json:"verified_cache_capacity,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *SecurityConfig) Reset() {
+	*x = SecurityConfig{}
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityConfig) ProtoMessage() {}
+
+func (x *SecurityConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityConfig.ProtoReflect.Descriptor instead.
+func (*SecurityConfig) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SecurityConfig) GetRequireAuthentication() bool {
+	if x != nil {
+		return x.RequireAuthentication
+	}
+	return false
+}
+
+func (x *SecurityConfig) GetApiTokensFile() string {
+	if x != nil {
+		return x.ApiTokensFile
+	}
+	return ""
+}
+
+func (x *SecurityConfig) GetApiTokensEnv() string {
+	if x != nil {
+		return x.ApiTokensEnv
+	}
+	return ""
+}
+
+func (x *SecurityConfig) GetJwt() *JwtVerification {
+	if x != nil {
+		return x.Jwt
+	}
+	return nil
+}
+
+func (x *SecurityConfig) GetDefaultCredentials() *Credentials {
+	if x != nil {
+		return x.DefaultCredentials
+	}
+	return nil
+}
+
+func (x *SecurityConfig) GetMaxTokenBytes() uint32 {
+	if x != nil {
+		return x.MaxTokenBytes
+	}
+	return 0
+}
+
+func (x *SecurityConfig) GetVerifiedCacheCapacity() uint32 {
+	if x != nil {
+		return x.VerifiedCacheCapacity
+	}
+	return 0
+}
+
+// JWT verification. Only the algorithms of the configured keys are
+// accepted (EdDSA, ES256, RS256): "none" and HMAC never are.
+type JwtVerification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM public keys (Ed25519, P-256 or RSA), one per file.
+	PublicKeyFiles []string `protobuf:"bytes,1,rep,name=public_key_files,json=publicKeyFiles,proto3" json:"public_key_files,omitempty"`
+	// A JWKS (JSON Web Key Set) file; keys with a "kid" match the token's.
+	JwksFile string `protobuf:"bytes,2,opt,name=jwks_file,json=jwksFile,proto3" json:"jwks_file,omitempty"`
+	// Required "iss" when set.
+	Issuer string `protobuf:"bytes,3,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// The token's "aud" must name one of these when any is set.
+	Audiences []string `protobuf:"bytes,4,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	// Clock skew allowed on "exp" and "nbf", in seconds. Default 30; at most
+	// 300.
+	LeewaySeconds *uint32 `protobuf:"varint,5,opt,name=leeway_seconds,json=leewaySeconds,proto3,oneof" json:"leeway_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtVerification) Reset() {
+	*x = JwtVerification{}
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtVerification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtVerification) ProtoMessage() {}
+
+func (x *JwtVerification) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtVerification.ProtoReflect.Descriptor instead.
+func (*JwtVerification) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JwtVerification) GetPublicKeyFiles() []string {
+	if x != nil {
+		return x.PublicKeyFiles
+	}
+	return nil
+}
+
+func (x *JwtVerification) GetJwksFile() string {
+	if x != nil {
+		return x.JwksFile
+	}
+	return ""
+}
+
+func (x *JwtVerification) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *JwtVerification) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+func (x *JwtVerification) GetLeewaySeconds() uint32 {
+	if x != nil && x.LeewaySeconds != nil {
+		return *x.LeewaySeconds
+	}
+	return 0
+}
+
 // How a runtime reaches other runtimes through NATS servers, and which of
 // its services it serves to them. Zero values mean defaults.
 type NatsTransport struct {
@@ -383,7 +595,7 @@ type NatsTransport struct {
 
 func (x *NatsTransport) Reset() {
 	*x = NatsTransport{}
-	mi := &file_hms_v1_options_proto_msgTypes[3]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +607,7 @@ func (x *NatsTransport) String() string {
 func (*NatsTransport) ProtoMessage() {}
 
 func (x *NatsTransport) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[3]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +620,7 @@ func (x *NatsTransport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NatsTransport.ProtoReflect.Descriptor instead.
 func (*NatsTransport) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{3}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NatsTransport) GetServers() []string {
@@ -560,7 +772,7 @@ type EventStream struct {
 
 func (x *EventStream) Reset() {
 	*x = EventStream{}
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +784,7 @@ func (x *EventStream) String() string {
 func (*EventStream) ProtoMessage() {}
 
 func (x *EventStream) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +797,7 @@ func (x *EventStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventStream.ProtoReflect.Descriptor instead.
 func (*EventStream) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EventStream) GetName() string {
@@ -616,17 +828,24 @@ type CallContext struct {
 	// Milliseconds left before the caller's deadline when the context was
 	// read: absent when the call has no deadline, 0 once it has passed.
 	RemainingMs *uint64 `protobuf:"varint,4,opt,name=remaining_ms,json=remainingMs,proto3,oneof" json:"remaining_ms,omitempty"`
-	// The authenticated caller. Reserved for the security layer: always empty
-	// in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
-	// unverified name must never look like an authenticated one.
-	Principal     string `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The authenticated caller: the subject of its verified token. Empty when
+	// the runtime verifies nothing (no RuntimeConfig.security) or the call
+	// came without credentials where none are required; never the unverified
+	// Credentials.principal.
+	Principal string `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The roles of the verified token (the token file's roles, a JWT's
+	// "roles" claim).
+	Roles []string `protobuf:"bytes,6,rep,name=roles,proto3" json:"roles,omitempty"`
+	// Other string claims of a verified JWT ("iss", "aud" and the time claims
+	// left out).
+	PrincipalAttributes map[string]string `protobuf:"bytes,7,rep,name=principal_attributes,json=principalAttributes,proto3" json:"principal_attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *CallContext) Reset() {
 	*x = CallContext{}
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +857,7 @@ func (x *CallContext) String() string {
 func (*CallContext) ProtoMessage() {}
 
 func (x *CallContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +870,7 @@ func (x *CallContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
 func (*CallContext) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CallContext) GetMethod() string {
@@ -689,6 +908,20 @@ func (x *CallContext) GetPrincipal() string {
 	return ""
 }
 
+func (x *CallContext) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *CallContext) GetPrincipalAttributes() map[string]string {
+	if x != nil {
+		return x.PrincipalAttributes
+	}
+	return nil
+}
+
 var File_hms_v1_options_proto protoreflect.FileDescriptor
 
 const file_hms_v1_options_proto_rawDesc = "" +
@@ -706,7 +939,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\vCredentials\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1c\n" +
-	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xc6\x02\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xfa\x02\n" +
 	"\rRuntimeConfig\x12*\n" +
 	"\x11max_message_bytes\x18\x01 \x01(\x04R\x0fmaxMessageBytes\x12\x1b\n" +
 	"\tmax_depth\x18\x02 \x01(\rR\bmaxDepth\x12\x19\n" +
@@ -716,7 +949,23 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\n" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
 	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\x12)\n" +
-	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\"\xd4\x05\n" +
+	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\x122\n" +
+	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\xe6\x02\n" +
+	"\x0eSecurityConfig\x125\n" +
+	"\x16require_authentication\x18\x01 \x01(\bR\x15requireAuthentication\x12&\n" +
+	"\x0fapi_tokens_file\x18\x02 \x01(\tR\rapiTokensFile\x12$\n" +
+	"\x0eapi_tokens_env\x18\x03 \x01(\tR\fapiTokensEnv\x12)\n" +
+	"\x03jwt\x18\x04 \x01(\v2\x17.hms.v1.JwtVerificationR\x03jwt\x12D\n" +
+	"\x13default_credentials\x18\x05 \x01(\v2\x13.hms.v1.CredentialsR\x12defaultCredentials\x12&\n" +
+	"\x0fmax_token_bytes\x18\x06 \x01(\rR\rmaxTokenBytes\x126\n" +
+	"\x17verified_cache_capacity\x18\a \x01(\rR\x15verifiedCacheCapacity\"\xcd\x01\n" +
+	"\x0fJwtVerification\x12(\n" +
+	"\x10public_key_files\x18\x01 \x03(\tR\x0epublicKeyFiles\x12\x1b\n" +
+	"\tjwks_file\x18\x02 \x01(\tR\bjwksFile\x12\x16\n" +
+	"\x06issuer\x18\x03 \x01(\tR\x06issuer\x12\x1c\n" +
+	"\taudiences\x18\x04 \x03(\tR\taudiences\x12*\n" +
+	"\x0eleeway_seconds\x18\x05 \x01(\rH\x00R\rleewaySeconds\x88\x01\x01B\x11\n" +
+	"\x0f_leeway_seconds\"\xd4\x05\n" +
 	"\rNatsTransport\x12\x18\n" +
 	"\aservers\x18\x01 \x03(\tR\aservers\x12'\n" +
 	"\x0fconnection_name\x18\x02 \x01(\tR\x0econnectionName\x12\x14\n" +
@@ -740,14 +989,19 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\fevent_stream\x18\x13 \x01(\v2\x13.hms.v1.EventStreamR\veventStream\"I\n" +
 	"\vEventStream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
-	"\x0fmax_age_seconds\x18\x02 \x01(\x04R\rmaxAgeSeconds\"\x93\x02\n" +
+	"\x0fmax_age_seconds\x18\x02 \x01(\x04R\rmaxAgeSeconds\"\xd2\x03\n" +
 	"\vCallContext\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12=\n" +
 	"\bmetadata\x18\x02 \x03(\v2!.hms.v1.CallContext.MetadataEntryR\bmetadata\x12\x19\n" +
 	"\btrace_id\x18\x03 \x01(\tR\atraceId\x12&\n" +
 	"\fremaining_ms\x18\x04 \x01(\x04H\x00R\vremainingMs\x88\x01\x01\x12\x1c\n" +
-	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x1a;\n" +
+	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x12\x14\n" +
+	"\x05roles\x18\x06 \x03(\tR\x05roles\x12_\n" +
+	"\x14principal_attributes\x18\a \x03(\v2,.hms.v1.CallContext.PrincipalAttributesEntryR\x13principalAttributes\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aF\n" +
+	"\x18PrincipalAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
 	"\r_remaining_ms*^\n" +
@@ -769,30 +1023,37 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_hms_v1_options_proto_goTypes = []any{
-	(JsonNames)(0),        // 0: hms.v1.JsonNames
-	(*CallOptions)(nil),   // 1: hms.v1.CallOptions
-	(*Credentials)(nil),   // 2: hms.v1.Credentials
-	(*RuntimeConfig)(nil), // 3: hms.v1.RuntimeConfig
-	(*NatsTransport)(nil), // 4: hms.v1.NatsTransport
-	(*EventStream)(nil),   // 5: hms.v1.EventStream
-	(*CallContext)(nil),   // 6: hms.v1.CallContext
-	nil,                   // 7: hms.v1.CallOptions.MetadataEntry
-	nil,                   // 8: hms.v1.CallContext.MetadataEntry
+	(JsonNames)(0),          // 0: hms.v1.JsonNames
+	(*CallOptions)(nil),     // 1: hms.v1.CallOptions
+	(*Credentials)(nil),     // 2: hms.v1.Credentials
+	(*RuntimeConfig)(nil),   // 3: hms.v1.RuntimeConfig
+	(*SecurityConfig)(nil),  // 4: hms.v1.SecurityConfig
+	(*JwtVerification)(nil), // 5: hms.v1.JwtVerification
+	(*NatsTransport)(nil),   // 6: hms.v1.NatsTransport
+	(*EventStream)(nil),     // 7: hms.v1.EventStream
+	(*CallContext)(nil),     // 8: hms.v1.CallContext
+	nil,                     // 9: hms.v1.CallOptions.MetadataEntry
+	nil,                     // 10: hms.v1.CallContext.MetadataEntry
+	nil,                     // 11: hms.v1.CallContext.PrincipalAttributesEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	7, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
-	2, // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
-	0, // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
-	4, // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
-	5, // 4: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
-	8, // 5: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	9,  // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	2,  // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
+	0,  // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
+	6,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
+	4,  // 4: hms.v1.RuntimeConfig.security:type_name -> hms.v1.SecurityConfig
+	5,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
+	2,  // 6: hms.v1.SecurityConfig.default_credentials:type_name -> hms.v1.Credentials
+	7,  // 7: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
+	10, // 8: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	11, // 9: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -800,14 +1061,15 @@ func file_hms_v1_options_proto_init() {
 	if File_hms_v1_options_proto != nil {
 		return
 	}
-	file_hms_v1_options_proto_msgTypes[5].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[4].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

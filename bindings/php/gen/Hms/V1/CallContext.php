@@ -43,13 +43,28 @@ class CallContext extends \Google\Protobuf\Internal\Message
      */
     protected $remaining_ms = null;
     /**
-     * The authenticated caller. Reserved for the security layer: always empty
-     * in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
-     * unverified name must never look like an authenticated one.
+     * The authenticated caller: the subject of its verified token. Empty when
+     * the runtime verifies nothing (no RuntimeConfig.security) or the call
+     * came without credentials where none are required; never the unverified
+     * Credentials.principal.
      *
      * Generated from protobuf field <code>string principal = 5;</code>
      */
     protected $principal = '';
+    /**
+     * The roles of the verified token (the token file's roles, a JWT's
+     * "roles" claim).
+     *
+     * Generated from protobuf field <code>repeated string roles = 6;</code>
+     */
+    private $roles;
+    /**
+     * Other string claims of a verified JWT ("iss", "aud" and the time claims
+     * left out).
+     *
+     * Generated from protobuf field <code>map<string, string> principal_attributes = 7;</code>
+     */
+    private $principal_attributes;
 
     /**
      * Constructor.
@@ -67,9 +82,16 @@ class CallContext extends \Google\Protobuf\Internal\Message
      *           Milliseconds left before the caller's deadline when the context was
      *           read: absent when the call has no deadline, 0 once it has passed.
      *     @type string $principal
-     *           The authenticated caller. Reserved for the security layer: always empty
-     *           in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
-     *           unverified name must never look like an authenticated one.
+     *           The authenticated caller: the subject of its verified token. Empty when
+     *           the runtime verifies nothing (no RuntimeConfig.security) or the call
+     *           came without credentials where none are required; never the unverified
+     *           Credentials.principal.
+     *     @type array<string>|\Google\Protobuf\Internal\RepeatedField $roles
+     *           The roles of the verified token (the token file's roles, a JWT's
+     *           "roles" claim).
+     *     @type array|\Google\Protobuf\Internal\MapField $principal_attributes
+     *           Other string claims of a verified JWT ("iss", "aud" and the time claims
+     *           left out).
      * }
      */
     public function __construct($data = NULL) {
@@ -194,9 +216,10 @@ class CallContext extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * The authenticated caller. Reserved for the security layer: always empty
-     * in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
-     * unverified name must never look like an authenticated one.
+     * The authenticated caller: the subject of its verified token. Empty when
+     * the runtime verifies nothing (no RuntimeConfig.security) or the call
+     * came without credentials where none are required; never the unverified
+     * Credentials.principal.
      *
      * Generated from protobuf field <code>string principal = 5;</code>
      * @return string
@@ -207,9 +230,10 @@ class CallContext extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * The authenticated caller. Reserved for the security layer: always empty
-     * in ABI 1.2, because nothing verifies CallOptions.credentials yet, and an
-     * unverified name must never look like an authenticated one.
+     * The authenticated caller: the subject of its verified token. Empty when
+     * the runtime verifies nothing (no RuntimeConfig.security) or the call
+     * came without credentials where none are required; never the unverified
+     * Credentials.principal.
      *
      * Generated from protobuf field <code>string principal = 5;</code>
      * @param string $var
@@ -219,6 +243,62 @@ class CallContext extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, True);
         $this->principal = $var;
+
+        return $this;
+    }
+
+    /**
+     * The roles of the verified token (the token file's roles, a JWT's
+     * "roles" claim).
+     *
+     * Generated from protobuf field <code>repeated string roles = 6;</code>
+     * @return \Google\Protobuf\Internal\RepeatedField
+     */
+    public function getRoles()
+    {
+        return $this->roles;
+    }
+
+    /**
+     * The roles of the verified token (the token file's roles, a JWT's
+     * "roles" claim).
+     *
+     * Generated from protobuf field <code>repeated string roles = 6;</code>
+     * @param array<string>|\Google\Protobuf\Internal\RepeatedField $var
+     * @return $this
+     */
+    public function setRoles($var)
+    {
+        $arr = GPBUtil::checkRepeatedField($var, \Google\Protobuf\Internal\GPBType::STRING);
+        $this->roles = $arr;
+
+        return $this;
+    }
+
+    /**
+     * Other string claims of a verified JWT ("iss", "aud" and the time claims
+     * left out).
+     *
+     * Generated from protobuf field <code>map<string, string> principal_attributes = 7;</code>
+     * @return \Google\Protobuf\Internal\MapField
+     */
+    public function getPrincipalAttributes()
+    {
+        return $this->principal_attributes;
+    }
+
+    /**
+     * Other string claims of a verified JWT ("iss", "aud" and the time claims
+     * left out).
+     *
+     * Generated from protobuf field <code>map<string, string> principal_attributes = 7;</code>
+     * @param array|\Google\Protobuf\Internal\MapField $var
+     * @return $this
+     */
+    public function setPrincipalAttributes($var)
+    {
+        $arr = GPBUtil::checkMapField($var, \Google\Protobuf\Internal\GPBType::STRING, \Google\Protobuf\Internal\GPBType::STRING);
+        $this->principal_attributes = $arr;
 
         return $this;
     }

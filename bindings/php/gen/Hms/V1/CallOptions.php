@@ -30,7 +30,9 @@ class CallOptions extends \Google\Protobuf\Internal\Message
      */
     private $metadata;
     /**
-     * Credentials of the caller; reserved for the security layer.
+     * Credentials of the caller, verified by the runtime that serves the call
+     * when its RuntimeConfig.security configures verifiers (docs/security.md).
+     * Absent: the runtime's SecurityConfig.default_credentials, if any.
      *
      * Generated from protobuf field <code>.hms.v1.Credentials credentials = 3;</code>
      */
@@ -55,7 +57,9 @@ class CallOptions extends \Google\Protobuf\Internal\Message
      *     @type array|\Google\Protobuf\Internal\MapField $metadata
      *           Free-form key/value pairs carried to handlers (like gRPC metadata).
      *     @type \Hms\V1\Credentials $credentials
-     *           Credentials of the caller; reserved for the security layer.
+     *           Credentials of the caller, verified by the runtime that serves the call
+     *           when its RuntimeConfig.security configures verifiers (docs/security.md).
+     *           Absent: the runtime's SecurityConfig.default_credentials, if any.
      *     @type string $trace_id
      *           Correlates the call with a distributed trace.
      * }
@@ -122,7 +126,9 @@ class CallOptions extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * Credentials of the caller; reserved for the security layer.
+     * Credentials of the caller, verified by the runtime that serves the call
+     * when its RuntimeConfig.security configures verifiers (docs/security.md).
+     * Absent: the runtime's SecurityConfig.default_credentials, if any.
      *
      * Generated from protobuf field <code>.hms.v1.Credentials credentials = 3;</code>
      * @return \Hms\V1\Credentials|null
@@ -143,7 +149,9 @@ class CallOptions extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * Credentials of the caller; reserved for the security layer.
+     * Credentials of the caller, verified by the runtime that serves the call
+     * when its RuntimeConfig.security configures verifiers (docs/security.md).
+     * Absent: the runtime's SecurityConfig.default_credentials, if any.
      *
      * Generated from protobuf field <code>.hms.v1.Credentials credentials = 3;</code>
      * @param \Hms\V1\Credentials $var

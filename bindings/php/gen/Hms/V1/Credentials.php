@@ -14,16 +14,23 @@ use Google\Protobuf\Internal\GPBUtil;
 class Credentials extends \Google\Protobuf\Internal\Message
 {
     /**
-     * e.g. "bearer", "api-key".
+     * "bearer" (a JWT), "api-key" (an API token), or empty: a JWT when the
+     * token has the three dot-separated parts of one, else an API token.
      *
      * Generated from protobuf field <code>string scheme = 1;</code>
      */
     protected $scheme = '';
     /**
+     * The secret. Never logged, echoed in errors or shown by Debug.
+     *
      * Generated from protobuf field <code>string token = 2;</code>
      */
     protected $token = '';
     /**
+     * Who the caller says it is. Never trusted on its own: the principal comes
+     * from the verified token, and a principal given here that differs from
+     * it makes the call fail UNAUTHENTICATED.
+     *
      * Generated from protobuf field <code>string principal = 3;</code>
      */
     protected $principal = '';
@@ -35,9 +42,14 @@ class Credentials extends \Google\Protobuf\Internal\Message
      *     Optional. Data for populating the Message object.
      *
      *     @type string $scheme
-     *           e.g. "bearer", "api-key".
+     *           "bearer" (a JWT), "api-key" (an API token), or empty: a JWT when the
+     *           token has the three dot-separated parts of one, else an API token.
      *     @type string $token
+     *           The secret. Never logged, echoed in errors or shown by Debug.
      *     @type string $principal
+     *           Who the caller says it is. Never trusted on its own: the principal comes
+     *           from the verified token, and a principal given here that differs from
+     *           it makes the call fail UNAUTHENTICATED.
      * }
      */
     public function __construct($data = NULL) {
@@ -46,7 +58,8 @@ class Credentials extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * e.g. "bearer", "api-key".
+     * "bearer" (a JWT), "api-key" (an API token), or empty: a JWT when the
+     * token has the three dot-separated parts of one, else an API token.
      *
      * Generated from protobuf field <code>string scheme = 1;</code>
      * @return string
@@ -57,7 +70,8 @@ class Credentials extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * e.g. "bearer", "api-key".
+     * "bearer" (a JWT), "api-key" (an API token), or empty: a JWT when the
+     * token has the three dot-separated parts of one, else an API token.
      *
      * Generated from protobuf field <code>string scheme = 1;</code>
      * @param string $var
@@ -72,6 +86,8 @@ class Credentials extends \Google\Protobuf\Internal\Message
     }
 
     /**
+     * The secret. Never logged, echoed in errors or shown by Debug.
+     *
      * Generated from protobuf field <code>string token = 2;</code>
      * @return string
      */
@@ -81,6 +97,8 @@ class Credentials extends \Google\Protobuf\Internal\Message
     }
 
     /**
+     * The secret. Never logged, echoed in errors or shown by Debug.
+     *
      * Generated from protobuf field <code>string token = 2;</code>
      * @param string $var
      * @return $this
@@ -94,6 +112,10 @@ class Credentials extends \Google\Protobuf\Internal\Message
     }
 
     /**
+     * Who the caller says it is. Never trusted on its own: the principal comes
+     * from the verified token, and a principal given here that differs from
+     * it makes the call fail UNAUTHENTICATED.
+     *
      * Generated from protobuf field <code>string principal = 3;</code>
      * @return string
      */
@@ -103,6 +125,10 @@ class Credentials extends \Google\Protobuf\Internal\Message
     }
 
     /**
+     * Who the caller says it is. Never trusted on its own: the principal comes
+     * from the verified token, and a principal given here that differs from
+     * it makes the call fail UNAUTHENTICATED.
+     *
      * Generated from protobuf field <code>string principal = 3;</code>
      * @param string $var
      * @return $this

@@ -67,6 +67,13 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>.hms.v1.NatsTransport nats = 8;</code>
      */
     protected $nats = null;
+    /**
+     * Authentication of calls (docs/security.md). Absent: no call is
+     * verified and CallContext.principal stays empty.
+     *
+     * Generated from protobuf field <code>.hms.v1.SecurityConfig security = 9;</code>
+     */
+    protected $security = null;
 
     /**
      * Constructor.
@@ -94,6 +101,9 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      *     @type \Hms\V1\NatsTransport $nats
      *           Remote calls over NATS (docs/transport.md). Absent (or with no servers)
      *           means no transport at all: nothing is started, every call stays local.
+     *     @type \Hms\V1\SecurityConfig $security
+     *           Authentication of calls (docs/security.md). Absent: no call is
+     *           verified and CallContext.principal stays empty.
      * }
      */
     public function __construct($data = NULL) {
@@ -323,6 +333,44 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkMessage($var, \Hms\V1\NatsTransport::class);
         $this->nats = $var;
+
+        return $this;
+    }
+
+    /**
+     * Authentication of calls (docs/security.md). Absent: no call is
+     * verified and CallContext.principal stays empty.
+     *
+     * Generated from protobuf field <code>.hms.v1.SecurityConfig security = 9;</code>
+     * @return \Hms\V1\SecurityConfig|null
+     */
+    public function getSecurity()
+    {
+        return $this->security;
+    }
+
+    public function hasSecurity()
+    {
+        return isset($this->security);
+    }
+
+    public function clearSecurity()
+    {
+        unset($this->security);
+    }
+
+    /**
+     * Authentication of calls (docs/security.md). Absent: no call is
+     * verified and CallContext.principal stays empty.
+     *
+     * Generated from protobuf field <code>.hms.v1.SecurityConfig security = 9;</code>
+     * @param \Hms\V1\SecurityConfig $var
+     * @return $this
+     */
+    public function setSecurity($var)
+    {
+        GPBUtil::checkMessage($var, \Hms\V1\SecurityConfig::class);
+        $this->security = $var;
 
         return $this;
     }

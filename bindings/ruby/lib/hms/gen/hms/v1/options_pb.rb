@@ -25,6 +25,23 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :json_names, :enum, 6, "hms.v1.JsonNames"
       optional :shutdown_timeout_ms, :uint32, 7
       optional :nats, :message, 8, "hms.v1.NatsTransport"
+      optional :security, :message, 9, "hms.v1.SecurityConfig"
+    end
+    add_message "hms.v1.SecurityConfig" do
+      optional :require_authentication, :bool, 1
+      optional :api_tokens_file, :string, 2
+      optional :api_tokens_env, :string, 3
+      optional :jwt, :message, 4, "hms.v1.JwtVerification"
+      optional :default_credentials, :message, 5, "hms.v1.Credentials"
+      optional :max_token_bytes, :uint32, 6
+      optional :verified_cache_capacity, :uint32, 7
+    end
+    add_message "hms.v1.JwtVerification" do
+      repeated :public_key_files, :string, 1
+      optional :jwks_file, :string, 2
+      optional :issuer, :string, 3
+      repeated :audiences, :string, 4
+      proto3_optional :leeway_seconds, :uint32, 5
     end
     add_message "hms.v1.NatsTransport" do
       repeated :servers, :string, 1
@@ -57,6 +74,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :trace_id, :string, 3
       proto3_optional :remaining_ms, :uint64, 4
       optional :principal, :string, 5
+      repeated :roles, :string, 6
+      map :principal_attributes, :string, :string, 7
     end
     add_enum "hms.v1.JsonNames" do
       value :JSON_NAMES_UNSPECIFIED, 0
@@ -71,6 +90,8 @@ module Hms
     CallOptions = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallOptions").msgclass
     Credentials = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.Credentials").msgclass
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
+    SecurityConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.SecurityConfig").msgclass
+    JwtVerification = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.JwtVerification").msgclass
     NatsTransport = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.NatsTransport").msgclass
     EventStream = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.EventStream").msgclass
     CallContext = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallContext").msgclass
