@@ -30,7 +30,8 @@ class CallContext:
     ``method`` is the full name ("package.Service/Method"); ``metadata`` and
     ``trace_id`` are what the caller passed; ``deadline`` is the
     :func:`time.monotonic` instant of the caller's deadline, or None;
-    ``principal`` is reserved for the security layer and empty for now.
+    ``principal`` is the verified caller when the runtime authenticates calls
+    (``RuntimeConfig.security``, docs/security.md), else empty.
     """
 
     method: str

@@ -549,7 +549,9 @@ int32_t hms_call_batch(const uint8_t *batch, size_t batch_len, hms_buf *results,
  * method name ("package.Service/Method"), the caller's CallOptions.metadata
  * and trace_id, remaining_ms (milliseconds left before the caller's
  * deadline as of this read; absent without a deadline, 0 once passed) and
- * principal (reserved for the security layer: always empty in 1.2).
+ * principal (the verified caller, with its roles and principal_attributes,
+ * when the runtime's RuntimeConfig.security verifies credentials; empty
+ * otherwise: docs/security.md).
  * reply: the reply handed to the running handler. The context is owned by
  *   the library and lives exactly as long as the reply: only while the
  *   handler runs, whether it was answered already or not.

@@ -342,8 +342,8 @@ type CallInfo struct {
 	Metadata map[string]string
 	// TraceID is the caller's CallOptions.trace_id, empty without one.
 	TraceID string
-	// Principal is reserved for the security layer: empty in ABI 1.2,
-	// because nothing authenticates callers yet.
+	// Principal is the verified caller when the runtime authenticates
+	// calls (RuntimeConfig.security, docs/security.md), else empty.
 	Principal string
 }
 

@@ -17,7 +17,7 @@ final class CallContext
      * @param array<string, string> $metadata the caller's CallOptions.metadata
      * @param string $traceId the caller's CallOptions.trace_id ('' without one)
      * @param int|null $deadlineNs hrtime(true) of the caller's deadline, null without one
-     * @param string $principal reserved for the security layer: '' in ABI 1.2
+     * @param string $principal the verified caller when the runtime authenticates calls (docs/security.md), else 
      */
     public function __construct(
         public readonly string $method,
