@@ -32,8 +32,8 @@ def test_a_good_token_is_accepted(secured: Runtime) -> None:
 
 @pytest.mark.parametrize("token", ["", "wrong-token", TOKEN[:-3]])
 def test_a_bad_or_missing_token_raises_unauthenticated(secured: Runtime, token: str) -> None:
+    options = {"credentials": {"token": token, "principal": "alice"}}
     with secured, pytest.raises(UnauthenticatedError) as caught:
-        options = {"credentials": {"token": token, "principal": "alice"}}
         secured.call(ECHO, {"text": "hi"}, options=options)
     assert caught.value.details["reason"] == ("missing" if not token else "unknown_token")
     if token:
