@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::nats_server::NatsServer;
+use common::nats_server::{NatsServer, plain_client};
 use common::{
     AGENTS, FORMATS, WATCHDOG, call, call_in, call_raw, create_agent, decode, echo_typed, encode,
-    expect_code, get_agent, handler, new_runtime, options, unique, within,
+    expect_code, get_agent, handler, new_runtime, openssl, options, unique, within,
 };
 use hms_ffi::codec::Format;
 use hms_ffi::config::Settings;
@@ -148,19 +148,6 @@ async fn server_has_seen(client: &async_nats::Client) {
     tokio::time::timeout(Duration::from_secs(5), echo.next())
         .await
         .expect("the server echoes");
-}
-
-/// A plain NATS client for the tests that play another party.
-pub(crate) fn plain_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = tokio
-        .block_on(async_nats::connect(server.url()))
-        .expect("a plain client connects");
-    (tokio, client)
 }
 
 // ------------------------------------------------------------------ tests
@@ -464,18 +451,6 @@ fn operator_config(
             account.public_key()
         ),
     )
-}
-
-/// Runs `openssl` with `args` in `dir`; the tests make their own
-/// certificates, so that none is checked in to expire.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let status = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs (apt-get install openssl)");
-    assert!(status.success(), "openssl {args:?}: {status}");
 }
 
 /// A CA, and a certificate with its key signed by it for `name`

@@ -3,9 +3,8 @@
 //! ([`Runtime::serve`]), against a real nats-server started per test.
 
 use crate::common;
-use crate::remote::{
-    Rt, call_echo, echo, plain_client, register_echo_with, runtime_handle, runtime_on,
-};
+use crate::common::nats_server::plain_client;
+use crate::remote::{Rt, call_echo, echo, register_echo_with, runtime_handle, runtime_on};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use common::{
     batch_frame, batch_results, call_in, call_raw, decode, echo_typed, encode, expect_code,
-    handler, unique,
+    handler, openssl, unique,
 };
 use hms_ffi::codec::Format;
 use hms_ffi::config::Settings;
@@ -81,16 +81,6 @@ fn keys() -> &'static Keys {
             other_ed25519: pair("other", &["-algorithm", "ed25519"]),
         }
     })
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs (apt-get install openssl)");
-    assert!(status.success(), "openssl {args:?}: {status}");
 }
 
 /// A token-file line as tools/hms_token.py writes it.
@@ -777,7 +767,7 @@ fn a_jwks_file_verifies_by_kid() {
 #[cfg(feature = "nats")]
 mod remote {
     use super::*;
-    use common::nats_server::NatsServer;
+    use common::nats_server::{NatsServer, plain_client};
     use hms_ffi::proto::v1::NatsTransport;
 
     fn runtime_on(
@@ -880,14 +870,7 @@ mod remote {
         let server = NatsServer::start();
         let dir = TempDir::new().unwrap();
         let (_exporter, service) = exporter(&server, dir.path());
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = tokio
-            .block_on(async_nats::connect(server.url()))
-            .expect("a plain client connects");
+        let (tokio, client) = plain_client(&server);
         let subject = format!("hms.svc.{service}.Context");
         for token in ["", "forged-token"] {
             let forged = Credentials {

@@ -617,3 +617,15 @@ pub fn batch_results(results: &[u8]) -> Vec<(Code, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Runs `openssl` with `args` in `dir`; the tests make their own
+/// certificates and keys, so that none is checked in to expire or leak.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs (apt-get install openssl)");
+    assert!(status.success(), "openssl {args:?}: {status}");
+}

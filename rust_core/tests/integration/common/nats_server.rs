@@ -128,3 +128,17 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
         .port()
 }
+
+/// A plain NATS client for the tests that play another party.
+#[cfg(feature = "nats")]
+pub fn plain_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = tokio
+        .block_on(async_nats::connect(server.url()))
+        .expect("a plain client connects");
+    (tokio, client)
+}
