@@ -579,6 +579,57 @@ fn default_credentials_serve_every_call_path_and_a_call_overrides_them() {
 }
 
 #[test]
+fn lifecycle_hooks_run_as_the_runtime_itself() {
+    use hms_ffi::proto::hms::agent::lifecycle::v1::{
+        LifecycleState, RegisterHookRequest, RegisterHookResponse,
+    };
+    let (_dir, rt) = secured_runtime(|s| {
+        s.default_credentials = Some(Credentials {
+            scheme: String::new(),
+            token: ALICE_TOKEN.into(),
+            principal: String::new(),
+        })
+    });
+    let name = unique("sec.v1.Hook");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    rt.register_service(
+        common::descriptor(
+            &name,
+            vec![common::method(
+                "On",
+                "hms.agent.lifecycle.v1.HookInvocation",
+                "hms.agent.lifecycle.v1.UnregisterHookResponse",
+            )],
+        ),
+        Format::Protobuf,
+        HostOptions::default(),
+        handler(move |reply, _, _, _| {
+            let mut context = Vec::new();
+            reply.context(Format::Json, &mut context).unwrap();
+            let context: serde_json::Value = serde_json::from_slice(&context).unwrap();
+            log.lock().unwrap().push(principal(&context).to_owned());
+            reply.set(&[]).unwrap();
+        }),
+    )
+    .unwrap();
+    let _: RegisterHookResponse = common::call(
+        &rt,
+        &format!("{}/RegisterHook", common::LIFECYCLE),
+        &RegisterHookRequest {
+            method: format!("{name}/On"),
+            blocking: true,
+            name: "audit".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let agent = common::create_agent(&rt, "hooked");
+    common::transition(&rt, &agent.id, LifecycleState::Active, false).unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["alice"]);
+}
+
+#[test]
 fn method_handles_and_batches_without_credentials_are_refused() {
     let (_dir, rt) = secured_runtime(|_| {});
     let method = rt
