@@ -595,14 +595,7 @@ fn hook_host(
     let calls = Arc::new(Mutex::new(Vec::new()));
     let log = calls.clone();
     rt.register_service(
-        common::descriptor(
-            &name,
-            vec![common::method(
-                "On",
-                "hms.agent.lifecycle.v1.HookInvocation",
-                "hms.agent.lifecycle.v1.UnregisterHookResponse",
-            )],
-        ),
+        common::hook_descriptor(&name),
         Format::Protobuf,
         hms_ffi::runtime::HostOptions {
             caller_thread_only,

@@ -108,15 +108,7 @@ pub(crate) fn register_echo_with(
                     };
                     reply.set(&encode(&response, format)).unwrap();
                 }
-                _ => {
-                    let mut context = Vec::new();
-                    reply.context(Format::Json, &mut context).unwrap();
-                    let response = EchoResponse {
-                        payload: Default::default(),
-                        text: String::from_utf8(context).unwrap(),
-                    };
-                    reply.set(&encode(&response, format)).unwrap();
-                }
+                _ => common::reply_with_context(reply, format),
             }
         }),
     )

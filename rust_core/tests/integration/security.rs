@@ -211,15 +211,7 @@ fn register_context(rt: &Rt, options: HostOptions) -> String {
         echo_typed(&name, &["Context"]),
         Format::Protobuf,
         options,
-        handler(|reply, _, format, _| {
-            let mut context = Vec::new();
-            reply.context(Format::Json, &mut context).unwrap();
-            let response = EchoResponse {
-                payload: Default::default(),
-                text: String::from_utf8(context).unwrap(),
-            };
-            reply.set(&encode(&response, format)).unwrap();
-        }),
+        handler(|reply, _, format, _| common::reply_with_context(reply, format)),
     )
     .expect("the context service registers");
     name
@@ -594,20 +586,12 @@ fn lifecycle_hooks_run_as_the_runtime_itself() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
     rt.register_service(
-        common::descriptor(
-            &name,
-            vec![common::method(
-                "On",
-                "hms.agent.lifecycle.v1.HookInvocation",
-                "hms.agent.lifecycle.v1.UnregisterHookResponse",
-            )],
-        ),
+        common::hook_descriptor(&name),
         Format::Protobuf,
         HostOptions::default(),
         handler(move |reply, _, _, _| {
-            let mut context = Vec::new();
-            reply.context(Format::Json, &mut context).unwrap();
-            let context: serde_json::Value = serde_json::from_slice(&context).unwrap();
+            let context: serde_json::Value =
+                serde_json::from_slice(&common::context_json(reply)).unwrap();
             log.lock().unwrap().push(principal(&context).to_owned());
             reply.set(&[]).unwrap();
         }),

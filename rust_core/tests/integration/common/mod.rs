@@ -146,6 +146,34 @@ where
     Box::new(FnHandler(function))
 }
 
+/// The call's context (`hms_reply_context`) as JSON, as a handler reads it.
+pub fn context_json(reply: &Reply) -> Vec<u8> {
+    let mut context = Vec::new();
+    reply.context(Format::Json, &mut context).unwrap();
+    context
+}
+
+/// Answers an Echo-shaped call with its own context, as JSON text.
+pub fn reply_with_context(reply: &mut Reply, format: Format) {
+    let response = hms_ffi::proto::hms::sys::v1::EchoResponse {
+        payload: Default::default(),
+        text: String::from_utf8(context_json(reply)).unwrap(),
+    };
+    reply.set(&encode(&response, format)).unwrap();
+}
+
+/// A lifecycle hook service `name` with its one method `On`.
+pub fn hook_descriptor(name: &str) -> ServiceDescriptor {
+    descriptor(
+        name,
+        vec![method(
+            "On",
+            "hms.agent.lifecycle.v1.HookInvocation",
+            "hms.agent.lifecycle.v1.UnregisterHookResponse",
+        )],
+    )
+}
+
 pub fn method(name: &str, input: &str, output: &str) -> MethodDescriptor {
     MethodDescriptor {
         name: name.into(),
