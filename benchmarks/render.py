@@ -152,6 +152,10 @@ TARGETS = [
         "<=",
         1.3,
         "Go remote Echo 64 B over NATS, x nats.go request/reply",
+        "not profiled yet (issue 17); the likely cost: an HMS call parks its Go thread in the "
+        "core until a thread of the core's async runtime hands it the answer, and on an idle "
+        "machine waking a parked thread costs tens of µs, where nats.go's goroutines hand "
+        "off inside Go's scheduler; the ratio is 1.0x-1.25x when the machine is busy.",
     ),
     Target(
         "python-remote",
