@@ -80,7 +80,15 @@ impl Dispatch for Arc<Runtime> {
         options: CallOptions,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        Runtime::call_with_options(self, method_name, format, request, options, out)
+        Runtime::call_with_options(
+            self,
+            method_name,
+            format,
+            request,
+            options,
+            out,
+            Reach::Anywhere,
+        )
     }
 }
 
@@ -224,33 +232,23 @@ impl Runtime {
         self.call_checked(method_name, format, request, options, out, Reach::Anywhere)
     }
 
-    /// [`Runtime::call`] with options the core made itself (hooks), so they
-    /// are not encoded only to be decoded again.
-    pub fn call_with_options(
+    /// [`Runtime::call`] with options the core made itself (hooks, and
+    /// calls that came in through the transport), so they are not encoded
+    /// only to be decoded again. A call that came in through the transport
+    /// has `Reach::LocalOnly`: it runs here or fails, and never goes out to
+    /// the network again (no ping-pong between two runtimes that both lack
+    /// the service).
+    pub(crate) fn call_with_options(
         self: &Arc<Self>,
         method_name: &str,
         format: Format,
         request: &[u8],
         options: CallOptions,
         out: &mut Vec<u8>,
+        reach: Reach,
     ) -> Result<()> {
         self.limits().check_size(request.len(), "request")?;
-        self.call_checked(method_name, format, request, options, out, Reach::Anywhere)
-    }
-
-    /// A call that came in through the transport: it runs here or fails,
-    /// and never goes out to the network again (no ping-pong between two
-    /// runtimes that both lack the service).
-    pub fn call_exported(
-        self: &Arc<Self>,
-        method_name: &str,
-        format: Format,
-        request: &[u8],
-        options: CallOptions,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        self.limits().check_size(request.len(), "request")?;
-        self.call_checked(method_name, format, request, options, out, Reach::LocalOnly)
+        self.call_checked(method_name, format, request, options, out, reach)
     }
 
     /// `hms_serve`: runs on this thread the exported calls waiting for this

@@ -1113,12 +1113,13 @@ impl Serving {
         let job = move || {
             let mut out = Vec::new();
             let result = match serving.runtime.upgrade() {
-                Some(runtime) => runtime.call_exported(
+                Some(runtime) => runtime.call_with_options(
                     &full_name,
                     format,
                     &request.message.payload,
                     options,
                     &mut out,
+                    crate::runtime::Reach::LocalOnly,
                 ),
                 None => Err(HmsError::new(
                     Code::Unavailable,

@@ -128,24 +128,21 @@ impl Serving {
     /// Answers UNAVAILABLE to every waiting call of the registration
     /// `service` (it is being unregistered).
     pub(super) fn fail_waiting_for(&self, service: &Arc<Service>) {
-        let refusals: Vec<Refusal> = {
+        let refusals = {
             let mut state = self.host_queue.state.lock();
-            let (gone, kept) = std::mem::take(&mut state.calls)
-                .into_iter()
-                .partition(|call| Arc::ptr_eq(&call.service, service));
-            state.calls = kept;
-            gone.into_iter()
-                .map(|call: WaitingCall| {
-                    let error = HmsError::new(
+            drain_matching(
+                &mut state.calls,
+                |call| Arc::ptr_eq(&call.service, service),
+                |call| {
+                    HmsError::new(
                         Code::Unavailable,
                         format!(
                             "`{}` was unregistered while the call waited for its host's thread",
                             call.service.descriptor.name
                         ),
-                    );
-                    (call, error)
-                })
-                .collect()
+                    )
+                },
+            )
         };
         self.refuse(refusals);
     }
@@ -216,26 +213,38 @@ fn freed() -> HmsError {
 /// Removes the calls whose deadline passed, each with its answer.
 fn take_expired(calls: &mut VecDeque<WaitingCall>) -> Vec<Refusal> {
     let now = Instant::now();
-    if !calls
-        .iter()
-        .any(|call| call.deadline.is_some_and(|d| d <= now))
-    {
-        return Vec::new();
-    }
-    let (expired, kept) = std::mem::take(calls)
-        .into_iter()
-        .partition(|call| call.deadline.is_some_and(|d| d <= now));
-    *calls = kept;
-    expired
-        .into_iter()
-        .map(|call: WaitingCall| {
-            let error = HmsError::new(
+    drain_matching(
+        calls,
+        |call| call.deadline.is_some_and(|d| d <= now),
+        |call| {
+            HmsError::new(
                 Code::DeadlineExceeded,
                 format!(
                     "`{}` waited for its host's thread (hms_serve) past its deadline and did not run",
                     call.full_name
                 ),
-            );
+            )
+        },
+    )
+}
+
+/// Removes the calls `matches` picks, each with the answer `refusal`
+/// gives it; the queue is left untouched (no reallocation) when none does,
+/// as on most arrivals.
+fn drain_matching(
+    calls: &mut VecDeque<WaitingCall>,
+    matches: impl Fn(&WaitingCall) -> bool,
+    refusal: impl Fn(&WaitingCall) -> HmsError,
+) -> Vec<Refusal> {
+    if !calls.iter().any(&matches) {
+        return Vec::new();
+    }
+    let (matched, kept): (VecDeque<_>, _) = std::mem::take(calls).into_iter().partition(&matches);
+    *calls = kept;
+    matched
+        .into_iter()
+        .map(|call| {
+            let error = refusal(&call);
             (call, error)
         })
         .collect()
