@@ -31,6 +31,7 @@ does all of it)::
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
 import functools
 import gc
@@ -40,6 +41,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +62,7 @@ from hms_cffi import Format, Runtime, State, ffi, lib
 from hms_cffi._ffi import Buffers
 from hms_cffi.proto.hms.agent.v1 import agent_pb2
 from hms_cffi.proto.hms.sys.v1 import system_pb2
+from hms_cffi.tokens import new_token, token_line
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("HMS_BENCH_QUICK") == "1"
@@ -538,12 +541,69 @@ class Suite:
                 Case(f"codec_{key}_agent", f"{what}: the ~1 KiB Agent", fn, args, baseline), check
             )
 
+    def security(self) -> None:
+        """Raw Echo 64 B on runtimes that authenticate every call: by an API
+        token, by a JWT (EdDSA), each the runtime's default credentials."""
+        tmp = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="hms-bench-sec-")))
+        token = new_token()
+        tokens_file = tmp / "tokens"
+        tokens_file.write_text(token_line("bench", ["reader"], token) + "\n")
+        public_key, jwt = ed25519_jwt(tmp, {"sub": "bench", "roles": ["reader"]})
+        secured = {
+            "api_token": ("api-key", token, "an API token"),
+            "jwt": ("bearer", jwt, "a JWT (EdDSA)"),
+        }
+        r64 = self.req["64"]
+        for key, (scheme, secret, what) in secured.items():
+            config = {
+                "security": {
+                    "require_authentication": True,
+                    "api_tokens_file": str(tokens_file),
+                    "jwt": {"public_key_files": [str(public_key)]},
+                    "default_credentials": {"scheme": scheme, "token": secret},
+                }
+            }
+            rt = self.stack.enter_context(Runtime(config))
+            self.add(
+                Case(
+                    f"echo_raw_64_{key}",
+                    f"echo_raw_64 on a runtime requiring authentication, {what} per call",
+                    rt.method(ECHO, Format.PROTOBUF).call_raw,
+                    (r64,),
+                    baseline="echo_raw_64",
+                ),
+                r64.__eq__,
+            )
+
     def grpc(self) -> None:
         """grpcio unary Echo against a server process."""
         try:
             self.versions["grpcio"] = grpc_case(self.stack, self.cases)
         except Exception as e:
             self.skip(f"grpc_echo_64 not run: {e}")
+
+
+def ed25519_jwt(folder: Path, claims: dict[str, Any]) -> tuple[Path, str]:
+    """A fresh Ed25519 key pair in ``folder`` (by the openssl command, as the
+    core's security tests make theirs) and a JWT of ``claims`` signed with
+    it, valid for a day; returns the public key's PEM file and the JWT."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    private, public = folder / "jwt.key", folder / "jwt.pub"
+    openssl = functools.partial(subprocess.run, check=True, capture_output=True)
+    openssl(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private)])
+    openssl(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)])
+    header = b64(json.dumps({"alg": "EdDSA", "typ": "JWT"}).encode())
+    body = b64(json.dumps({**claims, "exp": int(time.time()) + 86_400}).encode())
+    # Ed25519 signs the whole message at once: openssl takes it from a file.
+    signing_input = folder / "jwt.input"
+    signing_input.write_text(f"{header}.{body}")
+    signature = openssl(
+        ["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", str(private), "-in", str(signing_input)]
+    ).stdout
+    return public, f"{header}.{body}.{b64(signature)}"
 
 
 def toggler(rt: Runtime) -> Callable[[], Any]:
@@ -613,6 +673,7 @@ def build(rt: Runtime, stack: ExitStack, notes: list[str], strict: bool) -> Suit
     suite.domain()
     suite.comparators()
     suite.codecs()
+    suite.security()
     suite.grpc()
     return suite
 
