@@ -142,6 +142,19 @@ func WithEventQueueCapacity(n uint32) Option {
 	return typedOption(func(c *hmsv1.RuntimeConfig) { c.EventQueueCapacity = n })
 }
 
+// WithDefaultCredentials makes cred the runtime's own identity
+// (RuntimeConfig.security.default_credentials): the calls it makes without
+// WithCredentials present them. The rest of the security section, from
+// WithConfig, is kept.
+func WithDefaultCredentials(cred Credentials) Option {
+	return typedOption(func(c *hmsv1.RuntimeConfig) {
+		if c.Security == nil {
+			c.Security = &hmsv1.SecurityConfig{}
+		}
+		c.Security.DefaultCredentials = cred.message()
+	})
+}
+
 // Open checks the loaded library's ABI (CheckABI), then creates a runtime.
 func Open(opts ...Option) (*Runtime, error) {
 	if err := CheckABI(); err != nil {
@@ -232,10 +245,10 @@ func WithTraceID(id string) CallOption {
 	return func(c *callConfig) { c.options().TraceId = id }
 }
 
-// WithCredentials passes the caller's credentials (reserved for the
-// security layer).
-func WithCredentials(cred *hmsv1.Credentials) CallOption {
-	return func(c *callConfig) { c.options().Credentials = cred }
+// WithCredentials authenticates the call with cred in place of the
+// runtime's default credentials (WithDefaultCredentials).
+func WithCredentials(cred Credentials) CallOption {
+	return func(c *callConfig) { c.options().Credentials = cred.message() }
 }
 
 // WithCallOptions merges a whole hms.v1.CallOptions. Its deadline_ms is
