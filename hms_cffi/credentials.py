@@ -25,10 +25,11 @@ API_KEY = "api-key"
 class Credentials:
     """An ``hms.v1.Credentials``: a scheme, a token and an optional principal.
 
-    Make one with :meth:`bearer` (a JWT) or :meth:`api_key` (a line of the
-    runtime's API tokens file). Its ``repr`` and ``str`` never show the token,
-    so logging one leaks nothing; ``principal``, when given, must equal the
-    token's principal or the call fails UNAUTHENTICATED.
+    Make one with :meth:`bearer` (a JWT) or :meth:`api_key` (a token whose
+    salted hash is in the runtime's API tokens file). Its ``repr`` and
+    ``str`` never show the token, so logging one leaks nothing, and pickling
+    one is refused. ``principal``, when given, must equal the token's
+    principal or the call fails UNAUTHENTICATED.
     """
 
     scheme: str
@@ -55,6 +56,9 @@ class Credentials:
         )
 
     __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("Credentials are not pickled: their token would be")
 
     def as_dict(self) -> dict[str, str]:
         """The ``hms.v1.Credentials`` fields, empty ones left out."""

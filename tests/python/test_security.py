@@ -6,6 +6,7 @@ token-file line ``hms token hash`` prints."""
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,8 @@ def test_credentials_never_show_their_token() -> None:
             assert "<redacted>" in shown
     assert "'alice'" in repr(Credentials.api_key(TOKEN, "alice"))
     assert Credentials.bearer(TOKEN).as_dict() == {"scheme": "bearer", "token": TOKEN}
+    with pytest.raises(TypeError, match="not pickled"):
+        pickle.dumps(Credentials.bearer(TOKEN))
 
 
 def test_credentials_refuse_an_empty_token() -> None:
