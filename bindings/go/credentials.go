@@ -24,7 +24,7 @@ type Credentials struct {
 // BearerToken is credentials carrying a JWT (scheme "bearer").
 func BearerToken(jwt string) Credentials { return Credentials{scheme: "bearer", token: jwt} }
 
-// APIKey is credentials carrying an API token of the runtime's API tokens
+// APIKey is credentials carrying an API token, its salted hash in the runtime's API tokens
 // file (scheme "api-key").
 func APIKey(token string) Credentials { return Credentials{scheme: "api-key", token: token} }
 

@@ -47,7 +47,7 @@ final class Credentials implements \JsonSerializable
         return new self('bearer', $jwt, $principal);
     }
 
-    /** Credentials carrying an API token of the runtime's API tokens file (scheme "api-key"). */
+    /** Credentials carrying an API token, its salted hash in the runtime's API tokens file (scheme "api-key"). */
     public static function apiKey(#[\SensitiveParameter] string $token, string $principal = ''): self
     {
         return new self('api-key', $token, $principal);

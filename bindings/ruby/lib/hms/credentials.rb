@@ -20,7 +20,7 @@ module HMS
       new(BEARER, jwt, principal)
     end
 
-    # Credentials carrying an API token of the runtime's API tokens file
+    # Credentials carrying an API token, its salted hash in the runtime's API tokens file
     # (scheme "api-key").
     def self.api_key(token, principal: "")
       new(API_KEY, token, principal)
