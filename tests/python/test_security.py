@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ECHO
+from nats_server import NatsServer
 
 from hms_cffi import (
     CallContext,
@@ -199,3 +200,31 @@ def test_hms_token_hash_prints_a_line_the_core_accepts(tmp_path: Path) -> None:
     )
     assert generated.stdout.startswith("carol - sha256:")
     assert "hms_" in generated.stderr
+
+
+@pytest.mark.remote
+def test_default_and_per_call_credentials_travel_to_an_exporter(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """The caller verifies nothing itself; the exporter requires tokens."""
+    nats = {"servers": [nats_server.url], "request_timeout_ms": 5000}
+    exporter_config = {
+        "name": "py-secured",
+        "nats": nats,
+        "security": {"require_authentication": True, "api_tokens_file": str(tokens_file(tmp_path))},
+    }
+    with (
+        Runtime(exporter_config) as exporter,
+        Runtime({"nats": nats}, credentials=Credentials.api_key(TOKEN)) as caller,
+        Runtime({"nats": nats}) as anonymous,
+        exporter.register_service("creds.v1.Who", {"Am": whoami}, export=True),
+    ):
+        assert caller.call(WHOAMI, {})["principal"] == "alice"
+        ops = Credentials.api_key(OPS_TOKEN)
+        assert caller.call(WHOAMI, {}, credentials=ops)["roles"] == ["ops", "read"]
+        with pytest.raises(UnauthenticatedError):
+            anonymous.call(WHOAMI, {})
+        wrong = new_token()
+        with pytest.raises(UnauthenticatedError) as caught:
+            anonymous.call(WHOAMI, {}, credentials=Credentials.api_key(wrong))
+        assert wrong not in str(caught.value)
