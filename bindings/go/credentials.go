@@ -57,3 +57,12 @@ func (c Credentials) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.St
 func (c Credentials) message() *hmsv1.Credentials {
 	return &hmsv1.Credentials{Scheme: c.scheme, Token: c.token, Principal: c.principal}
 }
+
+// check refuses credentials without a token (the zero Credentials, or
+// BearerToken("")): sent, they would authenticate nobody.
+func (c Credentials) check(option string) error {
+	if c.token == "" {
+		return bindingError(CodeInvalidArgument, nil, "%s: the credentials have no token (make them with BearerToken or APIKey)", option)
+	}
+	return nil
+}

@@ -87,6 +87,7 @@ func (s *runtimeState) free() C.int32_t {
 type Option func(*openConfig)
 
 type openConfig struct {
+	err       error // of an option, returned by Open
 	cfg       *hmsv1.RuntimeConfig
 	raw       []byte
 	rawFormat Format
@@ -147,12 +148,19 @@ func WithEventQueueCapacity(n uint32) Option {
 // WithCredentials present them. The rest of the security section, from
 // WithConfig, is kept.
 func WithDefaultCredentials(cred Credentials) Option {
-	return typedOption(func(c *hmsv1.RuntimeConfig) {
+	set := typedOption(func(c *hmsv1.RuntimeConfig) {
 		if c.Security == nil {
 			c.Security = &hmsv1.SecurityConfig{}
 		}
 		c.Security.DefaultCredentials = cred.message()
 	})
+	return func(o *openConfig) {
+		if err := cred.check("WithDefaultCredentials"); err != nil {
+			o.err = err
+			return
+		}
+		set(o)
+	}
 }
 
 // Open checks the loaded library's ABI (CheckABI), then creates a runtime.
@@ -163,6 +171,9 @@ func Open(opts ...Option) (*Runtime, error) {
 	oc := &openConfig{cfg: &hmsv1.RuntimeConfig{}}
 	for _, o := range opts {
 		o(oc)
+	}
+	if oc.err != nil {
+		return nil, oc.err
 	}
 	format, raw := FormatProtobuf, oc.raw
 	if oc.hasRaw {
@@ -214,6 +225,7 @@ func (r *Runtime) Closed() bool { return r.handle.Load() == 0 }
 type CallOption func(*callConfig)
 
 type callConfig struct {
+	err    error // of an option, returned by the call
 	opts   *hmsv1.CallOptions
 	format Format
 	raw    []byte
@@ -248,7 +260,13 @@ func WithTraceID(id string) CallOption {
 // WithCredentials authenticates the call with cred in place of the
 // runtime's default credentials (WithDefaultCredentials).
 func WithCredentials(cred Credentials) CallOption {
-	return func(c *callConfig) { c.options().Credentials = cred.message() }
+	return func(c *callConfig) {
+		if err := cred.check("WithCredentials"); err != nil {
+			c.err = err
+			return
+		}
+		c.options().Credentials = cred.message()
+	}
 }
 
 // WithCallOptions merges a whole hms.v1.CallOptions. Its deadline_ms is
@@ -377,6 +395,8 @@ func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte
 		err  error
 	)
 	switch {
+	case cfg != nil && cfg.err != nil:
+		return cfg.err
 	case cfg != nil && cfg.hasRaw:
 		if cfg.opts != nil {
 			return bindingError(CodeInvalidArgument, nil, "WithRawCallOptions excludes the other call options")

@@ -141,3 +141,15 @@ func TestDefaultCredentialsReachTheHandlerAndACallsOwnReplaceThem(t *testing.T) 
 		t.Fatalf("method handle: %s", got)
 	}
 }
+
+func TestCredentialsWithoutATokenAreRefused(t *testing.T) {
+	_, err := hms.Open(hms.WithDefaultCredentials(hms.Credentials{}))
+	if e := wantCode(t, err, hms.CodeInvalidArgument); !strings.Contains(e.Message, "WithDefaultCredentials") {
+		t.Fatalf("%v", e)
+	}
+	rt := open(t)
+	_, err = rt.System().Echo(ctxT(t), &sysv1.EchoRequest{}, hms.WithCredentials(hms.BearerToken("")))
+	if e := wantCode(t, err, hms.CodeInvalidArgument); !strings.Contains(e.Message, "no token") {
+		t.Fatalf("%v", e)
+	}
+}
