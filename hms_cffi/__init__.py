@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from hms_cffi._ffi import ABI_MAJOR, ABI_MINOR, ffi, lib
 from hms_cffi.context import CallContext
+from hms_cffi.credentials import Credentials
 from hms_cffi.domain import EventKind, Hook, State, TaskStatus, TransitionType
 from hms_cffi.errors import (
     AbortedError,
@@ -81,6 +82,7 @@ __all__ = [
     "CallContext",
     "CancelledError",
     "ClosedError",
+    "Credentials",
     "DataLossError",
     "DeadlineExceededError",
     "DecodeError",

@@ -31,7 +31,9 @@ class CallContext:
     ``trace_id`` are what the caller passed; ``deadline`` is the
     :func:`time.monotonic` instant of the caller's deadline, or None;
     ``principal`` is the verified caller when the runtime authenticates calls
-    (``RuntimeConfig.security``, docs/security.md), else empty.
+    (``RuntimeConfig.security``, docs/security.md), else empty, with the
+    ``roles`` and ``principal_attributes`` (a JWT's other string claims) of
+    its verified credential.
     """
 
     method: str
@@ -39,6 +41,10 @@ class CallContext:
     trace_id: str
     deadline: float | None
     principal: str = ""
+    roles: tuple[str, ...] = ()
+    principal_attributes: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (0.0 once passed), None without one."""
@@ -52,13 +58,17 @@ class CallContext:
         remaining_ms = fields.get("remaining_ms")
         return cls(
             method=str(fields.get("method", "")),
-            metadata=MappingProxyType(
-                {str(k): str(v) for k, v in (fields.get("metadata") or {}).items()}
-            ),
+            metadata=_string_map(fields.get("metadata")),
             trace_id=str(fields.get("trace_id", "")),
             deadline=None if remaining_ms is None else read_at + int(remaining_ms) / 1000.0,
             principal=str(fields.get("principal", "")),
+            roles=tuple(str(role) for role in fields.get("roles") or ()),
+            principal_attributes=_string_map(fields.get("principal_attributes")),
         )
+
+
+def _string_map(value: Any) -> Mapping[str, str]:
+    return MappingProxyType({str(k): str(v) for k, v in (value or {}).items()})
 
 
 def read_context(reply: Any) -> CallContext:

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from hms_cffi import proto as _proto  # noqa: F401  # registers the HMS types
 from hms_cffi._ffi import Buffers, _tls, buffers, error_from, ffi, lib, next_wait_ms
 from hms_cffi._handle import Handle
+from hms_cffi.credentials import Credentials, with_default_credentials
 from hms_cffi.domain._common import TimeLike, timestamp
 from hms_cffi.domain.agents import Agents
 from hms_cffi.domain.events import Events
@@ -75,7 +76,9 @@ class Runtime(Handle):
     """A runtime of the HMS core.
 
     ``config`` is an ``hms.v1.RuntimeConfig``: a message, a dict with proto
-    field names, or bytes in ``format`` (the default CBOR). ``close()`` frees
+    field names, or bytes in ``format`` (the default CBOR). ``credentials``
+    become its ``security.default_credentials``: the runtime's own identity
+    for the calls it makes (docs/security.md). ``close()`` frees
     the runtime after closing the services and subscriptions made through it;
     it is idempotent, and the runtime is a context manager. Any call on a
     closed runtime raises :class:`~hms_cffi.errors.ClosedError` (a subclass
@@ -91,8 +94,16 @@ class Runtime(Handle):
         config: options_pb2.RuntimeConfig | Mapping[str, Any] | bytes | None = None,
         *,
         format: Format | int = Format.CBOR,
+        credentials: Credentials | None = None,
     ) -> None:
         fmt = int(format)
+        if credentials is not None:
+            if isinstance(config, bytes | bytearray | memoryview):
+                raise TypeError(
+                    "credentials= needs the config as a message or a dict, not bytes: "
+                    "put security.default_credentials in the bytes instead"
+                )
+            config = with_default_credentials(config, credentials)
         if config is None:
             raw = b""
         elif isinstance(config, bytes | bytearray | memoryview):
@@ -126,6 +137,7 @@ class Runtime(Handle):
         format: Format | int | None = None,
         options: Options | None = None,
         timeout: float | None = None,
+        credentials: Credentials | None = None,
     ) -> M: ...
 
     @overload
@@ -137,6 +149,7 @@ class Runtime(Handle):
         format: Format | int | None = None,
         options: Options | None = None,
         timeout: float | None = None,
+        credentials: Credentials | None = None,
     ) -> Any: ...
 
     @overload
@@ -148,6 +161,7 @@ class Runtime(Handle):
         format: Format | int | None = None,
         options: Options | None = None,
         timeout: float | None = None,
+        credentials: Credentials | None = None,
     ) -> bytes: ...
 
     @overload
@@ -159,6 +173,7 @@ class Runtime(Handle):
         format: Format | int | None = None,
         options: Options | None = None,
         timeout: float | None = None,
+        credentials: Credentials | None = None,
     ) -> Any: ...
 
     def call(
@@ -170,6 +185,7 @@ class Runtime(Handle):
         format: Format | int | None = None,
         options: Options | None = None,
         timeout: float | None = None,
+        credentials: Credentials | None = None,
     ) -> Any:
         """Calls ``method`` ("package.Service/Method"), built-in or host service.
 
@@ -184,31 +200,37 @@ class Runtime(Handle):
           bytes in that format.
 
         ``options`` is an ``hms.v1.CallOptions`` (message or dict);
-        ``timeout`` (seconds) sets its ``deadline_ms``. Raises the
+        ``timeout`` (seconds) sets its ``deadline_ms`` and ``credentials``
+        its ``credentials``, in place of the runtime's default ones. Raises the
         :class:`~hms_cffi.errors.HmsError` subclass of the status.
         """
         if isinstance(request, bytes):
             if format is None:
                 raise TypeError("bytes need an explicit format= (Format.PROTOBUF, CBOR or JSON)")
             fmt = int(format)
-            opts = b"" if options is None and timeout is None else _options(options, timeout, fmt)
+            opts = _options(options, timeout, credentials, fmt)
             return self.call_raw(method, request, fmt, opts)
         if isinstance(request, Message):
             if format is not None and int(format) != _PROTOBUF:
                 raise ValueError("a protobuf message travels as Format.PROTOBUF")
             out_cls = self.output_type(method) if expect is None else expect
-            opts = b"" if options is None and timeout is None else _options(options, timeout, 1)
+            opts = _options(options, timeout, credentials, _PROTOBUF)
             return out_cls.FromString(
                 self.call_raw(method, request.SerializeToString(), _PROTOBUF, opts)
             )
         if request is None or isinstance(request, Mapping):
             fmt = _CBOR if format is None else int(format)
             data = encode_value({} if request is None else request, fmt)
-            opts = b"" if options is None and timeout is None else _options(options, timeout, fmt)
+            opts = _options(options, timeout, credentials, fmt)
             return decode_value(self.call_raw(method, data, fmt, opts), fmt)
         if isinstance(request, bytearray | memoryview):
             return self.call(
-                method, bytes(request), format=format, options=options, timeout=timeout
+                method,
+                bytes(request),
+                format=format,
+                options=options,
+                timeout=timeout,
+                credentials=credentials,
             )
         raise TypeError(f"request must be a protobuf message, a dict or bytes, not {request!r}")
 
@@ -654,18 +676,30 @@ def _descriptor_cbor(descriptor: service_pb2.ServiceDescriptor) -> bytes:
     )
 
 
-def _options(options: Options | None, timeout: float | None, fmt: int) -> bytes:
+def _options(
+    options: Options | None, timeout: float | None, credentials: Credentials | None, fmt: int
+) -> bytes:
+    """The CallOptions bytes of a call in ``fmt``; empty without any option."""
+    if options is None and timeout is None and credentials is None:
+        return b""
     deadline = None if timeout is None else max(1, math.ceil(timeout * 1000))
     if isinstance(options, options_pb2.CallOptions):
-        if deadline is not None:
+        if deadline is not None or credentials is not None:
             copy = options_pb2.CallOptions()
             copy.CopyFrom(options)
-            copy.deadline_ms = deadline
+            if deadline is not None:
+                copy.deadline_ms = deadline
+            if credentials is not None:
+                copy.credentials.CopyFrom(credentials.as_proto())
             options = copy
         return message_bytes(options, "hms.v1.CallOptions", fmt)
     values = dict(options or {})
     if deadline is not None:
         values["deadline_ms"] = deadline
+    if credentials is not None:
+        values["credentials"] = credentials
+    if isinstance(values.get("credentials"), Credentials):
+        values["credentials"] = values["credentials"].as_dict()
     if fmt == _PROTOBUF:
         return message_bytes(values, "hms.v1.CallOptions", fmt)
     return encode_value(values, fmt)

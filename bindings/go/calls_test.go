@@ -332,7 +332,7 @@ func TestCallOptionsReachHandlers(t *testing.T) {
 	for _, f := range []hms.Format{hms.FormatCBOR, hms.FormatJSON} {
 		err := rt.CallValue(ctx, "gotest.Opts/Deadline", nil, nil, hms.WithFormat(f),
 			hms.WithMetadata(map[string]string{"k": "v"}), hms.WithTraceID("trace-1"),
-			hms.WithCredentials(&hmsv1.Credentials{Scheme: "bearer", Token: "t"}))
+			hms.WithCredentials(hms.BearerToken("t")))
 		if err != nil {
 			t.Fatal(err)
 		}

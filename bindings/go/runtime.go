@@ -87,6 +87,7 @@ func (s *runtimeState) free() C.int32_t {
 type Option func(*openConfig)
 
 type openConfig struct {
+	err       error // of an option, returned by Open
 	cfg       *hmsv1.RuntimeConfig
 	raw       []byte
 	rawFormat Format
@@ -142,6 +143,26 @@ func WithEventQueueCapacity(n uint32) Option {
 	return typedOption(func(c *hmsv1.RuntimeConfig) { c.EventQueueCapacity = n })
 }
 
+// WithDefaultCredentials makes cred the runtime's own identity
+// (RuntimeConfig.security.default_credentials): the calls it makes without
+// WithCredentials present them. The rest of the security section, from
+// WithConfig, is kept.
+func WithDefaultCredentials(cred Credentials) Option {
+	set := typedOption(func(c *hmsv1.RuntimeConfig) {
+		if c.Security == nil {
+			c.Security = &hmsv1.SecurityConfig{}
+		}
+		c.Security.DefaultCredentials = cred.message()
+	})
+	return func(o *openConfig) {
+		if err := cred.check("WithDefaultCredentials"); err != nil {
+			o.err = err
+			return
+		}
+		set(o)
+	}
+}
+
 // Open checks the loaded library's ABI (CheckABI), then creates a runtime.
 func Open(opts ...Option) (*Runtime, error) {
 	if err := CheckABI(); err != nil {
@@ -150,6 +171,9 @@ func Open(opts ...Option) (*Runtime, error) {
 	oc := &openConfig{cfg: &hmsv1.RuntimeConfig{}}
 	for _, o := range opts {
 		o(oc)
+	}
+	if oc.err != nil {
+		return nil, oc.err
 	}
 	format, raw := FormatProtobuf, oc.raw
 	if oc.hasRaw {
@@ -201,6 +225,7 @@ func (r *Runtime) Closed() bool { return r.handle.Load() == 0 }
 type CallOption func(*callConfig)
 
 type callConfig struct {
+	err    error // of an option, returned by the call
 	opts   *hmsv1.CallOptions
 	format Format
 	raw    []byte
@@ -232,10 +257,16 @@ func WithTraceID(id string) CallOption {
 	return func(c *callConfig) { c.options().TraceId = id }
 }
 
-// WithCredentials passes the caller's credentials (reserved for the
-// security layer).
-func WithCredentials(cred *hmsv1.Credentials) CallOption {
-	return func(c *callConfig) { c.options().Credentials = cred }
+// WithCredentials authenticates the call with cred in place of the
+// runtime's default credentials (WithDefaultCredentials).
+func WithCredentials(cred Credentials) CallOption {
+	return func(c *callConfig) {
+		if err := cred.check("WithCredentials"); err != nil {
+			c.err = err
+			return
+		}
+		c.options().Credentials = cred.message()
+	}
 }
 
 // WithCallOptions merges a whole hms.v1.CallOptions. Its deadline_ms is
@@ -364,6 +395,8 @@ func (r *Runtime) cross(ctx context.Context, method string, f Format, req []byte
 		err  error
 	)
 	switch {
+	case cfg != nil && cfg.err != nil:
+		return cfg.err
 	case cfg != nil && cfg.hasRaw:
 		if cfg.opts != nil {
 			return bindingError(CodeInvalidArgument, nil, "WithRawCallOptions excludes the other call options")

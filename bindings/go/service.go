@@ -345,6 +345,12 @@ type CallInfo struct {
 	// Principal is the verified caller when the runtime authenticates
 	// calls (RuntimeConfig.security, docs/security.md), else empty.
 	Principal string
+	// Roles are the roles of the verified credential (the token file's,
+	// a JWT's "roles" claim); empty without a principal.
+	Roles []string
+	// PrincipalAttributes are the other string claims of a verified JWT
+	// (never nil).
+	PrincipalAttributes map[string]string
 }
 
 type callInfoKey struct{}
@@ -398,9 +404,13 @@ func readCallInfo(reply *C.hms_reply) *CallInfo {
 		_ = proto.Unmarshal(unsafe.Slice((*byte)(unsafe.Pointer(b.out().data)), int(b.out().len)), &msg)
 	}
 	putBufs(b)
-	info := &CallInfo{Method: msg.Method, Metadata: msg.Metadata, TraceID: msg.TraceId, Principal: msg.Principal}
+	info := &CallInfo{Method: msg.Method, Metadata: msg.Metadata, TraceID: msg.TraceId,
+		Principal: msg.Principal, Roles: msg.Roles, PrincipalAttributes: msg.PrincipalAttributes}
 	if info.Metadata == nil {
 		info.Metadata = map[string]string{}
+	}
+	if info.PrincipalAttributes == nil {
+		info.PrincipalAttributes = map[string]string{}
 	}
 	return info
 }

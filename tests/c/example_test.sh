@@ -39,7 +39,10 @@ for kind in shared static; do
     out="$("$build/example_$kind")" || { echo "example_test: example_$kind exited $?" >&2; status=1; }
     for want in 'ABI 1\.' 'hms.sys.v1.System/Echo -> {"text":"hello from C"}' \
         'example.v1.Greeter/Greet -> {"greeting":"hello, C host"' \
-        'event -> .*"kind":"registry.service_registered".*example.v1.Greeter'; do
+        'event -> .*"kind":"registry.service_registered".*example.v1.Greeter' \
+        'example.v1.Whoami/Who -> .*"principal":"alice","roles":\["admin"\]' \
+        'example.v1.Whoami/Who -> .*"principal":"ops-bot","roles":\["ops"\]' \
+        'a wrong token -> status 16: .*"reason":"unknown_token"'; do
         if ! grep -q -- "$want" <<<"$out"; then
             echo "example_test: example_$kind output lacks /$want/:" >&2
             echo "$out" >&2

@@ -17,7 +17,9 @@ final class CallContext
      * @param array<string, string> $metadata the caller's CallOptions.metadata
      * @param string $traceId the caller's CallOptions.trace_id ('' without one)
      * @param int|null $deadlineNs hrtime(true) of the caller's deadline, null without one
-     * @param string $principal the verified caller when the runtime authenticates calls (docs/security.md), else 
+     * @param string $principal the verified caller when the runtime authenticates calls (docs/security.md), else ''
+     * @param list<string> $roles the roles of the verified credential (the token file's, a JWT's "roles" claim)
+     * @param array<string, string> $principalAttributes the other string claims of a verified JWT
      */
     public function __construct(
         public readonly string $method,
@@ -25,6 +27,8 @@ final class CallContext
         public readonly string $traceId,
         public readonly ?int $deadlineNs,
         public readonly string $principal = '',
+        public readonly array $roles = [],
+        public readonly array $principalAttributes = [],
     ) {
     }
 
@@ -46,17 +50,29 @@ final class CallContext
         if (!is_array($fields)) {
             $fields = [];
         }
-        $metadata = [];
-        foreach (is_array($fields['metadata'] ?? null) ? $fields['metadata'] : [] as $key => $value) {
-            $metadata[(string) $key] = is_scalar($value) ? (string) $value : '';
+        $roles = [];
+        foreach (is_array($fields['roles'] ?? null) ? $fields['roles'] : [] as $role) {
+            $roles[] = is_scalar($role) ? (string) $role : '';
         }
         $remaining = $fields['remaining_ms'] ?? null;
         return new self(
             is_string($fields['method'] ?? null) ? $fields['method'] : '',
-            $metadata,
+            self::strings($fields['metadata'] ?? null),
             is_string($fields['trace_id'] ?? null) ? $fields['trace_id'] : '',
             is_int($remaining) ? $readAtNs + $remaining * 1_000_000 : null,
             is_string($fields['principal'] ?? null) ? $fields['principal'] : '',
+            $roles,
+            self::strings($fields['principal_attributes'] ?? null),
         );
+    }
+
+    /** @return array<string, string> a CBOR map of strings, anything else left empty */
+    private static function strings(mixed $map): array
+    {
+        $strings = [];
+        foreach (is_array($map) ? $map : [] as $key => $value) {
+            $strings[(string) $key] = is_scalar($value) ? (string) $value : '';
+        }
+        return $strings;
     }
 }

@@ -73,11 +73,15 @@ final class Runtime
      *        pkg-config, the loader path); a path that names no file throws
      *        Hms\Exception\LibraryNotFoundException
      * @param string $format the format arrays travel in: Format::CBOR (default) or Format::JSON
+     * @param Credentials|null $credentials the runtime's own identity for the calls it makes
+     *        (security.default_credentials of $config, the rest of its security section kept);
+     *        needs $config as an array or a message
      */
     public function __construct(
         array|Message|string|null $config = null,
         ?string $library = null,
         string $format = Format::CBOR,
+        ?Credentials $credentials = null,
     ) {
         if ($format === Format::PROTOBUF) {
             throw new InvalidArgumentException(
@@ -85,6 +89,9 @@ final class Runtime
                 [],
                 'hms-php',
             );
+        }
+        if ($credentials !== null) {
+            $config = self::withDefaultCredentials($config, $credentials);
         }
         $this->native = Native::get($library);
         $this->format = $format;
@@ -133,8 +140,9 @@ final class Runtime
      *   output message (its class found through Registry/DescribeService).
      *
      * $options is an hms.v1.CallOptions (array or message): deadline_ms,
-     * metadata, credentials, trace_id. Throws the HmsException subclass of
-     * the status.
+     * metadata, credentials, trace_id. $credentials replace the runtime's
+     * default ones for this call. Throws the HmsException subclass of the
+     * status.
      *
      * @param array<int|string, mixed>|Message|null $request
      * @param array<string, mixed>|Message|null $options
@@ -144,7 +152,9 @@ final class Runtime
         array|Message|null $request = null,
         array|Message|null $options = null,
         ?string $format = null,
+        ?Credentials $credentials = null,
     ): mixed {
+        $options = self::withCredentials($options, $credentials);
         if ($request instanceof Message) {
             if ($format !== null && $format !== Format::PROTOBUF) {
                 throw new InvalidArgumentException('a protobuf message travels as Format::PROTOBUF', [], 'hms-php');
@@ -681,6 +691,67 @@ final class Runtime
         }
     }
 
+    /**
+     * $config with security.default_credentials set to $credentials.
+     *
+     * @param array<string, mixed>|Message|string|null $config
+     * @return array<string, mixed>|Message
+     */
+    private static function withDefaultCredentials(array|Message|string|null $config, Credentials $credentials): array|Message
+    {
+        if (is_string($config)) {
+            throw new InvalidArgumentException(
+                'credentials need the config as an array or a message, not bytes: put security.default_credentials in the bytes',
+                [],
+                'hms-php',
+            );
+        }
+        if ($config instanceof Message) {
+            if (!$config instanceof \Hms\V1\RuntimeConfig) {
+                throw new InvalidArgumentException('the config message must be an hms.v1.RuntimeConfig', [], 'hms-php');
+            }
+            $merged = new \Hms\V1\RuntimeConfig();
+            $merged->mergeFrom($config);
+            $security = $merged->getSecurity() ?? new \Hms\V1\SecurityConfig();
+            $security->setDefaultCredentials($credentials->toMessage());
+            $merged->setSecurity($security);
+            return $merged;
+        }
+        $config ??= [];
+        $security = is_array($config['security'] ?? null) ? $config['security'] : [];
+        $config['security'] = ['default_credentials' => $credentials->toArray()] + $security;
+        return $config;
+    }
+
+    /**
+     * $options with their credentials given as Credentials made plain, and
+     * $credentials, when given, in their place.
+     *
+     * @param array<string, mixed>|Message|null $options
+     * @return array<string, mixed>|Message|null
+     */
+    private static function withCredentials(array|Message|null $options, ?Credentials $credentials): array|Message|null
+    {
+        if ($options instanceof Message) {
+            if ($credentials === null) {
+                return $options;
+            }
+            if (!$options instanceof \Hms\V1\CallOptions) {
+                throw new InvalidArgumentException('the options message must be an hms.v1.CallOptions', [], 'hms-php');
+            }
+            $merged = new \Hms\V1\CallOptions();
+            $merged->mergeFrom($options);
+            $merged->setCredentials($credentials->toMessage());
+            return $merged;
+        }
+        $given = $credentials ?? ($options['credentials'] ?? null);
+        if ($given instanceof Credentials) {
+            $options ??= [];
+            $options['credentials'] = $given->toArray();
+        }
+        return $options;
+    }
+
     /** A request or option array in CBOR or JSON; [] is the empty message (a map). */
     private function encode(mixed $value, int $fmt): string
     {
@@ -702,6 +773,10 @@ final class Runtime
     private function protobufOptions(array|Message $options): string
     {
         if (is_array($options)) {
+            // The protobuf runtime takes a nested message only as a message.
+            if (is_array($options['credentials'] ?? null)) {
+                $options['credentials'] = new \Hms\V1\Credentials($options['credentials']);
+            }
             $options = new \Hms\V1\CallOptions($options);
         }
         return Protobuf::serialize($options);

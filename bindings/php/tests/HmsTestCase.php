@@ -13,10 +13,13 @@ abstract class HmsTestCase extends TestCase
     /** @var list<Runtime> */
     private array $runtimes = [];
 
-    /** @param array<string, mixed>|null $config */
-    protected function runtime(?array $config = null, string $format = \Hms\Format::CBOR): Runtime
-    {
-        $rt = new Runtime($config, null, $format);
+    /** @param array<string, mixed>|\Google\Protobuf\Internal\Message|null $config */
+    protected function runtime(
+        array|\Google\Protobuf\Internal\Message|null $config = null,
+        string $format = \Hms\Format::CBOR,
+        ?\Hms\Credentials $credentials = null,
+    ): Runtime {
+        $rt = new Runtime($config, null, $format, $credentials);
         $this->runtimes[] = $rt;
         return $rt;
     }

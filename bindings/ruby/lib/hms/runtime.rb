@@ -161,8 +161,12 @@ module HMS
     # :protobuf (default CBOR when the cbor gem is installed, else JSON).
     # +library+: absolute path of libhms_ffi (see HMS.load_library). Other
     # keywords are config fields (name:, max_message_bytes:, max_depth:,
-    # data_dir:, event_queue_capacity:).
-    def initialize(config = nil, format: nil, library: nil, **fields)
+    # data_dir:, event_queue_capacity:). +credentials+ (HMS::Credentials)
+    # become the config's security.default_credentials: the runtime's own
+    # identity for the calls it makes; the rest of its security section is
+    # kept.
+    def initialize(config = nil, format: nil, library: nil, credentials: nil, **fields)
+      config = with_default_credentials(config, credentials) unless credentials.nil?
       @backend = library.nil? ? Native.backend : Native.load_library(library)
       config_format = format.nil? ? Format.default : Format.resolve(format)
       config_format = Format::PROTOBUF if Proto.message?(config)
@@ -197,11 +201,13 @@ module HMS
     #   raw bytes of the response.
     #
     # +options+: an hms.v1.CallOptions (Hash or message); +timeout+ (seconds)
-    # sets its deadline_ms. Raises the HMS::Error subclass of the status.
-    def call(method, request = nil, format: nil, options: nil, timeout: nil)
+    # sets its deadline_ms and +credentials+ (HMS::Credentials) its
+    # credentials, in place of the runtime's default ones. Raises the
+    # HMS::Error subclass of the status.
+    def call(method, request = nil, format: nil, options: nil, timeout: nil, credentials: nil)
       # The common case first, with as little Ruby around the crossing as
       # possible: a Hash in the runtime's format, no options.
-      if request.is_a?(Hash) && format.nil? && options.nil? && timeout.nil?
+      if request.is_a?(Hash) && format.nil? && options.nil? && timeout.nil? && credentials.nil?
         if @cbor
           raw = begin
             ::CBOR.encode(request)
@@ -219,11 +225,11 @@ module HMS
         raise ArgumentError, "raw bytes need an explicit format: (:protobuf, :cbor or :json)" if format.nil?
 
         fmt = Format.resolve(format)
-        invoke(method, fmt, request, options_bytes(options, timeout, fmt))
+        invoke(method, fmt, request, options_bytes(options, timeout, credentials, fmt))
       when nil, Hash, Array, Numeric, true, false
         fmt = format.nil? ? @format : Format.resolve(format)
         raw = Format.encode(request.nil? ? {} : request, fmt)
-        Format.decode(invoke(method, fmt, raw, options_bytes(options, timeout, fmt)), fmt)
+        Format.decode(invoke(method, fmt, raw, options_bytes(options, timeout, credentials, fmt)), fmt)
       else
         unless Proto.message?(request)
           raise TypeError, "request must be a Hash, a protobuf message or bytes, not #{request.class}"
@@ -235,7 +241,7 @@ module HMS
 
         klass = output_type(method)
         klass.decode(invoke(method, Format::PROTOBUF, request.class.encode(request),
-                            options_bytes(options, timeout, Format::PROTOBUF)))
+                            options_bytes(options, timeout, credentials, Format::PROTOBUF)))
       end
     end
 
@@ -589,6 +595,29 @@ module HMS
       raise ArgumentError, "a batch call is a [MethodHandle, request] pair"
     end
 
+    def with_default_credentials(config, credentials)
+      raise TypeError, "credentials: must be an HMS::Credentials" unless credentials.is_a?(Credentials)
+
+      case config
+      when nil, Hash
+        config = (config || {}).transform_keys(&:to_s)
+        security = (config["security"] || {}).transform_keys(&:to_s)
+        config.merge("security" => security.merge("default_credentials" => credentials.to_h))
+      when String
+        raise ArgumentError, "credentials: need the config as a Hash or a message, not bytes: " \
+                             "put security.default_credentials in the bytes"
+      else
+        raise TypeError, "config must be a Hash, an Hms::V1::RuntimeConfig or bytes" unless Proto.message?(config)
+
+        # A deep copy: dup would share the security message with the caller's.
+        merged = config.class.decode(config.class.encode(config))
+        merged.security ||= Proto.message_class("hms.v1.SecurityConfig").new
+        merged.security.default_credentials =
+          Proto.message_class("hms.v1.Credentials").new(**credentials.to_h.transform_keys(&:to_sym))
+        merged
+      end
+    end
+
     def config_bytes(config, fields, format)
       config = (config || {}).merge(fields.transform_keys(&:to_s)) if config.nil? || config.is_a?(Hash)
       case config
@@ -609,12 +638,15 @@ module HMS
       end
     end
 
-    def options_bytes(options, timeout, fmt)
-      return nil if options.nil? && timeout.nil?
-      return options if options.is_a?(String)
+    def options_bytes(options, timeout, credentials, fmt)
+      return nil if options.nil? && timeout.nil? && credentials.nil?
+      return options if options.is_a?(String) && credentials.nil?
+      raise ArgumentError, "credentials: need the options as a Hash or a message, not bytes" if options.is_a?(String)
 
       values = Proto.message?(options) ? options.to_h.transform_keys(&:to_s) : (options || {}).transform_keys(&:to_s)
       values["deadline_ms"] = [(timeout * 1000).ceil, 1].max unless timeout.nil?
+      values["credentials"] = credentials unless credentials.nil?
+      values["credentials"] = values["credentials"].to_h if values["credentials"].is_a?(Credentials)
       if fmt == Format::PROTOBUF
         return Proto.message_class("hms.v1.CallOptions").new(values.transform_keys(&:to_sym)).to_proto
       end

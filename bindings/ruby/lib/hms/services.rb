@@ -40,10 +40,21 @@ module HMS
       context.fetch("trace_id", "")
     end
 
-    # Reserved for the security layer: "" in ABI 1.2, as nothing
-    # authenticates callers yet.
+    # The verified caller when the runtime authenticates calls
+    # (docs/security.md), else "".
     def principal
       context.fetch("principal", "")
+    end
+
+    # The roles of the verified credential (the token file's, a JWT's
+    # "roles" claim; frozen).
+    def roles
+      context.fetch("roles", [])
+    end
+
+    # The other string claims of a verified JWT (String => String, frozen).
+    def principal_attributes
+      context.fetch("principal_attributes", {})
     end
 
     # @api private: the reply is answered; the Call must not reach it again.
@@ -58,8 +69,10 @@ module HMS
     def context
       @context ||= begin
         fields = ::JSON.parse(@backend.reply_context(live_reply, Format::JSON))
-        metadata = (fields["metadata"] || {}).to_h { |k, v| [k.to_s.freeze, v.to_s.freeze] }
-        fields.merge("metadata" => metadata.freeze).freeze
+        strings = ->(map) { (map || {}).to_h { |k, v| [k.to_s.freeze, v.to_s.freeze] }.freeze }
+        fields.merge("metadata" => strings.call(fields["metadata"]),
+                     "principal_attributes" => strings.call(fields["principal_attributes"]),
+                     "roles" => (fields["roles"] || []).map { |role| role.to_s.freeze }.freeze).freeze
       end
     end
 
