@@ -25,6 +25,11 @@ pub mod hms {
             }
         }
     }
+    pub mod security {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/hms.security.v1.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/hms.events.v1.rs"));

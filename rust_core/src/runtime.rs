@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::authz::{Authorization, CallSubject};
 use crate::codec::{self, Format, Limits};
 use crate::config::Settings;
 use crate::domain::Domain;
@@ -21,7 +22,7 @@ use crate::registry::{
     HandlerCall, HostHandler, HostService, Implementation, InFlight, Method, Registry, Reply,
     Service,
 };
-use crate::security::Principal;
+use crate::security::{PUBLIC_METHODS, Principal};
 use crate::transport::{PendingCall, RemoteFeed, Transport};
 
 pub static RUNTIMES: HandleTable<Runtime> = HandleTable::new(HandleKind::Runtime);
@@ -55,6 +56,8 @@ pub struct CallContext<'a> {
     /// The verified caller; `None` when the runtime verifies nothing or the
     /// call came without credentials where none are required.
     pub principal: Option<Arc<Principal>>,
+    /// The runtime's policies, when it has some (ReloadPolicies).
+    pub authorization: Option<&'a Authorization>,
 }
 
 /// Calls made from inside a call: the runtime's dispatch, and nothing else
@@ -142,6 +145,9 @@ pub struct Runtime {
     /// Remote calls over NATS; never set without `settings.transport`, so a
     /// runtime without one starts nothing (no socket, no thread).
     transport: OnceLock<Transport>,
+    /// Cedar policies deciding every call; `None` without
+    /// `security.authorization`, and then every authenticated call runs.
+    authorization: Option<Authorization>,
 }
 
 impl Runtime {
@@ -150,17 +156,30 @@ impl Runtime {
             settings.data_dir.as_deref(),
             settings.limits.max_message_bytes,
         )?;
+        let registry = Registry::default();
+        crate::services::register_builtins(&registry)?;
+        let authorization = match settings
+            .security
+            .as_ref()
+            .and_then(|s| s.authorization.as_ref())
+        {
+            Some(config) => {
+                crate::authz::register_service(&registry)?;
+                Some(Authorization::new(config, &registry, &settings.name)?)
+            }
+            None => None,
+        };
         let runtime = Arc::new(Runtime {
             domain,
             events: EventBus::new(settings.event_queue_capacity),
             settings,
-            registry: Registry::default(),
+            registry,
             started: Instant::now(),
             owned: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             transport: OnceLock::new(),
+            authorization,
         });
-        crate::services::register_builtins(&runtime.registry)?;
         runtime.start_transport()?;
         Ok(runtime)
     }
@@ -377,6 +396,15 @@ impl Runtime {
         let principal = self
             .authenticate(method_name, &options, reach)
             .map_err(|e| e.with_origin(method_name))?;
+        self.authorize(
+            principal.as_ref(),
+            method,
+            method_name,
+            format,
+            request,
+            reach,
+        )
+        .map_err(|e| e.with_origin(method_name))?;
         let _level = crate::workers::enter_call(method_name)?;
         let deadline = (options.deadline_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(options.deadline_ms as u64));
@@ -392,6 +420,7 @@ impl Runtime {
             dispatch: self,
             transport: &self.transport,
             principal,
+            authorization: self.authorization.as_ref(),
         };
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),
@@ -419,6 +448,37 @@ impl Runtime {
             Reach::LocalOnly => options.credentials.as_ref(),
         };
         security.authenticate(method_name, credentials)
+    }
+
+    /// Refuses a call its principal may not make, when the runtime has
+    /// policies; the public methods are never refused.
+    fn authorize(
+        &self,
+        principal: Option<&Arc<Principal>>,
+        method: &Method,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        reach: Reach,
+    ) -> Result<()> {
+        let Some(authorization) = &self.authorization else {
+            return Ok(());
+        };
+        if PUBLIC_METHODS.contains(&method_name) {
+            return Ok(());
+        }
+        let decision = authorization.decide(&CallSubject {
+            principal,
+            method_name,
+            method,
+            format,
+            request,
+            remote: reach == Reach::LocalOnly,
+            domain: &self.domain,
+            limits: self.limits(),
+        })?;
+        // Every decision, allowed or not, passes here: the audit log's place.
+        decision.enforce()
     }
 
     fn call_host(

@@ -21,7 +21,9 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Code, HmsError, Result};
-use crate::proto::v1::{CallOptions, Credentials, JwtVerification, SecurityConfig};
+use crate::proto::v1::{
+    AuthorizationConfig, CallOptions, Credentials, JwtVerification, SecurityConfig,
+};
 
 /// What `Debug` shows in place of a secret.
 pub const REDACTED: &str = "<redacted>";
@@ -39,7 +41,7 @@ pub const MAX_CACHE_CAPACITY: u32 = 1 << 20;
 pub const PUBLIC_METHODS: &[&str] = &["hms.sys.v1.System/Health"];
 
 /// The caller a verified credential names.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub id: String,
     pub roles: Vec<String>,
@@ -56,6 +58,9 @@ pub struct Security {
     default_credentials: Option<Credentials>,
     max_token_bytes: usize,
     cache: VerifiedCache,
+    /// The policy configuration, loaded by the runtime (src/authz.rs)
+    /// once its services are registered, as the schema lists them.
+    pub authorization: Option<AuthorizationConfig>,
 }
 
 impl std::fmt::Debug for Security {
@@ -117,18 +122,10 @@ impl Security {
             }
             n => n as usize,
         };
-        let capacity = match config.verified_cache_capacity {
-            0 => DEFAULT_CACHE_CAPACITY,
-            n if n > MAX_CACHE_CAPACITY => {
-                return Err(config_error(
-                    "security.verified_cache_capacity",
-                    format!(
-                        "verified_cache_capacity {n} is over the ceiling of {MAX_CACHE_CAPACITY}"
-                    ),
-                ));
-            }
-            n => n as usize,
-        };
+        let capacity = cache_capacity(
+            config.verified_cache_capacity,
+            "security.verified_cache_capacity",
+        )?;
         let mut config = config;
         Ok(Security {
             require_authentication: config.require_authentication,
@@ -140,6 +137,7 @@ impl Security {
                 .filter(|c| !c.token.is_empty()),
             max_token_bytes,
             cache: VerifiedCache::new(capacity)?,
+            authorization: config.authorization.take(),
         })
     }
 
@@ -619,7 +617,20 @@ fn unauthenticated(reason: &str, message: String) -> HmsError {
     HmsError::new(Code::Unauthenticated, message).with_detail("reason", reason)
 }
 
-fn config_error(field: &str, message: String) -> HmsError {
+/// A configured cache bound: 0 means the default, over the ceiling is
+/// refused.
+pub(crate) fn cache_capacity(configured: u32, field: &str) -> Result<usize> {
+    match configured {
+        0 => Ok(DEFAULT_CACHE_CAPACITY),
+        n if n > MAX_CACHE_CAPACITY => Err(config_error(
+            field,
+            format!("{field} {n} is over the ceiling of {MAX_CACHE_CAPACITY}"),
+        )),
+        n => Ok(n as usize),
+    }
+}
+
+pub(crate) fn config_error(field: &str, message: String) -> HmsError {
     HmsError::invalid_argument(message).with_detail("field", field)
 }
 

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use common::{
     batch_frame, batch_results, call_in, call_raw, decode, echo_typed, encode, expect_code,
-    handler, openssl, unique,
+    handler, openssl, token_line, unique,
 };
 use hms_ffi::codec::Format;
 use hms_ffi::config::Settings;
@@ -23,7 +23,6 @@ use hms_ffi::proto::v1::{
 use hms_ffi::runtime::{self, HostOptions, Runtime};
 use hms_ffi::{Code, HmsError, batch};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 type Rt = Arc<Runtime>;
@@ -81,16 +80,6 @@ fn keys() -> &'static Keys {
             other_ed25519: pair("other", &["-algorithm", "ed25519"]),
         }
     })
-}
-
-/// A token-file line as tools/hms_token.py writes it.
-fn token_line(principal: &str, roles: &str, salt: &[u8], token: &str) -> String {
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let digest = Sha256::new()
-        .chain_update(salt)
-        .chain_update(token.as_bytes())
-        .finalize();
-    format!("{principal} {roles} sha256:{}:{}", hex(salt), hex(&digest))
 }
 
 /// A security section with a token file (alice: admin,ops; bob: no role)

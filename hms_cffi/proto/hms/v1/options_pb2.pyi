@@ -224,6 +224,7 @@ class SecurityConfig(_message.Message):
     DEFAULT_CREDENTIALS_FIELD_NUMBER: _builtins.int
     MAX_TOKEN_BYTES_FIELD_NUMBER: _builtins.int
     VERIFIED_CACHE_CAPACITY_FIELD_NUMBER: _builtins.int
+    AUTHORIZATION_FIELD_NUMBER: _builtins.int
     require_authentication: _builtins.bool
     """Calls without valid credentials fail HMS_UNAUTHENTICATED (except
     hms.sys.v1.System/Health). Needs at least one verifier. Off: a call
@@ -259,6 +260,12 @@ class SecurityConfig(_message.Message):
         remote calls. A call's CallOptions.credentials replace them.
         """
 
+    @_builtins.property
+    def authorization(self) -> Global___AuthorizationConfig:
+        """Cedar policies deciding what each caller may call (docs/security.md).
+        Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
+        """
+
     def __init__(
         self,
         *,
@@ -269,14 +276,51 @@ class SecurityConfig(_message.Message):
         default_credentials: Global___Credentials | None = ...,
         max_token_bytes: _builtins.int = ...,
         verified_cache_capacity: _builtins.int = ...,
+        authorization: Global___AuthorizationConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["default_credentials", b"default_credentials", "jwt", b"jwt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_tokens_env", b"api_tokens_env", "api_tokens_file", b"api_tokens_file", "default_credentials", b"default_credentials", "jwt", b"jwt", "max_token_bytes", b"max_token_bytes", "require_authentication", b"require_authentication", "verified_cache_capacity", b"verified_cache_capacity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_tokens_env", b"api_tokens_env", "api_tokens_file", b"api_tokens_file", "authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt", "max_token_bytes", b"max_token_bytes", "require_authentication", b"require_authentication", "verified_cache_capacity", b"verified_cache_capacity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SecurityConfig: _TypeAlias = SecurityConfig  # noqa: Y015
+
+@_typing.final
+class AuthorizationConfig(_message.Message):
+    """Authorization by Cedar policies, validated against the schema the core
+    derives from the HMS services and records. hms.sys.v1.System/Health is
+    never subject to it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FILES_FIELD_NUMBER: _builtins.int
+    DECISION_CACHE_CAPACITY_FIELD_NUMBER: _builtins.int
+    decision_cache_capacity: _builtins.int
+    """Most (principal, method) decisions remembered for methods whose
+    policies do not read the resource or the context. Default 4096; 0
+    means the default; at most 1048576.
+    """
+    @_builtins.property
+    def policy_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Files of Cedar policies (text), read when the runtime starts and by
+        hms.security.v1.Security/ReloadPolicies. At least one.
+        """
+
+    def __init__(
+        self,
+        *,
+        policy_files: _abc.Iterable[_builtins.str] | None = ...,
+        decision_cache_capacity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_cache_capacity", b"decision_cache_capacity", "policy_files", b"policy_files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizationConfig: _TypeAlias = AuthorizationConfig  # noqa: Y015
 
 @_typing.final
 class JwtVerification(_message.Message):

@@ -657,3 +657,14 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) {
         .expect("openssl runs (apt-get install openssl)");
     assert!(status.success(), "openssl {args:?}: {status}");
 }
+
+/// A token-file line as tools/hms_token.py writes it.
+pub fn token_line(principal: &str, roles: &str, salt: &[u8], token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let digest = Sha256::new()
+        .chain_update(salt)
+        .chain_update(token.as_bytes())
+        .finalize();
+    format!("{principal} {roles} sha256:{}:{}", hex(salt), hex(&digest))
+}

@@ -369,8 +369,11 @@ type SecurityConfig struct {
 	// Most verified tokens remembered (by a keyed hash, never the token) so
 	// that a token is verified once, until it expires. Default 4096.
 	VerifiedCacheCapacity uint32 `protobuf:"varint,7,opt,name=verified_cache_capacity,json=verifiedCacheCapacity,proto3" json:"verified_cache_capacity,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Cedar policies deciding what each caller may call (docs/security.md).
+	// Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
+	Authorization *AuthorizationConfig `protobuf:"bytes,8,opt,name=authorization,proto3" json:"authorization,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SecurityConfig) Reset() {
@@ -452,6 +455,73 @@ func (x *SecurityConfig) GetVerifiedCacheCapacity() uint32 {
 	return 0
 }
 
+func (x *SecurityConfig) GetAuthorization() *AuthorizationConfig {
+	if x != nil {
+		return x.Authorization
+	}
+	return nil
+}
+
+// Authorization by Cedar policies, validated against the schema the core
+// derives from the HMS services and records. hms.sys.v1.System/Health is
+// never subject to it.
+type AuthorizationConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Files of Cedar policies (text), read when the runtime starts and by
+	// hms.security.v1.Security/ReloadPolicies. At least one.
+	PolicyFiles []string `protobuf:"bytes,1,rep,name=policy_files,json=policyFiles,proto3" json:"policy_files,omitempty"`
+	// Most (principal, method) decisions remembered for methods whose
+	// policies do not read the resource or the context. Default 4096; 0
+	// means the default; at most 1048576.
+	DecisionCacheCapacity uint32 `protobuf:"varint,2,opt,name=decision_cache_capacity,json=decisionCacheCapacity,proto3" json:"decision_cache_capacity,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *AuthorizationConfig) Reset() {
+	*x = AuthorizationConfig{}
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizationConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizationConfig) ProtoMessage() {}
+
+func (x *AuthorizationConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizationConfig.ProtoReflect.Descriptor instead.
+func (*AuthorizationConfig) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AuthorizationConfig) GetPolicyFiles() []string {
+	if x != nil {
+		return x.PolicyFiles
+	}
+	return nil
+}
+
+func (x *AuthorizationConfig) GetDecisionCacheCapacity() uint32 {
+	if x != nil {
+		return x.DecisionCacheCapacity
+	}
+	return 0
+}
+
 // JWT verification. Only the algorithms of the configured keys are
 // accepted (EdDSA, ES256, RS256): "none" and HMAC never are.
 type JwtVerification struct {
@@ -473,7 +543,7 @@ type JwtVerification struct {
 
 func (x *JwtVerification) Reset() {
 	*x = JwtVerification{}
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +555,7 @@ func (x *JwtVerification) String() string {
 func (*JwtVerification) ProtoMessage() {}
 
 func (x *JwtVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +568,7 @@ func (x *JwtVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtVerification.ProtoReflect.Descriptor instead.
 func (*JwtVerification) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JwtVerification) GetPublicKeyFiles() []string {
@@ -595,7 +665,7 @@ type NatsTransport struct {
 
 func (x *NatsTransport) Reset() {
 	*x = NatsTransport{}
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +677,7 @@ func (x *NatsTransport) String() string {
 func (*NatsTransport) ProtoMessage() {}
 
 func (x *NatsTransport) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +690,7 @@ func (x *NatsTransport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NatsTransport.ProtoReflect.Descriptor instead.
 func (*NatsTransport) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NatsTransport) GetServers() []string {
@@ -772,7 +842,7 @@ type EventStream struct {
 
 func (x *EventStream) Reset() {
 	*x = EventStream{}
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +854,7 @@ func (x *EventStream) String() string {
 func (*EventStream) ProtoMessage() {}
 
 func (x *EventStream) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +867,7 @@ func (x *EventStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventStream.ProtoReflect.Descriptor instead.
 func (*EventStream) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EventStream) GetName() string {
@@ -845,7 +915,7 @@ type CallContext struct {
 
 func (x *CallContext) Reset() {
 	*x = CallContext{}
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +927,7 @@ func (x *CallContext) String() string {
 func (*CallContext) ProtoMessage() {}
 
 func (x *CallContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +940,7 @@ func (x *CallContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
 func (*CallContext) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CallContext) GetMethod() string {
@@ -950,7 +1020,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
 	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\x12)\n" +
 	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\x122\n" +
-	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\xe6\x02\n" +
+	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\xa9\x03\n" +
 	"\x0eSecurityConfig\x125\n" +
 	"\x16require_authentication\x18\x01 \x01(\bR\x15requireAuthentication\x12&\n" +
 	"\x0fapi_tokens_file\x18\x02 \x01(\tR\rapiTokensFile\x12$\n" +
@@ -958,7 +1028,11 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\x03jwt\x18\x04 \x01(\v2\x17.hms.v1.JwtVerificationR\x03jwt\x12D\n" +
 	"\x13default_credentials\x18\x05 \x01(\v2\x13.hms.v1.CredentialsR\x12defaultCredentials\x12&\n" +
 	"\x0fmax_token_bytes\x18\x06 \x01(\rR\rmaxTokenBytes\x126\n" +
-	"\x17verified_cache_capacity\x18\a \x01(\rR\x15verifiedCacheCapacity\"\xcd\x01\n" +
+	"\x17verified_cache_capacity\x18\a \x01(\rR\x15verifiedCacheCapacity\x12A\n" +
+	"\rauthorization\x18\b \x01(\v2\x1b.hms.v1.AuthorizationConfigR\rauthorization\"p\n" +
+	"\x13AuthorizationConfig\x12!\n" +
+	"\fpolicy_files\x18\x01 \x03(\tR\vpolicyFiles\x126\n" +
+	"\x17decision_cache_capacity\x18\x02 \x01(\rR\x15decisionCacheCapacity\"\xcd\x01\n" +
 	"\x0fJwtVerification\x12(\n" +
 	"\x10public_key_files\x18\x01 \x03(\tR\x0epublicKeyFiles\x12\x1b\n" +
 	"\tjwks_file\x18\x02 \x01(\tR\bjwksFile\x12\x16\n" +
@@ -1023,37 +1097,39 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hms_v1_options_proto_goTypes = []any{
-	(JsonNames)(0),          // 0: hms.v1.JsonNames
-	(*CallOptions)(nil),     // 1: hms.v1.CallOptions
-	(*Credentials)(nil),     // 2: hms.v1.Credentials
-	(*RuntimeConfig)(nil),   // 3: hms.v1.RuntimeConfig
-	(*SecurityConfig)(nil),  // 4: hms.v1.SecurityConfig
-	(*JwtVerification)(nil), // 5: hms.v1.JwtVerification
-	(*NatsTransport)(nil),   // 6: hms.v1.NatsTransport
-	(*EventStream)(nil),     // 7: hms.v1.EventStream
-	(*CallContext)(nil),     // 8: hms.v1.CallContext
-	nil,                     // 9: hms.v1.CallOptions.MetadataEntry
-	nil,                     // 10: hms.v1.CallContext.MetadataEntry
-	nil,                     // 11: hms.v1.CallContext.PrincipalAttributesEntry
+	(JsonNames)(0),              // 0: hms.v1.JsonNames
+	(*CallOptions)(nil),         // 1: hms.v1.CallOptions
+	(*Credentials)(nil),         // 2: hms.v1.Credentials
+	(*RuntimeConfig)(nil),       // 3: hms.v1.RuntimeConfig
+	(*SecurityConfig)(nil),      // 4: hms.v1.SecurityConfig
+	(*AuthorizationConfig)(nil), // 5: hms.v1.AuthorizationConfig
+	(*JwtVerification)(nil),     // 6: hms.v1.JwtVerification
+	(*NatsTransport)(nil),       // 7: hms.v1.NatsTransport
+	(*EventStream)(nil),         // 8: hms.v1.EventStream
+	(*CallContext)(nil),         // 9: hms.v1.CallContext
+	nil,                         // 10: hms.v1.CallOptions.MetadataEntry
+	nil,                         // 11: hms.v1.CallContext.MetadataEntry
+	nil,                         // 12: hms.v1.CallContext.PrincipalAttributesEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	9,  // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	10, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
 	2,  // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
 	0,  // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
-	6,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
+	7,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
 	4,  // 4: hms.v1.RuntimeConfig.security:type_name -> hms.v1.SecurityConfig
-	5,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
+	6,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
 	2,  // 6: hms.v1.SecurityConfig.default_credentials:type_name -> hms.v1.Credentials
-	7,  // 7: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
-	10, // 8: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	11, // 9: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 7: hms.v1.SecurityConfig.authorization:type_name -> hms.v1.AuthorizationConfig
+	8,  // 8: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
+	11, // 9: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	12, // 10: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -1061,15 +1137,15 @@ func file_hms_v1_options_proto_init() {
 	if File_hms_v1_options_proto != nil {
 		return
 	}
-	file_hms_v1_options_proto_msgTypes[4].OneofWrappers = []any{}
-	file_hms_v1_options_proto_msgTypes[7].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[5].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -68,6 +68,13 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>uint32 verified_cache_capacity = 7;</code>
      */
     protected $verified_cache_capacity = 0;
+    /**
+     * Cedar policies deciding what each caller may call (docs/security.md).
+     * Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuthorizationConfig authorization = 8;</code>
+     */
+    protected $authorization = null;
 
     /**
      * Constructor.
@@ -100,6 +107,9 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      *     @type int $verified_cache_capacity
      *           Most verified tokens remembered (by a keyed hash, never the token) so
      *           that a token is verified once, until it expires. Default 4096.
+     *     @type \Hms\V1\AuthorizationConfig $authorization
+     *           Cedar policies deciding what each caller may call (docs/security.md).
+     *           Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
      * }
      */
     public function __construct($data = NULL) {
@@ -327,6 +337,44 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkUint32($var);
         $this->verified_cache_capacity = $var;
+
+        return $this;
+    }
+
+    /**
+     * Cedar policies deciding what each caller may call (docs/security.md).
+     * Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuthorizationConfig authorization = 8;</code>
+     * @return \Hms\V1\AuthorizationConfig|null
+     */
+    public function getAuthorization()
+    {
+        return $this->authorization;
+    }
+
+    public function hasAuthorization()
+    {
+        return isset($this->authorization);
+    }
+
+    public function clearAuthorization()
+    {
+        unset($this->authorization);
+    }
+
+    /**
+     * Cedar policies deciding what each caller may call (docs/security.md).
+     * Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuthorizationConfig authorization = 8;</code>
+     * @param \Hms\V1\AuthorizationConfig $var
+     * @return $this
+     */
+    public function setAuthorization($var)
+    {
+        GPBUtil::checkMessage($var, \Hms\V1\AuthorizationConfig::class);
+        $this->authorization = $var;
 
         return $this;
     }

@@ -35,6 +35,11 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :default_credentials, :message, 5, "hms.v1.Credentials"
       optional :max_token_bytes, :uint32, 6
       optional :verified_cache_capacity, :uint32, 7
+      optional :authorization, :message, 8, "hms.v1.AuthorizationConfig"
+    end
+    add_message "hms.v1.AuthorizationConfig" do
+      repeated :policy_files, :string, 1
+      optional :decision_cache_capacity, :uint32, 2
     end
     add_message "hms.v1.JwtVerification" do
       repeated :public_key_files, :string, 1
@@ -91,6 +96,7 @@ module Hms
     Credentials = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.Credentials").msgclass
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
     SecurityConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.SecurityConfig").msgclass
+    AuthorizationConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.AuthorizationConfig").msgclass
     JwtVerification = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.JwtVerification").msgclass
     NatsTransport = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.NatsTransport").msgclass
     EventStream = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.EventStream").msgclass
