@@ -99,25 +99,52 @@ impl Wake for Unparker {
     }
 }
 
+/// How long a caller waiting for its reply polls it (yielding its core
+/// to any other runnable thread in between) before it parks. A loopback
+/// or LAN round trip takes well under this, so the reply usually finds the
+/// caller awake: waking a parked thread costs tens of µs on an idle
+/// (virtual) machine, most of a remote call there (docs/transport.md).
+/// At most this much CPU per call; nothing on a single core.
+const SPIN_BEFORE_PARKING: Duration = Duration::from_micros(150);
+
+/// Whether waiting callers spin: only with a core left for the threads
+/// that bring their reply.
+fn spinning_helps() -> bool {
+    static MANY_CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MANY_CORES
+        .get_or_init(|| std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1))
+}
+
 thread_local! {
     static THIS_THREAD: Waker = Waker::from(Arc::new(Unparker(std::thread::current())));
 }
 
-/// Polls `future` on this thread, parked in between, until it finishes or
-/// `until` passes (`None` then; it is polled at least once). The futures
-/// polled so are runtime-agnostic (channels of the client, no tokio
-/// timer), so this works with or without a tokio context, even after the
-/// transport's runtime is gone.
+/// Polls `future` on this thread until it finishes or `until` passes
+/// (`None` then; it is polled at least once): for
+/// [`SPIN_BEFORE_PARKING`] with yields in between, then parked until woken
+/// or the time is up. The futures polled so are runtime-agnostic (channels
+/// of the client, no tokio timer), so this works with or without a tokio
+/// context, even after the transport's runtime is gone.
 fn drive<F: Future + ?Sized>(mut future: Pin<&mut F>, until: Instant) -> Option<F::Output> {
     THIS_THREAD.with(|waker| {
         let mut context = Context::from_waker(waker);
+        let spin_until = if spinning_helps() {
+            Instant::now() + SPIN_BEFORE_PARKING
+        } else {
+            Instant::now()
+        };
         loop {
             if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
                 return Some(output);
             }
-            let left = until.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let left = until.saturating_duration_since(now);
             if left.is_zero() {
                 return None;
+            }
+            if now < spin_until {
+                std::thread::yield_now();
+                continue;
             }
             std::thread::park_timeout(left);
         }
