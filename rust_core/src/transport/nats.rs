@@ -4,8 +4,9 @@
 //!
 //! Threads: the tokio runtime has two workers named `hms-nats`, and exists
 //! only when a transport is configured. Callers never run on it: a remote
-//! call spawns its request there and waits on a channel with its deadline
-//! (so no caller blocks a worker and none can hang past its deadline), and
+//! call drives its request future on the caller's own thread, parked until
+//! the client's connection task wakes it or its deadline passes (no task
+//! and no extra thread hop per call, no caller blocking a worker), and
 //! an exported call runs on a library handler thread (`workers::execute`),
 //! so host handlers may block and may call back into the library; one of a
 //! caller-thread-only service waits for its host's thread instead
@@ -13,9 +14,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use async_nats::client::RequestErrorKind;
@@ -51,8 +54,8 @@ pub use host_thread::MAX_WAITING_CALLS;
 /// (handlers run elsewhere), so two are plenty.
 const TOKIO_WORKERS: usize = 2;
 
-/// How long a caller waits past its deadline for the answer of its own
-/// request task, which enforces the deadline itself: only a backstop.
+/// How long `start` waits past the connect timeout for the connecting
+/// task, which enforces the timeout itself: only a backstop.
 const DEADLINE_SLACK: Duration = Duration::from_millis(50);
 
 /// Most exported calls of one runtime running at once; more are answered
@@ -71,12 +74,81 @@ fn stop_step(until: Instant) -> Duration {
         .min(STOP_TIMEOUT)
 }
 
-/// Why a request task ended.
+/// How a remote request ended.
 enum Outcome {
     Reply(std::result::Result<async_nats::Message, async_nats::RequestError>),
     ConnectionLost,
-    /// Nobody serves the method, but some runtime announces its service.
-    MethodMissing,
+    /// The client's connection task is gone with the transport's runtime.
+    ShutDown,
+}
+
+/// A remote request on its way: polled on the caller's thread.
+type Request = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Wakes the thread it was made on, which parks while its request is on
+/// its way (the client's connection task wakes it with the reply).
+struct Unparker(std::thread::Thread);
+
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// How long a caller waiting for its reply polls it (yielding its core
+/// to any other runnable thread in between) before it parks. A loopback
+/// or LAN round trip takes well under this, so the reply usually finds the
+/// caller awake: waking a parked thread costs tens of µs on an idle
+/// (virtual) machine, most of a remote call there (docs/transport.md).
+/// At most this much CPU per call; nothing on a single core.
+const SPIN_BEFORE_PARKING: Duration = Duration::from_micros(150);
+
+/// Whether waiting callers spin: only with a core left for the threads
+/// that bring their reply.
+fn spinning_helps() -> bool {
+    static MANY_CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MANY_CORES
+        .get_or_init(|| std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1))
+}
+
+thread_local! {
+    static THIS_THREAD: Waker = Waker::from(Arc::new(Unparker(std::thread::current())));
+}
+
+/// Polls `future` on this thread until it finishes or `until` passes
+/// (`None` then; it is polled at least once): for
+/// [`SPIN_BEFORE_PARKING`] with yields in between, then parked until woken
+/// or the time is up. The futures polled so are runtime-agnostic (channels
+/// of the client, no tokio timer), so this works with or without a tokio
+/// context, even after the transport's runtime is gone.
+fn drive<F: Future + ?Sized>(mut future: Pin<&mut F>, until: Instant) -> Option<F::Output> {
+    THIS_THREAD.with(|waker| {
+        let mut context = Context::from_waker(waker);
+        let spin_until = if spinning_helps() {
+            Instant::now() + SPIN_BEFORE_PARKING
+        } else {
+            Instant::now()
+        };
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return Some(output);
+            }
+            let now = Instant::now();
+            let left = until.saturating_duration_since(now);
+            if left.is_zero() {
+                return None;
+            }
+            if now < spin_until {
+                std::thread::yield_now();
+                continue;
+            }
+            std::thread::park_timeout(left);
+        }
+    })
 }
 
 /// The transport of one runtime.
@@ -391,35 +463,41 @@ impl Transport {
         }
         let client = self.client.clone();
         let mut connected = self.connected.clone();
-        let payload = Bytes::copy_from_slice(request);
-        let task_subject = subject.clone();
-        let ping = format!("$SRV.PING.{}", nats_service_name(service));
-        let ping_window = self.settings.discovery_timeout;
-        let (sender, receiver) = sync_channel(1);
-        self.spawner.spawn(async move {
-            let request = async_nats::Request::new()
-                .payload(payload)
-                .headers(headers)
-                .timeout(Some(budget));
-            let mut outcome = tokio::select! {
-                reply = client.send_request(task_subject, request) => Outcome::Reply(reply),
-                _ = connected.wait_for(|up| !*up) => Outcome::ConnectionLost,
+        let request = async_nats::Request::new()
+            .payload(Bytes::copy_from_slice(request))
+            .headers(headers)
+            // No tokio timer: the caller's thread keeps the deadline.
+            .timeout(None);
+        let request_subject = subject.clone();
+        let mut request: Request = Box::pin(async move {
+            let outcome = tokio::select! {
+                biased;
+                reply = client.send_request(request_subject, request) => Outcome::Reply(reply),
+                lost = connected.wait_for(|up| !*up) => match lost {
+                    Ok(_) => Outcome::ConnectionLost,
+                    Err(_) => Outcome::ShutDown,
+                },
             };
-            // No responders: is the whole service missing, or only this
-            // method of it? Only this error path pays for the question.
-            if let Outcome::Reply(Err(error)) = &outcome
-                && error.kind() == RequestErrorKind::NoResponders
-            {
-                let window = ping_window.min(deadline.saturating_duration_since(Instant::now()));
-                let question = async_nats::Request::new().timeout(Some(window));
-                if client.send_request(ping, question).await.is_ok() {
-                    outcome = Outcome::MethodMissing;
+            match outcome {
+                Outcome::Reply(Err(error))
+                    if error.kind() == RequestErrorKind::Other
+                        && connected.has_changed().is_err() =>
+                {
+                    Outcome::ShutDown
                 }
+                outcome => outcome,
             }
-            let _ = sender.send(outcome);
         });
+        // One poll hands the request to the client's connection task, so
+        // it leaves now and many can be in flight (a batch).
+        let answer = match drive(request.as_mut(), Instant::now()) {
+            Some(outcome) => Answer::Here(outcome),
+            None => Answer::Coming(request),
+        };
         Ok(PendingCall {
-            receiver,
+            answer,
+            client: self.client.clone(),
+            discovery_timeout: self.settings.discovery_timeout,
             deadline,
             budget,
             service: service.to_owned(),
@@ -701,7 +779,10 @@ fn failed_at(error: HmsError, subject: &str) -> HmsError {
 
 /// A remote call sent by [`Transport::send`], its answer to come.
 pub struct PendingCall {
-    receiver: std::sync::mpsc::Receiver<Outcome>,
+    answer: Answer,
+    /// Asks, on no responders, whether the service is served at all.
+    client: Client,
+    discovery_timeout: Duration,
     deadline: Instant,
     budget: Duration,
     service: String,
@@ -712,12 +793,21 @@ pub struct PendingCall {
     max_payload: usize,
 }
 
+/// The answer of a [`PendingCall`]: known when sending already ended the
+/// request (an error), else still coming.
+enum Answer {
+    Here(Outcome),
+    Coming(Request),
+}
+
 impl PendingCall {
     /// Waits for the answer (never past the call's deadline); it is
     /// appended to `out` in the call's format.
     pub fn wait(self, limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
         let PendingCall {
-            receiver,
+            answer,
+            client,
+            discovery_timeout,
             deadline,
             budget,
             service,
@@ -729,20 +819,20 @@ impl PendingCall {
         } = self;
         let (service, method) = (service.as_str(), method.as_str());
         let fail = |error: HmsError| failed_at(error, &subject);
-        let wait = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
-        let outcome = match receiver.recv_timeout(wait) {
-            Ok(outcome) => outcome,
-            Err(RecvTimeoutError::Timeout) => {
-                return Err(fail(deadline_exceeded(&full_name, budget)));
-            }
-            Err(RecvTimeoutError::Disconnected) => {
+        let outcome = match answer {
+            Answer::Here(outcome) => outcome,
+            Answer::Coming(mut request) => match drive(request.as_mut(), deadline) {
+                Some(outcome) => outcome,
+                None => return Err(fail(deadline_exceeded(&full_name, budget))),
+            },
+        };
+        let reply = match outcome {
+            Outcome::ShutDown => {
                 return Err(fail(HmsError::new(
                     Code::Unavailable,
                     "the NATS transport of this runtime is shut down",
                 )));
             }
-        };
-        let reply = match outcome {
             Outcome::ConnectionLost => {
                 return Err(fail(HmsError::new(
                     Code::Unavailable,
@@ -752,7 +842,13 @@ impl PendingCall {
                     ),
                 )));
             }
-            Outcome::MethodMissing => {
+            Outcome::Reply(Ok(reply)) => reply,
+            // No responders: is the whole service missing, or only this
+            // method of it? Only this error path pays for the question.
+            Outcome::Reply(Err(error))
+                if error.kind() == RequestErrorKind::NoResponders
+                    && service_answers_ping(&client, service, discovery_timeout, deadline) =>
+            {
                 return Err(fail(
                     HmsError::not_found(format!(
                         "service `{service}` is served on NATS, but not its method `{method}`"
@@ -761,7 +857,6 @@ impl PendingCall {
                     .with_detail("method", method),
                 ));
             }
-            Outcome::Reply(Ok(reply)) => reply,
             Outcome::Reply(Err(error)) => {
                 return Err(fail(match error.kind() {
                     RequestErrorKind::NoResponders => HmsError::new(
@@ -787,6 +882,20 @@ impl PendingCall {
         };
         read_reply(&reply, format, limits, &full_name, out).map_err(fail)
     }
+}
+
+/// Whether some runtime announces `service` on NATS: it answers a ping
+/// within `window`, and before `deadline`.
+fn service_answers_ping(
+    client: &Client,
+    service: &str,
+    window: Duration,
+    deadline: Instant,
+) -> bool {
+    let until = deadline.min(Instant::now() + window);
+    let ping = format!("$SRV.PING.{}", nats_service_name(service));
+    let question = client.send_request(ping, async_nats::Request::new().timeout(None));
+    matches!(drive(std::pin::pin!(question), until), Some(Ok(_)))
 }
 
 fn connect_options(
