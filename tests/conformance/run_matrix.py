@@ -16,6 +16,12 @@ generates are masked before comparing (each runner creates its own). A
 scenario whose message a binding words on purpose (its own check before the
 core, an exception class prefixed) says why in "message_varies".
 
+The authorization decision table (tests/security/decisions.json: principals
+x methods x records x expected code, for examples/security/starter.cedar)
+runs as scenarios too, one per case (ids "authz_<case>"): the matrix writes
+the token file of its principals and hands every runner a scenarios file
+with those scenarios appended.
+
 With --remote, the scenarios that only call services (the host services of
 scenarios.json and the domain ones) run with those services in another
 process: a real nats-server is started on a free loopback port, and for each
@@ -39,6 +45,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,8 +60,11 @@ HERE = ROOT / "tests" / "conformance"
 DOMAIN_SERVICES = [
     "hms.agent.v1.AgentService",
     "hms.agent.v1.TaskService",
+    "hms.agent.v1.KnowledgeService",
     "hms.agent.lifecycle.v1.LifecycleService",
 ]
+#: The authorization decision table, run as scenarios "authz_<case>".
+DECISIONS = ROOT / "tests" / "security" / "decisions.json"
 SERVER_NAME = "conformance-server"
 #: Longest the server of --remote may take to say "ready".
 SERVER_READY_S = 60.0
@@ -72,30 +82,108 @@ class Result:
     messages: dict[str, str] = field(default_factory=dict)
 
 
+def only_calls(scenario: dict[str, Any], exported: set[str]) -> bool:
+    """Whether every step of ``scenario`` calls a service of ``exported``."""
+    return all(
+        step["op"] == "call" and step["method"].split("/")[0] in exported
+        for step in scenario["steps"]
+    )
+
+
 def remote_scenarios(doc: dict[str, Any]) -> list[str]:
     """Ids of the scenarios --remote runs against the server: those that
     need no runtime of their own (no runtime_config) and whose every step
     calls a service the server exports."""
     exported = {*doc["services"], *DOMAIN_SERVICES}
     return [
-        s["id"]
-        for s in doc["scenarios"]
-        if "runtime_config" not in s
-        and all(
-            step["op"] == "call" and step["method"].split("/")[0] in exported for step in s["steps"]
-        )
+        s["id"] for s in doc["scenarios"] if "runtime_config" not in s and only_calls(s, exported)
     ]
 
 
-def nats_config(name: str, url: str, services: str) -> str:
-    return json.dumps({"name": name, "nats": {"servers": [url], services: DOMAIN_SERVICES}})
+@dataclass
+class DecisionTable:
+    """The decision table as scenarios, and the security section they run
+    under (its token file written in a folder of the matrix)."""
+
+    security: dict[str, Any]
+    scenarios: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, folder: Path) -> DecisionTable:
+        from hms_cffi.tokens import token_line
+
+        table = json.loads(DECISIONS.read_text(encoding="utf-8"))
+        principals = table["principals"]
+        tokens = folder / "tokens"
+        tokens.write_text(
+            "".join(
+                token_line(name, p["roles"], p["token"]) + "\n"
+                for name, p in principals.items()
+                if p["in_token_file"]
+            ),
+            encoding="utf-8",
+        )
+        security = {
+            "api_tokens_file": str(tokens),
+            "authorization": {"policy_files": [str(ROOT / table["policies"])]},
+        }
+
+        def call(step: dict[str, Any]) -> dict[str, Any]:
+            token = principals[step["principal"]]["token"]
+            credentials = {"options": json.dumps({"credentials": {"token": token}})}
+            return {
+                "op": "call",
+                "method": step["method"],
+                "format": "json",
+                "request": step["request"],
+                **(credentials if token else {}),
+                **({"save": step["save"]} if "save" in step else {}),
+            }
+
+        setup = [call(step) for step in table["setup"]]
+        config = json.dumps({"security": security})
+        scenarios = [
+            {
+                "id": f"authz_{case['id']}",
+                "description": f"{case['principal']} calls {case['method']}. {case.get('why', '')}",
+                "runtime_config": config,
+                "steps": [*setup, call(case)],
+                "expect": case["expect"],
+                **({"expect_remote": case["expect_remote"]} if "expect_remote" in case else {}),
+            }
+            for case in table["cases"]
+        ]
+        return cls(security, scenarios)
+
+    def remote(self) -> list[str]:
+        """Ids of the cases that --remote runs against a server with this
+        security section: those that only call the services it exports."""
+        return [s["id"] for s in self.scenarios if only_calls(s, set(DOMAIN_SERVICES))]
+
+    def as_remote(self) -> list[dict[str, Any]]:
+        """The scenarios with what they expect over NATS."""
+        remote = set(self.remote())
+        return [
+            {**s, "expect": s.get("expect_remote", s["expect"])} if s["id"] in remote else s
+            for s in self.scenarios
+        ]
+
+
+def nats_config(name: str, url: str, services: str, security: dict[str, Any] | None = None) -> str:
+    config: dict[str, Any] = {"name": name, "nats": {"servers": [url], services: DOMAIN_SERVICES}}
+    if security is not None:
+        config["security"] = security
+    return json.dumps(config)
 
 
 @contextlib.contextmanager
-def serving(url: str, scenarios_path: Path) -> Iterator[None]:
-    """A serve_python.py process exporting the scenarios' services, ready;
-    stopped (its stdin closed, killed if it lingers) when the block ends."""
-    config = nats_config(SERVER_NAME, url, "export_services")
+def serving(
+    url: str, scenarios_path: Path, security: dict[str, Any] | None = None
+) -> Iterator[None]:
+    """A serve_python.py process exporting the scenarios' services (under
+    ``security`` when given), ready; stopped (its stdin closed, killed if it
+    lingers) when the block ends."""
+    config = nats_config(SERVER_NAME, url, "export_services", security)
     server = subprocess.Popen(
         [sys.executable, str(HERE / "serve_python.py"), config, str(scenarios_path)],
         stdin=subprocess.PIPE,
@@ -314,7 +402,22 @@ def report(
     return failed
 
 
-def main() -> int:
+def merge(into: Result, other: Result) -> Result:
+    """``other`` (a second run of the same runner) folded into ``into``."""
+    into.cells |= other.cells
+    into.messages |= other.messages
+    into.problems += other.problems
+    if other.state == "failed":
+        into.state = "failed"
+    return into
+
+
+def write_scenarios(doc: dict[str, Any], scenarios: list[dict[str, Any]], path: Path) -> Path:
+    path.write_text(json.dumps({**doc, "scenarios": scenarios}, indent=1), encoding="utf-8")
+    return path
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--remote", action="store_true", help="services in another process")
     parser.add_argument("--require-all", action="store_true", help="a missing runner fails")
@@ -322,21 +425,45 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds per runner")
     parser.add_argument("--scenarios", type=Path, default=HERE / "scenarios.json")
     parser.add_argument("--runners", type=Path, default=HERE / "runners.json")
-    args = parser.parse_args()
-    scenarios_path = args.scenarios.resolve()
-    doc = json.loads(scenarios_path.read_text(encoding="utf-8"))
-    scenarios = doc["scenarios"]
+    return parser.parse_args()
+
+
+def report_missing(runner: dict[str, Any], require_all: bool) -> bool:
+    """Says on stderr that the runner's file is missing; whether that fails
+    the matrix."""
+    required = require_all or not runner.get("optional", False)
+    print(
+        f"== {runner['lang']}: runner {runner['file']} is missing"
+        + (" (required)" if required else " (optional)"),
+        file=sys.stderr,
+    )
+    return required
+
+
+def main() -> int:
+    args = parse_args()
+    base_path = args.scenarios.resolve()
+    doc = json.loads(base_path.read_text(encoding="utf-8"))
     all_runners = json.loads(args.runners.read_text(encoding="utf-8"))["runners"]
     runners = [r for r in all_runners if not args.only or r["lang"] in args.only]
-    remote = frozenset(remote_scenarios(doc)) if args.remote else None
     results: list[Result] = []
     local: Result | None = None
     failed = False
     with contextlib.ExitStack() as stack:
-        if remote is not None:
-            if not remote:
-                print("conformance: no scenario can run remotely; FAILED")
-                return 1
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hms-conformance-")))
+        decisions = DecisionTable.load(folder)
+        # Every scenario, the decision table's included: what runs locally.
+        full = [*doc["scenarios"], *decisions.scenarios]
+        full_path = write_scenarios(doc, full, folder / "scenarios.json")
+        if args.remote:
+            # Two runs per language: the plain scenarios against a server
+            # without security, the decision table against one with the
+            # table's security section (its cases that call other services
+            # run locally in that run).
+            remote = frozenset(remote_scenarios(doc)) | frozenset(decisions.remote())
+            secured = decisions.as_remote()
+            secured_path = write_scenarios(doc, secured, folder / "secured.json")
+            scenarios = [*doc["scenarios"], *secured]
             # A SIGTERM (a CI timeout, say) unwinds like an error, so the
             # servers and nats-server are still stopped on the way out.
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -347,35 +474,37 @@ def main() -> int:
             print(f"== nats-server on {nats.url}", file=sys.stderr)
             # What the scenarios say run locally, for the remote cells.
             python = next(r for r in all_runners if r["lang"] == "python")
-            local = run_column(python, scenarios_path, scenarios, args.timeout, {}, frozenset())
+            local = run_column(python, full_path, full, args.timeout, {}, frozenset())
             local.lang = "python (local)"
+        else:
+            remote, scenarios = None, full
         for runner in runners:
             if not (ROOT / runner["file"]).exists():
                 results.append(Result(runner["lang"], state="missing"))
-                required = args.require_all or not runner.get("optional", False)
-                failed |= required
-                print(
-                    f"== {runner['lang']}: runner {runner['file']} is missing"
-                    + (" (required)" if required else " (optional)"),
-                    file=sys.stderr,
-                )
+                failed |= report_missing(runner, args.require_all)
                 continue
             if remote is None:
-                column = run_column(
-                    runner, scenarios_path, scenarios, args.timeout, {}, frozenset()
-                )
+                column = run_column(runner, full_path, full, args.timeout, {}, frozenset())
             else:
-                env = {
-                    "HMS_CONFORMANCE_REMOTE": " ".join(sorted(remote)),
-                    "HMS_CONFORMANCE_REMOTE_CONFIG": nats_config(
-                        f"conformance-{runner['lang']}", nats.url, "remote_services"
-                    ),
-                }
+                caller = nats_config(f"conformance-{runner['lang']}", nats.url, "remote_services")
                 # A server of its own: what a scenario leaves in it (agents,
                 # a hook) must not meet another language's run.
-                with serving(nats.url, scenarios_path):
+                with serving(nats.url, base_path):
+                    env = {
+                        "HMS_CONFORMANCE_REMOTE": " ".join(sorted(remote_scenarios(doc))),
+                        "HMS_CONFORMANCE_REMOTE_CONFIG": caller,
+                    }
                     column = run_column(
-                        runner, scenarios_path, scenarios, args.timeout, env, remote
+                        runner, base_path, doc["scenarios"], args.timeout, env, remote
+                    )
+                with serving(nats.url, base_path, decisions.security):
+                    env = {
+                        "HMS_CONFORMANCE_REMOTE": " ".join(sorted(decisions.remote())),
+                        "HMS_CONFORMANCE_REMOTE_CONFIG": caller,
+                    }
+                    merge(
+                        column,
+                        run_column(runner, secured_path, secured, args.timeout, env, remote),
                     )
             results.append(column)
     failed |= report(scenarios, results, local, remote)
