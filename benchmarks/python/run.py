@@ -549,18 +549,32 @@ class Suite:
         tokens_file = tmp / "tokens"
         tokens_file.write_text(token_line("bench", ["reader"], token) + "\n")
         public_key, jwt = ed25519_jwt(tmp, {"sub": "bench", "roles": ["reader"]})
-        secured = {
+        secured: dict[str, tuple[Any, ...]] = {
             "api_token": ("api-key", token, "an API token"),
             "jwt": ("bearer", jwt, "a JWT (EdDSA)"),
         }
+        # 20 policies, one permitting the reader's Echo: as written (a
+        # method-level decision, cached) and reading the context (decided
+        # on every call).
+        policies = {"cached": "", "uncached": ' when { context.transport == "local" }'}
+        for key, condition in policies.items():
+            policy_file = tmp / f"{key}.cedar"
+            policy_file.write_text(authz_policies(20, condition), encoding="utf-8")
+            secured[f"authz_{key}"] = (
+                "api-key",
+                token,
+                f"an API token and a {key} authorization decision (20 policies)",
+                {"authorization": {"policy_files": [str(policy_file)]}},
+            )
         r64 = self.req["64"]
-        for key, (scheme, secret, what) in secured.items():
+        for key, (scheme, secret, what, *extra) in secured.items():
             config = {
                 "security": {
                     "require_authentication": True,
                     "api_tokens_file": str(tokens_file),
                     "jwt": {"public_key_files": [str(public_key)]},
                     "default_credentials": {"scheme": scheme, "token": secret},
+                    **(extra[0] if extra else {}),
                 }
             }
             rt = self.stack.enter_context(Runtime(config))
@@ -581,6 +595,19 @@ class Suite:
             self.versions["grpcio"] = grpc_case(self.stack, self.cases)
         except Exception as e:
             self.skip(f"grpc_echo_64 not run: {e}")
+
+
+def authz_policies(count: int, condition: str) -> str:
+    """``count`` Cedar policies: one permitting the role "reader" to call
+    Echo (with ``condition`` after it), the others permitting roles no
+    caller has, each a whole service, so every policy is looked at."""
+    echo = f'permit (principal in Hms::Role::"reader", action == Hms::Action::"{ECHO}", resource)'
+    others = [
+        f'permit (principal in Hms::Role::"team-{n}", '
+        'action in Hms::Action::"hms.agent.v1.AgentService", resource);'
+        for n in range(count - 1)
+    ]
+    return "\n".join([f"{echo}{condition};", *others]) + "\n"
 
 
 def ed25519_jwt(folder: Path, claims: dict[str, Any]) -> tuple[Path, str]:
