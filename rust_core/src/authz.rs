@@ -1086,6 +1086,67 @@ mod tests {
         Schema::from_json_value(schema).expect("the derived schema is valid Cedar");
     }
 
+    fn builtins() -> Registry {
+        let registry = Registry::default();
+        crate::services::register_builtins(&registry).unwrap();
+        register_service(&registry).unwrap();
+        registry
+    }
+
+    #[test]
+    fn method_level_methods_are_derived_from_the_policies() {
+        let starter = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/security/starter.cedar"
+        ))
+        .unwrap();
+        let state = load(&[("starter.cedar".into(), starter)], &builtins(), 16).unwrap();
+        for method in [
+            "hms.sys.v1.System/Echo",
+            "hms.agent.v1.AgentService/GetAgent",
+            "hms.agent.v1.KnowledgeService/QueryKnowledge",
+        ] {
+            assert!(state.method_level(method), "{method}");
+        }
+        for method in [
+            // owners-update reads resource.owner; protected-agents its tags.
+            "hms.agent.v1.AgentService/UpdateAgent",
+            "hms.agent.v1.AgentService/DeleteAgent",
+            // docs-writers: resource in a Namespace.
+            "hms.agent.v1.KnowledgeService/PutKnowledge",
+            // local-reload-only reads the context.
+            "hms.security.v1.Security/ReloadPolicies",
+        ] {
+            assert!(!state.method_level(method), "{method}");
+        }
+        assert!(state.ids.contains(&"admin-all".to_owned()));
+    }
+
+    #[test]
+    fn the_decision_cache_stays_within_its_capacity() {
+        let cache = DecisionCache::new(3);
+        let alice = Some(Arc::new(Principal {
+            id: "alice".into(),
+            ..Default::default()
+        }));
+        for method in ["a/A", "a/B", "a/C"] {
+            cache.insert(alice.as_ref(), method, true, &[]);
+        }
+        cache.insert(None, "a/A", false, &["p".into()]);
+        assert_eq!(cache.entries.lock().0, 1, "full: it started over");
+        assert!(cache.get(alice.as_ref(), "a/A").is_none());
+        let hit = cache.get(None, "a/A").unwrap();
+        assert!(!hit.allowed);
+        assert_eq!(&*hit.policies, ["p".to_owned()]);
+        // The same principal by value, from another credential, hits.
+        let again = Arc::new(Principal {
+            id: "alice".into(),
+            ..Default::default()
+        });
+        cache.insert(Some(&again), "a/B", true, &[]);
+        assert!(cache.get(alice.as_ref(), "a/B").unwrap().allowed);
+    }
+
     #[test]
     fn a_model_naming_a_missing_field_is_refused() {
         let model = RecordModel {

@@ -576,36 +576,16 @@ fn reloads_under_load_never_show_a_half_loaded_set() {
 mod remote {
     use super::*;
     use common::nats_server::NatsServer;
-    use hms_ffi::proto::v1::NatsTransport;
 
-    const SERVICES: [&str; 6] = [
+    /// The built-in services the table calls; the exporter also serves
+    /// its Security service, which the caller does not have.
+    const SERVICES: [&str; 5] = [
         "hms.sys.v1.System",
         "hms.agent.v1.AgentService",
         "hms.agent.v1.TaskService",
         "hms.agent.v1.KnowledgeService",
         "hms.agent.lifecycle.v1.LifecycleService",
-        "hms.security.v1.Security",
     ];
-
-    fn runtime_on(
-        server: &NatsServer,
-        name: &str,
-        nats: NatsTransport,
-        security: Option<SecurityConfig>,
-    ) -> Rt {
-        let config = RuntimeConfig {
-            name: name.into(),
-            nats: Some(NatsTransport {
-                servers: vec![server.url()],
-                connect_timeout_ms: 5_000,
-                request_timeout_ms: 5_000,
-                ..nats
-            }),
-            security,
-            ..Default::default()
-        };
-        Runtime::new(Settings::from_config(config).unwrap()).expect("the runtime connects")
-    }
 
     /// The table through a runtime that serves none of the services: every
     /// call crosses NATS with the case's credentials, and the exporter
@@ -614,27 +594,15 @@ mod remote {
     fn the_decision_table_holds_over_nats() {
         let server = NatsServer::start();
         let dir = TempDir::new().unwrap();
-        let exported: Vec<String> = SERVICES.iter().map(|s| s.to_string()).collect();
-        // The caller has no Security service of its own to stand aside.
-        let remote: Vec<String> = exported[..5].to_vec();
-        let _exporter = runtime_on(
+        let mut exported = SERVICES.to_vec();
+        exported.push("hms.security.v1.Security");
+        let _exporter = crate::security::remote::runtime_on(
             &server,
             "exporter",
-            NatsTransport {
-                export_services: exported.clone(),
-                ..Default::default()
-            },
+            &exported,
             Some(security(dir.path(), vec![starter()])),
         );
-        let caller = runtime_on(
-            &server,
-            "caller",
-            NatsTransport {
-                remote_services: remote,
-                ..Default::default()
-            },
-            None,
-        );
+        let caller = crate::remote::runtime_on(&server, "caller", &[], &SERVICES);
         let wrong = run_table(&caller, true);
         assert!(wrong.is_empty(), "(case, expected, got): {wrong:#?}");
     }

@@ -789,12 +789,12 @@ fn a_jwks_file_verifies_by_kid() {
 }
 
 #[cfg(feature = "nats")]
-mod remote {
+pub(crate) mod remote {
     use super::*;
     use common::nats_server::{NatsServer, plain_client};
     use hms_ffi::proto::v1::NatsTransport;
 
-    fn runtime_on(
+    pub(crate) fn runtime_on(
         server: &NatsServer,
         name: &str,
         exports: &[&str],
