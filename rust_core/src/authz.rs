@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid,
-    Policy, PolicyId, PolicySet, Request, ResourceConstraint, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity,
+    EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request, ResourceConstraint,
+    RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use parking_lot::{Mutex, RwLock};
@@ -331,8 +331,9 @@ impl Authorization {
             _ => Some(decode_request(call)?),
         };
         let principal = principal_uid(call.principal.map(|p| &**p));
-        let method_level = state.method_level(call.method_name);
-        if method_level && let Some(hit) = state.cache.get(call.principal, call.method_name) {
+        // Only method-level decisions are ever cached (in this policy
+        // set's own cache), so a hit needs no look at the policies.
+        if let Some(hit) = state.cache.get(call.principal, call.method_name) {
             return Ok(Decision {
                 principal: principal.to_string(),
                 action: call.method_name.to_owned(),
@@ -344,6 +345,7 @@ impl Authorization {
                 cached: true,
             });
         }
+        let method_level = state.method_level(call.method_name);
         // A method-level decision reads nothing of the resource: its id
         // (for the record) is enough, without a trip to the store.
         let (resource, resource_entity) = if method_level {
@@ -471,11 +473,43 @@ fn service_of(method: &str) -> &str {
         .map_or(method, |(service, _)| service)
 }
 
-fn uid(entity_type: &str, id: &str) -> EntityUid {
-    let type_name = format!("{NAMESPACE}::{entity_type}")
+/// The entity types of the model: parsed once, since Cedar parses a type
+/// name with its full grammar (most of a cached decision's time otherwise).
+const ENTITY_TYPES: [&str; 10] = [
+    "Action",
+    "Agent",
+    "Anonymous",
+    "Knowledge",
+    "Namespace",
+    "Role",
+    "Runtime",
+    "ServiceAccount",
+    "Task",
+    "User",
+];
+
+fn type_name(entity_type: &str) -> EntityTypeName {
+    static PARSED: std::sync::LazyLock<HashMap<&'static str, EntityTypeName>> =
+        std::sync::LazyLock::new(|| {
+            ENTITY_TYPES
+                .into_iter()
+                .map(|name| (name, parse_type_name(name)))
+                .collect()
+        });
+    PARSED
+        .get(entity_type)
+        .cloned()
+        .unwrap_or_else(|| parse_type_name(entity_type))
+}
+
+fn parse_type_name(entity_type: &str) -> EntityTypeName {
+    format!("{NAMESPACE}::{entity_type}")
         .parse()
-        .expect("HMS entity type names are valid Cedar names");
-    EntityUid::from_type_name_and_id(type_name, cedar_policy::EntityId::new(id))
+        .expect("HMS entity type names are valid Cedar names")
+}
+
+fn uid(entity_type: &str, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(type_name(entity_type), cedar_policy::EntityId::new(id))
 }
 
 fn principal_uid(principal: Option<&Principal>) -> EntityUid {
