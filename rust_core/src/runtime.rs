@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::audit::{Audit, AuditKind, AuditRecord};
 use crate::codec::{self, Format, Limits};
 use crate::config::Settings;
 use crate::domain::Domain;
@@ -55,6 +56,35 @@ pub struct CallContext<'a> {
     /// The verified caller; `None` when the runtime verifies nothing or the
     /// call came without credentials where none are required.
     pub principal: Option<Arc<Principal>>,
+    /// Where the call comes from: `LocalOnly` when it came in over the
+    /// transport.
+    pub(crate) reach: Reach,
+    /// The runtime's audit log, when it keeps one.
+    pub audit: Option<&'a Audit>,
+}
+
+impl CallContext<'_> {
+    /// Appends `record` to the audit log (if the runtime keeps one), with
+    /// this call's verified principal, method, trace id and transport
+    /// filled in where the record leaves them empty.
+    pub fn audit(&self, mut record: AuditRecord) -> Result<()> {
+        let Some(audit) = self.audit else {
+            return Ok(());
+        };
+        if record.principal.is_empty()
+            && let Some(principal) = &self.principal
+        {
+            record.principal = principal.id.clone();
+        }
+        if record.method.is_empty() {
+            record.method = self.method.to_owned();
+        }
+        if record.trace_id.is_empty() {
+            record.trace_id = self.options.trace_id.clone();
+        }
+        record.remote |= self.reach == Reach::LocalOnly;
+        audit.record(record)
+    }
 }
 
 /// Calls made from inside a call: the runtime's dispatch, and nothing else
@@ -142,6 +172,8 @@ pub struct Runtime {
     /// Remote calls over NATS; never set without `settings.transport`, so a
     /// runtime without one starts nothing (no socket, no thread).
     transport: OnceLock<Transport>,
+    /// The audit log (docs/security.md); `None` without one.
+    pub audit: Option<Audit>,
 }
 
 impl Runtime {
@@ -150,7 +182,22 @@ impl Runtime {
             settings.data_dir.as_deref(),
             settings.limits.max_message_bytes,
         )?;
+        let audit = match &settings.audit {
+            Some(audit_settings) => {
+                let audit =
+                    Audit::open(audit_settings, settings.data_dir.as_deref(), &settings.name)?;
+                let mut started = AuditRecord::new(AuditKind::SecurityChange, "change", Code::Ok)
+                    .with_detail("event", "runtime_started");
+                started
+                    .details
+                    .extend(audit_settings.security_summary.clone());
+                audit.record(started)?;
+                Some(audit)
+            }
+            None => None,
+        };
         let runtime = Arc::new(Runtime {
+            audit,
             domain,
             events: EventBus::new(settings.event_queue_capacity),
             settings,
@@ -392,6 +439,8 @@ impl Runtime {
             dispatch: self,
             transport: &self.transport,
             principal,
+            reach,
+            audit: self.audit.as_ref(),
         };
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),
@@ -418,7 +467,46 @@ impl Runtime {
             Reach::Anywhere => security.credentials_of(options),
             Reach::LocalOnly => options.credentials.as_ref(),
         };
-        security.authenticate(method_name, credentials)
+        security
+            .authenticate(method_name, credentials)
+            .map_err(
+                |error| match self.audit_failure(method_name, options, reach, &error) {
+                    Ok(()) => error,
+                    Err(unrecorded) => unrecorded,
+                },
+            )
+    }
+
+    /// Records a failed authentication; a log that cannot take it fails the
+    /// call with its own error (UNAVAILABLE) unless it fails open.
+    fn audit_failure(
+        &self,
+        method_name: &str,
+        options: &CallOptions,
+        reach: Reach,
+        error: &HmsError,
+    ) -> Result<()> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let mut record = AuditRecord {
+            method: method_name.to_owned(),
+            trace_id: options.trace_id.clone(),
+            remote: reach == Reach::LocalOnly,
+            ..AuditRecord::new(AuditKind::AuthenticationFailure, "deny", error.code)
+        };
+        if let Some(reason) = error.details.get("reason") {
+            record = record.with_detail("reason", reason);
+        }
+        // What the caller claimed, unverified: who tried, never what with.
+        if let Some(claimed) = options
+            .credentials
+            .as_ref()
+            .filter(|c| !c.principal.is_empty())
+        {
+            record = record.with_detail("claimed_principal", &claimed.principal);
+        }
+        audit.record(record)
     }
 
     fn call_host(

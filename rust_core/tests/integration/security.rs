@@ -84,7 +84,7 @@ fn keys() -> &'static Keys {
 }
 
 /// A token-file line as tools/hms_token.py writes it.
-fn token_line(principal: &str, roles: &str, salt: &[u8], token: &str) -> String {
+pub(crate) fn token_line(principal: &str, roles: &str, salt: &[u8], token: &str) -> String {
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let digest = Sha256::new()
         .chain_update(salt)

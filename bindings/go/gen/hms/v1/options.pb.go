@@ -369,8 +369,11 @@ type SecurityConfig struct {
 	// Most verified tokens remembered (by a keyed hash, never the token) so
 	// that a token is verified once, until it expires. Default 4096.
 	VerifiedCacheCapacity uint32 `protobuf:"varint,7,opt,name=verified_cache_capacity,json=verifiedCacheCapacity,proto3" json:"verified_cache_capacity,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+	// on, with its defaults, whenever a SecurityConfig is given.
+	Audit         *AuditConfig `protobuf:"bytes,9,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SecurityConfig) Reset() {
@@ -452,6 +455,103 @@ func (x *SecurityConfig) GetVerifiedCacheCapacity() uint32 {
 	return 0
 }
 
+func (x *SecurityConfig) GetAudit() *AuditConfig {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// Where and how a runtime appends its audit records: authentication
+// failures, authorization decisions, lifecycle transitions, hook vetoes and
+// security changes, chained by hash.
+type AuditConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absent: on. false turns the log off.
+	Enabled *bool `protobuf:"varint,1,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// A file holding the HMAC-SHA256 key of the chain (at least 32 bytes), so
+	// that whoever can rewrite the log cannot recompute it. Absent: a plain
+	// SHA-256 chain.
+	HmacKeyFile string `protobuf:"bytes,2,opt,name=hmac_key_file,json=hmacKeyFile,proto3" json:"hmac_key_file,omitempty"`
+	// The log's file name inside RuntimeConfig.data_dir. Default "audit.log".
+	// Without a data_dir the log is kept in memory.
+	FileName string `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// A record that cannot be written lets the call go on (and is lost)
+	// instead of failing it HMS_UNAVAILABLE.
+	FailOpen bool `protobuf:"varint,4,opt,name=fail_open,json=failOpen,proto3" json:"fail_open,omitempty"`
+	// Each record is flushed to the disk (fdatasync) before its call returns,
+	// so a power loss loses no returned call either. Without it a process
+	// crash loses nothing, a power loss the last few seconds.
+	SyncEachRecord bool `protobuf:"varint,5,opt,name=sync_each_record,json=syncEachRecord,proto3" json:"sync_each_record,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AuditConfig) Reset() {
+	*x = AuditConfig{}
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditConfig) ProtoMessage() {}
+
+func (x *AuditConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditConfig.ProtoReflect.Descriptor instead.
+func (*AuditConfig) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AuditConfig) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *AuditConfig) GetHmacKeyFile() string {
+	if x != nil {
+		return x.HmacKeyFile
+	}
+	return ""
+}
+
+func (x *AuditConfig) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *AuditConfig) GetFailOpen() bool {
+	if x != nil {
+		return x.FailOpen
+	}
+	return false
+}
+
+func (x *AuditConfig) GetSyncEachRecord() bool {
+	if x != nil {
+		return x.SyncEachRecord
+	}
+	return false
+}
+
 // JWT verification. Only the algorithms of the configured keys are
 // accepted (EdDSA, ES256, RS256): "none" and HMAC never are.
 type JwtVerification struct {
@@ -473,7 +573,7 @@ type JwtVerification struct {
 
 func (x *JwtVerification) Reset() {
 	*x = JwtVerification{}
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +585,7 @@ func (x *JwtVerification) String() string {
 func (*JwtVerification) ProtoMessage() {}
 
 func (x *JwtVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +598,7 @@ func (x *JwtVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtVerification.ProtoReflect.Descriptor instead.
 func (*JwtVerification) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JwtVerification) GetPublicKeyFiles() []string {
@@ -595,7 +695,7 @@ type NatsTransport struct {
 
 func (x *NatsTransport) Reset() {
 	*x = NatsTransport{}
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +707,7 @@ func (x *NatsTransport) String() string {
 func (*NatsTransport) ProtoMessage() {}
 
 func (x *NatsTransport) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +720,7 @@ func (x *NatsTransport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NatsTransport.ProtoReflect.Descriptor instead.
 func (*NatsTransport) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NatsTransport) GetServers() []string {
@@ -772,7 +872,7 @@ type EventStream struct {
 
 func (x *EventStream) Reset() {
 	*x = EventStream{}
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +884,7 @@ func (x *EventStream) String() string {
 func (*EventStream) ProtoMessage() {}
 
 func (x *EventStream) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +897,7 @@ func (x *EventStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventStream.ProtoReflect.Descriptor instead.
 func (*EventStream) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EventStream) GetName() string {
@@ -845,7 +945,7 @@ type CallContext struct {
 
 func (x *CallContext) Reset() {
 	*x = CallContext{}
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +957,7 @@ func (x *CallContext) String() string {
 func (*CallContext) ProtoMessage() {}
 
 func (x *CallContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +970,7 @@ func (x *CallContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
 func (*CallContext) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CallContext) GetMethod() string {
@@ -950,7 +1050,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
 	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\x12)\n" +
 	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\x122\n" +
-	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\xe6\x02\n" +
+	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\x91\x03\n" +
 	"\x0eSecurityConfig\x125\n" +
 	"\x16require_authentication\x18\x01 \x01(\bR\x15requireAuthentication\x12&\n" +
 	"\x0fapi_tokens_file\x18\x02 \x01(\tR\rapiTokensFile\x12$\n" +
@@ -958,7 +1058,16 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\x03jwt\x18\x04 \x01(\v2\x17.hms.v1.JwtVerificationR\x03jwt\x12D\n" +
 	"\x13default_credentials\x18\x05 \x01(\v2\x13.hms.v1.CredentialsR\x12defaultCredentials\x12&\n" +
 	"\x0fmax_token_bytes\x18\x06 \x01(\rR\rmaxTokenBytes\x126\n" +
-	"\x17verified_cache_capacity\x18\a \x01(\rR\x15verifiedCacheCapacity\"\xcd\x01\n" +
+	"\x17verified_cache_capacity\x18\a \x01(\rR\x15verifiedCacheCapacity\x12)\n" +
+	"\x05audit\x18\t \x01(\v2\x13.hms.v1.AuditConfigR\x05audit\"\xc0\x01\n" +
+	"\vAuditConfig\x12\x1d\n" +
+	"\aenabled\x18\x01 \x01(\bH\x00R\aenabled\x88\x01\x01\x12\"\n" +
+	"\rhmac_key_file\x18\x02 \x01(\tR\vhmacKeyFile\x12\x1b\n" +
+	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x1b\n" +
+	"\tfail_open\x18\x04 \x01(\bR\bfailOpen\x12(\n" +
+	"\x10sync_each_record\x18\x05 \x01(\bR\x0esyncEachRecordB\n" +
+	"\n" +
+	"\b_enabled\"\xcd\x01\n" +
 	"\x0fJwtVerification\x12(\n" +
 	"\x10public_key_files\x18\x01 \x03(\tR\x0epublicKeyFiles\x12\x1b\n" +
 	"\tjwks_file\x18\x02 \x01(\tR\bjwksFile\x12\x16\n" +
@@ -1023,37 +1132,39 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hms_v1_options_proto_goTypes = []any{
 	(JsonNames)(0),          // 0: hms.v1.JsonNames
 	(*CallOptions)(nil),     // 1: hms.v1.CallOptions
 	(*Credentials)(nil),     // 2: hms.v1.Credentials
 	(*RuntimeConfig)(nil),   // 3: hms.v1.RuntimeConfig
 	(*SecurityConfig)(nil),  // 4: hms.v1.SecurityConfig
-	(*JwtVerification)(nil), // 5: hms.v1.JwtVerification
-	(*NatsTransport)(nil),   // 6: hms.v1.NatsTransport
-	(*EventStream)(nil),     // 7: hms.v1.EventStream
-	(*CallContext)(nil),     // 8: hms.v1.CallContext
-	nil,                     // 9: hms.v1.CallOptions.MetadataEntry
-	nil,                     // 10: hms.v1.CallContext.MetadataEntry
-	nil,                     // 11: hms.v1.CallContext.PrincipalAttributesEntry
+	(*AuditConfig)(nil),     // 5: hms.v1.AuditConfig
+	(*JwtVerification)(nil), // 6: hms.v1.JwtVerification
+	(*NatsTransport)(nil),   // 7: hms.v1.NatsTransport
+	(*EventStream)(nil),     // 8: hms.v1.EventStream
+	(*CallContext)(nil),     // 9: hms.v1.CallContext
+	nil,                     // 10: hms.v1.CallOptions.MetadataEntry
+	nil,                     // 11: hms.v1.CallContext.MetadataEntry
+	nil,                     // 12: hms.v1.CallContext.PrincipalAttributesEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	9,  // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	10, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
 	2,  // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
 	0,  // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
-	6,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
+	7,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
 	4,  // 4: hms.v1.RuntimeConfig.security:type_name -> hms.v1.SecurityConfig
-	5,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
+	6,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
 	2,  // 6: hms.v1.SecurityConfig.default_credentials:type_name -> hms.v1.Credentials
-	7,  // 7: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
-	10, // 8: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	11, // 9: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 7: hms.v1.SecurityConfig.audit:type_name -> hms.v1.AuditConfig
+	8,  // 8: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
+	11, // 9: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	12, // 10: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -1062,14 +1173,15 @@ func file_hms_v1_options_proto_init() {
 		return
 	}
 	file_hms_v1_options_proto_msgTypes[4].OneofWrappers = []any{}
-	file_hms_v1_options_proto_msgTypes[7].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[5].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

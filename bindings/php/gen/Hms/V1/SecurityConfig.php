@@ -68,6 +68,13 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>uint32 verified_cache_capacity = 7;</code>
      */
     protected $verified_cache_capacity = 0;
+    /**
+     * The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     * on, with its defaults, whenever a SecurityConfig is given.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuditConfig audit = 9;</code>
+     */
+    protected $audit = null;
 
     /**
      * Constructor.
@@ -100,6 +107,9 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      *     @type int $verified_cache_capacity
      *           Most verified tokens remembered (by a keyed hash, never the token) so
      *           that a token is verified once, until it expires. Default 4096.
+     *     @type \Hms\V1\AuditConfig $audit
+     *           The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     *           on, with its defaults, whenever a SecurityConfig is given.
      * }
      */
     public function __construct($data = NULL) {
@@ -327,6 +337,44 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkUint32($var);
         $this->verified_cache_capacity = $var;
+
+        return $this;
+    }
+
+    /**
+     * The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     * on, with its defaults, whenever a SecurityConfig is given.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuditConfig audit = 9;</code>
+     * @return \Hms\V1\AuditConfig|null
+     */
+    public function getAudit()
+    {
+        return $this->audit;
+    }
+
+    public function hasAudit()
+    {
+        return isset($this->audit);
+    }
+
+    public function clearAudit()
+    {
+        unset($this->audit);
+    }
+
+    /**
+     * The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     * on, with its defaults, whenever a SecurityConfig is given.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuditConfig audit = 9;</code>
+     * @param \Hms\V1\AuditConfig $var
+     * @return $this
+     */
+    public function setAudit($var)
+    {
+        GPBUtil::checkMessage($var, \Hms\V1\AuditConfig::class);
+        $this->audit = $var;
 
         return $this;
     }
