@@ -271,7 +271,13 @@ impl Entry {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(DIGITS[usize::from(byte >> 4)] as char);
+        text.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    text
 }
 
 fn unhex32(text: &str) -> Option<[u8; 32]> {
@@ -667,13 +673,14 @@ pub fn verify_bytes(bytes: &[u8], chain: &Chain, anchor: [u8; 32]) -> VerifyResp
                     ),
                 )
             } else {
+                let missing = if entry.seq - 1 == expected {
+                    format!("record {expected} is")
+                } else {
+                    format!("records {expected} to {} are", entry.seq - 1)
+                };
                 (
                     Tamper::Removed,
-                    format!(
-                        "records {expected} to {} are missing before record {}",
-                        entry.seq - 1,
-                        entry.seq
-                    ),
+                    format!("{missing} missing before record {}", entry.seq),
                 )
             };
             response.first_break = Some(broken(tamper, index, expected, message));
