@@ -77,3 +77,46 @@ pub fn register(registry: &Registry) -> Result<()> {
         ],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::codec::Format;
+    use crate::config::Settings;
+    use crate::error::Code;
+    use crate::proto::v1::CallOptions;
+    use crate::runtime::{Reach, Runtime};
+
+    #[test]
+    fn calls_that_came_in_over_the_transport_are_refused() {
+        let rt = Runtime::new(Settings::default()).unwrap();
+        for method in ["Verify", "Read"] {
+            let name = format!("{}/{method}", super::SERVICE);
+            let mut out = Vec::new();
+            let error = rt
+                .call_with_options(
+                    &name,
+                    Format::Protobuf,
+                    &[],
+                    CallOptions::default(),
+                    &mut out,
+                    Reach::LocalOnly,
+                )
+                .unwrap_err();
+            assert_eq!(error.code, Code::PermissionDenied, "{error:?}");
+            assert!(error.message.contains("serves only that host"), "{error:?}");
+            // The same call from this runtime's own host is served: it
+            // fails only because this runtime keeps no log.
+            let local = rt
+                .call_with_options(
+                    &name,
+                    Format::Protobuf,
+                    &[],
+                    CallOptions::default(),
+                    &mut out,
+                    Reach::Anywhere,
+                )
+                .unwrap_err();
+            assert_eq!(local.code, Code::FailedPrecondition, "{local:?}");
+        }
+    }
+}
