@@ -171,6 +171,14 @@ TARGETS = [
         "Python raw Echo 64 B with an uncached authorization decision (20 policies), x without",
     ),
     Target(
+        "python",
+        "echo_raw_64_authz_audited",
+        "echo_raw_64",
+        None,
+        0,
+        "Python raw Echo 64 B with a cached decision and its audit record on disk, x without",
+    ),
+    Target(
         "python-remote",
         "remote_echo_raw_64",
         "nats_py_echo_64",

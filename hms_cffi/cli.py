@@ -10,6 +10,9 @@
     hms events [--kinds K ...] [--count N] [--timeout S] [--run-demo]
     hms demo                                     python -m hms_cffi.demo
     hms serve --nats URL --export SERVICE ...    serve services to other processes
+    hms token hash PRINCIPAL [--new]             a line of an API token file
+    hms audit verify LOG [--hmac-key-file F]     check an audit log's chain
+    hms audit tail [-f] LOG                      print (and follow) audit records
 
 ``--nats URL`` (repeatable) connects the command's runtime to NATS servers
 (docs/transport.md): ``hms call --nats`` then calls the method in whichever
@@ -38,6 +41,13 @@ own status. Usage errors (an unknown command or option, a missing argument)
 exit with 2, and no input ever ends in a traceback. (One input never reaches
 hms: a stdin that is a directory, which the Python interpreter itself refuses
 at start-up.)
+
+``hms audit verify`` exits with 0 when the log is intact, printing how many
+records it holds and its last sequence number and hash, and with 3 when it
+is not, naming on stderr the first broken record (sequence number, line)
+and how it broke: edited, removed, reordered or truncated (docs/security.md,
+"Audit log"). Both audit commands run the core's hms.audit.v1.Audit service,
+so there is one implementation of the chain.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ import math
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO, TypeVar
 
@@ -592,6 +603,78 @@ def _token_parser(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     h.set_defaults(run=cmd_token_hash)
 
 
+_AUDIT = "hms.audit.v1.Audit"
+#: How often ``hms audit tail -f`` looks for new records.
+_TAIL_POLL_S = 0.2
+#: The exit code of ``hms audit verify`` for a broken log (1 is a failed call).
+_BROKEN_LOG = 3
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from hms_cffi.proto.hms.audit.v1 import audit_pb2
+
+    _utf8(args.log, "LOG")
+    _utf8(args.hmac_key_file, "--hmac-key-file")
+    request = audit_pb2.VerifyRequest(path=args.log, hmac_key_file=args.hmac_key_file)
+    with Runtime({"name": "hms-cli"}) as rt:
+        result = rt.call(f"{_AUDIT}/Verify", request, expect=audit_pb2.VerifyResponse)
+    if not result.HasField("first_break"):
+        print(
+            f"{args.log}: intact, {result.records} records "
+            f"(last: {result.last_sequence}, hash {result.last_hash or '-'})"
+        )
+        return 0
+    broken = result.first_break
+    how = audit_pb2.Tamper.Name(broken.tamper).lower()
+    print(
+        f"{args.log}: broken at record {broken.sequence} (line {broken.line}): {how}: "
+        f"{broken.message} ({result.records} records intact before it)",
+        file=sys.stderr,
+    )
+    return _BROKEN_LOG
+
+
+def cmd_audit_tail(args: argparse.Namespace) -> int:
+    from hms_cffi.proto.hms.audit.v1 import audit_pb2
+
+    _utf8(args.log, "LOG")
+    offset = 0
+    with Runtime({"name": "hms-cli"}) as rt:
+        while True:
+            read = rt.call(
+                f"{_AUDIT}/Read",
+                audit_pb2.ReadRequest(path=args.log, offset=offset),
+                expect=audit_pb2.ReadResponse,
+            )
+            for record in read.records:
+                print(record, flush=True)
+            offset = read.next_offset
+            if read.records:
+                continue
+            if not args.follow:
+                return 0
+            time.sleep(_TAIL_POLL_S)
+
+
+def _audit_parser(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add_parser("audit", help="check and read audit logs (docs/security.md)")
+    audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    v = audit.add_parser(
+        "verify", help="check a log's hash chain; exit 3 naming the first broken record"
+    )
+    v.add_argument("log", metavar="LOG", help="the audit log file")
+    v.add_argument(
+        "--hmac-key-file", default="", metavar="F", help="the key the log was written with"
+    )
+    v.set_defaults(run=cmd_audit_verify)
+    t = audit.add_parser("tail", help="print a log's records as JSON lines")
+    t.add_argument("log", metavar="LOG", help="the audit log file")
+    t.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing records as they are appended"
+    )
+    t.set_defaults(run=cmd_audit_tail)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hms",
@@ -670,6 +753,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _serve_parser(sub.add_parser)
     _token_parser(sub.add_parser)
+    _audit_parser(sub.add_parser)
     return parser
 
 

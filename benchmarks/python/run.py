@@ -555,7 +555,8 @@ class Suite:
         }
         # 20 policies, one permitting the reader's Echo: as written (a
         # method-level decision, cached) and reading the context (decided
-        # on every call).
+        # on every call); the decision alone (audit log off), then with
+        # every decision appended to an audit log file.
         policies = {"cached": "", "uncached": ' when { context.transport == "local" }'}
         for key, condition in policies.items():
             policy_file = tmp / f"{key}.cedar"
@@ -564,18 +565,30 @@ class Suite:
                 "api-key",
                 token,
                 f"an API token and a {key} authorization decision (20 policies)",
-                {"authorization": {"policy_files": [str(policy_file)]}},
+                {
+                    "authorization": {"policy_files": [str(policy_file)]},
+                    "audit": {"enabled": False},
+                },
             )
+        secured["authz_audited"] = (
+            "api-key",
+            token,
+            "an API token, a cached authorization decision and its audit record",
+            {"authorization": {"policy_files": [str(tmp / "cached.cedar")]}},
+            {"data_dir": str(tmp / "audited")},
+        )
         r64 = self.req["64"]
         for key, (scheme, secret, what, *extra) in secured.items():
+            security, runtime = (*extra, {}, {})[:2]
             config = {
+                **runtime,
                 "security": {
                     "require_authentication": True,
                     "api_tokens_file": str(tokens_file),
                     "jwt": {"public_key_files": [str(public_key)]},
                     "default_credentials": {"scheme": scheme, "token": secret},
-                    **(extra[0] if extra else {}),
-                }
+                    **security,
+                },
             }
             rt = self.stack.enter_context(Runtime(config))
             self.add(

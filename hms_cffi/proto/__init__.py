@@ -6,6 +6,7 @@ descriptor pool. Do not edit: regenerate instead.
 
 import hms_cffi.proto.hms.agent.lifecycle.v1.lifecycle_pb2  # noqa: F401
 import hms_cffi.proto.hms.agent.v1.agent_pb2  # noqa: F401
+import hms_cffi.proto.hms.audit.v1.audit_pb2  # noqa: F401
 import hms_cffi.proto.hms.events.v1.events_pb2  # noqa: F401
 import hms_cffi.proto.hms.registry.v1.registry_pb2  # noqa: F401
 import hms_cffi.proto.hms.security.v1.security_pb2  # noqa: F401

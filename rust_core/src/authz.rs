@@ -185,16 +185,21 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The resource as Cedar writes it, e.g. `Hms::Agent::"<id>"`.
+    pub fn resource(&self) -> String {
+        format!(
+            "{NAMESPACE}::{}::{:?}",
+            self.resource_type, self.resource_id
+        )
+    }
+
     /// `Ok` when allowed, else PERMISSION_DENIED naming the principal, the
     /// action, the resource and why.
     pub fn enforce(&self) -> Result<()> {
         if self.allowed {
             return Ok(());
         }
-        let resource = format!(
-            "{NAMESPACE}::{}::{:?}",
-            self.resource_type, self.resource_id
-        );
+        let resource = self.resource();
         let (reason, why) = if self.policies.is_empty() {
             ("no_permit", "no policy permits it".to_owned())
         } else {

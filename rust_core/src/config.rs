@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::AuditSettings;
 use crate::codec::{self, Format, JsonNames, Limits, MAX_DEPTH_CEILING};
 use crate::error::{HmsError, Result};
 use crate::proto::v1::{JsonNames as ConfigJsonNames, RuntimeConfig};
@@ -31,6 +32,9 @@ pub struct Settings {
     pub transport: Option<TransportSettings>,
     /// Authentication of calls; `None`: nothing is verified.
     pub security: Option<Arc<Security>>,
+    /// The audit log; `None`: nothing is recorded (no security configured,
+    /// or `security.audit.enabled` false).
+    pub audit: Option<AuditSettings>,
 }
 
 impl Default for Settings {
@@ -43,6 +47,7 @@ impl Default for Settings {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             transport: None,
             security: None,
+            audit: None,
         }
     }
 }
@@ -101,6 +106,7 @@ impl Settings {
             settings.transport = TransportSettings::from_config(nats)?;
         }
         if let Some(security) = config.security {
+            settings.audit = AuditSettings::from_config(&security)?;
             settings.security = Some(Arc::new(Security::from_config(security)?));
         }
         settings.name = config.name;

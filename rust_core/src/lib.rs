@@ -5,6 +5,7 @@
 //! calls into these modules and converts results.
 #![deny(unsafe_code)]
 
+pub mod audit;
 pub mod authz;
 pub mod batch;
 pub mod codec;

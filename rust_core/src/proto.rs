@@ -25,6 +25,11 @@ pub mod hms {
             }
         }
     }
+    pub mod audit {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/hms.audit.v1.rs"));
+        }
+    }
     pub mod security {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/hms.security.v1.rs"));

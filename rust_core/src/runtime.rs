@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::audit::{Audit, AuditKind, AuditRecord};
 use crate::authz::{Authorization, CallSubject};
 use crate::codec::{self, Format, Limits};
 use crate::config::Settings;
@@ -58,6 +59,35 @@ pub struct CallContext<'a> {
     pub principal: Option<Arc<Principal>>,
     /// The runtime's policies, when it has some (ReloadPolicies).
     pub authorization: Option<&'a Authorization>,
+    /// Where the call comes from: `LocalOnly` when it came in over the
+    /// transport.
+    pub(crate) reach: Reach,
+    /// The runtime's audit log, when it keeps one.
+    pub audit: Option<&'a Audit>,
+}
+
+impl CallContext<'_> {
+    /// Appends `record` to the audit log (if the runtime keeps one), with
+    /// this call's verified principal, method, trace id and transport
+    /// filled in where the record leaves them empty.
+    pub fn audit(&self, mut record: AuditRecord) -> Result<()> {
+        let Some(audit) = self.audit else {
+            return Ok(());
+        };
+        if record.principal.is_empty()
+            && let Some(principal) = &self.principal
+        {
+            record.principal = principal.id.clone();
+        }
+        if record.method.is_empty() {
+            record.method = self.method.to_owned();
+        }
+        if record.trace_id.is_empty() {
+            record.trace_id = self.options.trace_id.clone();
+        }
+        record.remote |= self.reach == Reach::LocalOnly;
+        audit.record(record)
+    }
 }
 
 /// Calls made from inside a call: the runtime's dispatch, and nothing else
@@ -148,6 +178,8 @@ pub struct Runtime {
     /// Cedar policies deciding every call; `None` without
     /// `security.authorization`, and then every authenticated call runs.
     authorization: Option<Authorization>,
+    /// The audit log (docs/security.md); `None` without one.
+    pub audit: Option<Audit>,
 }
 
 impl Runtime {
@@ -169,7 +201,22 @@ impl Runtime {
             }
             None => None,
         };
+        let audit = match &settings.audit {
+            Some(audit_settings) => {
+                let audit =
+                    Audit::open(audit_settings, settings.data_dir.as_deref(), &settings.name)?;
+                let mut started = AuditRecord::new(AuditKind::SecurityChange, "change", Code::Ok)
+                    .with_detail("event", "runtime_started");
+                started
+                    .details
+                    .extend(audit_settings.security_summary.clone());
+                audit.record(started)?;
+                Some(audit)
+            }
+            None => None,
+        };
         let runtime = Arc::new(Runtime {
+            audit,
             domain,
             events: EventBus::new(settings.event_queue_capacity),
             settings,
@@ -403,6 +450,7 @@ impl Runtime {
             format,
             request,
             reach,
+            &options.trace_id,
         )
         .map_err(|e| e.with_origin(method_name))?;
         let _level = crate::workers::enter_call(method_name)?;
@@ -421,6 +469,8 @@ impl Runtime {
             transport: &self.transport,
             principal,
             authorization: self.authorization.as_ref(),
+            reach,
+            audit: self.audit.as_ref(),
         };
         let result = match &method.implementation {
             Implementation::Builtin(function) => function(&context, format, request, out),
@@ -447,11 +497,52 @@ impl Runtime {
             Reach::Anywhere => security.credentials_of(options),
             Reach::LocalOnly => options.credentials.as_ref(),
         };
-        security.authenticate(method_name, credentials)
+        security
+            .authenticate(method_name, credentials)
+            .map_err(
+                |error| match self.audit_failure(method_name, options, reach, &error) {
+                    Ok(()) => error,
+                    Err(unrecorded) => unrecorded,
+                },
+            )
+    }
+
+    /// Records a failed authentication; a log that cannot take it fails the
+    /// call with its own error (UNAVAILABLE) unless it fails open.
+    fn audit_failure(
+        &self,
+        method_name: &str,
+        options: &CallOptions,
+        reach: Reach,
+        error: &HmsError,
+    ) -> Result<()> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let mut record = AuditRecord {
+            method: method_name.to_owned(),
+            trace_id: options.trace_id.clone(),
+            remote: reach == Reach::LocalOnly,
+            ..AuditRecord::new(AuditKind::AuthenticationFailure, "deny", error.code)
+        };
+        if let Some(reason) = error.details.get("reason") {
+            record = record.with_detail("reason", reason);
+        }
+        // What the caller claimed, unverified: who tried, never what with.
+        if let Some(claimed) = options
+            .credentials
+            .as_ref()
+            .filter(|c| !c.principal.is_empty())
+        {
+            record = record.with_detail("claimed_principal", &claimed.principal);
+        }
+        audit.record(record)
     }
 
     /// Refuses a call its principal may not make, when the runtime has
-    /// policies; the public methods are never refused.
+    /// policies; the public methods are never refused. Every decision is
+    /// recorded in the audit log before it is enforced.
+    #[allow(clippy::too_many_arguments)]
     fn authorize(
         &self,
         principal: Option<&Arc<Principal>>,
@@ -460,6 +551,7 @@ impl Runtime {
         format: Format,
         request: &[u8],
         reach: Reach,
+        trace_id: &str,
     ) -> Result<()> {
         let Some(authorization) = &self.authorization else {
             return Ok(());
@@ -477,7 +569,22 @@ impl Runtime {
             domain: &self.domain,
             limits: self.limits(),
         })?;
-        // Every decision, allowed or not, passes here: the audit log's place.
+        if let Some(audit) = &self.audit {
+            let record = AuditRecord::authorization_decision(
+                principal.map_or("", |p| p.id.as_str()),
+                method_name,
+                &format!(
+                    "{}:{}",
+                    decision.resource_type.to_lowercase(),
+                    decision.resource_id
+                ),
+                decision.allowed,
+                trace_id,
+                reach == Reach::LocalOnly,
+            )
+            .with_detail("policies", decision.policies.join(","));
+            audit.record(record)?;
+        }
         decision.enforce()
     }
 

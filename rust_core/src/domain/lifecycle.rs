@@ -11,6 +11,7 @@ use prost::Message as _;
 
 use super::paging::{decode_token, encode_token, fill_page, record_weight};
 use super::{Admit, Domain, Write, new_id, not_found, now, required};
+use crate::audit::{AuditKind, AuditRecord};
 use crate::codec::{self, Format};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::agent::lifecycle::v1::{
@@ -227,6 +228,25 @@ fn key(stamp: &Option<prost_types::Timestamp>) -> (i64, i32) {
     stamp.map_or((0, 0), |t| (t.seconds, t.nanos))
 }
 
+/// The audit record of a transition (made, or vetoed): which agent, from
+/// and to which state, never the caller's reason or metadata.
+fn audited(kind: AuditKind, decision: &str, status: Code, event: &LifecycleEvent) -> AuditRecord {
+    AuditRecord {
+        resource: format!("agent:{}", event.agent_id),
+        ..AuditRecord::new(kind, decision, status)
+    }
+    .with_detail("from", state_of(event.previous_state).as_str_name())
+    .with_detail("to", state_of(event.new_state).as_str_name())
+    .with_detail("sequence", event.sequence)
+    .with_detail("event_id", &event.event_id)
+    .with_detail(
+        "transition_type",
+        TransitionType::try_from(event.transition_type)
+            .unwrap_or(TransitionType::Unspecified)
+            .as_str_name(),
+    )
+}
+
 impl Domain {
     pub fn transition(
         &self,
@@ -305,7 +325,13 @@ impl Domain {
             } else {
                 hook.timeout_ms
             };
-            call_hook(context, &hook, &event, timeout).map_err(|error| {
+            if let Err(error) = call_hook(context, &hook, &event, timeout) {
+                context.audit(
+                    audited(AuditKind::HookVeto, "veto", error.code, &event)
+                        .with_detail("hook_id", &hook.id)
+                        .with_detail("hook_name", &hook.name)
+                        .with_detail("hook_method", &hook.method),
+                )?;
                 let mut veto = HmsError::new(
                     error.code,
                     format!(
@@ -319,8 +345,8 @@ impl Domain {
                 .with_detail("hook_name", &hook.name)
                 .with_origin(&hook.method);
                 veto.details.extend(error.details);
-                veto
-            })?;
+                return Err(veto);
+            }
         }
         {
             let mut state = self.state();
@@ -336,6 +362,14 @@ impl Domain {
                 current_state: target as i32,
                 event: Some(event.clone()),
             })?;
+            // Recorded before it is stored: a transition the log cannot
+            // take is not made.
+            context.audit(audited(
+                AuditKind::LifecycleTransition,
+                "allow",
+                Code::Ok,
+                &event,
+            ))?;
             state.persist(&[Write::Agent(&agent), Write::Event(&event)])?;
             state.tables.agents.insert(agent_id.clone(), agent);
             state

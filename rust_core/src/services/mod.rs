@@ -1,6 +1,7 @@
 //! Built-in services. Each one's method list comes from its `.proto`
 //! service definition, so listings and the schema never disagree.
 
+pub mod audit;
 mod domain;
 #[cfg(feature = "fault-injection")]
 mod faults;
@@ -160,6 +161,7 @@ pub fn register_builtin(
 
 pub fn register_builtins(registry: &Registry) -> Result<()> {
     system::register(registry)?;
+    audit::register(registry)?;
     registry::register(registry)?;
     #[cfg(feature = "fault-injection")]
     faults::register(registry)?;

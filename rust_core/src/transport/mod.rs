@@ -391,6 +391,18 @@ impl TransportSettings {
         }
         let export_services = service_names(config.export_services, "nats.export_services")?;
         let remote_services = service_names(config.remote_services, "nats.remote_services")?;
+        if export_services
+            .iter()
+            .any(|name| name == crate::services::audit::SERVICE)
+        {
+            return Err(invalid(
+                "nats.export_services",
+                format!(
+                    "names {:?}, which reads this host's files and is never exported",
+                    crate::services::audit::SERVICE
+                ),
+            ));
+        }
         if let Some(both) = export_services
             .iter()
             .find(|name| remote_services.binary_search(name).is_ok())

@@ -14,11 +14,12 @@ use hms_ffi::proto::hms::sys::v1::{
     health_response::ServingStatus,
 };
 
-const BUILTINS: [&str; 6] = [
+const BUILTINS: [&str; 7] = [
     "hms.agent.lifecycle.v1.LifecycleService",
     "hms.agent.v1.AgentService",
     "hms.agent.v1.KnowledgeService",
     "hms.agent.v1.TaskService",
+    "hms.audit.v1.Audit",
     "hms.registry.v1.Registry",
     "hms.sys.v1.System",
 ];

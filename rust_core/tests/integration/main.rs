@@ -5,6 +5,7 @@ mod common;
 
 mod abi_version;
 mod agents;
+mod audit;
 mod authorization;
 mod call_context;
 mod codec;

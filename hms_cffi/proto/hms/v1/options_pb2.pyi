@@ -225,6 +225,7 @@ class SecurityConfig(_message.Message):
     MAX_TOKEN_BYTES_FIELD_NUMBER: _builtins.int
     VERIFIED_CACHE_CAPACITY_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    AUDIT_FIELD_NUMBER: _builtins.int
     require_authentication: _builtins.bool
     """Calls without valid credentials fail HMS_UNAUTHENTICATED (except
     hms.sys.v1.System/Health). Needs at least one verifier. Off: a call
@@ -266,6 +267,12 @@ class SecurityConfig(_message.Message):
         Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
         """
 
+    @_builtins.property
+    def audit(self) -> Global___AuditConfig:
+        """The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+        on, with its defaults, whenever a SecurityConfig is given.
+        """
+
     def __init__(
         self,
         *,
@@ -277,10 +284,11 @@ class SecurityConfig(_message.Message):
         max_token_bytes: _builtins.int = ...,
         verified_cache_capacity: _builtins.int = ...,
         authorization: Global___AuthorizationConfig | None = ...,
+        audit: Global___AuditConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_tokens_env", b"api_tokens_env", "api_tokens_file", b"api_tokens_file", "authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt", "max_token_bytes", b"max_token_bytes", "require_authentication", b"require_authentication", "verified_cache_capacity", b"verified_cache_capacity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_tokens_env", b"api_tokens_env", "api_tokens_file", b"api_tokens_file", "audit", b"audit", "authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt", "max_token_bytes", b"max_token_bytes", "require_authentication", b"require_authentication", "verified_cache_capacity", b"verified_cache_capacity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -321,6 +329,59 @@ class AuthorizationConfig(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuthorizationConfig: _TypeAlias = AuthorizationConfig  # noqa: Y015
+
+@_typing.final
+class AuditConfig(_message.Message):
+    """Where and how a runtime appends its audit records: authentication
+    failures, authorization decisions, lifecycle transitions, hook vetoes and
+    security changes, chained by hash.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    HMAC_KEY_FILE_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    FAIL_OPEN_FIELD_NUMBER: _builtins.int
+    SYNC_EACH_RECORD_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Absent: on. false turns the log off."""
+    hmac_key_file: _builtins.str
+    """A file holding the HMAC-SHA256 key of the chain (at least 32 bytes), so
+    that whoever can rewrite the log cannot recompute it. Absent: a plain
+    SHA-256 chain.
+    """
+    file_name: _builtins.str
+    """The log's file name inside RuntimeConfig.data_dir. Default "audit.log".
+    Without a data_dir the log is kept in memory.
+    """
+    fail_open: _builtins.bool
+    """A record that cannot be written lets the call go on (and is lost)
+    instead of failing it HMS_UNAVAILABLE.
+    """
+    sync_each_record: _builtins.bool
+    """Each record is flushed to the disk (fdatasync) before its call returns,
+    so a power loss loses no returned call either. Without it a process
+    crash loses nothing, a power loss the last few seconds.
+    """
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool | None = ...,
+        hmac_key_file: _builtins.str = ...,
+        file_name: _builtins.str = ...,
+        fail_open: _builtins.bool = ...,
+        sync_each_record: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled", "fail_open", b"fail_open", "file_name", b"file_name", "hmac_key_file", b"hmac_key_file", "sync_each_record", b"sync_each_record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
+
+Global___AuditConfig: _TypeAlias = AuditConfig  # noqa: Y015
 
 @_typing.final
 class JwtVerification(_message.Message):

@@ -372,6 +372,9 @@ type SecurityConfig struct {
 	// Cedar policies deciding what each caller may call (docs/security.md).
 	// Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
 	Authorization *AuthorizationConfig `protobuf:"bytes,8,opt,name=authorization,proto3" json:"authorization,omitempty"`
+	// The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+	// on, with its defaults, whenever a SecurityConfig is given.
+	Audit         *AuditConfig `protobuf:"bytes,9,opt,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +465,13 @@ func (x *SecurityConfig) GetAuthorization() *AuthorizationConfig {
 	return nil
 }
 
+func (x *SecurityConfig) GetAudit() *AuditConfig {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 // Authorization by Cedar policies, validated against the schema the core
 // derives from the HMS services and records. hms.sys.v1.System/Health is
 // never subject to it.
@@ -522,6 +532,96 @@ func (x *AuthorizationConfig) GetDecisionCacheCapacity() uint32 {
 	return 0
 }
 
+// Where and how a runtime appends its audit records: authentication
+// failures, authorization decisions, lifecycle transitions, hook vetoes and
+// security changes, chained by hash.
+type AuditConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absent: on. false turns the log off.
+	Enabled *bool `protobuf:"varint,1,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// A file holding the HMAC-SHA256 key of the chain (at least 32 bytes), so
+	// that whoever can rewrite the log cannot recompute it. Absent: a plain
+	// SHA-256 chain.
+	HmacKeyFile string `protobuf:"bytes,2,opt,name=hmac_key_file,json=hmacKeyFile,proto3" json:"hmac_key_file,omitempty"`
+	// The log's file name inside RuntimeConfig.data_dir. Default "audit.log".
+	// Without a data_dir the log is kept in memory.
+	FileName string `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// A record that cannot be written lets the call go on (and is lost)
+	// instead of failing it HMS_UNAVAILABLE.
+	FailOpen bool `protobuf:"varint,4,opt,name=fail_open,json=failOpen,proto3" json:"fail_open,omitempty"`
+	// Each record is flushed to the disk (fdatasync) before its call returns,
+	// so a power loss loses no returned call either. Without it a process
+	// crash loses nothing, a power loss the last few seconds.
+	SyncEachRecord bool `protobuf:"varint,5,opt,name=sync_each_record,json=syncEachRecord,proto3" json:"sync_each_record,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AuditConfig) Reset() {
+	*x = AuditConfig{}
+	mi := &file_hms_v1_options_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditConfig) ProtoMessage() {}
+
+func (x *AuditConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditConfig.ProtoReflect.Descriptor instead.
+func (*AuditConfig) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AuditConfig) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *AuditConfig) GetHmacKeyFile() string {
+	if x != nil {
+		return x.HmacKeyFile
+	}
+	return ""
+}
+
+func (x *AuditConfig) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *AuditConfig) GetFailOpen() bool {
+	if x != nil {
+		return x.FailOpen
+	}
+	return false
+}
+
+func (x *AuditConfig) GetSyncEachRecord() bool {
+	if x != nil {
+		return x.SyncEachRecord
+	}
+	return false
+}
+
 // JWT verification. Only the algorithms of the configured keys are
 // accepted (EdDSA, ES256, RS256): "none" and HMAC never are.
 type JwtVerification struct {
@@ -543,7 +643,7 @@ type JwtVerification struct {
 
 func (x *JwtVerification) Reset() {
 	*x = JwtVerification{}
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +655,7 @@ func (x *JwtVerification) String() string {
 func (*JwtVerification) ProtoMessage() {}
 
 func (x *JwtVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +668,7 @@ func (x *JwtVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtVerification.ProtoReflect.Descriptor instead.
 func (*JwtVerification) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JwtVerification) GetPublicKeyFiles() []string {
@@ -665,7 +765,7 @@ type NatsTransport struct {
 
 func (x *NatsTransport) Reset() {
 	*x = NatsTransport{}
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +777,7 @@ func (x *NatsTransport) String() string {
 func (*NatsTransport) ProtoMessage() {}
 
 func (x *NatsTransport) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +790,7 @@ func (x *NatsTransport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NatsTransport.ProtoReflect.Descriptor instead.
 func (*NatsTransport) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NatsTransport) GetServers() []string {
@@ -842,7 +942,7 @@ type EventStream struct {
 
 func (x *EventStream) Reset() {
 	*x = EventStream{}
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +954,7 @@ func (x *EventStream) String() string {
 func (*EventStream) ProtoMessage() {}
 
 func (x *EventStream) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +967,7 @@ func (x *EventStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventStream.ProtoReflect.Descriptor instead.
 func (*EventStream) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EventStream) GetName() string {
@@ -915,7 +1015,7 @@ type CallContext struct {
 
 func (x *CallContext) Reset() {
 	*x = CallContext{}
-	mi := &file_hms_v1_options_proto_msgTypes[8]
+	mi := &file_hms_v1_options_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1027,7 @@ func (x *CallContext) String() string {
 func (*CallContext) ProtoMessage() {}
 
 func (x *CallContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[8]
+	mi := &file_hms_v1_options_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1040,7 @@ func (x *CallContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
 func (*CallContext) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{8}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CallContext) GetMethod() string {
@@ -1020,7 +1120,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
 	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\x12)\n" +
 	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\x122\n" +
-	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\xa9\x03\n" +
+	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\xd4\x03\n" +
 	"\x0eSecurityConfig\x125\n" +
 	"\x16require_authentication\x18\x01 \x01(\bR\x15requireAuthentication\x12&\n" +
 	"\x0fapi_tokens_file\x18\x02 \x01(\tR\rapiTokensFile\x12$\n" +
@@ -1029,10 +1129,19 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\x13default_credentials\x18\x05 \x01(\v2\x13.hms.v1.CredentialsR\x12defaultCredentials\x12&\n" +
 	"\x0fmax_token_bytes\x18\x06 \x01(\rR\rmaxTokenBytes\x126\n" +
 	"\x17verified_cache_capacity\x18\a \x01(\rR\x15verifiedCacheCapacity\x12A\n" +
-	"\rauthorization\x18\b \x01(\v2\x1b.hms.v1.AuthorizationConfigR\rauthorization\"p\n" +
+	"\rauthorization\x18\b \x01(\v2\x1b.hms.v1.AuthorizationConfigR\rauthorization\x12)\n" +
+	"\x05audit\x18\t \x01(\v2\x13.hms.v1.AuditConfigR\x05audit\"p\n" +
 	"\x13AuthorizationConfig\x12!\n" +
 	"\fpolicy_files\x18\x01 \x03(\tR\vpolicyFiles\x126\n" +
-	"\x17decision_cache_capacity\x18\x02 \x01(\rR\x15decisionCacheCapacity\"\xcd\x01\n" +
+	"\x17decision_cache_capacity\x18\x02 \x01(\rR\x15decisionCacheCapacity\"\xc0\x01\n" +
+	"\vAuditConfig\x12\x1d\n" +
+	"\aenabled\x18\x01 \x01(\bH\x00R\aenabled\x88\x01\x01\x12\"\n" +
+	"\rhmac_key_file\x18\x02 \x01(\tR\vhmacKeyFile\x12\x1b\n" +
+	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x1b\n" +
+	"\tfail_open\x18\x04 \x01(\bR\bfailOpen\x12(\n" +
+	"\x10sync_each_record\x18\x05 \x01(\bR\x0esyncEachRecordB\n" +
+	"\n" +
+	"\b_enabled\"\xcd\x01\n" +
 	"\x0fJwtVerification\x12(\n" +
 	"\x10public_key_files\x18\x01 \x03(\tR\x0epublicKeyFiles\x12\x1b\n" +
 	"\tjwks_file\x18\x02 \x01(\tR\bjwksFile\x12\x16\n" +
@@ -1097,7 +1206,7 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_hms_v1_options_proto_goTypes = []any{
 	(JsonNames)(0),              // 0: hms.v1.JsonNames
 	(*CallOptions)(nil),         // 1: hms.v1.CallOptions
@@ -1105,31 +1214,33 @@ var file_hms_v1_options_proto_goTypes = []any{
 	(*RuntimeConfig)(nil),       // 3: hms.v1.RuntimeConfig
 	(*SecurityConfig)(nil),      // 4: hms.v1.SecurityConfig
 	(*AuthorizationConfig)(nil), // 5: hms.v1.AuthorizationConfig
-	(*JwtVerification)(nil),     // 6: hms.v1.JwtVerification
-	(*NatsTransport)(nil),       // 7: hms.v1.NatsTransport
-	(*EventStream)(nil),         // 8: hms.v1.EventStream
-	(*CallContext)(nil),         // 9: hms.v1.CallContext
-	nil,                         // 10: hms.v1.CallOptions.MetadataEntry
-	nil,                         // 11: hms.v1.CallContext.MetadataEntry
-	nil,                         // 12: hms.v1.CallContext.PrincipalAttributesEntry
+	(*AuditConfig)(nil),         // 6: hms.v1.AuditConfig
+	(*JwtVerification)(nil),     // 7: hms.v1.JwtVerification
+	(*NatsTransport)(nil),       // 8: hms.v1.NatsTransport
+	(*EventStream)(nil),         // 9: hms.v1.EventStream
+	(*CallContext)(nil),         // 10: hms.v1.CallContext
+	nil,                         // 11: hms.v1.CallOptions.MetadataEntry
+	nil,                         // 12: hms.v1.CallContext.MetadataEntry
+	nil,                         // 13: hms.v1.CallContext.PrincipalAttributesEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	10, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	11, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
 	2,  // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
 	0,  // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
-	7,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
+	8,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
 	4,  // 4: hms.v1.RuntimeConfig.security:type_name -> hms.v1.SecurityConfig
-	6,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
+	7,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
 	2,  // 6: hms.v1.SecurityConfig.default_credentials:type_name -> hms.v1.Credentials
 	5,  // 7: hms.v1.SecurityConfig.authorization:type_name -> hms.v1.AuthorizationConfig
-	8,  // 8: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
-	11, // 9: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	12, // 10: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 8: hms.v1.SecurityConfig.audit:type_name -> hms.v1.AuditConfig
+	9,  // 9: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
+	12, // 10: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	13, // 11: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -1138,14 +1249,15 @@ func file_hms_v1_options_proto_init() {
 		return
 	}
 	file_hms_v1_options_proto_msgTypes[5].OneofWrappers = []any{}
-	file_hms_v1_options_proto_msgTypes[8].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[6].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

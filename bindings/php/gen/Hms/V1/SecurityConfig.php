@@ -75,6 +75,13 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>.hms.v1.AuthorizationConfig authorization = 8;</code>
      */
     protected $authorization = null;
+    /**
+     * The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     * on, with its defaults, whenever a SecurityConfig is given.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuditConfig audit = 9;</code>
+     */
+    protected $audit = null;
 
     /**
      * Constructor.
@@ -110,6 +117,9 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      *     @type \Hms\V1\AuthorizationConfig $authorization
      *           Cedar policies deciding what each caller may call (docs/security.md).
      *           Once set, a call no policy permits fails HMS_PERMISSION_DENIED.
+     *     @type \Hms\V1\AuditConfig $audit
+     *           The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     *           on, with its defaults, whenever a SecurityConfig is given.
      * }
      */
     public function __construct($data = NULL) {
@@ -375,6 +385,44 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkMessage($var, \Hms\V1\AuthorizationConfig::class);
         $this->authorization = $var;
+
+        return $this;
+    }
+
+    /**
+     * The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     * on, with its defaults, whenever a SecurityConfig is given.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuditConfig audit = 9;</code>
+     * @return \Hms\V1\AuditConfig|null
+     */
+    public function getAudit()
+    {
+        return $this->audit;
+    }
+
+    public function hasAudit()
+    {
+        return isset($this->audit);
+    }
+
+    public function clearAudit()
+    {
+        unset($this->audit);
+    }
+
+    /**
+     * The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
+     * on, with its defaults, whenever a SecurityConfig is given.
+     *
+     * Generated from protobuf field <code>.hms.v1.AuditConfig audit = 9;</code>
+     * @param \Hms\V1\AuditConfig $var
+     * @return $this
+     */
+    public function setAudit($var)
+    {
+        GPBUtil::checkMessage($var, \Hms\V1\AuditConfig::class);
+        $this->audit = $var;
 
         return $this;
     }

@@ -36,10 +36,18 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :max_token_bytes, :uint32, 6
       optional :verified_cache_capacity, :uint32, 7
       optional :authorization, :message, 8, "hms.v1.AuthorizationConfig"
+      optional :audit, :message, 9, "hms.v1.AuditConfig"
     end
     add_message "hms.v1.AuthorizationConfig" do
       repeated :policy_files, :string, 1
       optional :decision_cache_capacity, :uint32, 2
+    end
+    add_message "hms.v1.AuditConfig" do
+      proto3_optional :enabled, :bool, 1
+      optional :hmac_key_file, :string, 2
+      optional :file_name, :string, 3
+      optional :fail_open, :bool, 4
+      optional :sync_each_record, :bool, 5
     end
     add_message "hms.v1.JwtVerification" do
       repeated :public_key_files, :string, 1
@@ -97,6 +105,7 @@ module Hms
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
     SecurityConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.SecurityConfig").msgclass
     AuthorizationConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.AuthorizationConfig").msgclass
+    AuditConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.AuditConfig").msgclass
     JwtVerification = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.JwtVerification").msgclass
     NatsTransport = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.NatsTransport").msgclass
     EventStream = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.EventStream").msgclass
