@@ -91,31 +91,23 @@ mod tests {
         let rt = Runtime::new(Settings::default()).unwrap();
         for method in ["Verify", "Read"] {
             let name = format!("{}/{method}", super::SERVICE);
-            let mut out = Vec::new();
-            let error = rt
-                .call_with_options(
+            let call = |reach| {
+                rt.call_with_options(
                     &name,
                     Format::Protobuf,
                     &[],
                     CallOptions::default(),
-                    &mut out,
-                    Reach::LocalOnly,
+                    &mut Vec::new(),
+                    reach,
                 )
-                .unwrap_err();
+                .unwrap_err()
+            };
+            let error = call(Reach::LocalOnly);
             assert_eq!(error.code, Code::PermissionDenied, "{error:?}");
             assert!(error.message.contains("serves only that host"), "{error:?}");
             // The same call from this runtime's own host is served: it
             // fails only because this runtime keeps no log.
-            let local = rt
-                .call_with_options(
-                    &name,
-                    Format::Protobuf,
-                    &[],
-                    CallOptions::default(),
-                    &mut out,
-                    Reach::Anywhere,
-                )
-                .unwrap_err();
+            let local = call(Reach::Anywhere);
             assert_eq!(local.code, Code::FailedPrecondition, "{local:?}");
         }
     }
