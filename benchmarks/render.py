@@ -178,6 +178,18 @@ TARGETS = [
         0,
         "Python raw Echo 64 B with a cached decision and its audit record on disk, x without",
     ),
+    *(
+        Target(
+            "rust-codecs",
+            f"core_echo_raw_64_authz_{count}_{kind}",
+            "core_echo_raw_64_api_token",
+            None,
+            0,
+            f"Rust core Echo 64 B authorized by {count} policies ({kind}), x authenticated only",
+        )
+        for count in (20, 200)
+        for kind in ("cached", "uncached")
+    ),
     Target(
         "python-remote",
         "remote_echo_raw_64",

@@ -3,7 +3,10 @@
 //! runs), the core's CBOR codec against minicbor and ciborium on the same
 //! data item (`cbor_<lib>_<encode|decode>_value`), and Echo 64 B through
 //! the core's dispatch with no FFI (`core_echo_raw_64`: the core's share of
-//! every language's `echo_raw_64`).
+//! every language's `echo_raw_64`), and the same Echo with security on:
+//! an API token verified per call (`core_echo_raw_64_api_token`), then
+//! Cedar authorization by 20 and 200 policies, a decision from the cache
+//! or made on every call (`core_echo_raw_64_authz_<n>_<cached|uncached>`).
 //!
 //! `cargo bench -p codecs` (benchmarks/rust/run.sh codecs) runs them with
 //! criterion, then writes benchmarks/out/rust-codecs.json from criterion's
@@ -18,6 +21,10 @@ use hms_ffi::codec::{self, Format, Limits};
 use hms_ffi::config::Settings;
 use hms_ffi::proto::hms::agent::v1::Agent;
 use hms_ffi::proto::hms::sys::v1::EchoRequest;
+use hms_ffi::proto::v1::{
+    AuditConfig, AuthorizationConfig, Credentials, RuntimeConfig, SecurityConfig,
+};
+use sha2::{Digest, Sha256};
 
 const FORMATS: [(Format, &str); 3] = [
     (Format::Protobuf, "protobuf"),
@@ -63,7 +70,38 @@ fn cases() -> Vec<(String, String, Option<String>)> {
         "Echo 64 B: runtime::call_method (the dispatch behind hms_method_call), no FFI".to_owned(),
         None,
     ));
+    cases.push((
+        "core_echo_raw_64_api_token".to_owned(),
+        "core_echo_raw_64 requiring authentication: an API token per call (verified once, \
+         then found by its keyed hash)"
+            .to_owned(),
+        Some("core_echo_raw_64".to_owned()),
+    ));
+    for (count, kind, what) in authz_variants() {
+        cases.push((
+            format!("core_echo_raw_64_authz_{count}_{kind}"),
+            format!("core_echo_raw_64_api_token authorized by {count} Cedar policies, {what}"),
+            Some("core_echo_raw_64_api_token".to_owned()),
+        ));
+    }
     cases
+}
+
+/// (policies, cache, what) of the authorization cases.
+fn authz_variants() -> Vec<(usize, &'static str, &'static str)> {
+    [20, 200]
+        .into_iter()
+        .flat_map(|count| {
+            [
+                (count, "cached", "a method-level decision (cached)"),
+                (
+                    count,
+                    "uncached",
+                    "a decision on every call (its policy reads the context)",
+                ),
+            ]
+        })
+        .collect()
 }
 
 fn bench_core_codecs(c: &mut Criterion) {
@@ -128,7 +166,85 @@ fn bench_cbor_libraries(c: &mut Criterion) {
 }
 
 fn bench_core_echo(c: &mut Criterion) {
-    let rt = hms_ffi::runtime::create(Settings::default()).expect("runtime");
+    bench_echo(c, "core_echo_raw_64", Settings::default());
+}
+
+const BENCH_TOKEN: &str = "hms_bench_authz_0123456789abcdef0123456789";
+
+/// `count` Cedar policies: one permitting the role "reader" to call Echo
+/// (with `condition` after it), the others permitting roles nobody has,
+/// each a whole service, so every policy is looked at.
+fn policies(count: usize, condition: &str) -> String {
+    let mut text = format!(
+        "permit (principal in Hms::Role::\"reader\", \
+         action == Hms::Action::\"hms.sys.v1.System/Echo\", resource){condition};\n"
+    );
+    for n in 1..count {
+        text.push_str(&format!(
+            "permit (principal in Hms::Role::\"team-{n}\", \
+             action in Hms::Action::\"hms.agent.v1.AgentService\", resource);\n"
+        ));
+    }
+    text
+}
+
+/// Echo on runtimes that authenticate (and authorize) every call, the
+/// audit log off so that each figure is the decision alone.
+fn bench_core_security(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("hms-bench-authz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let salt = b"0123456789abcdef";
+    let digest = Sha256::new()
+        .chain_update(salt)
+        .chain_update(BENCH_TOKEN)
+        .finalize();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let tokens = dir.join("tokens");
+    let line = format!("bench reader sha256:{}:{}\n", hex(salt), hex(&digest));
+    std::fs::write(&tokens, line).expect("the token file");
+    let secured = |authorization: Option<AuthorizationConfig>| {
+        let config = RuntimeConfig {
+            security: Some(SecurityConfig {
+                require_authentication: true,
+                api_tokens_file: tokens.display().to_string(),
+                default_credentials: Some(Credentials {
+                    scheme: "api-key".into(),
+                    token: BENCH_TOKEN.into(),
+                    principal: String::new(),
+                }),
+                authorization,
+                audit: Some(AuditConfig {
+                    enabled: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Settings::from_config(config).expect("the security settings")
+    };
+    bench_echo(c, "core_echo_raw_64_api_token", secured(None));
+    for (count, kind, _) in authz_variants() {
+        let condition = if kind == "cached" {
+            ""
+        } else {
+            " when { context.transport == \"local\" }"
+        };
+        let file = dir.join(format!("{kind}-{count}.cedar"));
+        std::fs::write(&file, policies(count, condition)).expect("the policy file");
+        let authorization = AuthorizationConfig {
+            policy_files: vec![file.display().to_string()],
+            ..Default::default()
+        };
+        let id = format!("core_echo_raw_64_authz_{count}_{kind}");
+        bench_echo(c, &id, secured(Some(authorization)));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Echo 64 B through `runtime::call_method` on a runtime of `settings`.
+fn bench_echo(c: &mut Criterion, id: &str, settings: Settings) {
+    let rt = hms_ffi::runtime::create(settings).expect("runtime");
     let echo = hms_ffi::runtime::resolve_method(rt, "hms.sys.v1.System/Echo", Format::Protobuf)
         .expect("Echo resolves");
     let payload: Vec<u8> = (0..64u32).map(|i| (i % 251) as u8).collect();
@@ -142,7 +258,7 @@ fn bench_core_echo(c: &mut Criterion) {
     hms_ffi::runtime::call_method(echo, &request, &mut out).expect("Echo answers");
     assert_eq!(out, request, "Echo returns its request");
 
-    c.bench_function("core_echo_raw_64", |b| {
+    c.bench_function(id, |b| {
         b.iter(|| {
             out.clear();
             hms_ffi::runtime::call_method(echo, black_box(&request), &mut out).unwrap();
@@ -246,6 +362,7 @@ fn main() {
     bench_core_codecs(&mut c);
     bench_cbor_libraries(&mut c);
     bench_core_echo(&mut c);
+    bench_core_security(&mut c);
     c.final_summary();
     if measuring && let Err(e) = write_results(quick) {
         eprintln!("codecs: {e}");
