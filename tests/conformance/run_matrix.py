@@ -456,6 +456,9 @@ def main() -> int:
         full = [*doc["scenarios"], *decisions.scenarios]
         full_path = write_scenarios(doc, full, folder / "scenarios.json")
         if args.remote:
+            if not remote_scenarios(doc):
+                print("conformance: no scenario can run remotely; FAILED")
+                return 1
             # Two runs per language: the plain scenarios against a server
             # without security, the decision table against one with the
             # table's security section (its cases that call other services
