@@ -85,7 +85,7 @@ impl CallContext<'_> {
         if record.trace_id.is_empty() {
             record.trace_id = self.options.trace_id.clone();
         }
-        record.remote |= self.reach == Reach::LocalOnly;
+        record.remote |= self.reach.came_over_transport();
         audit.record(record)
     }
 }
@@ -363,7 +363,7 @@ impl Runtime {
         not_here: &HmsError,
         reach: Reach,
     ) -> Option<&Transport> {
-        if reach == Reach::LocalOnly || not_here.code != Code::NotFound {
+        if reach.came_over_transport() || not_here.code != Code::NotFound {
             return None;
         }
         let transport = self.transport.get()?;
@@ -522,7 +522,7 @@ impl Runtime {
         let mut record = AuditRecord {
             method: method_name.to_owned(),
             trace_id: options.trace_id.clone(),
-            remote: reach == Reach::LocalOnly,
+            remote: reach.came_over_transport(),
             ..AuditRecord::new(AuditKind::AuthenticationFailure, "deny", error.code)
         };
         if let Some(reason) = error.details.get("reason") {
@@ -565,7 +565,7 @@ impl Runtime {
             method,
             format,
             request,
-            remote: reach == Reach::LocalOnly,
+            remote: reach.came_over_transport(),
             domain: &self.domain,
             limits: self.limits(),
         })?;
@@ -580,7 +580,7 @@ impl Runtime {
                 ),
                 decision.allowed,
                 trace_id,
-                reach == Reach::LocalOnly,
+                reach.came_over_transport(),
             )
             .with_detail("policies", decision.policies.join(","));
             audit.record(record)?;
@@ -934,6 +934,13 @@ pub(crate) enum Reach {
     Anywhere,
     /// Here only (a call that came in through the transport).
     LocalOnly,
+}
+
+impl Reach {
+    /// Only calls that came in through the transport are limited to here.
+    pub(crate) fn came_over_transport(self) -> bool {
+        self == Reach::LocalOnly
+    }
 }
 
 const RUNNING: u8 = 0;

@@ -358,7 +358,7 @@ fn parse_api_tokens(text: &str, source: &str) -> Result<Vec<ApiToken>> {
     Ok(tokens)
 }
 
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

@@ -9,14 +9,14 @@ use crate::audit::{self, Chain};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::audit::v1::{ReadRequest, VerifyRequest};
 use crate::registry::Registry;
-use crate::runtime::{CallContext, Reach};
+use crate::runtime::CallContext;
 
 use super::{register_builtin, unary};
 
 pub const SERVICE: &str = "hms.audit.v1.Audit";
 
 fn local_only(context: &CallContext<'_>) -> Result<()> {
-    if context.reach == Reach::LocalOnly {
+    if context.reach.came_over_transport() {
         return Err(HmsError::new(
             Code::PermissionDenied,
             format!(
