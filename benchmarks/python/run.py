@@ -549,9 +549,24 @@ class Suite:
         tokens_file = tmp / "tokens"
         tokens_file.write_text(token_line("bench", ["reader"], token) + "\n")
         public_key, jwt = ed25519_jwt(tmp, {"sub": "bench", "roles": ["reader"]})
-        secured: dict[str, tuple[Any, ...]] = {
-            "api_token": ("api-key", token, "an API token"),
-            "jwt": ("bearer", jwt, "a JWT (EdDSA)"),
+
+        def secured(scheme: str, secret: str, **more: Any) -> dict[str, Any]:
+            """A config requiring authentication, ``more`` added to its
+            security section."""
+            return {
+                "security": {
+                    "require_authentication": True,
+                    "api_tokens_file": str(tokens_file),
+                    "jwt": {"public_key_files": [str(public_key)]},
+                    "default_credentials": {"scheme": scheme, "token": secret},
+                    **more,
+                }
+            }
+
+        # id: (what, config)
+        variants: dict[str, tuple[str, dict[str, Any]]] = {
+            "api_token": ("an API token", secured("api-key", token)),
+            "jwt": ("a JWT (EdDSA)", secured("bearer", jwt)),
         }
         # 20 policies, one permitting the reader's Echo: as written (a
         # method-level decision, cached) and reading the context (decided
@@ -561,35 +576,28 @@ class Suite:
         for key, condition in policies.items():
             policy_file = tmp / f"{key}.cedar"
             policy_file.write_text(authz_policies(20, condition), encoding="utf-8")
-            secured[f"authz_{key}"] = (
-                "api-key",
-                token,
+            variants[f"authz_{key}"] = (
                 f"an API token and a {key} authorization decision (20 policies)",
-                {
-                    "authorization": {"policy_files": [str(policy_file)]},
-                    "audit": {"enabled": False},
-                },
+                secured(
+                    "api-key",
+                    token,
+                    authorization={"policy_files": [str(policy_file)]},
+                    audit={"enabled": False},
+                ),
             )
-        secured["authz_audited"] = (
-            "api-key",
-            token,
+        variants["authz_audited"] = (
             "an API token, a cached authorization decision and its audit record",
-            {"authorization": {"policy_files": [str(tmp / "cached.cedar")]}},
-            {"data_dir": str(tmp / "audited")},
+            {
+                "data_dir": str(tmp / "audited"),
+                **secured(
+                    "api-key",
+                    token,
+                    authorization={"policy_files": [str(tmp / "cached.cedar")]},
+                ),
+            },
         )
         r64 = self.req["64"]
-        for key, (scheme, secret, what, *extra) in secured.items():
-            security, runtime = (*extra, {}, {})[:2]
-            config = {
-                **runtime,
-                "security": {
-                    "require_authentication": True,
-                    "api_tokens_file": str(tokens_file),
-                    "jwt": {"public_key_files": [str(public_key)]},
-                    "default_credentials": {"scheme": scheme, "token": secret},
-                    **security,
-                },
-            }
+        for key, (what, config) in variants.items():
             rt = self.stack.enter_context(Runtime(config))
             self.add(
                 Case(
