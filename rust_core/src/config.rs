@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::audit::AuditSettings;
 use crate::codec::{self, Format, JsonNames, Limits, MAX_DEPTH_CEILING};
+use crate::domain::StoreSettings;
 use crate::error::{HmsError, Result};
 use crate::proto::v1::{JsonNames as ConfigJsonNames, RuntimeConfig};
 use crate::security::Security;
@@ -35,6 +36,8 @@ pub struct Settings {
     /// The audit log; `None`: nothing is recorded (no security configured,
     /// or `security.audit.enabled` false).
     pub audit: Option<AuditSettings>,
+    /// Where the domain's records live.
+    pub store: StoreSettings,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             transport: None,
             security: None,
             audit: None,
+            store: StoreSettings::Embedded,
         }
     }
 }
@@ -108,6 +112,9 @@ impl Settings {
         if let Some(security) = config.security {
             settings.audit = AuditSettings::from_config(&security)?;
             settings.security = Some(Arc::new(Security::from_config(security)?));
+        }
+        if let Some(store) = config.store {
+            settings.store = StoreSettings::from_config(store)?;
         }
         settings.name = config.name;
         Ok(settings)

@@ -185,6 +185,7 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(settings: Settings) -> Result<Arc<Runtime>> {
         let domain = Domain::open(
+            &settings.store,
             settings.data_dir.as_deref(),
             settings.limits.max_message_bytes,
         )?;

@@ -2,7 +2,7 @@
 
 use prost::Message as _;
 
-use super::paging::{decode_token, page, record_weight};
+use super::paging::{Page, decode_token, record_weight};
 use super::{Admit, Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{HmsError, Result};
 use crate::events::EventBus;
@@ -41,10 +41,11 @@ impl Domain {
             revision: 1,
             ..draft
         };
-        let mut state = self.state();
+        let _order = self.order.hold(&agent.id);
+        let mut tx = self.write()?;
         admit.admit(&agent)?;
-        state.persist(&[Write::Agent(&agent)])?;
-        state.tables.agents.insert(agent.id.clone(), agent.clone());
+        tx.write(Write::Agent(agent.clone()))?;
+        tx.commit()?;
         events.publish(
             "agent.created",
             &agent.id,
@@ -56,11 +57,8 @@ impl Domain {
 
     pub fn get_agent(&self, request: GetAgentRequest) -> Result<Agent> {
         required(&request.id, "id")?;
-        self.state()
-            .tables
-            .agents
-            .get(&request.id)
-            .cloned()
+        self.read()?
+            .agent(&request.id)?
             .ok_or_else(|| not_found("agent", &request.id))
     }
 
@@ -78,18 +76,14 @@ impl Domain {
                 && (request.states.is_empty() || request.states.contains(&agent.state))
                 && (request.kind.is_empty() || request.kind == agent.kind)
         };
-        let state = self.state();
-        let (agents, next_page_token) = page(
-            &state.tables.agents,
-            start_after,
-            self.page_limit(request.page_size),
-            keep,
-            |agent| record_weight(agent.encoded_len()),
-            String::clone,
-        );
+        let mut page = Page::new(self.page_limit(request.page_size));
+        self.read()?
+            .scan_agents(start_after.as_deref(), &mut |agent| {
+                !keep(agent) || page.take(agent, record_weight(agent.encoded_len()))
+            })?;
         Ok(ListAgentsResponse {
-            agents,
-            next_page_token,
+            next_page_token: page.next_token(|agent| agent.id.clone()),
+            agents: page.items,
         })
     }
 
@@ -122,14 +116,12 @@ impl Domain {
             return Err(HmsError::invalid_argument("`agent.name` cannot be emptied")
                 .with_detail("field", "agent.name"));
         }
-        let mut state = self.state();
-        let current = state
-            .tables
-            .agents
-            .get(&changes.id)
+        let _order = self.order.hold(&changes.id);
+        let mut tx = self.write()?;
+        let mut agent = tx
+            .agent(&changes.id)?
             .ok_or_else(|| not_found("agent", &changes.id))?;
-        check_revision("agent", &changes.id, changes.revision, current.revision)?;
-        let mut agent = current.clone();
+        check_revision("agent", &changes.id, changes.revision, agent.revision)?;
         for path in &paths {
             match path.as_str() {
                 "name" => agent.name = changes.name.clone(),
@@ -145,8 +137,8 @@ impl Domain {
         agent.revision += 1;
         agent.updated_at = Some(now());
         admit.admit(&agent)?;
-        state.persist(&[Write::Agent(&agent)])?;
-        state.tables.agents.insert(agent.id.clone(), agent.clone());
+        tx.write(Write::Agent(agent.clone()))?;
+        tx.commit()?;
         events.publish(
             "agent.updated",
             &agent.id,
@@ -163,28 +155,22 @@ impl Domain {
         request: DeleteAgentRequest,
     ) -> Result<DeleteAgentResponse> {
         required(&request.id, "id")?;
-        let mut state = self.state();
-        let current = state
-            .tables
-            .agents
-            .get(&request.id)
+        let order = self.order.hold(&request.id);
+        let mut tx = self.write()?;
+        let agent = tx
+            .agent(&request.id)?
             .ok_or_else(|| not_found("agent", &request.id))?;
-        check_revision("agent", &request.id, request.revision, current.revision)?;
+        check_revision("agent", &request.id, request.revision, agent.revision)?;
         admit.admit(&DeleteAgentResponse {})?;
-        state.persist(&[Write::DeleteAgent(&request.id)])?;
-        let agent = state
-            .tables
-            .agents
-            .remove(&request.id)
-            .expect("checked above under the same lock");
-        state.tables.history.remove(&request.id);
+        tx.write(Write::DeleteAgent(request.id.clone()))?;
+        tx.commit()?;
         events.publish(
             "agent.deleted",
             &agent.id,
             &agent.id,
             Payload::Agent(agent.clone()),
         );
-        drop(state);
+        drop(order);
         self.locks.forget(&request.id);
         Ok(DeleteAgentResponse {})
     }

@@ -1,10 +1,9 @@
 //! `hms.agent.v1.KnowledgeService`: entries unique by (namespace, key).
 
-use std::ops::Bound;
-
 use prost::Message as _;
 
-use super::paging::{decode_token, encode_token, fill_page, record_weight};
+use super::paging::{Page, decode_token, record_weight};
+use super::store::KnowledgeScan;
 use super::{Admit, Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
@@ -16,8 +15,8 @@ use crate::proto::hms::events::v1::event::Payload;
 
 /// Page tokens of queries carry (namespace, key), split by a NUL that
 /// neither may contain.
-fn token_key(key: &(String, String)) -> String {
-    format!("{}\0{}", key.0, key.1)
+fn token_key(namespace: &str, key: &str) -> String {
+    format!("{namespace}\0{key}")
 }
 
 fn check_entry(entry: &KnowledgeEntry) -> Result<()> {
@@ -63,15 +62,13 @@ impl Domain {
         // 0; storing +0.0 keeps every answer exact in every format (the
         // generated encoder would drop -0.0 as the default).
         draft.confidence += 0.0;
-        let mut state = self.state();
-        let slot = (draft.namespace.clone(), draft.key.clone());
-        let existing = state
-            .tables
-            .knowledge_keys
-            .get(&slot)
-            .and_then(|id| state.tables.knowledge.get(id));
-        if !draft.id.is_empty() && existing.is_none_or(|e| e.id != draft.id) {
-            return Err(match state.tables.knowledge.get(&draft.id) {
+        // Ordered by (namespace, key), which never change: the one stripe
+        // a new entry and its later changes share.
+        let _order = self.order.hold(&token_key(&draft.namespace, &draft.key));
+        let mut tx = self.write()?;
+        let existing = tx.knowledge_at(&draft.namespace, &draft.key)?;
+        if !draft.id.is_empty() && existing.as_ref().is_none_or(|e| e.id != draft.id) {
+            return Err(match tx.knowledge(&draft.id)? {
                 Some(other) => HmsError::new(
                     Code::FailedPrecondition,
                     format!(
@@ -121,12 +118,8 @@ impl Domain {
             }
         };
         admit.admit(&entry)?;
-        state.persist(&[Write::Knowledge(&entry)])?;
-        state.tables.knowledge_keys.insert(slot, entry.id.clone());
-        state
-            .tables
-            .knowledge
-            .insert(entry.id.clone(), entry.clone());
+        tx.write(Write::Knowledge(entry.clone()))?;
+        tx.commit()?;
         events.publish(
             "knowledge.put",
             &entry.id,
@@ -137,13 +130,10 @@ impl Domain {
     }
 
     pub fn get_knowledge(&self, request: GetKnowledgeRequest) -> Result<KnowledgeEntry> {
-        let state = self.state();
+        let mut tx = self.read()?;
         if !request.id.is_empty() {
-            return state
-                .tables
-                .knowledge
-                .get(&request.id)
-                .cloned()
+            return tx
+                .knowledge(&request.id)?
                 .ok_or_else(|| not_found("knowledge entry", &request.id));
         }
         if request.namespace.is_empty() || request.key.is_empty() {
@@ -151,12 +141,7 @@ impl Domain {
                 "give `id`, or `namespace` and `key`",
             ));
         }
-        state
-            .tables
-            .knowledge_keys
-            .get(&(request.namespace.clone(), request.key.clone()))
-            .and_then(|id| state.tables.knowledge.get(id))
-            .cloned()
+        tx.knowledge_at(&request.namespace, &request.key)?
             .ok_or_else(|| {
                 HmsError::not_found(format!(
                     "no knowledge entry at namespace `{}` key `{}`",
@@ -179,34 +164,27 @@ impl Domain {
                 )),
             })
             .transpose()?;
-        let state = self.state();
-        let tables = &state.tables;
-        let lower = match start_after {
-            Some(key) => Bound::Excluded(key),
-            None => Bound::Unbounded,
+        let keep = |entry: &KnowledgeEntry| {
+            (request.namespace.is_empty() || entry.namespace == request.namespace)
+                && entry.key.starts_with(&request.key_prefix)
+                && request.tags.iter().all(|t| entry.tags.contains(t))
+                && entry.confidence >= request.min_confidence
+                && (request.agent_id.is_empty() || entry.agent_id == request.agent_id)
         };
-        // By (namespace, key), each entry looked up once.
-        let candidates = tables
-            .knowledge_keys
-            .range((lower, Bound::Unbounded))
-            .filter_map(|(slot, id)| Some((slot, tables.knowledge.get(id)?)))
-            .filter(|(_, entry)| {
-                (request.namespace.is_empty() || entry.namespace == request.namespace)
-                    && entry.key.starts_with(&request.key_prefix)
-                    && request.tags.iter().all(|t| entry.tags.contains(t))
-                    && entry.confidence >= request.min_confidence
-                    && (request.agent_id.is_empty() || entry.agent_id == request.agent_id)
-            });
-        let (found, more) = fill_page(candidates, self.page_limit(request.page_size), |(_, e)| {
-            record_weight(e.encoded_len())
-        });
-        let next_page_token = match (more, found.last()) {
-            (true, Some((slot, _))) => encode_token(&token_key(slot)),
-            _ => String::new(),
+        let scan = KnowledgeScan {
+            after: start_after
+                .as_ref()
+                .map(|(namespace, key)| (namespace.as_str(), key.as_str())),
+            namespace: &request.namespace,
+            tags: &request.tags,
         };
+        let mut page = Page::new(self.page_limit(request.page_size));
+        self.read()?.scan_knowledge(&scan, &mut |entry| {
+            !keep(entry) || page.take(entry, record_weight(entry.encoded_len()))
+        })?;
         Ok(QueryKnowledgeResponse {
-            entries: found.into_iter().map(|(_, entry)| entry.clone()).collect(),
-            next_page_token,
+            next_page_token: page.next_token(|entry| token_key(&entry.namespace, &entry.key)),
+            entries: page.items,
         })
     }
 
@@ -217,29 +195,25 @@ impl Domain {
         request: DeleteKnowledgeRequest,
     ) -> Result<DeleteKnowledgeResponse> {
         required(&request.id, "id")?;
-        let mut state = self.state();
-        let current = state
-            .tables
-            .knowledge
-            .get(&request.id)
+        let slot = self
+            .read()?
+            .knowledge(&request.id)?
+            .map(|entry| token_key(&entry.namespace, &entry.key))
+            .ok_or_else(|| not_found("knowledge entry", &request.id))?;
+        let _order = self.order.hold(&slot);
+        let mut tx = self.write()?;
+        let entry = tx
+            .knowledge(&request.id)?
             .ok_or_else(|| not_found("knowledge entry", &request.id))?;
         check_revision(
             "knowledge entry",
             &request.id,
             request.revision,
-            current.revision,
+            entry.revision,
         )?;
         admit.admit(&DeleteKnowledgeResponse {})?;
-        state.persist(&[Write::DeleteKnowledge(&request.id)])?;
-        let entry = state
-            .tables
-            .knowledge
-            .remove(&request.id)
-            .expect("checked above under the same lock");
-        state
-            .tables
-            .knowledge_keys
-            .remove(&(entry.namespace.clone(), entry.key.clone()));
+        tx.write(Write::DeleteKnowledge(request.id.clone()))?;
+        tx.commit()?;
         events.publish(
             "knowledge.deleted",
             &entry.id,

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use parking_lot::{Condvar, Mutex, RwLock};
 use prost::Message as _;
 
-use super::paging::{decode_token, encode_token, fill_page, record_weight};
+use super::paging::{Page, decode_token, record_weight};
 use super::{Admit, Domain, Write, new_id, not_found, now, required};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::codec::{self, Format};
@@ -267,15 +267,14 @@ impl Domain {
             })?;
         let transition_type = transition_type(&request)?;
         let _guard = self.locks.acquire(&agent_id)?;
+        let _shared_guard = self.store.lock_transitions(&agent_id)?;
         let (from, sequence) = {
-            let state = self.state();
-            let agent = state
-                .tables
-                .agents
-                .get(&agent_id)
+            let mut tx = self.read()?;
+            let agent = tx
+                .agent(&agent_id)?
                 .ok_or_else(|| not_found("agent", &agent_id))?;
-            let history = state.tables.history.get(&agent_id).map_or(0, Vec::len);
-            (state_of(agent.state), history as u64 + 1)
+            let last = tx.last_event(&agent_id)?.map_or(0, |e| e.sequence);
+            (state_of(agent.state), last + 1)
         };
         let allowed = allowed_targets(from);
         let refuse = |rule: &str, message: String| {
@@ -349,8 +348,9 @@ impl Domain {
             }
         }
         {
-            let mut state = self.state();
-            let mut agent = state.tables.agents.get(&agent_id).cloned().ok_or_else(|| {
+            let _order = self.order.hold(&agent_id);
+            let mut tx = self.write()?;
+            let mut agent = tx.agent(&agent_id)?.ok_or_else(|| {
                 not_found("agent", &agent_id).with_detail("reason", "deleted while its hooks ran")
             })?;
             event.timestamp = Some(now());
@@ -370,16 +370,11 @@ impl Domain {
                 Code::Ok,
                 &event,
             ))?;
-            state.persist(&[Write::Agent(&agent), Write::Event(&event)])?;
-            state.tables.agents.insert(agent_id.clone(), agent);
-            state
-                .tables
-                .history
-                .entry(agent_id.clone())
-                .or_default()
-                .push(event.clone());
-            // Published under the store lock, so subscribers see each agent's
-            // events in the order they happened.
+            tx.write(Write::Agent(agent))?;
+            tx.write(Write::Event(event.clone()))?;
+            tx.commit()?;
+            // Published in the agent's stripe, so subscribers see each
+            // agent's events in the order they happened.
             context.events.publish(
                 "lifecycle.transition",
                 &agent_id,
@@ -414,17 +409,12 @@ impl Domain {
 
     pub fn get_state(&self, request: GetStateRequest) -> Result<GetStateResponse> {
         required(&request.agent_id, "agent_id")?;
-        let state = self.state();
-        let agent = state
-            .tables
-            .agents
-            .get(&request.agent_id)
+        let mut tx = self.read()?;
+        let agent = tx
+            .agent(&request.agent_id)?
             .ok_or_else(|| not_found("agent", &request.agent_id))?;
-        let last = state
-            .tables
-            .history
-            .get(&request.agent_id)
-            .and_then(|h| h.last());
+        let last = tx.last_event(&request.agent_id)?;
+        let last = last.as_ref();
         let since = last.and_then(|e| e.timestamp).or(agent.created_at);
         let error = (agent.state == S::Error as i32).then(|| Status {
             code: Code::Unknown.as_i32(),
@@ -461,35 +451,26 @@ impl Domain {
             })?,
         };
         let limit = self.page_limit(request.page_size);
-        let state = self.state();
-        if !state.tables.agents.contains_key(&request.agent_id) {
+        let mut tx = self.read()?;
+        if tx.agent(&request.agent_id)?.is_none() {
             return Err(not_found("agent", &request.agent_id));
         }
         let start = request.start_time.map(|t| (t.seconds, t.nanos));
         let end = request.end_time.map(|t| (t.seconds, t.nanos));
-        let matching = state
-            .tables
-            .history
-            .get(&request.agent_id)
-            .map(|h| h.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .filter(|e| e.sequence > after)
-            .filter(|e| {
-                request.transition_type == 0 || e.transition_type == request.transition_type
-            })
-            .filter(|e| start.is_none_or(|s| key(&e.timestamp) >= s))
-            .filter(|e| end.is_none_or(|s| key(&e.timestamp) <= s));
+        let matches = |e: &LifecycleEvent| {
+            (request.transition_type == 0 || e.transition_type == request.transition_type)
+                && start.is_none_or(|s| key(&e.timestamp) >= s)
+                && end.is_none_or(|s| key(&e.timestamp) <= s)
+        };
         // Weighed like the other lists: an event carries its caller's
         // reason and metadata, so a page of them can outgrow the size limit.
-        let (events, more) = fill_page(matching, limit, |e| record_weight(e.encoded_len()));
-        let next_page_token = match (more, events.last()) {
-            (true, Some(last)) => encode_token(&last.sequence.to_string()),
-            _ => String::new(),
-        };
+        let mut page = Page::new(limit);
+        tx.scan_history(&request.agent_id, after, &mut |e| {
+            !matches(e) || page.take(e, record_weight(e.encoded_len()))
+        })?;
         Ok(GetHistoryResponse {
-            events: events.into_iter().cloned().collect(),
-            next_page_token,
+            next_page_token: page.next_token(|e| e.sequence.to_string()),
+            events: page.items,
         })
     }
 

@@ -1,5 +1,6 @@
 //! The HMS domain (DOMAIN.md): agents, tasks, knowledge and the agent
-//! lifecycle with its hooks, over one store per runtime.
+//! lifecycle with its hooks, over a store it does not know the kind of
+//! (`store`): embedded, or PostgreSQL shared with other runtimes.
 
 mod agents;
 mod knowledge;
@@ -31,52 +32,97 @@ impl Admit for () {
         Ok(())
     }
 }
-use store::{Database, Tables, Write};
+#[cfg(feature = "postgres")]
+pub use store::PostgresSettings;
+use store::{Access, Store, Transaction, Write};
 
 /// All records of one runtime.
 pub struct Domain {
-    state: Mutex<State>,
+    store: Box<dyn Store>,
     hooks: Hooks,
     locks: lifecycle::AgentLocks,
+    order: PublishOrder,
     /// Weight a list page may hold: the size limit (see `paging::page`).
     page_weight: usize,
 }
 
-struct State {
-    tables: Tables,
-    database: Option<Database>,
+/// Which store a runtime keeps its records in (`RuntimeConfig.store`).
+#[derive(Clone, Debug, Default)]
+pub enum StoreSettings {
+    /// In memory, or in SQLite in `data_dir`.
+    #[default]
+    Embedded,
+    #[cfg(feature = "postgres")]
+    Postgres(Box<PostgresSettings>),
 }
 
-impl State {
-    /// Makes `writes` durable (a no-op in memory); call before changing `tables`.
-    fn persist(&mut self, writes: &[Write<'_>]) -> Result<()> {
-        match &mut self.database {
-            Some(database) => database.commit(writes),
-            None => Ok(()),
+impl StoreSettings {
+    pub fn from_config(config: crate::proto::v1::StoreConfig) -> Result<StoreSettings> {
+        match config.postgres {
+            None => Ok(StoreSettings::Embedded),
+            #[cfg(feature = "postgres")]
+            Some(postgres) => Ok(StoreSettings::Postgres(Box::new(
+                PostgresSettings::from_config(postgres)?,
+            ))),
+            #[cfg(not(feature = "postgres"))]
+            Some(_) => Err(HmsError::new(
+                Code::FailedPrecondition,
+                "this build of hms_ffi has no PostgreSQL store (feature `postgres`): \
+                 remove store.postgres or use a build with it",
+            )
+            .with_detail("field", "store.postgres")),
         }
     }
 }
 
+/// Keeps the events of each record in the order of its changes: a change
+/// holds its record's stripe from before it reads until it has published.
+struct PublishOrder {
+    stripes: [Mutex<()>; 64],
+}
+
+impl PublishOrder {
+    fn new() -> PublishOrder {
+        PublishOrder {
+            stripes: std::array::from_fn(|_| Mutex::new(())),
+        }
+    }
+
+    fn hold(&self, id: &str) -> MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(id);
+        self.stripes[(hash % self.stripes.len() as u64) as usize].lock()
+    }
+}
+
 impl Domain {
-    /// Opens the store; list pages stay within `max_message_bytes`.
-    pub fn open(data_dir: Option<&Path>, max_message_bytes: usize) -> Result<Domain> {
-        let (database, tables) = match data_dir {
-            Some(dir) => {
-                let (database, tables) = Database::open(dir)?;
-                (Some(database), tables)
-            }
-            None => (None, Tables::default()),
+    /// Opens the store (with `Embedded`, the one in `data_dir`); list pages
+    /// stay within `max_message_bytes`.
+    pub fn open(
+        store: &StoreSettings,
+        data_dir: Option<&Path>,
+        max_message_bytes: usize,
+    ) -> Result<Domain> {
+        let store: Box<dyn Store> = match store {
+            StoreSettings::Embedded => Box::new(store::LocalStore::open(data_dir)?),
+            #[cfg(feature = "postgres")]
+            StoreSettings::Postgres(settings) => Box::new(store::PostgresStore::open(settings)?),
         };
         Ok(Domain {
-            state: Mutex::new(State { tables, database }),
+            store,
             hooks: Hooks::default(),
             locks: lifecycle::AgentLocks::default(),
+            order: PublishOrder::new(),
             page_weight: max_message_bytes,
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
+    fn read(&self) -> Result<Box<dyn Transaction + '_>> {
+        self.store.begin(Access::Read)
+    }
+
+    fn write(&self) -> Result<Box<dyn Transaction + '_>> {
+        self.store.begin(Access::Write)
     }
 
     /// The limit of one list page of `requested` records (0: the default).

@@ -1,8 +1,5 @@
 //! Page tokens: opaque to callers, the key of the last record returned.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -58,50 +55,47 @@ pub struct PageLimit {
     pub weight: usize,
 }
 
-/// One page of the values of `map` after `start_after` that `keep` accepts,
-/// and the token of the next page (empty on the last); see [`fill_page`].
-pub fn page<K: Ord + Clone, V: Clone>(
-    map: &BTreeMap<K, V>,
-    start_after: Option<K>,
+/// A page being filled from a scan: records are offered in order until it
+/// is full. It ends at `limit.records` records or before its weight would
+/// pass `limit.weight`; it holds at least one record.
+pub struct Page<T> {
     limit: PageLimit,
-    keep: impl Fn(&V) -> bool,
-    weight_of: impl Fn(&V) -> usize,
-    token_of: impl Fn(&K) -> String,
-) -> (Vec<V>, String) {
-    let lower = match start_after {
-        Some(key) => Bound::Excluded(key),
-        None => Bound::Unbounded,
-    };
-    let candidates = map
-        .range((lower, Bound::Unbounded))
-        .filter(|(_, value)| keep(value));
-    let (items, more) = fill_page(candidates, limit, |(_, value)| weight_of(value));
-    let next = match (more, items.last()) {
-        (true, Some((key, _))) => encode_token(&token_of(key)),
-        _ => String::new(),
-    };
-    (
-        items.into_iter().map(|(_, value)| value.clone()).collect(),
-        next,
-    )
+    pub items: Vec<T>,
+    weight: usize,
+    /// Whether a record was left out: the page is full and more follow.
+    pub more: bool,
 }
 
-/// The first records of `candidates` that make one page, and whether more
-/// follow. A page ends at `limit.records` records or before its weight
-/// (`weight_of`) would pass `limit.weight`; it holds at least one record.
-pub fn fill_page<T>(
-    candidates: impl Iterator<Item = T>,
-    limit: PageLimit,
-    weight_of: impl Fn(&T) -> usize,
-) -> (Vec<T>, bool) {
-    let mut items = Vec::new();
-    let mut weight = 0usize;
-    for candidate in candidates {
-        weight = weight.saturating_add(weight_of(&candidate));
-        if items.len() == limit.records || (!items.is_empty() && weight > limit.weight) {
-            return (items, true);
+impl<T: Clone> Page<T> {
+    pub fn new(limit: PageLimit) -> Page<T> {
+        Page {
+            limit,
+            items: Vec::new(),
+            weight: 0,
+            more: false,
         }
-        items.push(candidate);
     }
-    (items, false)
+
+    /// Takes a copy of `record` if the page has room for `weight` more;
+    /// false once it is full, which ends the scan.
+    pub fn take(&mut self, record: &T, weight: usize) -> bool {
+        self.weight = self.weight.saturating_add(weight);
+        if self.items.len() == self.limit.records
+            || (!self.items.is_empty() && self.weight > self.limit.weight)
+        {
+            self.more = true;
+            return false;
+        }
+        self.items.push(record.clone());
+        true
+    }
+
+    /// The token of the next page (the key of the last record taken), or
+    /// empty on the last page.
+    pub fn next_token(&self, key_of: impl Fn(&T) -> String) -> String {
+        match (self.more, self.items.last()) {
+            (true, Some(last)) => encode_token(&key_of(last)),
+            _ => String::new(),
+        }
+    }
 }

@@ -2,8 +2,8 @@
 
 use prost::Message as _;
 
-use super::paging::{decode_token, page, record_weight};
-use super::{Admit, Domain, State, Write, check_revision, new_id, not_found, now, required};
+use super::paging::{Page, decode_token, record_weight};
+use super::{Admit, Domain, Transaction, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
 use crate::proto::hms::agent::lifecycle::v1::LifecycleState;
@@ -47,11 +47,9 @@ fn refused_move(task: &Task, to: TaskStatus, rule: &str) -> HmsError {
 }
 
 /// The agent must exist and be ACTIVE to take a task.
-fn check_assignee(state: &State, agent_id: &str) -> Result<()> {
-    let agent = state
-        .tables
-        .agents
-        .get(agent_id)
+fn check_assignee(tx: &mut dyn Transaction, agent_id: &str) -> Result<()> {
+    let agent = tx
+        .agent(agent_id)?
         .ok_or_else(|| not_found("agent", agent_id))?;
     if agent.state != LifecycleState::Active as i32 {
         let current = LifecycleState::try_from(agent.state).map_or("UNKNOWN", |s| s.as_str_name());
@@ -85,16 +83,18 @@ impl Domain {
         let draft = request.task.unwrap_or_default();
         required(&draft.title, "task.title")?;
         super::check_timestamp(draft.deadline.as_ref(), "task.deadline")?;
-        let mut state = self.state();
+        let id = new_id();
+        let _order = self.order.hold(&id);
+        let mut tx = self.write()?;
         let status = if draft.agent_id.is_empty() {
             TaskStatus::Pending
         } else {
-            check_assignee(&state, &draft.agent_id)?;
+            check_assignee(tx.as_mut(), &draft.agent_id)?;
             TaskStatus::Assigned
         };
         let stamp = now();
         let task = Task {
-            id: new_id(),
+            id,
             status: status as i32,
             result: Default::default(),
             result_content_type: String::new(),
@@ -105,8 +105,8 @@ impl Domain {
             ..draft
         };
         admit.admit(&task)?;
-        state.persist(&[Write::Task(&task)])?;
-        state.tables.tasks.insert(task.id.clone(), task.clone());
+        tx.write(Write::Task(task.clone()))?;
+        tx.commit()?;
         events.publish(
             "task.submitted",
             &task.id,
@@ -118,11 +118,8 @@ impl Domain {
 
     pub fn get_task(&self, request: GetTaskRequest) -> Result<Task> {
         required(&request.id, "id")?;
-        self.state()
-            .tables
-            .tasks
-            .get(&request.id)
-            .cloned()
+        self.read()?
+            .task(&request.id)?
             .ok_or_else(|| not_found("task", &request.id))
     }
 
@@ -132,18 +129,14 @@ impl Domain {
             (request.agent_id.is_empty() || task.agent_id == request.agent_id)
                 && (request.statuses.is_empty() || request.statuses.contains(&task.status))
         };
-        let state = self.state();
-        let (tasks, next_page_token) = page(
-            &state.tables.tasks,
-            start_after,
-            self.page_limit(request.page_size),
-            keep,
-            |task| record_weight(task.encoded_len()),
-            String::clone,
-        );
+        let mut page = Page::new(self.page_limit(request.page_size));
+        self.read()?
+            .scan_tasks(start_after.as_deref(), &mut |task| {
+                !keep(task) || page.take(task, record_weight(task.encoded_len()))
+            })?;
         Ok(ListTasksResponse {
-            tasks,
-            next_page_token,
+            next_page_token: page.next_token(|task| task.id.clone()),
+            tasks: page.items,
         })
     }
 
@@ -153,7 +146,7 @@ impl Domain {
         events: &EventBus,
         admit: &impl Admit,
         step: Step<'_>,
-        change: impl FnOnce(&State, &mut Task) -> Result<()>,
+        change: impl FnOnce(&mut dyn Transaction, &mut Task) -> Result<()>,
     ) -> Result<Task> {
         let Step {
             id,
@@ -163,24 +156,20 @@ impl Domain {
             rule,
         } = step;
         required(id, "id")?;
-        let mut state = self.state();
-        let current = state
-            .tables
-            .tasks
-            .get(id)
-            .ok_or_else(|| not_found("task", id))?;
-        check_revision("task", id, revision, current.revision)?;
-        if !from.iter().any(|s| *s as i32 == current.status) {
-            return Err(refused_move(current, to, rule));
+        let _order = self.order.hold(id);
+        let mut tx = self.write()?;
+        let mut task = tx.task(id)?.ok_or_else(|| not_found("task", id))?;
+        check_revision("task", id, revision, task.revision)?;
+        if !from.iter().any(|s| *s as i32 == task.status) {
+            return Err(refused_move(&task, to, rule));
         }
-        let mut task = current.clone();
-        change(&state, &mut task)?;
+        change(tx.as_mut(), &mut task)?;
         task.status = to as i32;
         task.revision += 1;
         task.updated_at = Some(now());
         admit.admit(&task)?;
-        state.persist(&[Write::Task(&task)])?;
-        state.tables.tasks.insert(task.id.clone(), task.clone());
+        tx.write(Write::Task(task.clone()))?;
+        tx.commit()?;
         events.publish(
             event_kind(to),
             &task.id,
@@ -207,8 +196,8 @@ impl Domain {
                 to: TaskStatus::Assigned,
                 rule: "only a PENDING task can be assigned",
             },
-            |state, task| {
-                check_assignee(state, &request.agent_id)?;
+            |tx, task| {
+                check_assignee(tx, &request.agent_id)?;
                 task.agent_id = request.agent_id.clone();
                 Ok(())
             },

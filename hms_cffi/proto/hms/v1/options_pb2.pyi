@@ -159,6 +159,7 @@ class RuntimeConfig(_message.Message):
     SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     NATS_FIELD_NUMBER: _builtins.int
     SECURITY_FIELD_NUMBER: _builtins.int
+    STORE_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest payload accepted or produced, in bytes. Default 4 MiB."""
     max_depth: _builtins.int
@@ -190,6 +191,13 @@ class RuntimeConfig(_message.Message):
         verified and CallContext.principal stays empty.
         """
 
+    @_builtins.property
+    def store(self) -> Global___StoreConfig:
+        """Where agents, tasks, knowledge and lifecycle history live
+        (docs/deployment.md). Absent: the embedded store, in data_dir (in
+        memory without one).
+        """
+
     def __init__(
         self,
         *,
@@ -202,14 +210,98 @@ class RuntimeConfig(_message.Message):
         shutdown_timeout_ms: _builtins.int = ...,
         nats: Global___NatsTransport | None = ...,
         security: Global___SecurityConfig | None = ...,
+        store: Global___StoreConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["nats", b"nats", "security", b"security"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["nats", b"nats", "security", b"security", "store", b"store"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "json_names", b"json_names", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "nats", b"nats", "security", b"security", "shutdown_timeout_ms", b"shutdown_timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_dir", b"data_dir", "event_queue_capacity", b"event_queue_capacity", "json_names", b"json_names", "max_depth", b"max_depth", "max_message_bytes", b"max_message_bytes", "name", b"name", "nats", b"nats", "security", b"security", "shutdown_timeout_ms", b"shutdown_timeout_ms", "store", b"store"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeConfig: _TypeAlias = RuntimeConfig  # noqa: Y015
+
+@_typing.final
+class StoreConfig(_message.Message):
+    """The store of the domain's records."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSTGRES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def postgres(self) -> Global___PostgresStoreConfig:
+        """A PostgreSQL database, shared by every runtime pointed at it."""
+
+    def __init__(
+        self,
+        *,
+        postgres: Global___PostgresStoreConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["postgres", b"postgres"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["postgres", b"postgres"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoreConfig: _TypeAlias = StoreConfig  # noqa: Y015
+
+@_typing.final
+class PostgresStoreConfig(_message.Message):
+    """How to reach a PostgreSQL database. The password never appears in the
+    config itself: it comes from password_file or password_env, or within
+    the URL read from url_env.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    URL_ENV_FIELD_NUMBER: _builtins.int
+    PASSWORD_FILE_FIELD_NUMBER: _builtins.int
+    PASSWORD_ENV_FIELD_NUMBER: _builtins.int
+    POOL_SIZE_FIELD_NUMBER: _builtins.int
+    CONNECT_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    TLS_CA_FILE_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """"postgres://user@host:port/database" or the key=value form of libpq.
+    A URL that carries a password is refused. Exactly one of url, url_env.
+    """
+    url_env: _builtins.str
+    """The name of an environment variable holding the URL, which may carry
+    the password (as DATABASE_URL often does); read once at start.
+    """
+    password_file: _builtins.str
+    """A file holding the password (its first line)."""
+    password_env: _builtins.str
+    """The name of an environment variable holding the password."""
+    pool_size: _builtins.int
+    """Connections this runtime opens at most. Default 16; at most 1024."""
+    connect_timeout_ms: _builtins.int
+    """Longest wait to connect, and for a free connection, in milliseconds.
+    Default 5000; at most 600000.
+    """
+    tls_ca_file: _builtins.str
+    """A PEM file of the certificate authorities that sign the server's
+    certificate. Set: the connection requires TLS and verifies the
+    server's name. Unset: a URL asking for TLS (sslmode=require) is
+    refused, since the server could not be verified.
+    """
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        url_env: _builtins.str = ...,
+        password_file: _builtins.str = ...,
+        password_env: _builtins.str = ...,
+        pool_size: _builtins.int = ...,
+        connect_timeout_ms: _builtins.int = ...,
+        tls_ca_file: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connect_timeout_ms", b"connect_timeout_ms", "password_env", b"password_env", "password_file", b"password_file", "pool_size", b"pool_size", "tls_ca_file", b"tls_ca_file", "url", b"url", "url_env", b"url_env"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostgresStoreConfig: _TypeAlias = PostgresStoreConfig  # noqa: Y015
 
 @_typing.final
 class SecurityConfig(_message.Message):

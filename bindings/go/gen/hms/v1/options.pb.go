@@ -243,7 +243,11 @@ type RuntimeConfig struct {
 	Nats *NatsTransport `protobuf:"bytes,8,opt,name=nats,proto3" json:"nats,omitempty"`
 	// Authentication of calls (docs/security.md). Absent: no call is
 	// verified and CallContext.principal stays empty.
-	Security      *SecurityConfig `protobuf:"bytes,9,opt,name=security,proto3" json:"security,omitempty"`
+	Security *SecurityConfig `protobuf:"bytes,9,opt,name=security,proto3" json:"security,omitempty"`
+	// Where agents, tasks, knowledge and lifecycle history live
+	// (docs/deployment.md). Absent: the embedded store, in data_dir (in
+	// memory without one).
+	Store         *StoreConfig `protobuf:"bytes,10,opt,name=store,proto3" json:"store,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -341,6 +345,167 @@ func (x *RuntimeConfig) GetSecurity() *SecurityConfig {
 	return nil
 }
 
+func (x *RuntimeConfig) GetStore() *StoreConfig {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+// The store of the domain's records.
+type StoreConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A PostgreSQL database, shared by every runtime pointed at it.
+	Postgres      *PostgresStoreConfig `protobuf:"bytes,1,opt,name=postgres,proto3" json:"postgres,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreConfig) Reset() {
+	*x = StoreConfig{}
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreConfig) ProtoMessage() {}
+
+func (x *StoreConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreConfig.ProtoReflect.Descriptor instead.
+func (*StoreConfig) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StoreConfig) GetPostgres() *PostgresStoreConfig {
+	if x != nil {
+		return x.Postgres
+	}
+	return nil
+}
+
+// How to reach a PostgreSQL database. The password never appears in the
+// config itself: it comes from password_file or password_env, or within
+// the URL read from url_env.
+type PostgresStoreConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "postgres://user@host:port/database" or the key=value form of libpq.
+	// A URL that carries a password is refused. Exactly one of url, url_env.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// The name of an environment variable holding the URL, which may carry
+	// the password (as DATABASE_URL often does); read once at start.
+	UrlEnv string `protobuf:"bytes,2,opt,name=url_env,json=urlEnv,proto3" json:"url_env,omitempty"`
+	// A file holding the password (its first line).
+	PasswordFile string `protobuf:"bytes,3,opt,name=password_file,json=passwordFile,proto3" json:"password_file,omitempty"`
+	// The name of an environment variable holding the password.
+	PasswordEnv string `protobuf:"bytes,4,opt,name=password_env,json=passwordEnv,proto3" json:"password_env,omitempty"`
+	// Connections this runtime opens at most. Default 16; at most 1024.
+	PoolSize uint32 `protobuf:"varint,5,opt,name=pool_size,json=poolSize,proto3" json:"pool_size,omitempty"`
+	// Longest wait to connect, and for a free connection, in milliseconds.
+	// Default 5000; at most 600000.
+	ConnectTimeoutMs uint32 `protobuf:"varint,6,opt,name=connect_timeout_ms,json=connectTimeoutMs,proto3" json:"connect_timeout_ms,omitempty"`
+	// A PEM file of the certificate authorities that sign the server's
+	// certificate. Set: the connection requires TLS and verifies the
+	// server's name. Unset: a URL asking for TLS (sslmode=require) is
+	// refused, since the server could not be verified.
+	TlsCaFile     string `protobuf:"bytes,7,opt,name=tls_ca_file,json=tlsCaFile,proto3" json:"tls_ca_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostgresStoreConfig) Reset() {
+	*x = PostgresStoreConfig{}
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostgresStoreConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostgresStoreConfig) ProtoMessage() {}
+
+func (x *PostgresStoreConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_v1_options_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostgresStoreConfig.ProtoReflect.Descriptor instead.
+func (*PostgresStoreConfig) Descriptor() ([]byte, []int) {
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PostgresStoreConfig) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PostgresStoreConfig) GetUrlEnv() string {
+	if x != nil {
+		return x.UrlEnv
+	}
+	return ""
+}
+
+func (x *PostgresStoreConfig) GetPasswordFile() string {
+	if x != nil {
+		return x.PasswordFile
+	}
+	return ""
+}
+
+func (x *PostgresStoreConfig) GetPasswordEnv() string {
+	if x != nil {
+		return x.PasswordEnv
+	}
+	return ""
+}
+
+func (x *PostgresStoreConfig) GetPoolSize() uint32 {
+	if x != nil {
+		return x.PoolSize
+	}
+	return 0
+}
+
+func (x *PostgresStoreConfig) GetConnectTimeoutMs() uint32 {
+	if x != nil {
+		return x.ConnectTimeoutMs
+	}
+	return 0
+}
+
+func (x *PostgresStoreConfig) GetTlsCaFile() string {
+	if x != nil {
+		return x.TlsCaFile
+	}
+	return ""
+}
+
 // How a runtime authenticates the calls it serves, local and remote.
 type SecurityConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -381,7 +546,7 @@ type SecurityConfig struct {
 
 func (x *SecurityConfig) Reset() {
 	*x = SecurityConfig{}
-	mi := &file_hms_v1_options_proto_msgTypes[3]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +558,7 @@ func (x *SecurityConfig) String() string {
 func (*SecurityConfig) ProtoMessage() {}
 
 func (x *SecurityConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[3]
+	mi := &file_hms_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +571,7 @@ func (x *SecurityConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityConfig.ProtoReflect.Descriptor instead.
 func (*SecurityConfig) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{3}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SecurityConfig) GetRequireAuthentication() bool {
@@ -490,7 +655,7 @@ type AuthorizationConfig struct {
 
 func (x *AuthorizationConfig) Reset() {
 	*x = AuthorizationConfig{}
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +667,7 @@ func (x *AuthorizationConfig) String() string {
 func (*AuthorizationConfig) ProtoMessage() {}
 
 func (x *AuthorizationConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[4]
+	mi := &file_hms_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +680,7 @@ func (x *AuthorizationConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizationConfig.ProtoReflect.Descriptor instead.
 func (*AuthorizationConfig) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AuthorizationConfig) GetPolicyFiles() []string {
@@ -559,7 +724,7 @@ type AuditConfig struct {
 
 func (x *AuditConfig) Reset() {
 	*x = AuditConfig{}
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +736,7 @@ func (x *AuditConfig) String() string {
 func (*AuditConfig) ProtoMessage() {}
 
 func (x *AuditConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[5]
+	mi := &file_hms_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +749,7 @@ func (x *AuditConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditConfig.ProtoReflect.Descriptor instead.
 func (*AuditConfig) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AuditConfig) GetEnabled() bool {
@@ -643,7 +808,7 @@ type JwtVerification struct {
 
 func (x *JwtVerification) Reset() {
 	*x = JwtVerification{}
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +820,7 @@ func (x *JwtVerification) String() string {
 func (*JwtVerification) ProtoMessage() {}
 
 func (x *JwtVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[6]
+	mi := &file_hms_v1_options_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +833,7 @@ func (x *JwtVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtVerification.ProtoReflect.Descriptor instead.
 func (*JwtVerification) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{6}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JwtVerification) GetPublicKeyFiles() []string {
@@ -765,7 +930,7 @@ type NatsTransport struct {
 
 func (x *NatsTransport) Reset() {
 	*x = NatsTransport{}
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +942,7 @@ func (x *NatsTransport) String() string {
 func (*NatsTransport) ProtoMessage() {}
 
 func (x *NatsTransport) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[7]
+	mi := &file_hms_v1_options_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +955,7 @@ func (x *NatsTransport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NatsTransport.ProtoReflect.Descriptor instead.
 func (*NatsTransport) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{7}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NatsTransport) GetServers() []string {
@@ -942,7 +1107,7 @@ type EventStream struct {
 
 func (x *EventStream) Reset() {
 	*x = EventStream{}
-	mi := &file_hms_v1_options_proto_msgTypes[8]
+	mi := &file_hms_v1_options_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1119,7 @@ func (x *EventStream) String() string {
 func (*EventStream) ProtoMessage() {}
 
 func (x *EventStream) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[8]
+	mi := &file_hms_v1_options_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1132,7 @@ func (x *EventStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventStream.ProtoReflect.Descriptor instead.
 func (*EventStream) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{8}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EventStream) GetName() string {
@@ -1015,7 +1180,7 @@ type CallContext struct {
 
 func (x *CallContext) Reset() {
 	*x = CallContext{}
-	mi := &file_hms_v1_options_proto_msgTypes[9]
+	mi := &file_hms_v1_options_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1192,7 @@ func (x *CallContext) String() string {
 func (*CallContext) ProtoMessage() {}
 
 func (x *CallContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_v1_options_proto_msgTypes[9]
+	mi := &file_hms_v1_options_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1205,7 @@ func (x *CallContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallContext.ProtoReflect.Descriptor instead.
 func (*CallContext) Descriptor() ([]byte, []int) {
-	return file_hms_v1_options_proto_rawDescGZIP(), []int{9}
+	return file_hms_v1_options_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CallContext) GetMethod() string {
@@ -1109,7 +1274,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\vCredentials\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1c\n" +
-	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xfa\x02\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xa5\x03\n" +
 	"\rRuntimeConfig\x12*\n" +
 	"\x11max_message_bytes\x18\x01 \x01(\x04R\x0fmaxMessageBytes\x12\x1b\n" +
 	"\tmax_depth\x18\x02 \x01(\rR\bmaxDepth\x12\x19\n" +
@@ -1120,7 +1285,19 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"json_names\x18\x06 \x01(\x0e2\x11.hms.v1.JsonNamesR\tjsonNames\x12.\n" +
 	"\x13shutdown_timeout_ms\x18\a \x01(\rR\x11shutdownTimeoutMs\x12)\n" +
 	"\x04nats\x18\b \x01(\v2\x15.hms.v1.NatsTransportR\x04nats\x122\n" +
-	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\"\xd4\x03\n" +
+	"\bsecurity\x18\t \x01(\v2\x16.hms.v1.SecurityConfigR\bsecurity\x12)\n" +
+	"\x05store\x18\n" +
+	" \x01(\v2\x13.hms.v1.StoreConfigR\x05store\"F\n" +
+	"\vStoreConfig\x127\n" +
+	"\bpostgres\x18\x01 \x01(\v2\x1b.hms.v1.PostgresStoreConfigR\bpostgres\"\xf3\x01\n" +
+	"\x13PostgresStoreConfig\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x17\n" +
+	"\aurl_env\x18\x02 \x01(\tR\x06urlEnv\x12#\n" +
+	"\rpassword_file\x18\x03 \x01(\tR\fpasswordFile\x12!\n" +
+	"\fpassword_env\x18\x04 \x01(\tR\vpasswordEnv\x12\x1b\n" +
+	"\tpool_size\x18\x05 \x01(\rR\bpoolSize\x12,\n" +
+	"\x12connect_timeout_ms\x18\x06 \x01(\rR\x10connectTimeoutMs\x12\x1e\n" +
+	"\vtls_ca_file\x18\a \x01(\tR\ttlsCaFile\"\xd4\x03\n" +
 	"\x0eSecurityConfig\x125\n" +
 	"\x16require_authentication\x18\x01 \x01(\bR\x15requireAuthentication\x12&\n" +
 	"\x0fapi_tokens_file\x18\x02 \x01(\tR\rapiTokensFile\x12$\n" +
@@ -1206,41 +1383,45 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_hms_v1_options_proto_goTypes = []any{
 	(JsonNames)(0),              // 0: hms.v1.JsonNames
 	(*CallOptions)(nil),         // 1: hms.v1.CallOptions
 	(*Credentials)(nil),         // 2: hms.v1.Credentials
 	(*RuntimeConfig)(nil),       // 3: hms.v1.RuntimeConfig
-	(*SecurityConfig)(nil),      // 4: hms.v1.SecurityConfig
-	(*AuthorizationConfig)(nil), // 5: hms.v1.AuthorizationConfig
-	(*AuditConfig)(nil),         // 6: hms.v1.AuditConfig
-	(*JwtVerification)(nil),     // 7: hms.v1.JwtVerification
-	(*NatsTransport)(nil),       // 8: hms.v1.NatsTransport
-	(*EventStream)(nil),         // 9: hms.v1.EventStream
-	(*CallContext)(nil),         // 10: hms.v1.CallContext
-	nil,                         // 11: hms.v1.CallOptions.MetadataEntry
-	nil,                         // 12: hms.v1.CallContext.MetadataEntry
-	nil,                         // 13: hms.v1.CallContext.PrincipalAttributesEntry
+	(*StoreConfig)(nil),         // 4: hms.v1.StoreConfig
+	(*PostgresStoreConfig)(nil), // 5: hms.v1.PostgresStoreConfig
+	(*SecurityConfig)(nil),      // 6: hms.v1.SecurityConfig
+	(*AuthorizationConfig)(nil), // 7: hms.v1.AuthorizationConfig
+	(*AuditConfig)(nil),         // 8: hms.v1.AuditConfig
+	(*JwtVerification)(nil),     // 9: hms.v1.JwtVerification
+	(*NatsTransport)(nil),       // 10: hms.v1.NatsTransport
+	(*EventStream)(nil),         // 11: hms.v1.EventStream
+	(*CallContext)(nil),         // 12: hms.v1.CallContext
+	nil,                         // 13: hms.v1.CallOptions.MetadataEntry
+	nil,                         // 14: hms.v1.CallContext.MetadataEntry
+	nil,                         // 15: hms.v1.CallContext.PrincipalAttributesEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
-	11, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
+	13, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
 	2,  // 1: hms.v1.CallOptions.credentials:type_name -> hms.v1.Credentials
 	0,  // 2: hms.v1.RuntimeConfig.json_names:type_name -> hms.v1.JsonNames
-	8,  // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
-	4,  // 4: hms.v1.RuntimeConfig.security:type_name -> hms.v1.SecurityConfig
-	7,  // 5: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
-	2,  // 6: hms.v1.SecurityConfig.default_credentials:type_name -> hms.v1.Credentials
-	5,  // 7: hms.v1.SecurityConfig.authorization:type_name -> hms.v1.AuthorizationConfig
-	6,  // 8: hms.v1.SecurityConfig.audit:type_name -> hms.v1.AuditConfig
-	9,  // 9: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
-	12, // 10: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	13, // 11: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 3: hms.v1.RuntimeConfig.nats:type_name -> hms.v1.NatsTransport
+	6,  // 4: hms.v1.RuntimeConfig.security:type_name -> hms.v1.SecurityConfig
+	4,  // 5: hms.v1.RuntimeConfig.store:type_name -> hms.v1.StoreConfig
+	5,  // 6: hms.v1.StoreConfig.postgres:type_name -> hms.v1.PostgresStoreConfig
+	9,  // 7: hms.v1.SecurityConfig.jwt:type_name -> hms.v1.JwtVerification
+	2,  // 8: hms.v1.SecurityConfig.default_credentials:type_name -> hms.v1.Credentials
+	7,  // 9: hms.v1.SecurityConfig.authorization:type_name -> hms.v1.AuthorizationConfig
+	8,  // 10: hms.v1.SecurityConfig.audit:type_name -> hms.v1.AuditConfig
+	11, // 11: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
+	14, // 12: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	15, // 13: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -1248,16 +1429,16 @@ func file_hms_v1_options_proto_init() {
 	if File_hms_v1_options_proto != nil {
 		return
 	}
-	file_hms_v1_options_proto_msgTypes[5].OneofWrappers = []any{}
-	file_hms_v1_options_proto_msgTypes[6].OneofWrappers = []any{}
-	file_hms_v1_options_proto_msgTypes[9].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[7].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[8].OneofWrappers = []any{}
+	file_hms_v1_options_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

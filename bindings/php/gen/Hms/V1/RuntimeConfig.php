@@ -74,6 +74,14 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>.hms.v1.SecurityConfig security = 9;</code>
      */
     protected $security = null;
+    /**
+     * Where agents, tasks, knowledge and lifecycle history live
+     * (docs/deployment.md). Absent: the embedded store, in data_dir (in
+     * memory without one).
+     *
+     * Generated from protobuf field <code>.hms.v1.StoreConfig store = 10;</code>
+     */
+    protected $store = null;
 
     /**
      * Constructor.
@@ -104,6 +112,10 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
      *     @type \Hms\V1\SecurityConfig $security
      *           Authentication of calls (docs/security.md). Absent: no call is
      *           verified and CallContext.principal stays empty.
+     *     @type \Hms\V1\StoreConfig $store
+     *           Where agents, tasks, knowledge and lifecycle history live
+     *           (docs/deployment.md). Absent: the embedded store, in data_dir (in
+     *           memory without one).
      * }
      */
     public function __construct($data = NULL) {
@@ -371,6 +383,46 @@ class RuntimeConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkMessage($var, \Hms\V1\SecurityConfig::class);
         $this->security = $var;
+
+        return $this;
+    }
+
+    /**
+     * Where agents, tasks, knowledge and lifecycle history live
+     * (docs/deployment.md). Absent: the embedded store, in data_dir (in
+     * memory without one).
+     *
+     * Generated from protobuf field <code>.hms.v1.StoreConfig store = 10;</code>
+     * @return \Hms\V1\StoreConfig|null
+     */
+    public function getStore()
+    {
+        return $this->store;
+    }
+
+    public function hasStore()
+    {
+        return isset($this->store);
+    }
+
+    public function clearStore()
+    {
+        unset($this->store);
+    }
+
+    /**
+     * Where agents, tasks, knowledge and lifecycle history live
+     * (docs/deployment.md). Absent: the embedded store, in data_dir (in
+     * memory without one).
+     *
+     * Generated from protobuf field <code>.hms.v1.StoreConfig store = 10;</code>
+     * @param \Hms\V1\StoreConfig $var
+     * @return $this
+     */
+    public function setStore($var)
+    {
+        GPBUtil::checkMessage($var, \Hms\V1\StoreConfig::class);
+        $this->store = $var;
 
         return $this;
     }

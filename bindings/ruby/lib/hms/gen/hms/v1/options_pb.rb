@@ -26,6 +26,19 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :shutdown_timeout_ms, :uint32, 7
       optional :nats, :message, 8, "hms.v1.NatsTransport"
       optional :security, :message, 9, "hms.v1.SecurityConfig"
+      optional :store, :message, 10, "hms.v1.StoreConfig"
+    end
+    add_message "hms.v1.StoreConfig" do
+      optional :postgres, :message, 1, "hms.v1.PostgresStoreConfig"
+    end
+    add_message "hms.v1.PostgresStoreConfig" do
+      optional :url, :string, 1
+      optional :url_env, :string, 2
+      optional :password_file, :string, 3
+      optional :password_env, :string, 4
+      optional :pool_size, :uint32, 5
+      optional :connect_timeout_ms, :uint32, 6
+      optional :tls_ca_file, :string, 7
     end
     add_message "hms.v1.SecurityConfig" do
       optional :require_authentication, :bool, 1
@@ -103,6 +116,8 @@ module Hms
     CallOptions = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.CallOptions").msgclass
     Credentials = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.Credentials").msgclass
     RuntimeConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.RuntimeConfig").msgclass
+    StoreConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.StoreConfig").msgclass
+    PostgresStoreConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.PostgresStoreConfig").msgclass
     SecurityConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.SecurityConfig").msgclass
     AuthorizationConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.AuthorizationConfig").msgclass
     AuditConfig = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.v1.AuditConfig").msgclass

@@ -1,45 +1,39 @@
-//! Records of the domain: kept in memory, and with a `data_dir` written
-//! through to an embedded SQLite database before a write returns.
+//! The embedded store: records kept in memory, and with a `data_dir`
+//! written through to an embedded SQLite database before a write returns.
 //!
 //! The in-memory tables answer every read; the database is the durable copy
 //! loaded at start. A write is applied to the database in one transaction
 //! first and to memory only once that committed, so memory never holds what
-//! a crash would lose.
+//! a crash would lose. One lock covers the whole store: a transaction holds
+//! it from `begin` to `commit`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::ops::Bound;
 use std::path::Path;
 
+use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
 use rusqlite::{Connection, params};
 
+use super::{Access, KnowledgeScan, Store, Transaction, Visit, Write};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::agent::lifecycle::v1::LifecycleEvent;
 use crate::proto::hms::agent::v1::{Agent, KnowledgeEntry, Task};
 
 #[derive(Default)]
-pub struct Tables {
+struct Tables {
     /// By id; UUIDv7 ids sort by creation time.
-    pub agents: BTreeMap<String, Agent>,
-    pub tasks: BTreeMap<String, Task>,
-    pub knowledge: BTreeMap<String, KnowledgeEntry>,
+    agents: BTreeMap<String, Agent>,
+    tasks: BTreeMap<String, Task>,
+    knowledge: BTreeMap<String, KnowledgeEntry>,
     /// (namespace, key) to id, ordered for queries.
-    pub knowledge_keys: BTreeMap<(String, String), String>,
+    knowledge_keys: BTreeMap<(String, String), String>,
     /// Transitions of each agent, oldest first.
-    pub history: HashMap<String, Vec<LifecycleEvent>>,
+    history: HashMap<String, Vec<LifecycleEvent>>,
 }
 
-/// One change to persist.
-pub enum Write<'a> {
-    Agent(&'a Agent),
-    DeleteAgent(&'a str),
-    Task(&'a Task),
-    Knowledge(&'a KnowledgeEntry),
-    DeleteKnowledge(&'a str),
-    Event(&'a LifecycleEvent),
-}
-
-pub struct Database {
+struct Database {
     connection: Connection,
     /// Held for the life of the runtime: a second runtime on the same folder
     /// fails to take it.
@@ -80,6 +74,11 @@ fn storage_error(error: rusqlite::Error) -> HmsError {
 /// status of hms_runtime_new for an unusable data_dir); the cause stays in
 /// the message and in the `cause` detail.
 fn unusable_data_dir(dir: &Path, error: HmsError) -> HmsError {
+    // A database newer than this library keeps its status: the remedy is a
+    // newer library, not another folder.
+    if error.code == Code::Incompatible {
+        return error.with_detail("data_dir", dir.display());
+    }
     let cause = error.code;
     let mut unusable = HmsError::new(
         Code::FailedPrecondition,
@@ -96,18 +95,44 @@ fn unusable_data_dir(dir: &Path, error: HmsError) -> HmsError {
     unusable
 }
 
-const SCHEMA: &str = "
+/// The schema's versions, oldest first: a database at version N has had
+/// the first N applied (SQLite's `user_version` holds N). A released
+/// version never changes; a change is a new one at the end.
+const MIGRATIONS: &[&str] = &["
     CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, body BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, body BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS knowledge (id TEXT PRIMARY KEY, body BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS lifecycle_events (
         agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, body BLOB NOT NULL,
         PRIMARY KEY (agent_id, sequence));
-";
+"];
+
+/// Brings the database to the latest version, in one transaction.
+fn migrate(connection: &mut Connection) -> Result<()> {
+    let found: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(storage_error)?;
+    let latest = MIGRATIONS.len();
+    let found = usize::try_from(found).unwrap_or(usize::MAX);
+    if found > latest {
+        return Err(super::newer_schema(
+            "the SQLite database in data_dir",
+            found,
+            latest,
+        ));
+    }
+    let tx = connection.transaction().map_err(storage_error)?;
+    for migration in &MIGRATIONS[found..] {
+        tx.execute_batch(migration).map_err(storage_error)?;
+    }
+    tx.pragma_update(None, "user_version", latest as i64)
+        .map_err(storage_error)?;
+    tx.commit().map_err(storage_error)
+}
 
 impl Database {
     /// Opens (or creates) the database in `dir` and loads every record.
-    pub fn open(dir: &Path) -> Result<(Database, Tables)> {
+    fn open(dir: &Path) -> Result<(Database, Tables)> {
         let precondition = |what: String| {
             HmsError::new(Code::FailedPrecondition, what)
                 .with_detail("data_dir", dir.display())
@@ -125,12 +150,13 @@ impl Database {
             ))
         })?;
         let open = || {
-            let connection = Connection::open(dir.join("hms.sqlite3")).map_err(storage_error)?;
+            let mut connection =
+                Connection::open(dir.join("hms.sqlite3")).map_err(storage_error)?;
             // WAL with FULL sync: a commit is on disk before the call returns.
             connection
                 .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
                 .map_err(storage_error)?;
-            connection.execute_batch(SCHEMA).map_err(storage_error)?;
+            migrate(&mut connection)?;
             let database = Database {
                 connection,
                 _lock: lock,
@@ -175,21 +201,12 @@ impl Database {
             .query_map([], |row| row.get::<_, Vec<u8>>(0))
             .map_err(storage_error)?;
         bodies
-            .map(|body| {
-                let body = body.map_err(storage_error)?;
-                M::decode(body.as_slice()).map_err(|e| {
-                    HmsError::new(
-                        Code::DataLoss,
-                        format!("a stored record is unreadable: {e}"),
-                    )
-                    .with_origin("storage")
-                })
-            })
+            .map(|body| super::decode_stored(&body.map_err(storage_error)?))
             .collect()
     }
 
     /// Applies `writes` in one transaction.
-    pub fn commit(&mut self, writes: &[Write<'_>]) -> Result<()> {
+    fn commit(&mut self, writes: &[Write]) -> Result<()> {
         let tx = self.connection.transaction().map_err(storage_error)?;
         for write in writes {
             match write {
@@ -227,6 +244,181 @@ impl Database {
     }
 }
 
+/// The embedded store: memory, durable in SQLite with a `data_dir`.
+pub struct LocalStore {
+    state: Mutex<State>,
+}
+
+struct State {
+    tables: Tables,
+    database: Option<Database>,
+}
+
+impl LocalStore {
+    /// In memory without `data_dir`; otherwise the database in it, loaded.
+    pub fn open(data_dir: Option<&Path>) -> Result<LocalStore> {
+        let (database, tables) = match data_dir {
+            Some(dir) => {
+                let (database, tables) = Database::open(dir)?;
+                (Some(database), tables)
+            }
+            None => (None, Tables::default()),
+        };
+        Ok(LocalStore {
+            state: Mutex::new(State { tables, database }),
+        })
+    }
+}
+
+impl Store for LocalStore {
+    fn begin(&self, _: Access) -> Result<Box<dyn Transaction + '_>> {
+        Ok(Box::new(LocalTransaction {
+            state: self.state.lock(),
+            writes: Vec::new(),
+        }))
+    }
+
+    /// One runtime owns the store: nobody else transitions its agents.
+    fn lock_transitions(&self, _: &str) -> Result<Box<dyn Send + '_>> {
+        Ok(Box::new(()))
+    }
+}
+
+struct LocalTransaction<'a> {
+    state: MutexGuard<'a, State>,
+    writes: Vec<Write>,
+}
+
+/// Visits the values of `map` after `after`, until `visit` returns false.
+fn scan<K: Ord, V>(map: &BTreeMap<K, V>, after: Option<K>, visit: Visit<'_, V>) {
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    for value in map.range((lower, Bound::Unbounded)).map(|(_, v)| v) {
+        if !visit(value) {
+            break;
+        }
+    }
+}
+
+impl Transaction for LocalTransaction<'_> {
+    fn agent(&mut self, id: &str) -> Result<Option<Agent>> {
+        Ok(self.state.tables.agents.get(id).cloned())
+    }
+
+    fn task(&mut self, id: &str) -> Result<Option<Task>> {
+        Ok(self.state.tables.tasks.get(id).cloned())
+    }
+
+    fn knowledge(&mut self, id: &str) -> Result<Option<KnowledgeEntry>> {
+        Ok(self.state.tables.knowledge.get(id).cloned())
+    }
+
+    fn knowledge_at(&mut self, namespace: &str, key: &str) -> Result<Option<KnowledgeEntry>> {
+        let tables = &self.state.tables;
+        Ok(tables
+            .knowledge_keys
+            .get(&(namespace.to_owned(), key.to_owned()))
+            .and_then(|id| tables.knowledge.get(id))
+            .cloned())
+    }
+
+    fn scan_agents(&mut self, after: Option<&str>, visit: Visit<'_, Agent>) -> Result<()> {
+        scan(&self.state.tables.agents, after.map(str::to_owned), visit);
+        Ok(())
+    }
+
+    fn scan_tasks(&mut self, after: Option<&str>, visit: Visit<'_, Task>) -> Result<()> {
+        scan(&self.state.tables.tasks, after.map(str::to_owned), visit);
+        Ok(())
+    }
+
+    fn scan_knowledge(
+        &mut self,
+        knowledge_scan: &KnowledgeScan<'_>,
+        visit: Visit<'_, KnowledgeEntry>,
+    ) -> Result<()> {
+        let tables = &self.state.tables;
+        let after = knowledge_scan
+            .after
+            .map(|(namespace, key)| (namespace.to_owned(), key.to_owned()));
+        scan(&tables.knowledge_keys, after, &mut |id| {
+            tables.knowledge.get(id).is_none_or(&mut *visit)
+        });
+        Ok(())
+    }
+
+    fn scan_history(
+        &mut self,
+        agent_id: &str,
+        after_sequence: u64,
+        visit: Visit<'_, LifecycleEvent>,
+    ) -> Result<()> {
+        let events = self.state.tables.history.get(agent_id);
+        for event in events.into_iter().flatten() {
+            if event.sequence > after_sequence && !visit(event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn last_event(&mut self, agent_id: &str) -> Result<Option<LifecycleEvent>> {
+        Ok(self
+            .state
+            .tables
+            .history
+            .get(agent_id)
+            .and_then(|events| events.last())
+            .cloned())
+    }
+
+    fn write(&mut self, write: Write) -> Result<()> {
+        self.writes.push(write);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        let LocalTransaction { mut state, writes } = *self;
+        if let Some(database) = &mut state.database {
+            database.commit(&writes)?;
+        }
+        let tables = &mut state.tables;
+        for write in writes {
+            match write {
+                Write::Agent(agent) => {
+                    tables.agents.insert(agent.id.clone(), agent);
+                }
+                Write::DeleteAgent(id) => {
+                    tables.agents.remove(&id);
+                    tables.history.remove(&id);
+                }
+                Write::Task(task) => {
+                    tables.tasks.insert(task.id.clone(), task);
+                }
+                Write::Knowledge(entry) => {
+                    tables.knowledge_keys.insert(
+                        (entry.namespace.clone(), entry.key.clone()),
+                        entry.id.clone(),
+                    );
+                    tables.knowledge.insert(entry.id.clone(), entry);
+                }
+                Write::DeleteKnowledge(id) => {
+                    if let Some(entry) = tables.knowledge.remove(&id) {
+                        tables.knowledge_keys.remove(&(entry.namespace, entry.key));
+                    }
+                }
+                Write::Event(event) => {
+                    tables
+                        .history
+                        .entry(event.agent_id.clone())
+                        .or_default()
+                        .push(event);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +443,7 @@ mod tests {
             ..Default::default()
         };
         let error = database
-            .commit(&[Write::Knowledge(&entry)])
+            .commit(&[Write::Knowledge(entry)])
             .expect_err("a write past the last page fails");
         assert_eq!(error.code, Code::ResourceExhausted, "{error:?}");
         assert!(error.message.contains("full"), "{}", error.message);

@@ -1,0 +1,123 @@
+//! Where the records of the domain live, behind one interface: the
+//! embedded store (memory, with a `data_dir` written through to SQLite) and
+//! PostgreSQL, which several runtimes may share.
+//!
+//! The domain runs each call in one [`Transaction`]: it reads what it needs,
+//! decides, queues its writes and commits them together, so a call that
+//! fails has changed nothing. A write transaction locks what it reads (the
+//! embedded store the whole store, PostgreSQL the rows), so two calls that
+//! change the same record are serialized, whichever runtime makes them.
+
+mod local;
+#[cfg(feature = "postgres")]
+mod postgres;
+
+use crate::error::Result;
+use crate::proto::hms::agent::lifecycle::v1::LifecycleEvent;
+use crate::proto::hms::agent::v1::{Agent, KnowledgeEntry, Task};
+
+pub use local::LocalStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresSettings, PostgresStore};
+
+/// One change to make durable.
+pub enum Write {
+    Agent(Agent),
+    /// The agent and its history.
+    DeleteAgent(String),
+    Task(Task),
+    Knowledge(KnowledgeEntry),
+    DeleteKnowledge(String),
+    Event(LifecycleEvent),
+}
+
+/// Whether a transaction will write: a write transaction locks each record
+/// it reads until it commits or is dropped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// What a knowledge scan may narrow by; the domain still checks every
+/// entry it is given, so a store may ignore any of these.
+pub struct KnowledgeScan<'a> {
+    /// Start after this (namespace, key).
+    pub after: Option<(&'a str, &'a str)>,
+    /// Only this namespace when not empty.
+    pub namespace: &'a str,
+    /// Only entries carrying all of these tags.
+    pub tags: &'a [String],
+}
+
+/// Whether a scan goes on after a record.
+pub type Visit<'v, T> = &'v mut dyn FnMut(&T) -> bool;
+
+/// The reads and writes of one call. Dropped without [`commit`], it
+/// changes nothing.
+///
+/// [`commit`]: Transaction::commit
+pub trait Transaction {
+    fn agent(&mut self, id: &str) -> Result<Option<Agent>>;
+    fn task(&mut self, id: &str) -> Result<Option<Task>>;
+    fn knowledge(&mut self, id: &str) -> Result<Option<KnowledgeEntry>>;
+    fn knowledge_at(&mut self, namespace: &str, key: &str) -> Result<Option<KnowledgeEntry>>;
+    /// Agents in id order after `after`, until `visit` returns false.
+    fn scan_agents(&mut self, after: Option<&str>, visit: Visit<'_, Agent>) -> Result<()>;
+    /// Tasks in id order after `after`, until `visit` returns false.
+    fn scan_tasks(&mut self, after: Option<&str>, visit: Visit<'_, Task>) -> Result<()>;
+    /// Entries in (namespace, key) order, until `visit` returns false.
+    fn scan_knowledge(
+        &mut self,
+        scan: &KnowledgeScan<'_>,
+        visit: Visit<'_, KnowledgeEntry>,
+    ) -> Result<()>;
+    /// The transitions of an agent after `after_sequence`, oldest first,
+    /// until `visit` returns false.
+    fn scan_history(
+        &mut self,
+        agent_id: &str,
+        after_sequence: u64,
+        visit: Visit<'_, LifecycleEvent>,
+    ) -> Result<()>;
+    /// The last transition of an agent.
+    fn last_event(&mut self, agent_id: &str) -> Result<Option<LifecycleEvent>>;
+    /// Queues a change, made by [`commit`](Transaction::commit).
+    fn write(&mut self, write: Write) -> Result<()>;
+    /// Makes every queued change durable at once, or none of them.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+pub trait Store: Send + Sync {
+    fn begin(&self, access: Access) -> Result<Box<dyn Transaction + '_>>;
+    /// Keeps the other runtimes sharing this store from transitioning
+    /// `agent_id` until the guard drops (within one runtime the domain's
+    /// own agent locks do it).
+    fn lock_transitions(&self, agent_id: &str) -> Result<Box<dyn Send + '_>>;
+}
+
+/// A record as stored; bytes that do not decode are DATA_LOSS.
+fn decode_stored<M: prost::Message + Default>(body: &[u8]) -> Result<M> {
+    M::decode(body).map_err(|e| {
+        crate::error::HmsError::new(
+            crate::error::Code::DataLoss,
+            format!("a stored record is unreadable: {e}"),
+        )
+        .with_origin("storage")
+    })
+}
+
+/// INCOMPATIBLE: a database whose schema a newer library wrote, which this
+/// one must not change.
+fn newer_schema(database: &str, found: usize, latest: usize) -> crate::error::HmsError {
+    crate::error::HmsError::new(
+        crate::error::Code::Incompatible,
+        format!(
+            "{database} is at schema version {found}, newer than this library's {latest}: \
+             use a library at least as new as the one that wrote it"
+        ),
+    )
+    .with_detail("schema_version", found)
+    .with_detail("supported_schema_version", latest)
+    .with_origin("storage")
+}
