@@ -84,7 +84,9 @@ prepare_server_user() {
     [[ "$(id -u)" -eq 0 ]] || return 0
     if ! id -u "$SERVER_USER" >/dev/null 2>&1; then
         # Test processes start servers in parallel: one creates the user.
-        flock /run/lock/hms-postgres-useradd.lock bash -c "id -u $SERVER_USER >/dev/null 2>&1 ||
+        local locks=/run/lock
+        [[ -d "$locks" ]] || locks=/tmp
+        flock "$locks/hms-postgres-useradd.lock" bash -c "id -u $SERVER_USER >/dev/null 2>&1 ||
             useradd --system --user-group --no-create-home --home-dir /nonexistent \
                 --shell /usr/sbin/nologin $SERVER_USER" ||
             die "cannot create the system user $SERVER_USER (PostgreSQL does not run as root)"
