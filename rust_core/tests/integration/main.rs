@@ -18,6 +18,7 @@ mod knowledge;
 mod lifecycle;
 #[cfg(not(feature = "nats"))]
 mod no_transport;
+mod postgres_fixture;
 #[cfg(feature = "nats")]
 mod remote;
 #[cfg(feature = "nats")]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod nats_server;
+pub mod postgres;
 
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicU64, Ordering};
