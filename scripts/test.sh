@@ -2,7 +2,10 @@
 # The whole test suite, as CI runs it (.ci/run): setup, then every test and
 # gate in order, stopping at the first failure with a clear message.
 #   1. scripts/setup.sh (Debian packages, release build of the core, pip -e)
-#   2. cargo test --release (rust_core; shares the release build's deps)
+#   2. cargo test --release (rust_core; shares the release build's deps),
+#      then the integration suite again on PostgreSQL (HMS_TEST_STORE=
+#      postgres: each runtime without a data_dir of its own in a fresh
+#      database of a real server the tests start)
 #   3. the fault-injection copy of the core (HMS_FFI_FAULT_LIBRARY, for the
 #      panic tests), then pytest tests/python (no test collected fails)
 #      but the remote ones, which follow as a step of their own: `hms serve`
@@ -81,6 +84,9 @@ pytest_step() {
 
 run_step "setup" bash scripts/setup.sh
 run_step "cargo test --release" cargo test --release --locked --manifest-path rust_core/Cargo.toml
+run_step "integration suite on PostgreSQL (HMS_TEST_STORE=postgres)" \
+    env HMS_TEST_STORE=postgres cargo test --release --locked --manifest-path rust_core/Cargo.toml \
+    --test integration
 # pytest, the C host test and every binding run their panic test against this copy.
 fault_library() {
     HMS_FFI_FAULT_LIBRARY="$(bash tests/faults/build_fault_library.sh | tail -n1)"

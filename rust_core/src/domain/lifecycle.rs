@@ -266,8 +266,8 @@ impl Domain {
                 .with_detail("field", "target_state")
             })?;
         let transition_type = transition_type(&request)?;
-        let _guard = self.locks.acquire(&agent_id)?;
-        let _shared_guard = self.store.lock_transitions(&agent_id)?;
+        let guard = self.locks.acquire(&agent_id)?;
+        let shared_guard = self.store.lock_transitions(&agent_id)?;
         let (from, sequence) = {
             let mut tx = self.read()?;
             let agent = tx
@@ -382,7 +382,10 @@ impl Domain {
                 Payload::Lifecycle(event.clone()),
             );
         }
-        drop(_guard);
+        // Released before the non-blocking hooks, which may transition the
+        // agent again.
+        drop(shared_guard);
+        drop(guard);
         for hook in self.hooks.matching(&event, false) {
             if let Err(error) = call_hook(context, &hook, &event, hook.timeout_ms) {
                 let failure = HookFailedEvent {

@@ -19,6 +19,8 @@ mod lifecycle;
 #[cfg(not(feature = "nats"))]
 mod no_transport;
 mod postgres_fixture;
+#[cfg(feature = "postgres")]
+mod postgres_store;
 #[cfg(feature = "nats")]
 mod remote;
 #[cfg(feature = "nats")]

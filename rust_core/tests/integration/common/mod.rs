@@ -33,13 +33,36 @@ pub const LIFECYCLE: &str = "hms.agent.lifecycle.v1.LifecycleService";
 // ---------------------------------------------------------------- runtimes
 
 pub fn new_runtime() -> Arc<Runtime> {
-    Runtime::new(Settings::default()).expect("a default runtime opens")
+    runtime_with(|_| {})
 }
 
 pub fn runtime_with(configure: impl FnOnce(&mut Settings)) -> Arc<Runtime> {
     let mut settings = Settings::default();
     configure(&mut settings);
+    store_under_test(&mut settings);
     Runtime::new(settings).expect("the runtime opens")
+}
+
+/// With HMS_TEST_STORE=postgres, a runtime whose test chose no store of its
+/// own keeps its records in a fresh PostgreSQL database: the domain suite
+/// runs once on each store (scripts/test.sh).
+fn store_under_test(settings: &mut Settings) {
+    #[cfg(feature = "postgres")]
+    if std::env::var("HMS_TEST_STORE").as_deref() == Ok("postgres")
+        && settings.data_dir.is_none()
+        && matches!(settings.store, hms_ffi::domain::StoreSettings::Embedded)
+    {
+        let database = postgres::fresh_database();
+        let config = hms_ffi::proto::v1::StoreConfig {
+            postgres: Some(hms_ffi::proto::v1::PostgresStoreConfig {
+                url: database.url_without_password,
+                password_file: database.password_file.display().to_string(),
+                ..Default::default()
+            }),
+        };
+        settings.store =
+            hms_ffi::domain::StoreSettings::from_config(config).expect("the test store's config");
+    }
 }
 
 /// The error of a result whose Ok type has no Debug.

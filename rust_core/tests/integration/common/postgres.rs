@@ -44,6 +44,10 @@ pub struct TestDatabase {
     /// `postgres://hms:<password>@127.0.0.1:<port>/<name>`
     pub url: String,
     pub name: String,
+    /// The same URL without the password, and the file holding it: the
+    /// form `store.postgres` takes (url, password_file).
+    pub url_without_password: String,
+    pub password_file: PathBuf,
 }
 
 impl TestDatabase {
@@ -123,6 +127,8 @@ impl PostgresServer {
             .unwrap_or_else(|error| panic!("CREATE DATABASE {name}: {error}"));
         TestDatabase {
             url: self.url(&self.password, &name),
+            url_without_password: format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port),
+            password_file: self.dir.join("password"),
             name,
         }
     }
