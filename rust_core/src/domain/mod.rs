@@ -88,10 +88,18 @@ impl PublishOrder {
         }
     }
 
-    fn hold(&self, id: &str) -> MutexGuard<'_, ()> {
+    fn stripe(&self, id: &str) -> &Mutex<()> {
         use std::hash::{BuildHasher, BuildHasherDefault};
         let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(id);
-        self.stripes[(hash % self.stripes.len() as u64) as usize].lock()
+        &self.stripes[(hash % self.stripes.len() as u64) as usize]
+    }
+
+    fn hold(&self, id: &str) -> MutexGuard<'_, ()> {
+        self.stripe(id).lock()
+    }
+
+    fn try_hold(&self, id: &str) -> Option<MutexGuard<'_, ()>> {
+        self.stripe(id).try_lock()
     }
 }
 

@@ -8,8 +8,9 @@ use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
 use crate::proto::hms::agent::lifecycle::v1::LifecycleState;
 use crate::proto::hms::agent::v1::{
-    AssignTaskRequest, CancelTaskRequest, CompleteTaskRequest, FailTaskRequest, GetTaskRequest,
-    ListTasksRequest, ListTasksResponse, StartTaskRequest, SubmitTaskRequest, Task, TaskStatus,
+    AssignTaskRequest, CancelTaskRequest, ClaimTaskRequest, ClaimTaskResponse, CompleteTaskRequest,
+    FailTaskRequest, GetTaskRequest, ListTasksRequest, ListTasksResponse, RenewLeaseRequest,
+    StartTaskRequest, SubmitTaskRequest, Task, TaskStatus,
 };
 use crate::proto::hms::events::v1::event::Payload;
 use crate::proto::v1::Status;
@@ -26,6 +27,43 @@ fn event_kind(status: TaskStatus) -> &'static str {
         TaskStatus::Succeeded => "task.succeeded",
         TaskStatus::Failed => "task.failed",
         TaskStatus::Cancelled => "task.cancelled",
+        TaskStatus::DeadLetter => "task.dead_lettered",
+    }
+}
+
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub const DEFAULT_LEASE_MS: u32 = 30_000;
+pub const MAX_LEASE_MS: u32 = 3_600_000;
+
+/// The lease a claim or renewal asks for (0: the default), from `now`.
+fn lease_until(requested_ms: u32, now: prost_types::Timestamp) -> Result<prost_types::Timestamp> {
+    let ms = match requested_ms {
+        0 => DEFAULT_LEASE_MS,
+        ms if ms > MAX_LEASE_MS => {
+            return Err(HmsError::invalid_argument(format!(
+                "lease_ms {ms} is over the maximum of {MAX_LEASE_MS}"
+            ))
+            .with_detail("field", "lease_ms"));
+        }
+        ms => ms,
+    };
+    let nanos = i64::from(now.nanos) + i64::from(ms % 1000) * 1_000_000;
+    Ok(prost_types::Timestamp {
+        seconds: now.seconds + i64::from(ms / 1000) + nanos / 1_000_000_000,
+        nanos: (nanos % 1_000_000_000) as i32,
+    })
+}
+
+fn micros(stamp: prost_types::Timestamp) -> i64 {
+    stamp.seconds.saturating_mul(1_000_000) + i64::from(stamp.nanos / 1_000)
+}
+
+/// Claims allowed for `task` before it is DEAD_LETTER.
+fn max_attempts(task: &Task) -> u32 {
+    if task.max_attempts == 0 {
+        DEFAULT_MAX_ATTEMPTS
+    } else {
+        task.max_attempts
     }
 }
 
@@ -99,6 +137,10 @@ impl Domain {
             result: Default::default(),
             result_content_type: String::new(),
             error: None,
+            max_attempts: max_attempts(&draft),
+            attempts: 0,
+            claimed_by: String::new(),
+            lease_expires_at: None,
             created_at: Some(stamp),
             updated_at: Some(stamp),
             revision: 1,
@@ -163,8 +205,9 @@ impl Domain {
         if !from.iter().any(|s| *s as i32 == task.status) {
             return Err(refused_move(&task, to, rule));
         }
-        change(tx.as_mut(), &mut task)?;
         task.status = to as i32;
+        change(tx.as_mut(), &mut task)?;
+        let to = TaskStatus::try_from(task.status).unwrap_or(to);
         task.revision += 1;
         task.updated_at = Some(now());
         admit.admit(&task)?;
@@ -270,6 +313,15 @@ impl Domain {
                     error.code = Code::Unknown.as_i32();
                 }
                 task.error = Some(error);
+                if request.retry && !task.claimed_by.is_empty() {
+                    task.status = if task.attempts >= max_attempts(task) {
+                        TaskStatus::DeadLetter as i32
+                    } else {
+                        TaskStatus::Pending as i32
+                    };
+                    task.claimed_by.clear();
+                    task.lease_expires_at = None;
+                }
                 Ok(())
             },
         )
@@ -310,5 +362,146 @@ impl Domain {
                 Ok(())
             },
         )
+    }
+
+    /// Takes the most urgent task `request`'s worker may run. A task whose
+    /// lease ran out with its attempts used up goes to DEAD_LETTER on the
+    /// way, and the claim looks further.
+    pub fn claim_task(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: ClaimTaskRequest,
+    ) -> Result<ClaimTaskResponse> {
+        required(&request.worker_id, "worker_id")?;
+        let fits = |task: &Task| {
+            task.required_capabilities
+                .iter()
+                .all(|c| request.capabilities.contains(c))
+                && request
+                    .labels
+                    .iter()
+                    .all(|(k, v)| task.labels.get(k) == Some(v))
+        };
+        loop {
+            let stamp = now();
+            let lease = lease_until(request.lease_ms, stamp)?;
+            let mut tx = self.write()?;
+            let scan = super::store::ClaimScan {
+                now_micros: micros(stamp),
+                capabilities: &request.capabilities,
+                labels: &request.labels,
+            };
+            let mut found = None;
+            tx.scan_claimable(&scan, &mut |task| {
+                // A task whose stripe is busy is being changed: skipped like
+                // a row another claim holds (waiting here, inside the store's
+                // lock, could deadlock with that change).
+                match fits(task).then(|| self.order.try_hold(&task.id)).flatten() {
+                    Some(order) => {
+                        found = Some((task.clone(), order));
+                        false
+                    }
+                    None => true,
+                }
+            })?;
+            let Some((mut task, _order)) = found else {
+                return Ok(ClaimTaskResponse { task: None });
+            };
+            task.revision += 1;
+            task.updated_at = Some(stamp);
+            if task.attempts >= max_attempts(&task) {
+                task.status = TaskStatus::DeadLetter as i32;
+                task.error = Some(Status {
+                    code: Code::DeadlineExceeded.as_i32(),
+                    message: format!(
+                        "the lease of `{}` ran out on each of its {} attempts",
+                        task.claimed_by, task.attempts
+                    ),
+                    ..Default::default()
+                });
+                task.lease_expires_at = None;
+                tx.write(Write::Task(task.clone()))?;
+                tx.commit()?;
+                events.publish(
+                    "task.dead_lettered",
+                    &task.id,
+                    &task.agent_id,
+                    Payload::Task(task.clone()),
+                );
+                continue;
+            }
+            task.status = TaskStatus::Running as i32;
+            task.attempts += 1;
+            task.claimed_by = request.worker_id.clone();
+            task.lease_expires_at = Some(lease);
+            let response = ClaimTaskResponse {
+                task: Some(task.clone()),
+            };
+            admit.admit(&response)?;
+            tx.write(Write::Task(task.clone()))?;
+            tx.commit()?;
+            events.publish(
+                "task.claimed",
+                &task.id,
+                &task.agent_id,
+                Payload::Task(task.clone()),
+            );
+            return Ok(response);
+        }
+    }
+
+    /// Extends the lease of a task its worker still holds.
+    pub fn renew_lease(
+        &self,
+        events: &EventBus,
+        admit: &impl Admit,
+        request: RenewLeaseRequest,
+    ) -> Result<Task> {
+        required(&request.id, "id")?;
+        required(&request.worker_id, "worker_id")?;
+        let stamp = now();
+        let lease = lease_until(request.lease_ms, stamp)?;
+        let _order = self.order.hold(&request.id);
+        let mut tx = self.write()?;
+        let mut task = tx
+            .task(&request.id)?
+            .ok_or_else(|| not_found("task", &request.id))?;
+        check_revision("task", &request.id, request.revision, task.revision)?;
+        if task.status != TaskStatus::Running as i32 || task.claimed_by != request.worker_id {
+            let holder = if task.claimed_by.is_empty() {
+                "nobody".to_owned()
+            } else {
+                format!("`{}`", task.claimed_by)
+            };
+            return Err(HmsError::new(
+                Code::FailedPrecondition,
+                format!(
+                    "task `{}` is {} and held by {holder}, not by `{}`: only the worker \
+                     holding a RUNNING task's lease renews it",
+                    task.id,
+                    status_name(task.status),
+                    request.worker_id
+                ),
+            )
+            .with_detail("rule", "only the holder of a lease renews it")
+            .with_detail("claimed_by", &task.claimed_by)
+            .with_detail("status", status_name(task.status)));
+        }
+        // A lease that already ran out is renewed only while nobody claimed
+        // the task again (the claim would have changed claimed_by).
+        task.lease_expires_at = Some(lease);
+        task.revision += 1;
+        task.updated_at = Some(stamp);
+        admit.admit(&task)?;
+        tx.write(Write::Task(task.clone()))?;
+        tx.commit()?;
+        events.publish(
+            "task.lease_renewed",
+            &task.id,
+            &task.agent_id,
+            Payload::Task(task.clone()),
+        );
+        Ok(task)
     }
 }

@@ -47,6 +47,14 @@ pub fn register(registry: &Registry) -> Result<()> {
                 unary(|c, a, r| c.domain.start_task(c.events, a, r)),
             ),
             (
+                "ClaimTask",
+                unary(|c, a, r| c.domain.claim_task(c.events, a, r)),
+            ),
+            (
+                "RenewLease",
+                unary(|c, a, r| c.domain.renew_lease(c.events, a, r)),
+            ),
+            (
                 "CompleteTask",
                 unary(|c, a, r| c.domain.complete_task(c.events, a, r)),
             ),

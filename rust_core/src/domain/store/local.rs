@@ -16,7 +16,7 @@ use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
 use rusqlite::{Connection, params};
 
-use super::{Access, KnowledgeScan, Store, Transaction, Visit, Write};
+use super::{Access, ClaimScan, KnowledgeScan, Store, Transaction, Visit, Write};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::agent::lifecycle::v1::LifecycleEvent;
 use crate::proto::hms::agent::v1::{Agent, KnowledgeEntry, Task};
@@ -355,6 +355,24 @@ impl Transaction for LocalTransaction<'_> {
         let events = self.state.tables.history.get(agent_id);
         for event in events.into_iter().flatten() {
             if event.sequence > after_sequence && !visit(event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_claimable(&mut self, scan: &ClaimScan<'_>, visit: Visit<'_, Task>) -> Result<()> {
+        // The whole store is locked: no task is held by anyone else.
+        let mut ready: Vec<&Task> = self
+            .state
+            .tables
+            .tasks
+            .values()
+            .filter(|task| super::claimable(task, scan.now_micros))
+            .collect();
+        ready.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+        for task in ready {
+            if !visit(task) {
                 break;
             }
         }

@@ -50,6 +50,33 @@ pub struct KnowledgeScan<'a> {
     pub tags: &'a [String],
 }
 
+/// What a claim looks for; the domain checks every task it is given again,
+/// so a store may narrow by these or not.
+pub struct ClaimScan<'a> {
+    /// Leases that ended before this (Unix microseconds) are over.
+    pub now_micros: i64,
+    /// Only tasks requiring none but these capabilities.
+    pub capabilities: &'a [String],
+    /// Only tasks carrying all of these labels.
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+}
+
+/// Whether `task` may be claimed at `now_micros`: PENDING, or RUNNING under
+/// a lease that ended.
+pub fn claimable(task: &Task, now_micros: i64) -> bool {
+    use crate::proto::hms::agent::v1::TaskStatus;
+    task.status == TaskStatus::Pending as i32
+        || (task.status == TaskStatus::Running as i32
+            && !task.claimed_by.is_empty()
+            && lease_end_micros(task).is_some_and(|end| end < now_micros))
+}
+
+/// The end of a task's lease in Unix microseconds.
+pub fn lease_end_micros(task: &Task) -> Option<i64> {
+    task.lease_expires_at
+        .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1_000))
+}
+
 /// Whether a scan goes on after a record.
 pub type Visit<'v, T> = &'v mut dyn FnMut(&T) -> bool;
 
@@ -80,6 +107,10 @@ pub trait Transaction {
         after_sequence: u64,
         visit: Visit<'_, LifecycleEvent>,
     ) -> Result<()>;
+    /// The tasks a claim may take (see [`claimable`]), most urgent first
+    /// (priority high to low, then oldest), each locked as it is visited;
+    /// tasks another transaction holds are skipped, not waited for.
+    fn scan_claimable(&mut self, scan: &ClaimScan<'_>, visit: Visit<'_, Task>) -> Result<()>;
     /// The last transition of an agent.
     fn last_event(&mut self, agent_id: &str) -> Result<Option<LifecycleEvent>>;
     /// Queues a change, made by [`commit`](Transaction::commit).

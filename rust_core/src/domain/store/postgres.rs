@@ -18,7 +18,7 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
-use super::{Access, KnowledgeScan, Store, Transaction, Visit, Write, decode_stored};
+use super::{Access, ClaimScan, KnowledgeScan, Store, Transaction, Visit, Write, decode_stored};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::agent::lifecycle::v1::LifecycleEvent;
 use crate::proto::hms::agent::v1::{Agent, KnowledgeEntry, Task};
@@ -288,7 +288,16 @@ fn database_error(server: &str, error: postgres::Error) -> HmsError {
 /// per version applied. A released version never changes.
 const MIGRATIONS: &[&str] = &[r#"
     CREATE TABLE agents (id TEXT COLLATE "C" PRIMARY KEY, body BYTEA NOT NULL);
-    CREATE TABLE tasks (id TEXT COLLATE "C" PRIMARY KEY, body BYTEA NOT NULL);
+    CREATE TABLE tasks (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        status INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        claimed_by TEXT NOT NULL,
+        lease_expires_at BIGINT,
+        required_capabilities TEXT[] NOT NULL,
+        labels JSONB NOT NULL,
+        body BYTEA NOT NULL);
+    CREATE INDEX tasks_claimable ON tasks (priority DESC, id) WHERE status IN (1, 3);
     CREATE TABLE knowledge (
         id TEXT COLLATE "C" PRIMARY KEY,
         namespace TEXT COLLATE "C" NOT NULL,
@@ -477,9 +486,23 @@ impl PostgresTransaction<'_> {
                 client.execute("DELETE FROM agents WHERE id = $1", &[id])
             }
             Write::Task(task) => client.execute(
-                "INSERT INTO tasks (id, body) VALUES ($1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                &[&task.id, &task.encode_to_vec()],
+                "INSERT INTO tasks (id, status, priority, claimed_by, lease_expires_at, \
+                 required_capabilities, labels, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+                 priority = excluded.priority, claimed_by = excluded.claimed_by, \
+                 lease_expires_at = excluded.lease_expires_at, \
+                 required_capabilities = excluded.required_capabilities, \
+                 labels = excluded.labels, body = excluded.body",
+                &[
+                    &task.id,
+                    &task.status,
+                    &task.priority,
+                    &task.claimed_by,
+                    &super::lease_end_micros(task),
+                    &task.required_capabilities,
+                    &serde_json::to_value(&task.labels).unwrap_or_default(),
+                    &task.encode_to_vec(),
+                ],
             ),
             Write::Knowledge(entry) => client.execute(
                 "INSERT INTO knowledge (id, namespace, key, tags, body) VALUES ($1, $2, $3, $4, $5) \
@@ -596,6 +619,38 @@ impl Transaction for PostgresTransaction<'_> {
                 Some(last) if rows.len() as i64 == SCAN_CHUNK => after = last.get(0),
                 _ => return Ok(()),
             }
+        }
+    }
+
+    fn scan_claimable(&mut self, scan: &ClaimScan<'_>, visit: Visit<'_, Task>) -> Result<()> {
+        let labels = serde_json::to_value(scan.labels).unwrap_or_default();
+        // One at a time: each row returned stays locked until this
+        // transaction ends, so a worker locks only the task it takes.
+        let mut after: Option<(i32, String)> = None;
+        loop {
+            let (priority, id) = after.clone().unwrap_or((i32::MAX, String::new()));
+            let rows = self.rows(
+                "SELECT priority, id, body FROM tasks \
+                 WHERE (status = 1 OR (status = 3 AND claimed_by <> '' AND lease_expires_at < $1)) \
+                 AND required_capabilities <@ $2 AND labels @> $3 \
+                 AND (priority < $4 OR (priority = $4 AND id > $5) OR $6) \
+                 ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                &[
+                    &scan.now_micros,
+                    &scan.capabilities,
+                    &labels,
+                    &priority,
+                    &id,
+                    &after.is_none(),
+                ],
+            )?;
+            let Some(row) = rows.first() else {
+                return Ok(());
+            };
+            if !visit(&decode_stored(row.get::<_, &[u8]>(2))?) {
+                return Ok(());
+            }
+            after = Some((row.get(0), row.get(1)));
         }
     }
 
