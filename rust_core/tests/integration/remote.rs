@@ -349,7 +349,7 @@ fn a_server_requiring_authentication_takes_the_configured_credentials() {
 
 /// Writes `text` to a new file in `dir`, readable by its owner only (as
 /// key files are kept), and returns its path.
-fn write_key_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+pub(crate) fn write_key_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(unique("key"));
@@ -364,7 +364,7 @@ fn write_key_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 }
 
 /// A nats-server configuration file holding `text`; its path.
-fn server_config(dir: &std::path::Path, text: &str) -> String {
+pub(crate) fn server_config(dir: &std::path::Path, text: &str) -> String {
     write_key_file(dir, text).display().to_string()
 }
 
