@@ -5,7 +5,7 @@
 //! request's sender in its `Nats-Request-Info` header.
 
 use crate::common;
-use crate::remote::{server_config, write_key_file};
+use crate::remote::{nats_jwt, server_config, unlimited, write_credentials, write_key_file};
 use crate::security::{
     ALICE_TOKEN, BOB_TOKEN, context_of, credentials, principal, refused, register_context,
     security_config,
@@ -68,6 +68,23 @@ fn runtime_as(
     user: &nkeys::KeyPair,
     security: Option<SecurityConfig>,
 ) -> Rt {
+    let auth = NatsTransport {
+        nkey_seed_file: write_key_file(dir, &user.seed().unwrap())
+            .display()
+            .to_string(),
+        ..Default::default()
+    };
+    runtime_with(server, dir, name, auth, security)
+}
+
+/// A runtime connected to `server` with the authentication of `auth`.
+fn runtime_with(
+    server: &NatsServer,
+    dir: &Path,
+    name: &str,
+    auth: NatsTransport,
+    security: Option<SecurityConfig>,
+) -> Rt {
     let config = RuntimeConfig {
         name: name.into(),
         // The exporter's audit log is read back; the callers keep none.
@@ -78,12 +95,9 @@ fn runtime_as(
         },
         nats: Some(NatsTransport {
             servers: vec![server.url()],
-            nkey_seed_file: write_key_file(dir, &user.seed().unwrap())
-                .display()
-                .to_string(),
             connect_timeout_ms: 5_000,
             request_timeout_ms: 5_000,
-            ..Default::default()
+            ..auth
         }),
         security,
         ..Default::default()
@@ -397,4 +411,96 @@ fn bad_nats_identity_settings_are_refused_with_their_field() {
         assert_eq!(error.code, Code::InvalidArgument, "{error:?}");
         assert_eq!(error.details["field"], field, "{error:?}");
     }
+}
+
+/// Decentralized (operator) mode: accounts and users are JWTs, the NATS
+/// identity is the user's public key from its `.creds` file and the
+/// account's public key.
+#[test]
+fn a_creds_users_public_key_is_its_nats_identity() {
+    let dir = TempDir::new().unwrap();
+    let operator = nkeys::KeyPair::new_operator();
+    let (exporting, calling) = (nkeys::KeyPair::new_account(), nkeys::KeyPair::new_account());
+    let account_jwt = |account: &nkeys::KeyPair, sharing: serde_json::Value| {
+        let mut claims =
+            serde_json::json!({"type": "account", "version": 2, "limits": unlimited()});
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(sharing.as_object().unwrap().clone());
+        nats_jwt(&operator, &account.public_key(), claims)
+    };
+    let exporter_jwt = account_jwt(
+        &exporting,
+        serde_json::json!({"exports": [{"name": "hms", "subject": "hms.svc.>", "type": "service"}]}),
+    );
+    let caller_jwt = account_jwt(
+        &calling,
+        serde_json::json!({"imports": [{
+            "name": "hms", "subject": "hms.svc.>", "account": exporting.public_key(),
+            "type": "service", "share": true,
+        }]}),
+    );
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let config = server_config(
+        dir.path(),
+        &format!(
+            "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{ {}: \"{exporter_jwt}\", {}: \"{caller_jwt}\" }}\n",
+            write_key_file(dir.path(), &operator_jwt).display(),
+            exporting.public_key(),
+            calling.public_key(),
+        ),
+    );
+    let server = NatsServer::start_with(&["-c", &config]);
+    let creds = |user: &nkeys::KeyPair, account: &nkeys::KeyPair| NatsTransport {
+        credentials_file: write_credentials(dir.path(), user, account)
+            .display()
+            .to_string(),
+        ..Default::default()
+    };
+    let (exporter_user, alice_user) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    let mut security = security_config(dir.path());
+    security.require_nats_identity = true;
+    security.nats_user_principals = [(alice_user.public_key(), "alice".to_owned())].into();
+    let exporter = runtime_with(
+        &server,
+        dir.path(),
+        "exporter",
+        creds(&exporter_user, &exporting),
+        Some(security),
+    );
+    let service = register_context(
+        &exporter,
+        HostOptions {
+            export: true,
+            ..Default::default()
+        },
+    );
+    let alice = runtime_with(
+        &server,
+        dir.path(),
+        "alice",
+        creds(&alice_user, &calling),
+        None,
+    );
+    let context = context_of(&alice, &service, Some(&credentials(ALICE_TOKEN))).unwrap();
+    assert_eq!(principal(&context), "alice", "{context}");
+    let error = expect_code(
+        context_of(&alice, &service, Some(&credentials(BOB_TOKEN))),
+        Code::PermissionDenied,
+    );
+    assert_eq!(
+        error.details["nats_user"],
+        alice_user.public_key(),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.details["nats_account"],
+        calling.public_key(),
+        "{error:?}"
+    );
 }
