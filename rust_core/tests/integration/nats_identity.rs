@@ -7,7 +7,7 @@
 use crate::common;
 use crate::remote::{nats_jwt, server_config, unlimited, write_credentials, write_key_file};
 use crate::security::{
-    ALICE_TOKEN, BOB_TOKEN, context_of, credentials, principal, refused, register_context,
+    ALICE_TOKEN, BOB_TOKEN, context_of, credentials, principal, refused, register_exported_context,
     security_config,
 };
 
@@ -20,7 +20,7 @@ use common::nats_server::NatsServer;
 use hms_ffi::Code;
 use hms_ffi::config::Settings;
 use hms_ffi::proto::v1::{Credentials, NatsTransport, RuntimeConfig, SecurityConfig};
-use hms_ffi::runtime::{HostOptions, Runtime};
+use hms_ffi::runtime::Runtime;
 use tempfile::TempDir;
 
 type Rt = Arc<Runtime>;
@@ -68,13 +68,17 @@ fn runtime_as(
     user: &nkeys::KeyPair,
     security: Option<SecurityConfig>,
 ) -> Rt {
-    let auth = NatsTransport {
+    runtime_with(server, dir, name, nkey_auth(dir, user), security)
+}
+
+/// Logging in as the NKey user `user`, its seed in a file in `dir`.
+fn nkey_auth(dir: &Path, user: &nkeys::KeyPair) -> NatsTransport {
+    NatsTransport {
         nkey_seed_file: write_key_file(dir, &user.seed().unwrap())
             .display()
             .to_string(),
         ..Default::default()
-    };
-    runtime_with(server, dir, name, auth, security)
+    }
 }
 
 /// A runtime connected to `server` with the authentication of `auth`.
@@ -118,14 +122,19 @@ fn exporter(server: &NatsServer, dir: &Path, users: &Users, require: bool) -> (R
         ]
         .into();
     }
-    let rt = runtime_as(server, dir, "exporter", &users.exporter, Some(security));
-    let service = register_context(
-        &rt,
-        HostOptions {
-            export: true,
-            ..Default::default()
-        },
-    );
+    exporter_with(server, dir, nkey_auth(dir, &users.exporter), security)
+}
+
+/// An exporter logged in with `auth`, secured by `security`, and the name
+/// of its exported context service.
+fn exporter_with(
+    server: &NatsServer,
+    dir: &Path,
+    auth: NatsTransport,
+    security: SecurityConfig,
+) -> (Rt, String) {
+    let rt = runtime_with(server, dir, "exporter", auth, Some(security));
+    let service = register_exported_context(&rt);
     (rt, service)
 }
 
@@ -318,19 +327,11 @@ fn an_account_mapping_covers_every_user_of_the_account() {
     let mut security = security_config(dir.path());
     security.require_nats_identity = true;
     security.nats_account_principals = [("CALLERS".to_owned(), "bob".to_owned())].into();
-    let exporter = runtime_as(
+    let (_exporter, service) = exporter_with(
         &server,
         dir.path(),
-        "exporter",
-        &users.exporter,
-        Some(security),
-    );
-    let service = register_context(
-        &exporter,
-        HostOptions {
-            export: true,
-            ..Default::default()
-        },
+        nkey_auth(dir.path(), &users.exporter),
+        security,
     );
     let alice = runtime_as(&server, dir.path(), "alice", &users.alice, None);
     let context = context_of(&alice, &service, Some(&credentials(BOB_TOKEN))).unwrap();
@@ -349,19 +350,11 @@ fn an_unmapped_nats_user_is_unauthenticated() {
     let mut security = security_config(dir.path());
     security.require_nats_identity = true;
     security.nats_user_principals = [(users.alice.public_key(), "alice".to_owned())].into();
-    let exporter = runtime_as(
+    let (_exporter, service) = exporter_with(
         &server,
         dir.path(),
-        "exporter",
-        &users.exporter,
-        Some(security),
-    );
-    let service = register_context(
-        &exporter,
-        HostOptions {
-            export: true,
-            ..Default::default()
-        },
+        nkey_auth(dir.path(), &users.exporter),
+        security,
     );
     let bob = runtime_as(&server, dir.path(), "bob", &users.bob, None);
     let error = refused(
@@ -466,19 +459,11 @@ fn a_creds_users_public_key_is_its_nats_identity() {
     let mut security = security_config(dir.path());
     security.require_nats_identity = true;
     security.nats_user_principals = [(alice_user.public_key(), "alice".to_owned())].into();
-    let exporter = runtime_with(
+    let (_exporter, service) = exporter_with(
         &server,
         dir.path(),
-        "exporter",
         creds(&exporter_user, &exporting),
-        Some(security),
-    );
-    let service = register_context(
-        &exporter,
-        HostOptions {
-            export: true,
-            ..Default::default()
-        },
+        security,
     );
     let alice = runtime_with(
         &server,

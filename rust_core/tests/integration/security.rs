@@ -206,6 +206,17 @@ pub(crate) fn register_context(rt: &Rt, options: HostOptions) -> String {
     name
 }
 
+/// [`register_context`], exported over the runtime's transport.
+pub(crate) fn register_exported_context(rt: &Rt) -> String {
+    register_context(
+        rt,
+        HostOptions {
+            export: true,
+            ..Default::default()
+        },
+    )
+}
+
 /// The CallContext a handler of `rt` sees for a call with `options`.
 pub(crate) fn context_of(
     rt: &Rt,
@@ -826,13 +837,7 @@ pub(crate) mod remote {
             principal: String::new(),
         });
         let rt = runtime_on(server, "exporter", &[], Some(security));
-        let service = register_context(
-            &rt,
-            HostOptions {
-                export: true,
-                ..Default::default()
-            },
-        );
+        let service = register_exported_context(&rt);
         (rt, service)
     }
 
