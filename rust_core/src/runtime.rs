@@ -61,7 +61,7 @@ pub struct CallContext<'a> {
     pub authorization: Option<&'a Authorization>,
     /// Where the call comes from: `LocalOnly` when it came in over the
     /// transport.
-    pub(crate) reach: Reach,
+    pub(crate) reach: Reach<'a>,
     /// The runtime's audit log, when it keeps one.
     pub audit: Option<&'a Audit>,
 }
@@ -312,7 +312,7 @@ impl Runtime {
         request: &[u8],
         options: CallOptions,
         out: &mut Vec<u8>,
-        reach: Reach,
+        reach: Reach<'_>,
     ) -> Result<()> {
         self.limits().check_size(request.len(), "request")?;
         self.call_checked(method_name, format, request, options, out, reach)
@@ -341,7 +341,7 @@ impl Runtime {
         request: &[u8],
         options: CallOptions,
         out: &mut Vec<u8>,
-        reach: Reach,
+        reach: Reach<'_>,
     ) -> Result<()> {
         match self.resolve(method_name) {
             Ok(method) => self.dispatch(&method, method_name, format, request, options, out, reach),
@@ -362,7 +362,7 @@ impl Runtime {
         &self,
         method_name: &str,
         not_here: &HmsError,
-        reach: Reach,
+        reach: Reach<'_>,
     ) -> Option<&Transport> {
         if reach.came_over_transport() || not_here.code != Code::NotFound {
             return None;
@@ -439,7 +439,7 @@ impl Runtime {
         request: &[u8],
         options: CallOptions,
         out: &mut Vec<u8>,
-        reach: Reach,
+        reach: Reach<'_>,
     ) -> Result<()> {
         let principal = self
             .authenticate(method_name, &options, reach)
@@ -489,17 +489,23 @@ impl Runtime {
         &self,
         method_name: &str,
         options: &CallOptions,
-        reach: Reach,
+        reach: Reach<'_>,
     ) -> Result<Option<Arc<Principal>>> {
         let Some(security) = &self.settings.security else {
             return Ok(None);
         };
         let credentials = match reach {
             Reach::Anywhere => security.credentials_of(options),
-            Reach::LocalOnly => options.credentials.as_ref(),
+            Reach::LocalOnly(_) => options.credentials.as_ref(),
         };
         security
             .authenticate(method_name, credentials)
+            .and_then(|principal| {
+                if let Reach::LocalOnly(stamps) = reach {
+                    security.check_nats_identity(method_name, principal.as_deref(), stamps)?;
+                }
+                Ok(principal)
+            })
             .map_err(
                 |error| match self.audit_failure(method_name, options, reach, &error) {
                     Ok(()) => error,
@@ -514,7 +520,7 @@ impl Runtime {
         &self,
         method_name: &str,
         options: &CallOptions,
-        reach: Reach,
+        reach: Reach<'_>,
         error: &HmsError,
     ) -> Result<()> {
         let Some(audit) = &self.audit else {
@@ -526,8 +532,10 @@ impl Runtime {
             remote: reach.came_over_transport(),
             ..AuditRecord::new(AuditKind::AuthenticationFailure, "deny", error.code)
         };
-        if let Some(reason) = error.details.get("reason") {
-            record = record.with_detail("reason", reason);
+        for detail in ["reason", "nats_account", "nats_user"] {
+            if let Some(value) = error.details.get(detail) {
+                record = record.with_detail(detail, value);
+            }
         }
         // What the caller claimed, unverified: who tried, never what with.
         if let Some(claimed) = options
@@ -551,7 +559,7 @@ impl Runtime {
         method_name: &str,
         format: Format,
         request: &[u8],
-        reach: Reach,
+        reach: Reach<'_>,
         trace_id: &str,
     ) -> Result<()> {
         let Some(authorization) = &self.authorization else {
@@ -929,18 +937,20 @@ fn run_on_worker(
 }
 
 /// Where a call may be served.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reach {
+#[derive(Clone, Copy)]
+pub(crate) enum Reach<'a> {
     /// Here, else through the transport (every call made by a host).
     Anywhere,
-    /// Here only (a call that came in through the transport).
-    LocalOnly,
+    /// Here only (a call that came in through the transport), with the
+    /// `Nats-Request-Info` headers it arrived with, under any spelling
+    /// (`security.require_nats_identity` reads them).
+    LocalOnly(&'a [&'a str]),
 }
 
-impl Reach {
+impl Reach<'_> {
     /// Only calls that came in through the transport are limited to here.
     pub(crate) fn came_over_transport(self) -> bool {
-        self == Reach::LocalOnly
+        matches!(self, Reach::LocalOnly(_))
     }
 }
 

@@ -58,6 +58,7 @@ pub struct Security {
     default_credentials: Option<Credentials>,
     max_token_bytes: usize,
     cache: VerifiedCache,
+    nats_identity: Option<NatsIdentities>,
     /// The policy configuration, loaded by the runtime (src/authz.rs)
     /// once its services are registered, as the schema lists them.
     pub authorization: Option<AuthorizationConfig>,
@@ -71,12 +72,13 @@ impl std::fmt::Debug for Security {
             .field("jwt", &self.jwt.is_some())
             .field("default_credentials", &self.default_credentials)
             .field("max_token_bytes", &self.max_token_bytes)
+            .field("nats_identity", &self.nats_identity)
             .finish_non_exhaustive()
     }
 }
 
 impl Security {
-    pub fn from_config(config: SecurityConfig) -> Result<Security> {
+    pub fn from_config(mut config: SecurityConfig) -> Result<Security> {
         let mut api_tokens = Vec::new();
         if !config.api_tokens_file.is_empty() {
             let text = Zeroizing::new(std::fs::read_to_string(&config.api_tokens_file).map_err(
@@ -112,6 +114,16 @@ impl Security {
                     .into(),
             ));
         }
+        let nats_identity = NatsIdentities::from_config(&mut config)?;
+        if nats_identity.is_some() && api_tokens.is_empty() && jwt.is_none() {
+            return Err(config_error(
+                "security.require_nats_identity",
+                "require_nats_identity matches the NATS identity of a call with the principal of \
+                 its credentials, and needs a verifier for them: api_tokens_file, api_tokens_env \
+                 or jwt"
+                    .into(),
+            ));
+        }
         let max_token_bytes = match config.max_token_bytes {
             0 => DEFAULT_MAX_TOKEN_BYTES,
             n if n > MAX_TOKEN_BYTES_CEILING => {
@@ -126,7 +138,6 @@ impl Security {
             config.verified_cache_capacity,
             "security.verified_cache_capacity",
         )?;
-        let mut config = config;
         Ok(Security {
             require_authentication: config.require_authentication,
             api_tokens,
@@ -137,6 +148,7 @@ impl Security {
                 .filter(|c| !c.token.is_empty()),
             max_token_bytes,
             cache: VerifiedCache::new(capacity)?,
+            nats_identity,
             authorization: config.authorization.take(),
         })
     }
@@ -211,6 +223,24 @@ impl Security {
             ));
         }
         Ok(Some(principal))
+    }
+
+    /// Refuses a call of `method` that came over NATS when
+    /// `security.require_nats_identity` is on and the connection that sent
+    /// it is not known to belong to `principal`. `stamps` are the
+    /// request's `Nats-Request-Info` headers, under any spelling.
+    pub fn check_nats_identity(
+        &self,
+        method: &str,
+        principal: Option<&Principal>,
+        stamps: &[&str],
+    ) -> Result<()> {
+        match &self.nats_identity {
+            Some(identities) if !PUBLIC_METHODS.contains(&method) => {
+                identities.check(method, principal, stamps)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn verify(&self, credentials: &Credentials) -> Result<Arc<Principal>> {
@@ -611,6 +641,167 @@ fn jwt_error(error: jsonwebtoken::errors::Error) -> HmsError {
         ),
     };
     unauthenticated(reason, message)
+}
+
+/// The header nats-server writes on a request that crosses a service
+/// import, naming the connection that sent it (`ClientInfoHdr`).
+pub const NATS_REQUEST_INFO: &str = "Nats-Request-Info";
+
+/// `security.require_nats_identity` with its tables: which principal each
+/// NATS user or account may call as.
+#[derive(Debug)]
+struct NatsIdentities {
+    users: HashMap<String, String>,
+    accounts: HashMap<String, String>,
+}
+
+/// The part of nats-server's `ClientInfo` JSON that names the sender: its
+/// account always, its user only when the import shares (`share: true`).
+#[derive(serde::Deserialize)]
+struct RequestInfo {
+    #[serde(default)]
+    acc: String,
+    #[serde(default)]
+    user: String,
+}
+
+impl NatsIdentities {
+    fn from_config(config: &mut SecurityConfig) -> Result<Option<NatsIdentities>> {
+        let users: HashMap<_, _> = std::mem::take(&mut config.nats_user_principals)
+            .into_iter()
+            .collect();
+        let accounts: HashMap<_, _> = std::mem::take(&mut config.nats_account_principals)
+            .into_iter()
+            .collect();
+        let tables = [
+            ("security.nats_user_principals", &users),
+            ("security.nats_account_principals", &accounts),
+        ];
+        for (field, table) in tables {
+            if let Some((identity, _)) = table
+                .iter()
+                .find(|(identity, principal)| identity.is_empty() || principal.is_empty())
+            {
+                return Err(config_error(
+                    field,
+                    format!(
+                        "{field} maps {identity:?} to an empty principal or from an empty \
+                         identity: give each NATS identity the principal id it calls as"
+                    ),
+                ));
+            }
+        }
+        if !config.require_nats_identity {
+            if users.is_empty() && accounts.is_empty() {
+                return Ok(None);
+            }
+            return Err(config_error(
+                "security.require_nats_identity",
+                "nats_user_principals and nats_account_principals are read only with \
+                 require_nats_identity on: turn it on, or leave them out"
+                    .into(),
+            ));
+        }
+        if users.is_empty() && accounts.is_empty() {
+            return Err(config_error(
+                "security.require_nats_identity",
+                "require_nats_identity needs the NATS identities it accepts: map NATS users in \
+                 nats_user_principals or accounts in nats_account_principals to principals"
+                    .into(),
+            ));
+        }
+        Ok(Some(NatsIdentities { users, accounts }))
+    }
+
+    fn check(&self, method: &str, principal: Option<&Principal>, stamps: &[&str]) -> Result<()> {
+        let stamp = match stamps {
+            [] => {
+                return Err(unauthenticated(
+                    "nats_identity_missing",
+                    format!(
+                        "`{method}` came over NATS without a {NATS_REQUEST_INFO} header, and \
+                         security.require_nats_identity serves only callers the NATS server \
+                         names: call from another NATS account through a service import of \
+                         this runtime's subjects (share: true names the user too)"
+                    ),
+                ));
+            }
+            [stamp] => *stamp,
+            _ => {
+                return Err(unauthenticated(
+                    "nats_identity_ambiguous",
+                    format!(
+                        "`{method}` came over NATS with {} {NATS_REQUEST_INFO} headers; the NATS \
+                         server writes one, so the others were written by the sender",
+                        stamps.len()
+                    ),
+                ));
+            }
+        };
+        let info = serde_json::from_str::<RequestInfo>(stamp)
+            .ok()
+            .filter(|info| !info.acc.is_empty())
+            .ok_or_else(|| {
+                unauthenticated(
+                    "nats_identity_malformed",
+                    format!(
+                        "the {NATS_REQUEST_INFO} header of `{method}` is not the NATS server's \
+                         JSON naming an account"
+                    ),
+                )
+            })?;
+        let named = |error: HmsError| {
+            let error = error.with_detail("nats_account", &info.acc);
+            if info.user.is_empty() {
+                error
+            } else {
+                error.with_detail("nats_user", &info.user)
+            }
+        };
+        let sender = if info.user.is_empty() {
+            format!("account {}", info.acc)
+        } else {
+            format!("user {} of account {}", info.user, info.acc)
+        };
+        let Some(owner) = self
+            .users
+            .get(&info.user)
+            .or_else(|| self.accounts.get(&info.acc))
+        else {
+            return Err(named(unauthenticated(
+                "nats_identity_unknown",
+                format!(
+                    "`{method}` came over NATS from {sender}, which is in neither \
+                     security.nats_user_principals nor security.nats_account_principals: map it \
+                     to the principal it calls as"
+                ),
+            )));
+        };
+        let Some(principal) = principal else {
+            return Err(named(unauthenticated(
+                "missing",
+                format!(
+                    "`{method}` came over NATS without credentials, and \
+                     security.require_nats_identity serves a call only when its NATS identity \
+                     belongs to the principal its credentials name"
+                ),
+            )));
+        };
+        if *owner != principal.id {
+            return Err(named(
+                HmsError::new(
+                    Code::PermissionDenied,
+                    format!(
+                        "`{method}` came over NATS from {sender}, which security.nats_*_principals \
+                         gives to another principal than the one its credentials name: call with \
+                         that principal's credentials, or over that principal's NATS connection"
+                    ),
+                )
+                .with_detail("reason", "nats_identity_mismatch"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn unauthenticated(reason: &str, message: String) -> HmsError {

@@ -102,7 +102,7 @@ mod tests {
                 )
                 .unwrap_err()
             };
-            let error = call(Reach::LocalOnly);
+            let error = call(Reach::LocalOnly(&[]));
             assert_eq!(error.code, Code::PermissionDenied, "{error:?}");
             assert!(error.message.contains("serves only that host"), "{error:?}");
             // The same call from this runtime's own host is served: it

@@ -1025,6 +1025,22 @@ fn header<'a>(map: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
     map?.get(name).map(|value| value.as_str())
 }
 
+/// The `Nats-Request-Info` headers of a request under any spelling of the
+/// name: nats-server replaces the one spelled as it writes it, and leaves a
+/// sender's `nats-request-info` beside it, so each one counts.
+pub(super) fn request_info(map: Option<&HeaderMap>) -> Vec<&str> {
+    let Some(map) = map else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(name, _)| {
+            let name: &str = name.as_ref();
+            name.eq_ignore_ascii_case(crate::security::NATS_REQUEST_INFO)
+        })
+        .flat_map(|(_, values)| values.iter().map(|value| value.as_str()))
+        .collect()
+}
+
 /// The call a request asks for: its format and its options.
 fn call_of(map: Option<&HeaderMap>) -> Result<(Format, CallOptions)> {
     let format = match header(map, headers::FORMAT) {
@@ -1221,6 +1237,7 @@ impl Serving {
         let serving = self.clone();
         let job = move || {
             let mut out = Vec::new();
+            let stamps = request_info(request.message.headers.as_ref());
             let result = match serving.runtime.upgrade() {
                 Some(runtime) => runtime.call_with_options(
                     &full_name,
@@ -1228,7 +1245,7 @@ impl Serving {
                     &request.message.payload,
                     options,
                     &mut out,
-                    crate::runtime::Reach::LocalOnly,
+                    crate::runtime::Reach::LocalOnly(&stamps),
                 ),
                 None => Err(HmsError::new(
                     Code::Unavailable,

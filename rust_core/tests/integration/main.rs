@@ -16,6 +16,8 @@ mod formats;
 mod host_services;
 mod knowledge;
 mod lifecycle;
+#[cfg(feature = "nats")]
+mod nats_identity;
 #[cfg(not(feature = "nats"))]
 mod no_transport;
 mod postgres_fixture;

@@ -349,7 +349,7 @@ fn a_server_requiring_authentication_takes_the_configured_credentials() {
 
 /// Writes `text` to a new file in `dir`, readable by its owner only (as
 /// key files are kept), and returns its path.
-fn write_key_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+pub(crate) fn write_key_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(unique("key"));
@@ -364,14 +364,14 @@ fn write_key_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 }
 
 /// A nats-server configuration file holding `text`; its path.
-fn server_config(dir: &std::path::Path, text: &str) -> String {
+pub(crate) fn server_config(dir: &std::path::Path, text: &str) -> String {
     write_key_file(dir, text).display().to_string()
 }
 
 /// A NATS JWT (the format nats-server and `nsc` use: an `ed25519-nkey`
 /// signature over base64url header and claims) about `subject`, signed by
 /// `issuer`, with `nats` as its NATS-specific claims.
-fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, nats: serde_json::Value) -> String {
+pub(crate) fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, nats: serde_json::Value) -> String {
     use base64::Engine;
     let base64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = base64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
@@ -390,7 +390,7 @@ fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, nats: serde_json::Value) -> 
 
 /// No limit on anything, spelled out: a limit left out of an account's or
 /// user's claims is zero, which nats-server reads as "none allowed".
-fn unlimited() -> serde_json::Value {
+pub(crate) fn unlimited() -> serde_json::Value {
     serde_json::json!({
         "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
         "wildcards": true, "conn": -1, "leaf": -1,
@@ -399,7 +399,7 @@ fn unlimited() -> serde_json::Value {
 
 /// A `.creds` file (as `nsc generate creds` writes it): a user JWT issued by
 /// `account` for `user`, and the user's seed.
-fn write_credentials(
+pub(crate) fn write_credentials(
     dir: &std::path::Path,
     user: &nkeys::KeyPair,
     account: &nkeys::KeyPair,

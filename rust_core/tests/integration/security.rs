@@ -29,8 +29,8 @@ type Rt = Arc<Runtime>;
 
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "hms-test";
-const ALICE_TOKEN: &str = "hms_alice_9f8e7d6c5b4a39281706f5e4d3c2b1a0";
-const BOB_TOKEN: &str = "hms_bob_0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+pub(crate) const ALICE_TOKEN: &str = "hms_alice_9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+pub(crate) const BOB_TOKEN: &str = "hms_bob_0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
 /// Key pairs made once per test run with the openssl CLI (PKCS#8 private
 /// keys, SPKI public keys, PEM), so that none is checked in.
@@ -84,7 +84,7 @@ fn keys() -> &'static Keys {
 
 /// A security section with a token file (alice: admin,ops; bob: no role)
 /// and the three JWT keys, written to `dir`.
-fn security_config(dir: &Path) -> SecurityConfig {
+pub(crate) fn security_config(dir: &Path) -> SecurityConfig {
     let tokens = dir.join("tokens");
     std::fs::write(
         &tokens,
@@ -131,7 +131,7 @@ fn secured_runtime(configure: impl FnOnce(&mut SecurityConfig)) -> (TempDir, Rt)
     (dir, rt)
 }
 
-fn credentials(token: &str) -> CallOptions {
+pub(crate) fn credentials(token: &str) -> CallOptions {
     CallOptions {
         credentials: Some(Credentials {
             scheme: String::new(),
@@ -194,7 +194,7 @@ fn base64url(bytes: &[u8]) -> String {
 
 /// Registers a host service whose `Context` method answers the call's
 /// `hms.v1.CallContext` as JSON text.
-fn register_context(rt: &Rt, options: HostOptions) -> String {
+pub(crate) fn register_context(rt: &Rt, options: HostOptions) -> String {
     let name = unique("sec.v1.Context");
     rt.register_service(
         echo_typed(&name, &["Context"]),
@@ -206,8 +206,19 @@ fn register_context(rt: &Rt, options: HostOptions) -> String {
     name
 }
 
+/// [`register_context`], exported over the runtime's transport.
+pub(crate) fn register_exported_context(rt: &Rt) -> String {
+    register_context(
+        rt,
+        HostOptions {
+            export: true,
+            ..Default::default()
+        },
+    )
+}
+
 /// The CallContext a handler of `rt` sees for a call with `options`.
-fn context_of(
+pub(crate) fn context_of(
     rt: &Rt,
     service: &str,
     options: Option<&CallOptions>,
@@ -238,7 +249,7 @@ fn echo(rt: &Rt, options: Option<&CallOptions>) -> Result<EchoResponse, HmsError
 /// Asserts `result` failed UNAUTHENTICATED for `reason`, and that neither
 /// its message nor its Debug output shows `secret`.
 #[track_caller]
-fn refused<T>(result: Result<T, HmsError>, reason: &str, secret: &str) -> HmsError {
+pub(crate) fn refused<T>(result: Result<T, HmsError>, reason: &str, secret: &str) -> HmsError {
     let error = expect_code(result, Code::Unauthenticated);
     assert_eq!(
         error.details.get("reason").map(String::as_str),
@@ -252,7 +263,7 @@ fn refused<T>(result: Result<T, HmsError>, reason: &str, secret: &str) -> HmsErr
     error
 }
 
-fn principal(context: &serde_json::Value) -> &str {
+pub(crate) fn principal(context: &serde_json::Value) -> &str {
     context["principal"].as_str().unwrap_or("")
 }
 
@@ -826,13 +837,7 @@ pub(crate) mod remote {
             principal: String::new(),
         });
         let rt = runtime_on(server, "exporter", &[], Some(security));
-        let service = register_context(
-            &rt,
-            HostOptions {
-                export: true,
-                ..Default::default()
-            },
-        );
+        let service = register_exported_context(&rt);
         (rt, service)
     }
 

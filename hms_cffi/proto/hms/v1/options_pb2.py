@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14hms/v1/options.proto\x12\x06hms.v1\"\xc4\x01\n\x0b\x43\x61llOptions\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x01 \x01(\r\x12\x33\n\x08metadata\x18\x02 \x03(\x0b\x32!.hms.v1.CallOptions.MetadataEntry\x12(\n\x0b\x63redentials\x18\x03 \x01(\x0b\x32\x13.hms.v1.Credentials\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x0b\x43redentials\x12\x0e\n\x06scheme\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x11\n\tprincipal\x18\x03 \x01(\t\"\xb2\x02\n\rRuntimeConfig\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x04\x12\x11\n\tmax_depth\x18\x02 \x01(\r\x12\x10\n\x08\x64\x61ta_dir\x18\x03 \x01(\t\x12\x1c\n\x14\x65vent_queue_capacity\x18\x04 \x01(\r\x12\x0c\n\x04name\x18\x05 \x01(\t\x12%\n\njson_names\x18\x06 \x01(\x0e\x32\x11.hms.v1.JsonNames\x12\x1b\n\x13shutdown_timeout_ms\x18\x07 \x01(\r\x12#\n\x04nats\x18\x08 \x01(\x0b\x32\x15.hms.v1.NatsTransport\x12(\n\x08security\x18\t \x01(\x0b\x32\x16.hms.v1.SecurityConfig\x12\"\n\x05store\x18\n \x01(\x0b\x32\x13.hms.v1.StoreConfig\"<\n\x0bStoreConfig\x12-\n\x08postgres\x18\x01 \x01(\x0b\x32\x1b.hms.v1.PostgresStoreConfig\"\xa4\x01\n\x13PostgresStoreConfig\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0f\n\x07url_env\x18\x02 \x01(\t\x12\x15\n\rpassword_file\x18\x03 \x01(\t\x12\x14\n\x0cpassword_env\x18\x04 \x01(\t\x12\x11\n\tpool_size\x18\x05 \x01(\r\x12\x1a\n\x12\x63onnect_timeout_ms\x18\x06 \x01(\r\x12\x13\n\x0btls_ca_file\x18\x07 \x01(\t\"\xcb\x02\n\x0eSecurityConfig\x12\x1e\n\x16require_authentication\x18\x01 \x01(\x08\x12\x17\n\x0f\x61pi_tokens_file\x18\x02 \x01(\t\x12\x16\n\x0e\x61pi_tokens_env\x18\x03 \x01(\t\x12$\n\x03jwt\x18\x04 \x01(\x0b\x32\x17.hms.v1.JwtVerification\x12\x30\n\x13\x64\x65\x66\x61ult_credentials\x18\x05 \x01(\x0b\x32\x13.hms.v1.Credentials\x12\x17\n\x0fmax_token_bytes\x18\x06 \x01(\r\x12\x1f\n\x17verified_cache_capacity\x18\x07 \x01(\r\x12\x32\n\rauthorization\x18\x08 \x01(\x0b\x32\x1b.hms.v1.AuthorizationConfig\x12\"\n\x05\x61udit\x18\t \x01(\x0b\x32\x13.hms.v1.AuditConfig\"L\n\x13\x41uthorizationConfig\x12\x14\n\x0cpolicy_files\x18\x01 \x03(\t\x12\x1f\n\x17\x64\x65\x63ision_cache_capacity\x18\x02 \x01(\r\"\x86\x01\n\x0b\x41uditConfig\x12\x14\n\x07\x65nabled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\rhmac_key_file\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x11\n\tfail_open\x18\x04 \x01(\x08\x12\x18\n\x10sync_each_record\x18\x05 \x01(\x08\x42\n\n\x08_enabled\"\x91\x01\n\x0fJwtVerification\x12\x18\n\x10public_key_files\x18\x01 \x03(\t\x12\x11\n\tjwks_file\x18\x02 \x01(\t\x12\x0e\n\x06issuer\x18\x03 \x01(\t\x12\x11\n\taudiences\x18\x04 \x03(\t\x12\x1b\n\x0eleeway_seconds\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\x11\n\x0f_leeway_seconds\"\xd2\x03\n\rNatsTransport\x12\x0f\n\x07servers\x18\x01 \x03(\t\x12\x17\n\x0f\x63onnection_name\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\x12\x16\n\x0enkey_seed_file\x18\x06 \x01(\t\x12\x18\n\x10\x63redentials_file\x18\x07 \x01(\t\x12\x0f\n\x07\x63\x61_file\x18\x08 \x01(\t\x12\x11\n\tcert_file\x18\t \x01(\t\x12\x10\n\x08key_file\x18\n \x01(\t\x12\x1a\n\x12\x63onnect_timeout_ms\x18\x0b \x01(\r\x12\x1a\n\x12request_timeout_ms\x18\x0c \x01(\r\x12\x17\n\x0f\x65xport_services\x18\r \x03(\t\x12\x16\n\x0esubject_prefix\x18\x0e \x01(\t\x12\x1c\n\x14\x64iscovery_timeout_ms\x18\x0f \x01(\r\x12\x17\n\x0fremote_services\x18\x10 \x03(\t\x12\x16\n\x0epublish_events\x18\x11 \x01(\x08\x12\x1d\n\x15\x65vent_outbox_capacity\x18\x12 \x01(\r\x12)\n\x0c\x65vent_stream\x18\x13 \x01(\x0b\x32\x13.hms.v1.EventStream\"4\n\x0b\x45ventStream\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fmax_age_seconds\x18\x02 \x01(\x04\"\xeb\x02\n\x0b\x43\x61llContext\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x33\n\x08metadata\x18\x02 \x03(\x0b\x32!.hms.v1.CallContext.MetadataEntry\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x19\n\x0cremaining_ms\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x11\n\tprincipal\x18\x05 \x01(\t\x12\r\n\x05roles\x18\x06 \x03(\t\x12J\n\x14principal_attributes\x18\x07 \x03(\x0b\x32,.hms.v1.CallContext.PrincipalAttributesEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a:\n\x18PrincipalAttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_remaining_ms*^\n\tJsonNames\x12\x1a\n\x16JSON_NAMES_UNSPECIFIED\x10\x00\x12\x14\n\x10JSON_NAMES_PROTO\x10\x01\x12\x1f\n\x1bJSON_NAMES_LOWER_CAMEL_CASE\x10\x02\x42\x35Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14hms/v1/options.proto\x12\x06hms.v1\"\xc4\x01\n\x0b\x43\x61llOptions\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x01 \x01(\r\x12\x33\n\x08metadata\x18\x02 \x03(\x0b\x32!.hms.v1.CallOptions.MetadataEntry\x12(\n\x0b\x63redentials\x18\x03 \x01(\x0b\x32\x13.hms.v1.Credentials\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x0b\x43redentials\x12\x0e\n\x06scheme\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x11\n\tprincipal\x18\x03 \x01(\t\"\xb2\x02\n\rRuntimeConfig\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x04\x12\x11\n\tmax_depth\x18\x02 \x01(\r\x12\x10\n\x08\x64\x61ta_dir\x18\x03 \x01(\t\x12\x1c\n\x14\x65vent_queue_capacity\x18\x04 \x01(\r\x12\x0c\n\x04name\x18\x05 \x01(\t\x12%\n\njson_names\x18\x06 \x01(\x0e\x32\x11.hms.v1.JsonNames\x12\x1b\n\x13shutdown_timeout_ms\x18\x07 \x01(\r\x12#\n\x04nats\x18\x08 \x01(\x0b\x32\x15.hms.v1.NatsTransport\x12(\n\x08security\x18\t \x01(\x0b\x32\x16.hms.v1.SecurityConfig\x12\"\n\x05store\x18\n \x01(\x0b\x32\x13.hms.v1.StoreConfig\"<\n\x0bStoreConfig\x12-\n\x08postgres\x18\x01 \x01(\x0b\x32\x1b.hms.v1.PostgresStoreConfig\"\xa4\x01\n\x13PostgresStoreConfig\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0f\n\x07url_env\x18\x02 \x01(\t\x12\x15\n\rpassword_file\x18\x03 \x01(\t\x12\x14\n\x0cpassword_env\x18\x04 \x01(\t\x12\x11\n\tpool_size\x18\x05 \x01(\r\x12\x1a\n\x12\x63onnect_timeout_ms\x18\x06 \x01(\r\x12\x13\n\x0btls_ca_file\x18\x07 \x01(\t\"\x85\x05\n\x0eSecurityConfig\x12\x1e\n\x16require_authentication\x18\x01 \x01(\x08\x12\x17\n\x0f\x61pi_tokens_file\x18\x02 \x01(\t\x12\x16\n\x0e\x61pi_tokens_env\x18\x03 \x01(\t\x12$\n\x03jwt\x18\x04 \x01(\x0b\x32\x17.hms.v1.JwtVerification\x12\x30\n\x13\x64\x65\x66\x61ult_credentials\x18\x05 \x01(\x0b\x32\x13.hms.v1.Credentials\x12\x17\n\x0fmax_token_bytes\x18\x06 \x01(\r\x12\x1f\n\x17verified_cache_capacity\x18\x07 \x01(\r\x12\x32\n\rauthorization\x18\x08 \x01(\x0b\x32\x1b.hms.v1.AuthorizationConfig\x12\"\n\x05\x61udit\x18\t \x01(\x0b\x32\x13.hms.v1.AuditConfig\x12\x1d\n\x15require_nats_identity\x18\n \x01(\x08\x12L\n\x14nats_user_principals\x18\x0b \x03(\x0b\x32..hms.v1.SecurityConfig.NatsUserPrincipalsEntry\x12R\n\x17nats_account_principals\x18\x0c \x03(\x0b\x32\x31.hms.v1.SecurityConfig.NatsAccountPrincipalsEntry\x1a\x39\n\x17NatsUserPrincipalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a<\n\x1aNatsAccountPrincipalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x13\x41uthorizationConfig\x12\x14\n\x0cpolicy_files\x18\x01 \x03(\t\x12\x1f\n\x17\x64\x65\x63ision_cache_capacity\x18\x02 \x01(\r\"\x86\x01\n\x0b\x41uditConfig\x12\x14\n\x07\x65nabled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\rhmac_key_file\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x11\n\tfail_open\x18\x04 \x01(\x08\x12\x18\n\x10sync_each_record\x18\x05 \x01(\x08\x42\n\n\x08_enabled\"\x91\x01\n\x0fJwtVerification\x12\x18\n\x10public_key_files\x18\x01 \x03(\t\x12\x11\n\tjwks_file\x18\x02 \x01(\t\x12\x0e\n\x06issuer\x18\x03 \x01(\t\x12\x11\n\taudiences\x18\x04 \x03(\t\x12\x1b\n\x0eleeway_seconds\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\x11\n\x0f_leeway_seconds\"\xd2\x03\n\rNatsTransport\x12\x0f\n\x07servers\x18\x01 \x03(\t\x12\x17\n\x0f\x63onnection_name\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\x12\x16\n\x0enkey_seed_file\x18\x06 \x01(\t\x12\x18\n\x10\x63redentials_file\x18\x07 \x01(\t\x12\x0f\n\x07\x63\x61_file\x18\x08 \x01(\t\x12\x11\n\tcert_file\x18\t \x01(\t\x12\x10\n\x08key_file\x18\n \x01(\t\x12\x1a\n\x12\x63onnect_timeout_ms\x18\x0b \x01(\r\x12\x1a\n\x12request_timeout_ms\x18\x0c \x01(\r\x12\x17\n\x0f\x65xport_services\x18\r \x03(\t\x12\x16\n\x0esubject_prefix\x18\x0e \x01(\t\x12\x1c\n\x14\x64iscovery_timeout_ms\x18\x0f \x01(\r\x12\x17\n\x0fremote_services\x18\x10 \x03(\t\x12\x16\n\x0epublish_events\x18\x11 \x01(\x08\x12\x1d\n\x15\x65vent_outbox_capacity\x18\x12 \x01(\r\x12)\n\x0c\x65vent_stream\x18\x13 \x01(\x0b\x32\x13.hms.v1.EventStream\"4\n\x0b\x45ventStream\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fmax_age_seconds\x18\x02 \x01(\x04\"\xeb\x02\n\x0b\x43\x61llContext\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x33\n\x08metadata\x18\x02 \x03(\x0b\x32!.hms.v1.CallContext.MetadataEntry\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x19\n\x0cremaining_ms\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x11\n\tprincipal\x18\x05 \x01(\t\x12\r\n\x05roles\x18\x06 \x03(\t\x12J\n\x14principal_attributes\x18\x07 \x03(\x0b\x32,.hms.v1.CallContext.PrincipalAttributesEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a:\n\x18PrincipalAttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_remaining_ms*^\n\tJsonNames\x12\x1a\n\x16JSON_NAMES_UNSPECIFIED\x10\x00\x12\x14\n\x10JSON_NAMES_PROTO\x10\x01\x12\x1f\n\x1bJSON_NAMES_LOWER_CAMEL_CASE\x10\x02\x42\x35Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z3github.com/hms-ffi/hms/bindings/go/gen/hms/v1;hmsv1'
   _globals['_CALLOPTIONS_METADATAENTRY']._loaded_options = None
   _globals['_CALLOPTIONS_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_SECURITYCONFIG_NATSUSERPRINCIPALSENTRY']._loaded_options = None
+  _globals['_SECURITYCONFIG_NATSUSERPRINCIPALSENTRY']._serialized_options = b'8\001'
+  _globals['_SECURITYCONFIG_NATSACCOUNTPRINCIPALSENTRY']._loaded_options = None
+  _globals['_SECURITYCONFIG_NATSACCOUNTPRINCIPALSENTRY']._serialized_options = b'8\001'
   _globals['_CALLCONTEXT_METADATAENTRY']._loaded_options = None
   _globals['_CALLCONTEXT_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_CALLCONTEXT_PRINCIPALATTRIBUTESENTRY']._loaded_options = None
   _globals['_CALLCONTEXT_PRINCIPALATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_JSONNAMES']._serialized_start=2420
-  _globals['_JSONNAMES']._serialized_end=2514
+  _globals['_JSONNAMES']._serialized_start=2734
+  _globals['_JSONNAMES']._serialized_end=2828
   _globals['_CALLOPTIONS']._serialized_start=33
   _globals['_CALLOPTIONS']._serialized_end=229
   _globals['_CALLOPTIONS_METADATAENTRY']._serialized_start=182
@@ -53,21 +57,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTGRESSTORECONFIG']._serialized_start=668
   _globals['_POSTGRESSTORECONFIG']._serialized_end=832
   _globals['_SECURITYCONFIG']._serialized_start=835
-  _globals['_SECURITYCONFIG']._serialized_end=1166
-  _globals['_AUTHORIZATIONCONFIG']._serialized_start=1168
-  _globals['_AUTHORIZATIONCONFIG']._serialized_end=1244
-  _globals['_AUDITCONFIG']._serialized_start=1247
-  _globals['_AUDITCONFIG']._serialized_end=1381
-  _globals['_JWTVERIFICATION']._serialized_start=1384
-  _globals['_JWTVERIFICATION']._serialized_end=1529
-  _globals['_NATSTRANSPORT']._serialized_start=1532
-  _globals['_NATSTRANSPORT']._serialized_end=1998
-  _globals['_EVENTSTREAM']._serialized_start=2000
-  _globals['_EVENTSTREAM']._serialized_end=2052
-  _globals['_CALLCONTEXT']._serialized_start=2055
-  _globals['_CALLCONTEXT']._serialized_end=2418
+  _globals['_SECURITYCONFIG']._serialized_end=1480
+  _globals['_SECURITYCONFIG_NATSUSERPRINCIPALSENTRY']._serialized_start=1361
+  _globals['_SECURITYCONFIG_NATSUSERPRINCIPALSENTRY']._serialized_end=1418
+  _globals['_SECURITYCONFIG_NATSACCOUNTPRINCIPALSENTRY']._serialized_start=1420
+  _globals['_SECURITYCONFIG_NATSACCOUNTPRINCIPALSENTRY']._serialized_end=1480
+  _globals['_AUTHORIZATIONCONFIG']._serialized_start=1482
+  _globals['_AUTHORIZATIONCONFIG']._serialized_end=1558
+  _globals['_AUDITCONFIG']._serialized_start=1561
+  _globals['_AUDITCONFIG']._serialized_end=1695
+  _globals['_JWTVERIFICATION']._serialized_start=1698
+  _globals['_JWTVERIFICATION']._serialized_end=1843
+  _globals['_NATSTRANSPORT']._serialized_start=1846
+  _globals['_NATSTRANSPORT']._serialized_end=2312
+  _globals['_EVENTSTREAM']._serialized_start=2314
+  _globals['_EVENTSTREAM']._serialized_end=2366
+  _globals['_CALLCONTEXT']._serialized_start=2369
+  _globals['_CALLCONTEXT']._serialized_end=2732
   _globals['_CALLCONTEXT_METADATAENTRY']._serialized_start=182
   _globals['_CALLCONTEXT_METADATAENTRY']._serialized_end=229
-  _globals['_CALLCONTEXT_PRINCIPALATTRIBUTESENTRY']._serialized_start=2343
-  _globals['_CALLCONTEXT_PRINCIPALATTRIBUTESENTRY']._serialized_end=2401
+  _globals['_CALLCONTEXT_PRINCIPALATTRIBUTESENTRY']._serialized_start=2657
+  _globals['_CALLCONTEXT_PRINCIPALATTRIBUTESENTRY']._serialized_end=2715
 # @@protoc_insertion_point(module_scope)

@@ -309,6 +309,46 @@ class SecurityConfig(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class NatsUserPrincipalsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class NatsAccountPrincipalsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REQUIRE_AUTHENTICATION_FIELD_NUMBER: _builtins.int
     API_TOKENS_FILE_FIELD_NUMBER: _builtins.int
     API_TOKENS_ENV_FIELD_NUMBER: _builtins.int
@@ -318,6 +358,9 @@ class SecurityConfig(_message.Message):
     VERIFIED_CACHE_CAPACITY_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_FIELD_NUMBER: _builtins.int
     AUDIT_FIELD_NUMBER: _builtins.int
+    REQUIRE_NATS_IDENTITY_FIELD_NUMBER: _builtins.int
+    NATS_USER_PRINCIPALS_FIELD_NUMBER: _builtins.int
+    NATS_ACCOUNT_PRINCIPALS_FIELD_NUMBER: _builtins.int
     require_authentication: _builtins.bool
     """Calls without valid credentials fail HMS_UNAUTHENTICATED (except
     hms.sys.v1.System/Health). Needs at least one verifier. Off: a call
@@ -342,6 +385,16 @@ class SecurityConfig(_message.Message):
     """Most verified tokens remembered (by a keyed hash, never the token) so
     that a token is verified once, until it expires. Default 4096.
     """
+    require_nats_identity: _builtins.bool
+    """Calls that arrive over NATS are served only when the NATS server names
+    the connection that sent them (the Nats-Request-Info header it stamps
+    on a request that crosses a service import into this runtime's
+    account) and that connection maps, through nats_user_principals or
+    nats_account_principals, to the principal of the call's credentials.
+    No such header: HMS_UNAUTHENTICATED; another principal's connection:
+    HMS_PERMISSION_DENIED. Needs a verifier; hms.sys.v1.System/Health is
+    exempt. docs/security.md, "NATS identity".
+    """
     @_builtins.property
     def jwt(self) -> Global___JwtVerification:
         """JSON Web Tokens."""
@@ -365,6 +418,20 @@ class SecurityConfig(_message.Message):
         on, with its defaults, whenever a SecurityConfig is given.
         """
 
+    @_builtins.property
+    def nats_user_principals(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """A NATS user (its NKey or JWT user public key "U...", or its user name
+        in a server config with users) -> the principal id it may call as.
+        """
+
+    @_builtins.property
+    def nats_account_principals(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """A NATS account (its public key "A...", or its name in a server config
+        with accounts) -> the principal id every user of it may call as;
+        consulted when the user is not in nats_user_principals (or not named:
+        an import without share: true names the account only).
+        """
+
     def __init__(
         self,
         *,
@@ -377,10 +444,13 @@ class SecurityConfig(_message.Message):
         verified_cache_capacity: _builtins.int = ...,
         authorization: Global___AuthorizationConfig | None = ...,
         audit: Global___AuditConfig | None = ...,
+        require_nats_identity: _builtins.bool = ...,
+        nats_user_principals: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        nats_account_principals: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_tokens_env", b"api_tokens_env", "api_tokens_file", b"api_tokens_file", "audit", b"audit", "authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt", "max_token_bytes", b"max_token_bytes", "require_authentication", b"require_authentication", "verified_cache_capacity", b"verified_cache_capacity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_tokens_env", b"api_tokens_env", "api_tokens_file", b"api_tokens_file", "audit", b"audit", "authorization", b"authorization", "default_credentials", b"default_credentials", "jwt", b"jwt", "max_token_bytes", b"max_token_bytes", "nats_account_principals", b"nats_account_principals", "nats_user_principals", b"nats_user_principals", "require_authentication", b"require_authentication", "require_nats_identity", b"require_nats_identity", "verified_cache_capacity", b"verified_cache_capacity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -185,6 +185,7 @@ impl Serving {
             options.deadline_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
         }
         let payload = &request.message.payload;
+        let stamps = super::request_info(request.message.headers.as_ref());
         let result = runtime
             .limits()
             .check_size(payload.len(), "request")
@@ -196,7 +197,7 @@ impl Serving {
                     payload,
                     options,
                     &mut out,
-                    crate::runtime::Reach::LocalOnly,
+                    crate::runtime::Reach::LocalOnly(&stamps),
                 )
             });
         self.respond(request, result.map(|()| out), format);

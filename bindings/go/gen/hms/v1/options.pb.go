@@ -539,9 +539,26 @@ type SecurityConfig struct {
 	Authorization *AuthorizationConfig `protobuf:"bytes,8,opt,name=authorization,proto3" json:"authorization,omitempty"`
 	// The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
 	// on, with its defaults, whenever a SecurityConfig is given.
-	Audit         *AuditConfig `protobuf:"bytes,9,opt,name=audit,proto3" json:"audit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Audit *AuditConfig `protobuf:"bytes,9,opt,name=audit,proto3" json:"audit,omitempty"`
+	// Calls that arrive over NATS are served only when the NATS server names
+	// the connection that sent them (the Nats-Request-Info header it stamps
+	// on a request that crosses a service import into this runtime's
+	// account) and that connection maps, through nats_user_principals or
+	// nats_account_principals, to the principal of the call's credentials.
+	// No such header: HMS_UNAUTHENTICATED; another principal's connection:
+	// HMS_PERMISSION_DENIED. Needs a verifier; hms.sys.v1.System/Health is
+	// exempt. docs/security.md, "NATS identity".
+	RequireNatsIdentity bool `protobuf:"varint,10,opt,name=require_nats_identity,json=requireNatsIdentity,proto3" json:"require_nats_identity,omitempty"`
+	// A NATS user (its NKey or JWT user public key "U...", or its user name
+	// in a server config with users) -> the principal id it may call as.
+	NatsUserPrincipals map[string]string `protobuf:"bytes,11,rep,name=nats_user_principals,json=natsUserPrincipals,proto3" json:"nats_user_principals,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// A NATS account (its public key "A...", or its name in a server config
+	// with accounts) -> the principal id every user of it may call as;
+	// consulted when the user is not in nats_user_principals (or not named:
+	// an import without share: true names the account only).
+	NatsAccountPrincipals map[string]string `protobuf:"bytes,12,rep,name=nats_account_principals,json=natsAccountPrincipals,proto3" json:"nats_account_principals,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *SecurityConfig) Reset() {
@@ -633,6 +650,27 @@ func (x *SecurityConfig) GetAuthorization() *AuthorizationConfig {
 func (x *SecurityConfig) GetAudit() *AuditConfig {
 	if x != nil {
 		return x.Audit
+	}
+	return nil
+}
+
+func (x *SecurityConfig) GetRequireNatsIdentity() bool {
+	if x != nil {
+		return x.RequireNatsIdentity
+	}
+	return false
+}
+
+func (x *SecurityConfig) GetNatsUserPrincipals() map[string]string {
+	if x != nil {
+		return x.NatsUserPrincipals
+	}
+	return nil
+}
+
+func (x *SecurityConfig) GetNatsAccountPrincipals() map[string]string {
+	if x != nil {
+		return x.NatsAccountPrincipals
 	}
 	return nil
 }
@@ -1297,7 +1335,7 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\fpassword_env\x18\x04 \x01(\tR\vpasswordEnv\x12\x1b\n" +
 	"\tpool_size\x18\x05 \x01(\rR\bpoolSize\x12,\n" +
 	"\x12connect_timeout_ms\x18\x06 \x01(\rR\x10connectTimeoutMs\x12\x1e\n" +
-	"\vtls_ca_file\x18\a \x01(\tR\ttlsCaFile\"\xd4\x03\n" +
+	"\vtls_ca_file\x18\a \x01(\tR\ttlsCaFile\"\xe6\x06\n" +
 	"\x0eSecurityConfig\x125\n" +
 	"\x16require_authentication\x18\x01 \x01(\bR\x15requireAuthentication\x12&\n" +
 	"\x0fapi_tokens_file\x18\x02 \x01(\tR\rapiTokensFile\x12$\n" +
@@ -1307,7 +1345,17 @@ const file_hms_v1_options_proto_rawDesc = "" +
 	"\x0fmax_token_bytes\x18\x06 \x01(\rR\rmaxTokenBytes\x126\n" +
 	"\x17verified_cache_capacity\x18\a \x01(\rR\x15verifiedCacheCapacity\x12A\n" +
 	"\rauthorization\x18\b \x01(\v2\x1b.hms.v1.AuthorizationConfigR\rauthorization\x12)\n" +
-	"\x05audit\x18\t \x01(\v2\x13.hms.v1.AuditConfigR\x05audit\"p\n" +
+	"\x05audit\x18\t \x01(\v2\x13.hms.v1.AuditConfigR\x05audit\x122\n" +
+	"\x15require_nats_identity\x18\n" +
+	" \x01(\bR\x13requireNatsIdentity\x12`\n" +
+	"\x14nats_user_principals\x18\v \x03(\v2..hms.v1.SecurityConfig.NatsUserPrincipalsEntryR\x12natsUserPrincipals\x12i\n" +
+	"\x17nats_account_principals\x18\f \x03(\v21.hms.v1.SecurityConfig.NatsAccountPrincipalsEntryR\x15natsAccountPrincipals\x1aE\n" +
+	"\x17NatsUserPrincipalsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aH\n" +
+	"\x1aNatsAccountPrincipalsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"p\n" +
 	"\x13AuthorizationConfig\x12!\n" +
 	"\fpolicy_files\x18\x01 \x03(\tR\vpolicyFiles\x126\n" +
 	"\x17decision_cache_capacity\x18\x02 \x01(\rR\x15decisionCacheCapacity\"\xc0\x01\n" +
@@ -1383,7 +1431,7 @@ func file_hms_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_hms_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_hms_v1_options_proto_goTypes = []any{
 	(JsonNames)(0),              // 0: hms.v1.JsonNames
 	(*CallOptions)(nil),         // 1: hms.v1.CallOptions
@@ -1399,8 +1447,10 @@ var file_hms_v1_options_proto_goTypes = []any{
 	(*EventStream)(nil),         // 11: hms.v1.EventStream
 	(*CallContext)(nil),         // 12: hms.v1.CallContext
 	nil,                         // 13: hms.v1.CallOptions.MetadataEntry
-	nil,                         // 14: hms.v1.CallContext.MetadataEntry
-	nil,                         // 15: hms.v1.CallContext.PrincipalAttributesEntry
+	nil,                         // 14: hms.v1.SecurityConfig.NatsUserPrincipalsEntry
+	nil,                         // 15: hms.v1.SecurityConfig.NatsAccountPrincipalsEntry
+	nil,                         // 16: hms.v1.CallContext.MetadataEntry
+	nil,                         // 17: hms.v1.CallContext.PrincipalAttributesEntry
 }
 var file_hms_v1_options_proto_depIdxs = []int32{
 	13, // 0: hms.v1.CallOptions.metadata:type_name -> hms.v1.CallOptions.MetadataEntry
@@ -1414,14 +1464,16 @@ var file_hms_v1_options_proto_depIdxs = []int32{
 	2,  // 8: hms.v1.SecurityConfig.default_credentials:type_name -> hms.v1.Credentials
 	7,  // 9: hms.v1.SecurityConfig.authorization:type_name -> hms.v1.AuthorizationConfig
 	8,  // 10: hms.v1.SecurityConfig.audit:type_name -> hms.v1.AuditConfig
-	11, // 11: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
-	14, // 12: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
-	15, // 13: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	14, // 11: hms.v1.SecurityConfig.nats_user_principals:type_name -> hms.v1.SecurityConfig.NatsUserPrincipalsEntry
+	15, // 12: hms.v1.SecurityConfig.nats_account_principals:type_name -> hms.v1.SecurityConfig.NatsAccountPrincipalsEntry
+	11, // 13: hms.v1.NatsTransport.event_stream:type_name -> hms.v1.EventStream
+	16, // 14: hms.v1.CallContext.metadata:type_name -> hms.v1.CallContext.MetadataEntry
+	17, // 15: hms.v1.CallContext.principal_attributes:type_name -> hms.v1.CallContext.PrincipalAttributesEntry
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_hms_v1_options_proto_init() }
@@ -1438,7 +1490,7 @@ func file_hms_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_v1_options_proto_rawDesc), len(file_hms_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -82,6 +82,35 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>.hms.v1.AuditConfig audit = 9;</code>
      */
     protected $audit = null;
+    /**
+     * Calls that arrive over NATS are served only when the NATS server names
+     * the connection that sent them (the Nats-Request-Info header it stamps
+     * on a request that crosses a service import into this runtime's
+     * account) and that connection maps, through nats_user_principals or
+     * nats_account_principals, to the principal of the call's credentials.
+     * No such header: HMS_UNAUTHENTICATED; another principal's connection:
+     * HMS_PERMISSION_DENIED. Needs a verifier; hms.sys.v1.System/Health is
+     * exempt. docs/security.md, "NATS identity".
+     *
+     * Generated from protobuf field <code>bool require_nats_identity = 10;</code>
+     */
+    protected $require_nats_identity = false;
+    /**
+     * A NATS user (its NKey or JWT user public key "U...", or its user name
+     * in a server config with users) -> the principal id it may call as.
+     *
+     * Generated from protobuf field <code>map<string, string> nats_user_principals = 11;</code>
+     */
+    private $nats_user_principals;
+    /**
+     * A NATS account (its public key "A...", or its name in a server config
+     * with accounts) -> the principal id every user of it may call as;
+     * consulted when the user is not in nats_user_principals (or not named:
+     * an import without share: true names the account only).
+     *
+     * Generated from protobuf field <code>map<string, string> nats_account_principals = 12;</code>
+     */
+    private $nats_account_principals;
 
     /**
      * Constructor.
@@ -120,6 +149,23 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
      *     @type \Hms\V1\AuditConfig $audit
      *           The tamper-evident audit log (docs/security.md, "Audit log"). Absent:
      *           on, with its defaults, whenever a SecurityConfig is given.
+     *     @type bool $require_nats_identity
+     *           Calls that arrive over NATS are served only when the NATS server names
+     *           the connection that sent them (the Nats-Request-Info header it stamps
+     *           on a request that crosses a service import into this runtime's
+     *           account) and that connection maps, through nats_user_principals or
+     *           nats_account_principals, to the principal of the call's credentials.
+     *           No such header: HMS_UNAUTHENTICATED; another principal's connection:
+     *           HMS_PERMISSION_DENIED. Needs a verifier; hms.sys.v1.System/Health is
+     *           exempt. docs/security.md, "NATS identity".
+     *     @type array|\Google\Protobuf\Internal\MapField $nats_user_principals
+     *           A NATS user (its NKey or JWT user public key "U...", or its user name
+     *           in a server config with users) -> the principal id it may call as.
+     *     @type array|\Google\Protobuf\Internal\MapField $nats_account_principals
+     *           A NATS account (its public key "A...", or its name in a server config
+     *           with accounts) -> the principal id every user of it may call as;
+     *           consulted when the user is not in nats_user_principals (or not named:
+     *           an import without share: true names the account only).
      * }
      */
     public function __construct($data = NULL) {
@@ -423,6 +469,106 @@ class SecurityConfig extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkMessage($var, \Hms\V1\AuditConfig::class);
         $this->audit = $var;
+
+        return $this;
+    }
+
+    /**
+     * Calls that arrive over NATS are served only when the NATS server names
+     * the connection that sent them (the Nats-Request-Info header it stamps
+     * on a request that crosses a service import into this runtime's
+     * account) and that connection maps, through nats_user_principals or
+     * nats_account_principals, to the principal of the call's credentials.
+     * No such header: HMS_UNAUTHENTICATED; another principal's connection:
+     * HMS_PERMISSION_DENIED. Needs a verifier; hms.sys.v1.System/Health is
+     * exempt. docs/security.md, "NATS identity".
+     *
+     * Generated from protobuf field <code>bool require_nats_identity = 10;</code>
+     * @return bool
+     */
+    public function getRequireNatsIdentity()
+    {
+        return $this->require_nats_identity;
+    }
+
+    /**
+     * Calls that arrive over NATS are served only when the NATS server names
+     * the connection that sent them (the Nats-Request-Info header it stamps
+     * on a request that crosses a service import into this runtime's
+     * account) and that connection maps, through nats_user_principals or
+     * nats_account_principals, to the principal of the call's credentials.
+     * No such header: HMS_UNAUTHENTICATED; another principal's connection:
+     * HMS_PERMISSION_DENIED. Needs a verifier; hms.sys.v1.System/Health is
+     * exempt. docs/security.md, "NATS identity".
+     *
+     * Generated from protobuf field <code>bool require_nats_identity = 10;</code>
+     * @param bool $var
+     * @return $this
+     */
+    public function setRequireNatsIdentity($var)
+    {
+        GPBUtil::checkBool($var);
+        $this->require_nats_identity = $var;
+
+        return $this;
+    }
+
+    /**
+     * A NATS user (its NKey or JWT user public key "U...", or its user name
+     * in a server config with users) -> the principal id it may call as.
+     *
+     * Generated from protobuf field <code>map<string, string> nats_user_principals = 11;</code>
+     * @return \Google\Protobuf\Internal\MapField
+     */
+    public function getNatsUserPrincipals()
+    {
+        return $this->nats_user_principals;
+    }
+
+    /**
+     * A NATS user (its NKey or JWT user public key "U...", or its user name
+     * in a server config with users) -> the principal id it may call as.
+     *
+     * Generated from protobuf field <code>map<string, string> nats_user_principals = 11;</code>
+     * @param array|\Google\Protobuf\Internal\MapField $var
+     * @return $this
+     */
+    public function setNatsUserPrincipals($var)
+    {
+        $arr = GPBUtil::checkMapField($var, \Google\Protobuf\Internal\GPBType::STRING, \Google\Protobuf\Internal\GPBType::STRING);
+        $this->nats_user_principals = $arr;
+
+        return $this;
+    }
+
+    /**
+     * A NATS account (its public key "A...", or its name in a server config
+     * with accounts) -> the principal id every user of it may call as;
+     * consulted when the user is not in nats_user_principals (or not named:
+     * an import without share: true names the account only).
+     *
+     * Generated from protobuf field <code>map<string, string> nats_account_principals = 12;</code>
+     * @return \Google\Protobuf\Internal\MapField
+     */
+    public function getNatsAccountPrincipals()
+    {
+        return $this->nats_account_principals;
+    }
+
+    /**
+     * A NATS account (its public key "A...", or its name in a server config
+     * with accounts) -> the principal id every user of it may call as;
+     * consulted when the user is not in nats_user_principals (or not named:
+     * an import without share: true names the account only).
+     *
+     * Generated from protobuf field <code>map<string, string> nats_account_principals = 12;</code>
+     * @param array|\Google\Protobuf\Internal\MapField $var
+     * @return $this
+     */
+    public function setNatsAccountPrincipals($var)
+    {
+        $arr = GPBUtil::checkMapField($var, \Google\Protobuf\Internal\GPBType::STRING, \Google\Protobuf\Internal\GPBType::STRING);
+        $this->nats_account_principals = $arr;
 
         return $this;
     }

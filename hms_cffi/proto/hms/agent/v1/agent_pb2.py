@@ -28,7 +28,7 @@ from hms_cffi.proto.hms.agent.lifecycle.v1 import lifecycle_pb2 as hms_dot_agent
 from hms_cffi.proto.hms.v1 import status_pb2 as hms_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hms/agent/v1/agent.proto\x12\x0chms.agent.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&hms/agent/lifecycle/v1/lifecycle.proto\x1a\x13hms/v1/status.proto\"\xda\x03\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12/\n\x06labels\x18\x06 \x03(\x0b\x32\x1f.hms.agent.v1.Agent.LabelsEntry\x12\x33\n\x08metadata\x18\x07 \x03(\x0b\x32!.hms.agent.v1.Agent.MetadataEntry\x12\x35\n\x05state\x18\x08 \x01(\x0e\x32&.hms.agent.lifecycle.v1.LifecycleState\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x0b \x01(\x04\x12\x13\n\x0b\x64\x65scription\x18\x0c \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12\x43reateAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.hms.agent.v1.Agent\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x82\x02\n\x11ListAgentsRequest\x12;\n\x06labels\x18\x01 \x03(\x0b\x32+.hms.agent.v1.ListAgentsRequest.LabelsEntry\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x36\n\x06states\x18\x03 \x03(\x0e\x32&.hms.agent.lifecycle.v1.LifecycleState\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"R\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.hms.agent.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"i\n\x12UpdateAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.hms.agent.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"2\n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"\x15\n\x13\x44\x65leteAgentResponse\"\xe5\x03\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\r\n\x05input\x18\x04 \x01(\x0c\x12\x1a\n\x12input_content_type\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12(\n\x06status\x18\x07 \x01(\x0e\x32\x18.hms.agent.v1.TaskStatus\x12\x0e\n\x06result\x18\x08 \x01(\x0c\x12\x1b\n\x13result_content_type\x18\t \x01(\t\x12\x1d\n\x05\x65rror\x18\n \x01(\x0b\x32\x0e.hms.v1.Status\x12,\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x0e \x01(\x04\x12.\n\x06labels\x18\x0f \x03(\x0b\x32\x1e.hms.agent.v1.Task.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.hms.agent.v1.Task\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"w\n\x10ListTasksRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12*\n\x08statuses\x18\x02 \x03(\x0e\x32\x18.hms.agent.v1.TaskStatus\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"O\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.hms.agent.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x11\x41ssignTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"0\n\x10StartTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"`\n\x13\x43ompleteTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\x0c\x12\x1b\n\x13result_content_type\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x04\"N\n\x0f\x46\x61ilTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1d\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x0e.hms.v1.Status\x12\x10\n\x08revision\x18\x03 \x01(\x04\"A\n\x11\x43\x61ncelTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"\xa7\x02\n\x0eKnowledgeEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x12\n\nconfidence\x18\x08 \x01(\x01\x12\x0e\n\x06source\x18\t \x01(\t\x12\x10\n\x08\x61gent_id\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\r \x01(\x04\"B\n\x13PutKnowledgeRequest\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.hms.agent.v1.KnowledgeEntry\"A\n\x13GetKnowledgeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\"\x9d\x01\n\x15QueryKnowledgeRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x12\n\nkey_prefix\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x16\n\x0emin_confidence\x18\x04 \x01(\x01\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\r\x12\x12\n\npage_token\x18\x07 \x01(\t\"`\n\x16QueryKnowledgeResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.hms.agent.v1.KnowledgeEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x16\x44\x65leteKnowledgeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"\x19\n\x17\x44\x65leteKnowledgeResponse*{\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0c\n\x08\x41SSIGNED\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\r\n\tCANCELLED\x10\x06\x32\xff\x02\n\x0c\x41gentService\x12\x44\n\x0b\x43reateAgent\x12 .hms.agent.v1.CreateAgentRequest\x1a\x13.hms.agent.v1.Agent\x12>\n\x08GetAgent\x12\x1d.hms.agent.v1.GetAgentRequest\x1a\x13.hms.agent.v1.Agent\x12O\n\nListAgents\x12\x1f.hms.agent.v1.ListAgentsRequest\x1a .hms.agent.v1.ListAgentsResponse\x12\x44\n\x0bUpdateAgent\x12 .hms.agent.v1.UpdateAgentRequest\x1a\x13.hms.agent.v1.Agent\x12R\n\x0b\x44\x65leteAgent\x12 .hms.agent.v1.DeleteAgentRequest\x1a!.hms.agent.v1.DeleteAgentResponse2\xa8\x04\n\x0bTaskService\x12\x41\n\nSubmitTask\x12\x1f.hms.agent.v1.SubmitTaskRequest\x1a\x12.hms.agent.v1.Task\x12;\n\x07GetTask\x12\x1c.hms.agent.v1.GetTaskRequest\x1a\x12.hms.agent.v1.Task\x12L\n\tListTasks\x12\x1e.hms.agent.v1.ListTasksRequest\x1a\x1f.hms.agent.v1.ListTasksResponse\x12\x41\n\nAssignTask\x12\x1f.hms.agent.v1.AssignTaskRequest\x1a\x12.hms.agent.v1.Task\x12?\n\tStartTask\x12\x1e.hms.agent.v1.StartTaskRequest\x1a\x12.hms.agent.v1.Task\x12\x45\n\x0c\x43ompleteTask\x12!.hms.agent.v1.CompleteTaskRequest\x1a\x12.hms.agent.v1.Task\x12=\n\x08\x46\x61ilTask\x12\x1d.hms.agent.v1.FailTaskRequest\x1a\x12.hms.agent.v1.Task\x12\x41\n\nCancelTask\x12\x1f.hms.agent.v1.CancelTaskRequest\x1a\x12.hms.agent.v1.Task2\xf1\x02\n\x10KnowledgeService\x12O\n\x0cPutKnowledge\x12!.hms.agent.v1.PutKnowledgeRequest\x1a\x1c.hms.agent.v1.KnowledgeEntry\x12O\n\x0cGetKnowledge\x12!.hms.agent.v1.GetKnowledgeRequest\x1a\x1c.hms.agent.v1.KnowledgeEntry\x12[\n\x0eQueryKnowledge\x12#.hms.agent.v1.QueryKnowledgeRequest\x1a$.hms.agent.v1.QueryKnowledgeResponse\x12^\n\x0f\x44\x65leteKnowledge\x12$.hms.agent.v1.DeleteKnowledgeRequest\x1a%.hms.agent.v1.DeleteKnowledgeResponseB=Z;github.com/hms-ffi/hms/bindings/go/gen/hms/agent/v1;agentv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hms/agent/v1/agent.proto\x12\x0chms.agent.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&hms/agent/lifecycle/v1/lifecycle.proto\x1a\x13hms/v1/status.proto\"\xda\x03\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12/\n\x06labels\x18\x06 \x03(\x0b\x32\x1f.hms.agent.v1.Agent.LabelsEntry\x12\x33\n\x08metadata\x18\x07 \x03(\x0b\x32!.hms.agent.v1.Agent.MetadataEntry\x12\x35\n\x05state\x18\x08 \x01(\x0e\x32&.hms.agent.lifecycle.v1.LifecycleState\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x0b \x01(\x04\x12\x13\n\x0b\x64\x65scription\x18\x0c \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12\x43reateAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.hms.agent.v1.Agent\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x82\x02\n\x11ListAgentsRequest\x12;\n\x06labels\x18\x01 \x03(\x0b\x32+.hms.agent.v1.ListAgentsRequest.LabelsEntry\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x36\n\x06states\x18\x03 \x03(\x0e\x32&.hms.agent.lifecycle.v1.LifecycleState\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"R\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.hms.agent.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"i\n\x12UpdateAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.hms.agent.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"2\n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"\x15\n\x13\x44\x65leteAgentResponse\"\xf6\x04\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\r\n\x05input\x18\x04 \x01(\x0c\x12\x1a\n\x12input_content_type\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12(\n\x06status\x18\x07 \x01(\x0e\x32\x18.hms.agent.v1.TaskStatus\x12\x0e\n\x06result\x18\x08 \x01(\x0c\x12\x1b\n\x13result_content_type\x18\t \x01(\t\x12\x1d\n\x05\x65rror\x18\n \x01(\x0b\x32\x0e.hms.v1.Status\x12,\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x0e \x01(\x04\x12.\n\x06labels\x18\x0f \x03(\x0b\x32\x1e.hms.agent.v1.Task.LabelsEntry\x12\x1d\n\x15required_capabilities\x18\x10 \x03(\t\x12\x14\n\x0cmax_attempts\x18\x11 \x01(\r\x12\x10\n\x08\x61ttempts\x18\x12 \x01(\r\x12\x12\n\nclaimed_by\x18\x13 \x01(\t\x12\x34\n\x10lease_expires_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb8\x01\n\x10\x43laimTaskRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12:\n\x06labels\x18\x03 \x03(\x0b\x32*.hms.agent.v1.ClaimTaskRequest.LabelsEntry\x12\x10\n\x08lease_ms\x18\x04 \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11\x43laimTaskResponse\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.hms.agent.v1.Task\"V\n\x11RenewLeaseRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x10\n\x08lease_ms\x18\x03 \x01(\r\x12\x10\n\x08revision\x18\x04 \x01(\x04\"5\n\x11SubmitTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.hms.agent.v1.Task\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"w\n\x10ListTasksRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12*\n\x08statuses\x18\x02 \x03(\x0e\x32\x18.hms.agent.v1.TaskStatus\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"O\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.hms.agent.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x11\x41ssignTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"0\n\x10StartTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"`\n\x13\x43ompleteTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\x0c\x12\x1b\n\x13result_content_type\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x04\"]\n\x0f\x46\x61ilTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1d\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x0e.hms.v1.Status\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12\r\n\x05retry\x18\x04 \x01(\x08\"A\n\x11\x43\x61ncelTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"\xa7\x02\n\x0eKnowledgeEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x12\n\nconfidence\x18\x08 \x01(\x01\x12\x0e\n\x06source\x18\t \x01(\t\x12\x10\n\x08\x61gent_id\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\r \x01(\x04\"B\n\x13PutKnowledgeRequest\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.hms.agent.v1.KnowledgeEntry\"A\n\x13GetKnowledgeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\"\x9d\x01\n\x15QueryKnowledgeRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x12\n\nkey_prefix\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x16\n\x0emin_confidence\x18\x04 \x01(\x01\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\r\x12\x12\n\npage_token\x18\x07 \x01(\t\"`\n\x16QueryKnowledgeResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.hms.agent.v1.KnowledgeEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x16\x44\x65leteKnowledgeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"\x19\n\x17\x44\x65leteKnowledgeResponse*\x8c\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0c\n\x08\x41SSIGNED\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\r\n\tCANCELLED\x10\x06\x12\x0f\n\x0b\x44\x45\x41\x44_LETTER\x10\x07\x32\xff\x02\n\x0c\x41gentService\x12\x44\n\x0b\x43reateAgent\x12 .hms.agent.v1.CreateAgentRequest\x1a\x13.hms.agent.v1.Agent\x12>\n\x08GetAgent\x12\x1d.hms.agent.v1.GetAgentRequest\x1a\x13.hms.agent.v1.Agent\x12O\n\nListAgents\x12\x1f.hms.agent.v1.ListAgentsRequest\x1a .hms.agent.v1.ListAgentsResponse\x12\x44\n\x0bUpdateAgent\x12 .hms.agent.v1.UpdateAgentRequest\x1a\x13.hms.agent.v1.Agent\x12R\n\x0b\x44\x65leteAgent\x12 .hms.agent.v1.DeleteAgentRequest\x1a!.hms.agent.v1.DeleteAgentResponse2\xb9\x05\n\x0bTaskService\x12\x41\n\nSubmitTask\x12\x1f.hms.agent.v1.SubmitTaskRequest\x1a\x12.hms.agent.v1.Task\x12;\n\x07GetTask\x12\x1c.hms.agent.v1.GetTaskRequest\x1a\x12.hms.agent.v1.Task\x12L\n\tListTasks\x12\x1e.hms.agent.v1.ListTasksRequest\x1a\x1f.hms.agent.v1.ListTasksResponse\x12\x41\n\nAssignTask\x12\x1f.hms.agent.v1.AssignTaskRequest\x1a\x12.hms.agent.v1.Task\x12?\n\tStartTask\x12\x1e.hms.agent.v1.StartTaskRequest\x1a\x12.hms.agent.v1.Task\x12\x45\n\x0c\x43ompleteTask\x12!.hms.agent.v1.CompleteTaskRequest\x1a\x12.hms.agent.v1.Task\x12=\n\x08\x46\x61ilTask\x12\x1d.hms.agent.v1.FailTaskRequest\x1a\x12.hms.agent.v1.Task\x12\x41\n\nCancelTask\x12\x1f.hms.agent.v1.CancelTaskRequest\x1a\x12.hms.agent.v1.Task\x12L\n\tClaimTask\x12\x1e.hms.agent.v1.ClaimTaskRequest\x1a\x1f.hms.agent.v1.ClaimTaskResponse\x12\x41\n\nRenewLease\x12\x1f.hms.agent.v1.RenewLeaseRequest\x1a\x12.hms.agent.v1.Task2\xf1\x02\n\x10KnowledgeService\x12O\n\x0cPutKnowledge\x12!.hms.agent.v1.PutKnowledgeRequest\x1a\x1c.hms.agent.v1.KnowledgeEntry\x12O\n\x0cGetKnowledge\x12!.hms.agent.v1.GetKnowledgeRequest\x1a\x1c.hms.agent.v1.KnowledgeEntry\x12[\n\x0eQueryKnowledge\x12#.hms.agent.v1.QueryKnowledgeRequest\x1a$.hms.agent.v1.QueryKnowledgeResponse\x12^\n\x0f\x44\x65leteKnowledge\x12$.hms.agent.v1.DeleteKnowledgeRequest\x1a%.hms.agent.v1.DeleteKnowledgeResponseB=Z;github.com/hms-ffi/hms/bindings/go/gen/hms/agent/v1;agentv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,8 +44,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAGENTSREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_TASK_LABELSENTRY']._loaded_options = None
   _globals['_TASK_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATUS']._serialized_start=3176
-  _globals['_TASKSTATUS']._serialized_end=3299
+  _globals['_CLAIMTASKREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_CLAIMTASKREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_TASKSTATUS']._serialized_start=3667
+  _globals['_TASKSTATUS']._serialized_end=3807
   _globals['_AGENT']._serialized_start=171
   _globals['_AGENT']._serialized_end=645
   _globals['_AGENT_LABELSENTRY']._serialized_start=551
@@ -69,45 +71,53 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEAGENTRESPONSE']._serialized_start=1240
   _globals['_DELETEAGENTRESPONSE']._serialized_end=1261
   _globals['_TASK']._serialized_start=1264
-  _globals['_TASK']._serialized_end=1749
+  _globals['_TASK']._serialized_end=1894
   _globals['_TASK_LABELSENTRY']._serialized_start=551
   _globals['_TASK_LABELSENTRY']._serialized_end=596
-  _globals['_SUBMITTASKREQUEST']._serialized_start=1751
-  _globals['_SUBMITTASKREQUEST']._serialized_end=1804
-  _globals['_GETTASKREQUEST']._serialized_start=1806
-  _globals['_GETTASKREQUEST']._serialized_end=1834
-  _globals['_LISTTASKSREQUEST']._serialized_start=1836
-  _globals['_LISTTASKSREQUEST']._serialized_end=1955
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1957
-  _globals['_LISTTASKSRESPONSE']._serialized_end=2036
-  _globals['_ASSIGNTASKREQUEST']._serialized_start=2038
-  _globals['_ASSIGNTASKREQUEST']._serialized_end=2105
-  _globals['_STARTTASKREQUEST']._serialized_start=2107
-  _globals['_STARTTASKREQUEST']._serialized_end=2155
-  _globals['_COMPLETETASKREQUEST']._serialized_start=2157
-  _globals['_COMPLETETASKREQUEST']._serialized_end=2253
-  _globals['_FAILTASKREQUEST']._serialized_start=2255
-  _globals['_FAILTASKREQUEST']._serialized_end=2333
-  _globals['_CANCELTASKREQUEST']._serialized_start=2335
-  _globals['_CANCELTASKREQUEST']._serialized_end=2400
-  _globals['_KNOWLEDGEENTRY']._serialized_start=2403
-  _globals['_KNOWLEDGEENTRY']._serialized_end=2698
-  _globals['_PUTKNOWLEDGEREQUEST']._serialized_start=2700
-  _globals['_PUTKNOWLEDGEREQUEST']._serialized_end=2766
-  _globals['_GETKNOWLEDGEREQUEST']._serialized_start=2768
-  _globals['_GETKNOWLEDGEREQUEST']._serialized_end=2833
-  _globals['_QUERYKNOWLEDGEREQUEST']._serialized_start=2836
-  _globals['_QUERYKNOWLEDGEREQUEST']._serialized_end=2993
-  _globals['_QUERYKNOWLEDGERESPONSE']._serialized_start=2995
-  _globals['_QUERYKNOWLEDGERESPONSE']._serialized_end=3091
-  _globals['_DELETEKNOWLEDGEREQUEST']._serialized_start=3093
-  _globals['_DELETEKNOWLEDGEREQUEST']._serialized_end=3147
-  _globals['_DELETEKNOWLEDGERESPONSE']._serialized_start=3149
-  _globals['_DELETEKNOWLEDGERESPONSE']._serialized_end=3174
-  _globals['_AGENTSERVICE']._serialized_start=3302
-  _globals['_AGENTSERVICE']._serialized_end=3685
-  _globals['_TASKSERVICE']._serialized_start=3688
-  _globals['_TASKSERVICE']._serialized_end=4240
-  _globals['_KNOWLEDGESERVICE']._serialized_start=4243
-  _globals['_KNOWLEDGESERVICE']._serialized_end=4612
+  _globals['_CLAIMTASKREQUEST']._serialized_start=1897
+  _globals['_CLAIMTASKREQUEST']._serialized_end=2081
+  _globals['_CLAIMTASKREQUEST_LABELSENTRY']._serialized_start=551
+  _globals['_CLAIMTASKREQUEST_LABELSENTRY']._serialized_end=596
+  _globals['_CLAIMTASKRESPONSE']._serialized_start=2083
+  _globals['_CLAIMTASKRESPONSE']._serialized_end=2136
+  _globals['_RENEWLEASEREQUEST']._serialized_start=2138
+  _globals['_RENEWLEASEREQUEST']._serialized_end=2224
+  _globals['_SUBMITTASKREQUEST']._serialized_start=2226
+  _globals['_SUBMITTASKREQUEST']._serialized_end=2279
+  _globals['_GETTASKREQUEST']._serialized_start=2281
+  _globals['_GETTASKREQUEST']._serialized_end=2309
+  _globals['_LISTTASKSREQUEST']._serialized_start=2311
+  _globals['_LISTTASKSREQUEST']._serialized_end=2430
+  _globals['_LISTTASKSRESPONSE']._serialized_start=2432
+  _globals['_LISTTASKSRESPONSE']._serialized_end=2511
+  _globals['_ASSIGNTASKREQUEST']._serialized_start=2513
+  _globals['_ASSIGNTASKREQUEST']._serialized_end=2580
+  _globals['_STARTTASKREQUEST']._serialized_start=2582
+  _globals['_STARTTASKREQUEST']._serialized_end=2630
+  _globals['_COMPLETETASKREQUEST']._serialized_start=2632
+  _globals['_COMPLETETASKREQUEST']._serialized_end=2728
+  _globals['_FAILTASKREQUEST']._serialized_start=2730
+  _globals['_FAILTASKREQUEST']._serialized_end=2823
+  _globals['_CANCELTASKREQUEST']._serialized_start=2825
+  _globals['_CANCELTASKREQUEST']._serialized_end=2890
+  _globals['_KNOWLEDGEENTRY']._serialized_start=2893
+  _globals['_KNOWLEDGEENTRY']._serialized_end=3188
+  _globals['_PUTKNOWLEDGEREQUEST']._serialized_start=3190
+  _globals['_PUTKNOWLEDGEREQUEST']._serialized_end=3256
+  _globals['_GETKNOWLEDGEREQUEST']._serialized_start=3258
+  _globals['_GETKNOWLEDGEREQUEST']._serialized_end=3323
+  _globals['_QUERYKNOWLEDGEREQUEST']._serialized_start=3326
+  _globals['_QUERYKNOWLEDGEREQUEST']._serialized_end=3483
+  _globals['_QUERYKNOWLEDGERESPONSE']._serialized_start=3485
+  _globals['_QUERYKNOWLEDGERESPONSE']._serialized_end=3581
+  _globals['_DELETEKNOWLEDGEREQUEST']._serialized_start=3583
+  _globals['_DELETEKNOWLEDGEREQUEST']._serialized_end=3637
+  _globals['_DELETEKNOWLEDGERESPONSE']._serialized_start=3639
+  _globals['_DELETEKNOWLEDGERESPONSE']._serialized_end=3664
+  _globals['_AGENTSERVICE']._serialized_start=3810
+  _globals['_AGENTSERVICE']._serialized_end=4193
+  _globals['_TASKSERVICE']._serialized_start=4196
+  _globals['_TASKSERVICE']._serialized_end=4893
+  _globals['_KNOWLEDGESERVICE']._serialized_start=4896
+  _globals['_KNOWLEDGESERVICE']._serialized_end=5265
 # @@protoc_insertion_point(module_scope)

@@ -36,6 +36,11 @@ class _TaskStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskStatus
     SUCCEEDED: _TaskStatus.ValueType  # 4
     FAILED: _TaskStatus.ValueType  # 5
     CANCELLED: _TaskStatus.ValueType  # 6
+    DEAD_LETTER: _TaskStatus.ValueType  # 7
+    """Claimed from the queue max_attempts times without finishing (each
+    lease ran out, or FailTask asked for a retry): kept aside for a person
+    to look at. Final.
+    """
 
 class TaskStatus(_TaskStatus, metaclass=_TaskStatusEnumTypeWrapper): ...
 
@@ -46,6 +51,11 @@ RUNNING: TaskStatus.ValueType  # 3
 SUCCEEDED: TaskStatus.ValueType  # 4
 FAILED: TaskStatus.ValueType  # 5
 CANCELLED: TaskStatus.ValueType  # 6
+DEAD_LETTER: TaskStatus.ValueType  # 7
+"""Claimed from the queue max_attempts times without finishing (each
+lease ran out, or FailTask asked for a retry): kept aside for a person
+to look at. Final.
+"""
 Global___TaskStatus: _TypeAlias = TaskStatus  # noqa: Y015
 
 @_typing.final
@@ -358,7 +368,9 @@ Global___DeleteAgentResponse: _TypeAlias = DeleteAgentResponse  # noqa: Y015
 class Task(_message.Message):
     """A unit of work. Status moves only forward:
     PENDING -> ASSIGNED -> RUNNING -> SUCCEEDED or FAILED; CANCELLED from any
-    status that is not final.
+    status that is not final. From the queue: PENDING -> RUNNING by a claim,
+    back to PENDING only by a failure retried, to DEAD_LETTER once the
+    attempts run out.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -398,6 +410,11 @@ class Task(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    REQUIRED_CAPABILITIES_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    CLAIMED_BY_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     agent_id: _builtins.str
     """The assignee; may be empty while PENDING."""
@@ -410,6 +427,12 @@ class Task(_message.Message):
     result: _builtins.bytes
     result_content_type: _builtins.str
     revision: _builtins.int
+    max_attempts: _builtins.int
+    """Claims allowed before the task is DEAD_LETTER. 0 at submission means 3."""
+    attempts: _builtins.int
+    """Claims so far (set by the core)."""
+    claimed_by: _builtins.str
+    """The worker holding the task's lease, while RUNNING from a claim."""
     @_builtins.property
     def error(self) -> _status_pb2.Status:
         """Why it failed or was cancelled."""
@@ -422,6 +445,16 @@ class Task(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def required_capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only a worker with all of these capabilities claims the task
+        (TaskService/ClaimTask).
+        """
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When that lease runs out: the task can then be claimed again."""
+
     def __init__(
         self,
         *,
@@ -440,14 +473,129 @@ class Task(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        required_capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        max_attempts: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        claimed_by: _builtins.str = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "deadline", b"deadline", "error", b"error", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "deadline", b"deadline", "error", b"error", "lease_expires_at", b"lease_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "created_at", b"created_at", "deadline", b"deadline", "error", b"error", "id", b"id", "input", b"input", "input_content_type", b"input_content_type", "labels", b"labels", "priority", b"priority", "result", b"result", "result_content_type", b"result_content_type", "revision", b"revision", "status", b"status", "title", b"title", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempts", b"attempts", "claimed_by", b"claimed_by", "created_at", b"created_at", "deadline", b"deadline", "error", b"error", "id", b"id", "input", b"input", "input_content_type", b"input_content_type", "labels", b"labels", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "priority", b"priority", "required_capabilities", b"required_capabilities", "result", b"result", "result_content_type", b"result_content_type", "revision", b"revision", "status", b"status", "title", b"title", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
+
+@_typing.final
+class ClaimTaskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    LEASE_MS_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    """Who claims; required. Recorded as the task's claimed_by."""
+    lease_ms: _builtins.int
+    """Length of the lease. Default 30000; at most 3600000."""
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the worker can do: only tasks whose required_capabilities are
+        all among these are claimed.
+        """
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Only tasks carrying all of these labels."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        lease_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "labels", b"labels", "lease_ms", b"lease_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimTaskRequest: _TypeAlias = ClaimTaskRequest  # noqa: Y015
+
+@_typing.final
+class ClaimTaskResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___Task:
+        """Absent when no task is ready for this worker."""
+
+    def __init__(
+        self,
+        *,
+        task: Global___Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimTaskResponse: _TypeAlias = ClaimTaskResponse  # noqa: Y015
+
+@_typing.final
+class RenewLeaseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    LEASE_MS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    worker_id: _builtins.str
+    """Must be the task's claimed_by."""
+    lease_ms: _builtins.int
+    """The new lease, from now. Default 30000; at most 3600000."""
+    revision: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        worker_id: _builtins.str = ...,
+        lease_ms: _builtins.int = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "lease_ms", b"lease_ms", "revision", b"revision", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewLeaseRequest: _TypeAlias = RenewLeaseRequest  # noqa: Y015
 
 @_typing.final
 class SubmitTaskRequest(_message.Message):
@@ -631,8 +779,13 @@ class FailTaskRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    RETRY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     revision: _builtins.int
+    retry: _builtins.bool
+    """For a claimed task: back to PENDING for another claim, or DEAD_LETTER
+    once its attempts reach max_attempts, instead of FAILED.
+    """
     @_builtins.property
     def error(self) -> _status_pb2.Status: ...
     def __init__(
@@ -641,10 +794,11 @@ class FailTaskRequest(_message.Message):
         id: _builtins.str = ...,
         error: _status_pb2.Status | None = ...,
         revision: _builtins.int = ...,
+        retry: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "id", b"id", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "id", b"id", "retry", b"retry", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

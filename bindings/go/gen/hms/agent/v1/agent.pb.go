@@ -35,6 +35,10 @@ const (
 	TaskStatus_SUCCEEDED               TaskStatus = 4
 	TaskStatus_FAILED                  TaskStatus = 5
 	TaskStatus_CANCELLED               TaskStatus = 6
+	// Claimed from the queue max_attempts times without finishing (each
+	// lease ran out, or FailTask asked for a retry): kept aside for a person
+	// to look at. Final.
+	TaskStatus_DEAD_LETTER TaskStatus = 7
 )
 
 // Enum value maps for TaskStatus.
@@ -47,6 +51,7 @@ var (
 		4: "SUCCEEDED",
 		5: "FAILED",
 		6: "CANCELLED",
+		7: "DEAD_LETTER",
 	}
 	TaskStatus_value = map[string]int32{
 		"TASK_STATUS_UNSPECIFIED": 0,
@@ -56,6 +61,7 @@ var (
 		"SUCCEEDED":               4,
 		"FAILED":                  5,
 		"CANCELLED":               6,
+		"DEAD_LETTER":             7,
 	}
 )
 
@@ -602,7 +608,9 @@ func (*DeleteAgentResponse) Descriptor() ([]byte, []int) {
 
 // A unit of work. Status moves only forward:
 // PENDING -> ASSIGNED -> RUNNING -> SUCCEEDED or FAILED; CANCELLED from any
-// status that is not final.
+// status that is not final. From the queue: PENDING -> RUNNING by a claim,
+// back to PENDING only by a failure retried, to DEAD_LETTER once the
+// attempts run out.
 type Task struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -617,14 +625,25 @@ type Task struct {
 	Result            []byte     `protobuf:"bytes,8,opt,name=result,proto3" json:"result,omitempty"`
 	ResultContentType string     `protobuf:"bytes,9,opt,name=result_content_type,json=resultContentType,proto3" json:"result_content_type,omitempty"`
 	// Why it failed or was cancelled.
-	Error         *v11.Status            `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
-	Deadline      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Revision      uint64                 `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,15,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error     *v11.Status            `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	Deadline  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Revision  uint64                 `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,15,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Only a worker with all of these capabilities claims the task
+	// (TaskService/ClaimTask).
+	RequiredCapabilities []string `protobuf:"bytes,16,rep,name=required_capabilities,json=requiredCapabilities,proto3" json:"required_capabilities,omitempty"`
+	// Claims allowed before the task is DEAD_LETTER. 0 at submission means 3.
+	MaxAttempts uint32 `protobuf:"varint,17,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// Claims so far (set by the core).
+	Attempts uint32 `protobuf:"varint,18,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The worker holding the task's lease, while RUNNING from a claim.
+	ClaimedBy string `protobuf:"bytes,19,opt,name=claimed_by,json=claimedBy,proto3" json:"claimed_by,omitempty"`
+	// When that lease runs out: the task can then be claimed again.
+	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -762,6 +781,229 @@ func (x *Task) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *Task) GetRequiredCapabilities() []string {
+	if x != nil {
+		return x.RequiredCapabilities
+	}
+	return nil
+}
+
+func (x *Task) GetMaxAttempts() uint32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *Task) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Task) GetClaimedBy() string {
+	if x != nil {
+		return x.ClaimedBy
+	}
+	return ""
+}
+
+func (x *Task) GetLeaseExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpiresAt
+	}
+	return nil
+}
+
+type ClaimTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who claims; required. Recorded as the task's claimed_by.
+	WorkerId string `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// What the worker can do: only tasks whose required_capabilities are
+	// all among these are claimed.
+	Capabilities []string `protobuf:"bytes,2,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// Only tasks carrying all of these labels.
+	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Length of the lease. Default 30000; at most 3600000.
+	LeaseMs       uint32 `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimTaskRequest) Reset() {
+	*x = ClaimTaskRequest{}
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimTaskRequest) ProtoMessage() {}
+
+func (x *ClaimTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimTaskRequest.ProtoReflect.Descriptor instead.
+func (*ClaimTaskRequest) Descriptor() ([]byte, []int) {
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ClaimTaskRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *ClaimTaskRequest) GetCapabilities() []string {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *ClaimTaskRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ClaimTaskRequest) GetLeaseMs() uint32 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
+type ClaimTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absent when no task is ready for this worker.
+	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimTaskResponse) Reset() {
+	*x = ClaimTaskResponse{}
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimTaskResponse) ProtoMessage() {}
+
+func (x *ClaimTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimTaskResponse.ProtoReflect.Descriptor instead.
+func (*ClaimTaskResponse) Descriptor() ([]byte, []int) {
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ClaimTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+type RenewLeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Must be the task's claimed_by.
+	WorkerId string `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// The new lease, from now. Default 30000; at most 3600000.
+	LeaseMs       uint32 `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	Revision      uint64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewLeaseRequest) Reset() {
+	*x = RenewLeaseRequest{}
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewLeaseRequest) ProtoMessage() {}
+
+func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
+func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RenewLeaseRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RenewLeaseRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *RenewLeaseRequest) GetLeaseMs() uint32 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
+func (x *RenewLeaseRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 type SubmitTaskRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `title` is required. With `agent_id` set, the task is assigned at once
@@ -773,7 +1015,7 @@ type SubmitTaskRequest struct {
 
 func (x *SubmitTaskRequest) Reset() {
 	*x = SubmitTaskRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +1027,7 @@ func (x *SubmitTaskRequest) String() string {
 func (*SubmitTaskRequest) ProtoMessage() {}
 
 func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +1040,7 @@ func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskRequest.ProtoReflect.Descriptor instead.
 func (*SubmitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubmitTaskRequest) GetTask() *Task {
@@ -817,7 +1059,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +1071,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +1084,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetTaskRequest) GetId() string {
@@ -865,7 +1107,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1119,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1132,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListTasksRequest) GetAgentId() string {
@@ -932,7 +1174,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1186,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1199,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -986,7 +1228,7 @@ type AssignTaskRequest struct {
 
 func (x *AssignTaskRequest) Reset() {
 	*x = AssignTaskRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1240,7 @@ func (x *AssignTaskRequest) String() string {
 func (*AssignTaskRequest) ProtoMessage() {}
 
 func (x *AssignTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1253,7 @@ func (x *AssignTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignTaskRequest.ProtoReflect.Descriptor instead.
 func (*AssignTaskRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AssignTaskRequest) GetId() string {
@@ -1045,7 +1287,7 @@ type StartTaskRequest struct {
 
 func (x *StartTaskRequest) Reset() {
 	*x = StartTaskRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1299,7 @@ func (x *StartTaskRequest) String() string {
 func (*StartTaskRequest) ProtoMessage() {}
 
 func (x *StartTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1312,7 @@ func (x *StartTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartTaskRequest.ProtoReflect.Descriptor instead.
 func (*StartTaskRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartTaskRequest) GetId() string {
@@ -1099,7 +1341,7 @@ type CompleteTaskRequest struct {
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1353,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1366,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CompleteTaskRequest) GetId() string {
@@ -1156,17 +1398,20 @@ func (x *CompleteTaskRequest) GetRevision() uint64 {
 }
 
 type FailTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Error         *v11.Status            `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	Revision      uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Error    *v11.Status            `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Revision uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// For a claimed task: back to PENDING for another claim, or DEAD_LETTER
+	// once its attempts reach max_attempts, instead of FAILED.
+	Retry         bool `protobuf:"varint,4,opt,name=retry,proto3" json:"retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FailTaskRequest) Reset() {
 	*x = FailTaskRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1423,7 @@ func (x *FailTaskRequest) String() string {
 func (*FailTaskRequest) ProtoMessage() {}
 
 func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1436,7 @@ func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailTaskRequest.ProtoReflect.Descriptor instead.
 func (*FailTaskRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FailTaskRequest) GetId() string {
@@ -1215,6 +1460,13 @@ func (x *FailTaskRequest) GetRevision() uint64 {
 	return 0
 }
 
+func (x *FailTaskRequest) GetRetry() bool {
+	if x != nil {
+		return x.Retry
+	}
+	return false
+}
+
 type CancelTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1226,7 +1478,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1490,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1503,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelTaskRequest) GetId() string {
@@ -1300,7 +1552,7 @@ type KnowledgeEntry struct {
 
 func (x *KnowledgeEntry) Reset() {
 	*x = KnowledgeEntry{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1564,7 @@ func (x *KnowledgeEntry) String() string {
 func (*KnowledgeEntry) ProtoMessage() {}
 
 func (x *KnowledgeEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1577,7 @@ func (x *KnowledgeEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KnowledgeEntry.ProtoReflect.Descriptor instead.
 func (*KnowledgeEntry) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KnowledgeEntry) GetId() string {
@@ -1430,7 +1682,7 @@ type PutKnowledgeRequest struct {
 
 func (x *PutKnowledgeRequest) Reset() {
 	*x = PutKnowledgeRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1694,7 @@ func (x *PutKnowledgeRequest) String() string {
 func (*PutKnowledgeRequest) ProtoMessage() {}
 
 func (x *PutKnowledgeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1707,7 @@ func (x *PutKnowledgeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutKnowledgeRequest.ProtoReflect.Descriptor instead.
 func (*PutKnowledgeRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PutKnowledgeRequest) GetEntry() *KnowledgeEntry {
@@ -1477,7 +1729,7 @@ type GetKnowledgeRequest struct {
 
 func (x *GetKnowledgeRequest) Reset() {
 	*x = GetKnowledgeRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1741,7 @@ func (x *GetKnowledgeRequest) String() string {
 func (*GetKnowledgeRequest) ProtoMessage() {}
 
 func (x *GetKnowledgeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1754,7 @@ func (x *GetKnowledgeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKnowledgeRequest.ProtoReflect.Descriptor instead.
 func (*GetKnowledgeRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetKnowledgeRequest) GetId() string {
@@ -1542,7 +1794,7 @@ type QueryKnowledgeRequest struct {
 
 func (x *QueryKnowledgeRequest) Reset() {
 	*x = QueryKnowledgeRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1806,7 @@ func (x *QueryKnowledgeRequest) String() string {
 func (*QueryKnowledgeRequest) ProtoMessage() {}
 
 func (x *QueryKnowledgeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1819,7 @@ func (x *QueryKnowledgeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryKnowledgeRequest.ProtoReflect.Descriptor instead.
 func (*QueryKnowledgeRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *QueryKnowledgeRequest) GetNamespace() string {
@@ -1630,7 +1882,7 @@ type QueryKnowledgeResponse struct {
 
 func (x *QueryKnowledgeResponse) Reset() {
 	*x = QueryKnowledgeResponse{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1894,7 @@ func (x *QueryKnowledgeResponse) String() string {
 func (*QueryKnowledgeResponse) ProtoMessage() {}
 
 func (x *QueryKnowledgeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +1907,7 @@ func (x *QueryKnowledgeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryKnowledgeResponse.ProtoReflect.Descriptor instead.
 func (*QueryKnowledgeResponse) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *QueryKnowledgeResponse) GetEntries() []*KnowledgeEntry {
@@ -1682,7 +1934,7 @@ type DeleteKnowledgeRequest struct {
 
 func (x *DeleteKnowledgeRequest) Reset() {
 	*x = DeleteKnowledgeRequest{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1946,7 @@ func (x *DeleteKnowledgeRequest) String() string {
 func (*DeleteKnowledgeRequest) ProtoMessage() {}
 
 func (x *DeleteKnowledgeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1959,7 @@ func (x *DeleteKnowledgeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKnowledgeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteKnowledgeRequest) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteKnowledgeRequest) GetId() string {
@@ -1732,7 +1984,7 @@ type DeleteKnowledgeResponse struct {
 
 func (x *DeleteKnowledgeResponse) Reset() {
 	*x = DeleteKnowledgeResponse{}
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1996,7 @@ func (x *DeleteKnowledgeResponse) String() string {
 func (*DeleteKnowledgeResponse) ProtoMessage() {}
 
 func (x *DeleteKnowledgeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hms_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_hms_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +2009,7 @@ func (x *DeleteKnowledgeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKnowledgeResponse.ProtoReflect.Descriptor instead.
 func (*DeleteKnowledgeResponse) Descriptor() ([]byte, []int) {
-	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_hms_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 var File_hms_agent_v1_agent_proto protoreflect.FileDescriptor
@@ -1812,7 +2064,7 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\x12DeleteAgentRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"\x15\n" +
-	"\x13DeleteAgentResponse\"\x84\x05\n" +
+	"\x13DeleteAgentResponse\"\xdd\x06\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x14\n" +
@@ -1831,10 +2083,31 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
 	"\brevision\x18\x0e \x01(\x04R\brevision\x126\n" +
-	"\x06labels\x18\x0f \x03(\v2\x1e.hms.agent.v1.Task.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x0f \x03(\v2\x1e.hms.agent.v1.Task.LabelsEntryR\x06labels\x123\n" +
+	"\x15required_capabilities\x18\x10 \x03(\tR\x14requiredCapabilities\x12!\n" +
+	"\fmax_attempts\x18\x11 \x01(\rR\vmaxAttempts\x12\x1a\n" +
+	"\battempts\x18\x12 \x01(\rR\battempts\x12\x1d\n" +
+	"\n" +
+	"claimed_by\x18\x13 \x01(\tR\tclaimedBy\x12D\n" +
+	"\x10lease_expires_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xed\x01\n" +
+	"\x10ClaimTaskRequest\x12\x1b\n" +
+	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\"\n" +
+	"\fcapabilities\x18\x02 \x03(\tR\fcapabilities\x12B\n" +
+	"\x06labels\x18\x03 \x03(\v2*.hms.agent.v1.ClaimTaskRequest.LabelsEntryR\x06labels\x12\x19\n" +
+	"\blease_ms\x18\x04 \x01(\rR\aleaseMs\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\";\n" +
+	"\x11ClaimTaskResponse\x12&\n" +
+	"\x04task\x18\x01 \x01(\v2\x12.hms.agent.v1.TaskR\x04task\"w\n" +
+	"\x11RenewLeaseRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x19\n" +
+	"\blease_ms\x18\x03 \x01(\rR\aleaseMs\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x04R\brevision\";\n" +
 	"\x11SubmitTaskRequest\x12&\n" +
 	"\x04task\x18\x01 \x01(\v2\x12.hms.agent.v1.TaskR\x04task\" \n" +
 	"\x0eGetTaskRequest\x12\x0e\n" +
@@ -1859,11 +2132,12 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\x12.\n" +
 	"\x13result_content_type\x18\x03 \x01(\tR\x11resultContentType\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x04R\brevision\"c\n" +
+	"\brevision\x18\x04 \x01(\x04R\brevision\"y\n" +
 	"\x0fFailTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x05error\x18\x02 \x01(\v2\x0e.hms.v1.StatusR\x05error\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"W\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12\x14\n" +
+	"\x05retry\x18\x04 \x01(\bR\x05retry\"W\n" +
 	"\x11CancelTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
@@ -1909,7 +2183,7 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\x16DeleteKnowledgeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"\x19\n" +
-	"\x17DeleteKnowledgeResponse*{\n" +
+	"\x17DeleteKnowledgeResponse*\x8c\x01\n" +
 	"\n" +
 	"TaskStatus\x12\x1b\n" +
 	"\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
@@ -1919,14 +2193,15 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\tSUCCEEDED\x10\x04\x12\n" +
 	"\n" +
 	"\x06FAILED\x10\x05\x12\r\n" +
-	"\tCANCELLED\x10\x062\xff\x02\n" +
+	"\tCANCELLED\x10\x06\x12\x0f\n" +
+	"\vDEAD_LETTER\x10\a2\xff\x02\n" +
 	"\fAgentService\x12D\n" +
 	"\vCreateAgent\x12 .hms.agent.v1.CreateAgentRequest\x1a\x13.hms.agent.v1.Agent\x12>\n" +
 	"\bGetAgent\x12\x1d.hms.agent.v1.GetAgentRequest\x1a\x13.hms.agent.v1.Agent\x12O\n" +
 	"\n" +
 	"ListAgents\x12\x1f.hms.agent.v1.ListAgentsRequest\x1a .hms.agent.v1.ListAgentsResponse\x12D\n" +
 	"\vUpdateAgent\x12 .hms.agent.v1.UpdateAgentRequest\x1a\x13.hms.agent.v1.Agent\x12R\n" +
-	"\vDeleteAgent\x12 .hms.agent.v1.DeleteAgentRequest\x1a!.hms.agent.v1.DeleteAgentResponse2\xa8\x04\n" +
+	"\vDeleteAgent\x12 .hms.agent.v1.DeleteAgentRequest\x1a!.hms.agent.v1.DeleteAgentResponse2\xb9\x05\n" +
 	"\vTaskService\x12A\n" +
 	"\n" +
 	"SubmitTask\x12\x1f.hms.agent.v1.SubmitTaskRequest\x1a\x12.hms.agent.v1.Task\x12;\n" +
@@ -1938,7 +2213,10 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\fCompleteTask\x12!.hms.agent.v1.CompleteTaskRequest\x1a\x12.hms.agent.v1.Task\x12=\n" +
 	"\bFailTask\x12\x1d.hms.agent.v1.FailTaskRequest\x1a\x12.hms.agent.v1.Task\x12A\n" +
 	"\n" +
-	"CancelTask\x12\x1f.hms.agent.v1.CancelTaskRequest\x1a\x12.hms.agent.v1.Task2\xf1\x02\n" +
+	"CancelTask\x12\x1f.hms.agent.v1.CancelTaskRequest\x1a\x12.hms.agent.v1.Task\x12L\n" +
+	"\tClaimTask\x12\x1e.hms.agent.v1.ClaimTaskRequest\x1a\x1f.hms.agent.v1.ClaimTaskResponse\x12A\n" +
+	"\n" +
+	"RenewLease\x12\x1f.hms.agent.v1.RenewLeaseRequest\x1a\x12.hms.agent.v1.Task2\xf1\x02\n" +
 	"\x10KnowledgeService\x12O\n" +
 	"\fPutKnowledge\x12!.hms.agent.v1.PutKnowledgeRequest\x1a\x1c.hms.agent.v1.KnowledgeEntry\x12O\n" +
 	"\fGetKnowledge\x12!.hms.agent.v1.GetKnowledgeRequest\x1a\x1c.hms.agent.v1.KnowledgeEntry\x12[\n" +
@@ -1958,7 +2236,7 @@ func file_hms_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_hms_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hms_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_hms_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_hms_agent_v1_agent_proto_goTypes = []any{
 	(TaskStatus)(0),                 // 0: hms.agent.v1.TaskStatus
 	(*Agent)(nil),                   // 1: hms.agent.v1.Agent
@@ -1970,96 +2248,107 @@ var file_hms_agent_v1_agent_proto_goTypes = []any{
 	(*DeleteAgentRequest)(nil),      // 7: hms.agent.v1.DeleteAgentRequest
 	(*DeleteAgentResponse)(nil),     // 8: hms.agent.v1.DeleteAgentResponse
 	(*Task)(nil),                    // 9: hms.agent.v1.Task
-	(*SubmitTaskRequest)(nil),       // 10: hms.agent.v1.SubmitTaskRequest
-	(*GetTaskRequest)(nil),          // 11: hms.agent.v1.GetTaskRequest
-	(*ListTasksRequest)(nil),        // 12: hms.agent.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),       // 13: hms.agent.v1.ListTasksResponse
-	(*AssignTaskRequest)(nil),       // 14: hms.agent.v1.AssignTaskRequest
-	(*StartTaskRequest)(nil),        // 15: hms.agent.v1.StartTaskRequest
-	(*CompleteTaskRequest)(nil),     // 16: hms.agent.v1.CompleteTaskRequest
-	(*FailTaskRequest)(nil),         // 17: hms.agent.v1.FailTaskRequest
-	(*CancelTaskRequest)(nil),       // 18: hms.agent.v1.CancelTaskRequest
-	(*KnowledgeEntry)(nil),          // 19: hms.agent.v1.KnowledgeEntry
-	(*PutKnowledgeRequest)(nil),     // 20: hms.agent.v1.PutKnowledgeRequest
-	(*GetKnowledgeRequest)(nil),     // 21: hms.agent.v1.GetKnowledgeRequest
-	(*QueryKnowledgeRequest)(nil),   // 22: hms.agent.v1.QueryKnowledgeRequest
-	(*QueryKnowledgeResponse)(nil),  // 23: hms.agent.v1.QueryKnowledgeResponse
-	(*DeleteKnowledgeRequest)(nil),  // 24: hms.agent.v1.DeleteKnowledgeRequest
-	(*DeleteKnowledgeResponse)(nil), // 25: hms.agent.v1.DeleteKnowledgeResponse
-	nil,                             // 26: hms.agent.v1.Agent.LabelsEntry
-	nil,                             // 27: hms.agent.v1.Agent.MetadataEntry
-	nil,                             // 28: hms.agent.v1.ListAgentsRequest.LabelsEntry
-	nil,                             // 29: hms.agent.v1.Task.LabelsEntry
-	(v1.LifecycleState)(0),          // 30: hms.agent.lifecycle.v1.LifecycleState
-	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 32: google.protobuf.FieldMask
-	(*v11.Status)(nil),              // 33: hms.v1.Status
+	(*ClaimTaskRequest)(nil),        // 10: hms.agent.v1.ClaimTaskRequest
+	(*ClaimTaskResponse)(nil),       // 11: hms.agent.v1.ClaimTaskResponse
+	(*RenewLeaseRequest)(nil),       // 12: hms.agent.v1.RenewLeaseRequest
+	(*SubmitTaskRequest)(nil),       // 13: hms.agent.v1.SubmitTaskRequest
+	(*GetTaskRequest)(nil),          // 14: hms.agent.v1.GetTaskRequest
+	(*ListTasksRequest)(nil),        // 15: hms.agent.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 16: hms.agent.v1.ListTasksResponse
+	(*AssignTaskRequest)(nil),       // 17: hms.agent.v1.AssignTaskRequest
+	(*StartTaskRequest)(nil),        // 18: hms.agent.v1.StartTaskRequest
+	(*CompleteTaskRequest)(nil),     // 19: hms.agent.v1.CompleteTaskRequest
+	(*FailTaskRequest)(nil),         // 20: hms.agent.v1.FailTaskRequest
+	(*CancelTaskRequest)(nil),       // 21: hms.agent.v1.CancelTaskRequest
+	(*KnowledgeEntry)(nil),          // 22: hms.agent.v1.KnowledgeEntry
+	(*PutKnowledgeRequest)(nil),     // 23: hms.agent.v1.PutKnowledgeRequest
+	(*GetKnowledgeRequest)(nil),     // 24: hms.agent.v1.GetKnowledgeRequest
+	(*QueryKnowledgeRequest)(nil),   // 25: hms.agent.v1.QueryKnowledgeRequest
+	(*QueryKnowledgeResponse)(nil),  // 26: hms.agent.v1.QueryKnowledgeResponse
+	(*DeleteKnowledgeRequest)(nil),  // 27: hms.agent.v1.DeleteKnowledgeRequest
+	(*DeleteKnowledgeResponse)(nil), // 28: hms.agent.v1.DeleteKnowledgeResponse
+	nil,                             // 29: hms.agent.v1.Agent.LabelsEntry
+	nil,                             // 30: hms.agent.v1.Agent.MetadataEntry
+	nil,                             // 31: hms.agent.v1.ListAgentsRequest.LabelsEntry
+	nil,                             // 32: hms.agent.v1.Task.LabelsEntry
+	nil,                             // 33: hms.agent.v1.ClaimTaskRequest.LabelsEntry
+	(v1.LifecycleState)(0),          // 34: hms.agent.lifecycle.v1.LifecycleState
+	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 36: google.protobuf.FieldMask
+	(*v11.Status)(nil),              // 37: hms.v1.Status
 }
 var file_hms_agent_v1_agent_proto_depIdxs = []int32{
-	26, // 0: hms.agent.v1.Agent.labels:type_name -> hms.agent.v1.Agent.LabelsEntry
-	27, // 1: hms.agent.v1.Agent.metadata:type_name -> hms.agent.v1.Agent.MetadataEntry
-	30, // 2: hms.agent.v1.Agent.state:type_name -> hms.agent.lifecycle.v1.LifecycleState
-	31, // 3: hms.agent.v1.Agent.created_at:type_name -> google.protobuf.Timestamp
-	31, // 4: hms.agent.v1.Agent.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 0: hms.agent.v1.Agent.labels:type_name -> hms.agent.v1.Agent.LabelsEntry
+	30, // 1: hms.agent.v1.Agent.metadata:type_name -> hms.agent.v1.Agent.MetadataEntry
+	34, // 2: hms.agent.v1.Agent.state:type_name -> hms.agent.lifecycle.v1.LifecycleState
+	35, // 3: hms.agent.v1.Agent.created_at:type_name -> google.protobuf.Timestamp
+	35, // 4: hms.agent.v1.Agent.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 5: hms.agent.v1.CreateAgentRequest.agent:type_name -> hms.agent.v1.Agent
-	28, // 6: hms.agent.v1.ListAgentsRequest.labels:type_name -> hms.agent.v1.ListAgentsRequest.LabelsEntry
-	30, // 7: hms.agent.v1.ListAgentsRequest.states:type_name -> hms.agent.lifecycle.v1.LifecycleState
+	31, // 6: hms.agent.v1.ListAgentsRequest.labels:type_name -> hms.agent.v1.ListAgentsRequest.LabelsEntry
+	34, // 7: hms.agent.v1.ListAgentsRequest.states:type_name -> hms.agent.lifecycle.v1.LifecycleState
 	1,  // 8: hms.agent.v1.ListAgentsResponse.agents:type_name -> hms.agent.v1.Agent
 	1,  // 9: hms.agent.v1.UpdateAgentRequest.agent:type_name -> hms.agent.v1.Agent
-	32, // 10: hms.agent.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	36, // 10: hms.agent.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 11: hms.agent.v1.Task.status:type_name -> hms.agent.v1.TaskStatus
-	33, // 12: hms.agent.v1.Task.error:type_name -> hms.v1.Status
-	31, // 13: hms.agent.v1.Task.deadline:type_name -> google.protobuf.Timestamp
-	31, // 14: hms.agent.v1.Task.created_at:type_name -> google.protobuf.Timestamp
-	31, // 15: hms.agent.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	29, // 16: hms.agent.v1.Task.labels:type_name -> hms.agent.v1.Task.LabelsEntry
-	9,  // 17: hms.agent.v1.SubmitTaskRequest.task:type_name -> hms.agent.v1.Task
-	0,  // 18: hms.agent.v1.ListTasksRequest.statuses:type_name -> hms.agent.v1.TaskStatus
-	9,  // 19: hms.agent.v1.ListTasksResponse.tasks:type_name -> hms.agent.v1.Task
-	33, // 20: hms.agent.v1.FailTaskRequest.error:type_name -> hms.v1.Status
-	31, // 21: hms.agent.v1.KnowledgeEntry.created_at:type_name -> google.protobuf.Timestamp
-	31, // 22: hms.agent.v1.KnowledgeEntry.updated_at:type_name -> google.protobuf.Timestamp
-	19, // 23: hms.agent.v1.PutKnowledgeRequest.entry:type_name -> hms.agent.v1.KnowledgeEntry
-	19, // 24: hms.agent.v1.QueryKnowledgeResponse.entries:type_name -> hms.agent.v1.KnowledgeEntry
-	2,  // 25: hms.agent.v1.AgentService.CreateAgent:input_type -> hms.agent.v1.CreateAgentRequest
-	3,  // 26: hms.agent.v1.AgentService.GetAgent:input_type -> hms.agent.v1.GetAgentRequest
-	4,  // 27: hms.agent.v1.AgentService.ListAgents:input_type -> hms.agent.v1.ListAgentsRequest
-	6,  // 28: hms.agent.v1.AgentService.UpdateAgent:input_type -> hms.agent.v1.UpdateAgentRequest
-	7,  // 29: hms.agent.v1.AgentService.DeleteAgent:input_type -> hms.agent.v1.DeleteAgentRequest
-	10, // 30: hms.agent.v1.TaskService.SubmitTask:input_type -> hms.agent.v1.SubmitTaskRequest
-	11, // 31: hms.agent.v1.TaskService.GetTask:input_type -> hms.agent.v1.GetTaskRequest
-	12, // 32: hms.agent.v1.TaskService.ListTasks:input_type -> hms.agent.v1.ListTasksRequest
-	14, // 33: hms.agent.v1.TaskService.AssignTask:input_type -> hms.agent.v1.AssignTaskRequest
-	15, // 34: hms.agent.v1.TaskService.StartTask:input_type -> hms.agent.v1.StartTaskRequest
-	16, // 35: hms.agent.v1.TaskService.CompleteTask:input_type -> hms.agent.v1.CompleteTaskRequest
-	17, // 36: hms.agent.v1.TaskService.FailTask:input_type -> hms.agent.v1.FailTaskRequest
-	18, // 37: hms.agent.v1.TaskService.CancelTask:input_type -> hms.agent.v1.CancelTaskRequest
-	20, // 38: hms.agent.v1.KnowledgeService.PutKnowledge:input_type -> hms.agent.v1.PutKnowledgeRequest
-	21, // 39: hms.agent.v1.KnowledgeService.GetKnowledge:input_type -> hms.agent.v1.GetKnowledgeRequest
-	22, // 40: hms.agent.v1.KnowledgeService.QueryKnowledge:input_type -> hms.agent.v1.QueryKnowledgeRequest
-	24, // 41: hms.agent.v1.KnowledgeService.DeleteKnowledge:input_type -> hms.agent.v1.DeleteKnowledgeRequest
-	1,  // 42: hms.agent.v1.AgentService.CreateAgent:output_type -> hms.agent.v1.Agent
-	1,  // 43: hms.agent.v1.AgentService.GetAgent:output_type -> hms.agent.v1.Agent
-	5,  // 44: hms.agent.v1.AgentService.ListAgents:output_type -> hms.agent.v1.ListAgentsResponse
-	1,  // 45: hms.agent.v1.AgentService.UpdateAgent:output_type -> hms.agent.v1.Agent
-	8,  // 46: hms.agent.v1.AgentService.DeleteAgent:output_type -> hms.agent.v1.DeleteAgentResponse
-	9,  // 47: hms.agent.v1.TaskService.SubmitTask:output_type -> hms.agent.v1.Task
-	9,  // 48: hms.agent.v1.TaskService.GetTask:output_type -> hms.agent.v1.Task
-	13, // 49: hms.agent.v1.TaskService.ListTasks:output_type -> hms.agent.v1.ListTasksResponse
-	9,  // 50: hms.agent.v1.TaskService.AssignTask:output_type -> hms.agent.v1.Task
-	9,  // 51: hms.agent.v1.TaskService.StartTask:output_type -> hms.agent.v1.Task
-	9,  // 52: hms.agent.v1.TaskService.CompleteTask:output_type -> hms.agent.v1.Task
-	9,  // 53: hms.agent.v1.TaskService.FailTask:output_type -> hms.agent.v1.Task
-	9,  // 54: hms.agent.v1.TaskService.CancelTask:output_type -> hms.agent.v1.Task
-	19, // 55: hms.agent.v1.KnowledgeService.PutKnowledge:output_type -> hms.agent.v1.KnowledgeEntry
-	19, // 56: hms.agent.v1.KnowledgeService.GetKnowledge:output_type -> hms.agent.v1.KnowledgeEntry
-	23, // 57: hms.agent.v1.KnowledgeService.QueryKnowledge:output_type -> hms.agent.v1.QueryKnowledgeResponse
-	25, // 58: hms.agent.v1.KnowledgeService.DeleteKnowledge:output_type -> hms.agent.v1.DeleteKnowledgeResponse
-	42, // [42:59] is the sub-list for method output_type
-	25, // [25:42] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	37, // 12: hms.agent.v1.Task.error:type_name -> hms.v1.Status
+	35, // 13: hms.agent.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	35, // 14: hms.agent.v1.Task.created_at:type_name -> google.protobuf.Timestamp
+	35, // 15: hms.agent.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	32, // 16: hms.agent.v1.Task.labels:type_name -> hms.agent.v1.Task.LabelsEntry
+	35, // 17: hms.agent.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 18: hms.agent.v1.ClaimTaskRequest.labels:type_name -> hms.agent.v1.ClaimTaskRequest.LabelsEntry
+	9,  // 19: hms.agent.v1.ClaimTaskResponse.task:type_name -> hms.agent.v1.Task
+	9,  // 20: hms.agent.v1.SubmitTaskRequest.task:type_name -> hms.agent.v1.Task
+	0,  // 21: hms.agent.v1.ListTasksRequest.statuses:type_name -> hms.agent.v1.TaskStatus
+	9,  // 22: hms.agent.v1.ListTasksResponse.tasks:type_name -> hms.agent.v1.Task
+	37, // 23: hms.agent.v1.FailTaskRequest.error:type_name -> hms.v1.Status
+	35, // 24: hms.agent.v1.KnowledgeEntry.created_at:type_name -> google.protobuf.Timestamp
+	35, // 25: hms.agent.v1.KnowledgeEntry.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 26: hms.agent.v1.PutKnowledgeRequest.entry:type_name -> hms.agent.v1.KnowledgeEntry
+	22, // 27: hms.agent.v1.QueryKnowledgeResponse.entries:type_name -> hms.agent.v1.KnowledgeEntry
+	2,  // 28: hms.agent.v1.AgentService.CreateAgent:input_type -> hms.agent.v1.CreateAgentRequest
+	3,  // 29: hms.agent.v1.AgentService.GetAgent:input_type -> hms.agent.v1.GetAgentRequest
+	4,  // 30: hms.agent.v1.AgentService.ListAgents:input_type -> hms.agent.v1.ListAgentsRequest
+	6,  // 31: hms.agent.v1.AgentService.UpdateAgent:input_type -> hms.agent.v1.UpdateAgentRequest
+	7,  // 32: hms.agent.v1.AgentService.DeleteAgent:input_type -> hms.agent.v1.DeleteAgentRequest
+	13, // 33: hms.agent.v1.TaskService.SubmitTask:input_type -> hms.agent.v1.SubmitTaskRequest
+	14, // 34: hms.agent.v1.TaskService.GetTask:input_type -> hms.agent.v1.GetTaskRequest
+	15, // 35: hms.agent.v1.TaskService.ListTasks:input_type -> hms.agent.v1.ListTasksRequest
+	17, // 36: hms.agent.v1.TaskService.AssignTask:input_type -> hms.agent.v1.AssignTaskRequest
+	18, // 37: hms.agent.v1.TaskService.StartTask:input_type -> hms.agent.v1.StartTaskRequest
+	19, // 38: hms.agent.v1.TaskService.CompleteTask:input_type -> hms.agent.v1.CompleteTaskRequest
+	20, // 39: hms.agent.v1.TaskService.FailTask:input_type -> hms.agent.v1.FailTaskRequest
+	21, // 40: hms.agent.v1.TaskService.CancelTask:input_type -> hms.agent.v1.CancelTaskRequest
+	10, // 41: hms.agent.v1.TaskService.ClaimTask:input_type -> hms.agent.v1.ClaimTaskRequest
+	12, // 42: hms.agent.v1.TaskService.RenewLease:input_type -> hms.agent.v1.RenewLeaseRequest
+	23, // 43: hms.agent.v1.KnowledgeService.PutKnowledge:input_type -> hms.agent.v1.PutKnowledgeRequest
+	24, // 44: hms.agent.v1.KnowledgeService.GetKnowledge:input_type -> hms.agent.v1.GetKnowledgeRequest
+	25, // 45: hms.agent.v1.KnowledgeService.QueryKnowledge:input_type -> hms.agent.v1.QueryKnowledgeRequest
+	27, // 46: hms.agent.v1.KnowledgeService.DeleteKnowledge:input_type -> hms.agent.v1.DeleteKnowledgeRequest
+	1,  // 47: hms.agent.v1.AgentService.CreateAgent:output_type -> hms.agent.v1.Agent
+	1,  // 48: hms.agent.v1.AgentService.GetAgent:output_type -> hms.agent.v1.Agent
+	5,  // 49: hms.agent.v1.AgentService.ListAgents:output_type -> hms.agent.v1.ListAgentsResponse
+	1,  // 50: hms.agent.v1.AgentService.UpdateAgent:output_type -> hms.agent.v1.Agent
+	8,  // 51: hms.agent.v1.AgentService.DeleteAgent:output_type -> hms.agent.v1.DeleteAgentResponse
+	9,  // 52: hms.agent.v1.TaskService.SubmitTask:output_type -> hms.agent.v1.Task
+	9,  // 53: hms.agent.v1.TaskService.GetTask:output_type -> hms.agent.v1.Task
+	16, // 54: hms.agent.v1.TaskService.ListTasks:output_type -> hms.agent.v1.ListTasksResponse
+	9,  // 55: hms.agent.v1.TaskService.AssignTask:output_type -> hms.agent.v1.Task
+	9,  // 56: hms.agent.v1.TaskService.StartTask:output_type -> hms.agent.v1.Task
+	9,  // 57: hms.agent.v1.TaskService.CompleteTask:output_type -> hms.agent.v1.Task
+	9,  // 58: hms.agent.v1.TaskService.FailTask:output_type -> hms.agent.v1.Task
+	9,  // 59: hms.agent.v1.TaskService.CancelTask:output_type -> hms.agent.v1.Task
+	11, // 60: hms.agent.v1.TaskService.ClaimTask:output_type -> hms.agent.v1.ClaimTaskResponse
+	9,  // 61: hms.agent.v1.TaskService.RenewLease:output_type -> hms.agent.v1.Task
+	22, // 62: hms.agent.v1.KnowledgeService.PutKnowledge:output_type -> hms.agent.v1.KnowledgeEntry
+	22, // 63: hms.agent.v1.KnowledgeService.GetKnowledge:output_type -> hms.agent.v1.KnowledgeEntry
+	26, // 64: hms.agent.v1.KnowledgeService.QueryKnowledge:output_type -> hms.agent.v1.QueryKnowledgeResponse
+	28, // 65: hms.agent.v1.KnowledgeService.DeleteKnowledge:output_type -> hms.agent.v1.DeleteKnowledgeResponse
+	47, // [47:66] is the sub-list for method output_type
+	28, // [28:47] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_hms_agent_v1_agent_proto_init() }
@@ -2073,7 +2362,7 @@ func file_hms_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hms_agent_v1_agent_proto_rawDesc), len(file_hms_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

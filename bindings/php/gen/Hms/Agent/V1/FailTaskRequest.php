@@ -25,6 +25,13 @@ class FailTaskRequest extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>uint64 revision = 3;</code>
      */
     protected $revision = 0;
+    /**
+     * For a claimed task: back to PENDING for another claim, or DEAD_LETTER
+     * once its attempts reach max_attempts, instead of FAILED.
+     *
+     * Generated from protobuf field <code>bool retry = 4;</code>
+     */
+    protected $retry = false;
 
     /**
      * Constructor.
@@ -35,6 +42,9 @@ class FailTaskRequest extends \Google\Protobuf\Internal\Message
      *     @type string $id
      *     @type \Hms\V1\Status $error
      *     @type int|string $revision
+     *     @type bool $retry
+     *           For a claimed task: back to PENDING for another claim, or DEAD_LETTER
+     *           once its attempts reach max_attempts, instead of FAILED.
      * }
      */
     public function __construct($data = NULL) {
@@ -114,6 +124,34 @@ class FailTaskRequest extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkUint64($var);
         $this->revision = $var;
+
+        return $this;
+    }
+
+    /**
+     * For a claimed task: back to PENDING for another claim, or DEAD_LETTER
+     * once its attempts reach max_attempts, instead of FAILED.
+     *
+     * Generated from protobuf field <code>bool retry = 4;</code>
+     * @return bool
+     */
+    public function getRetry()
+    {
+        return $this->retry;
+    }
+
+    /**
+     * For a claimed task: back to PENDING for another claim, or DEAD_LETTER
+     * once its attempts reach max_attempts, instead of FAILED.
+     *
+     * Generated from protobuf field <code>bool retry = 4;</code>
+     * @param bool $var
+     * @return $this
+     */
+    public function setRetry($var)
+    {
+        GPBUtil::checkBool($var);
+        $this->retry = $var;
 
         return $this;
     }

@@ -11,7 +11,9 @@ use Google\Protobuf\Internal\GPBUtil;
 /**
  * A unit of work. Status moves only forward:
  * PENDING -> ASSIGNED -> RUNNING -> SUCCEEDED or FAILED; CANCELLED from any
- * status that is not final.
+ * status that is not final. From the queue: PENDING -> RUNNING by a claim,
+ * back to PENDING only by a failure retried, to DEAD_LETTER once the
+ * attempts run out.
  *
  * Generated from protobuf message <code>hms.agent.v1.Task</code>
  */
@@ -83,6 +85,37 @@ class Task extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>map<string, string> labels = 15;</code>
      */
     private $labels;
+    /**
+     * Only a worker with all of these capabilities claims the task
+     * (TaskService/ClaimTask).
+     *
+     * Generated from protobuf field <code>repeated string required_capabilities = 16;</code>
+     */
+    private $required_capabilities;
+    /**
+     * Claims allowed before the task is DEAD_LETTER. 0 at submission means 3.
+     *
+     * Generated from protobuf field <code>uint32 max_attempts = 17;</code>
+     */
+    protected $max_attempts = 0;
+    /**
+     * Claims so far (set by the core).
+     *
+     * Generated from protobuf field <code>uint32 attempts = 18;</code>
+     */
+    protected $attempts = 0;
+    /**
+     * The worker holding the task's lease, while RUNNING from a claim.
+     *
+     * Generated from protobuf field <code>string claimed_by = 19;</code>
+     */
+    protected $claimed_by = '';
+    /**
+     * When that lease runs out: the task can then be claimed again.
+     *
+     * Generated from protobuf field <code>.google.protobuf.Timestamp lease_expires_at = 20;</code>
+     */
+    protected $lease_expires_at = null;
 
     /**
      * Constructor.
@@ -108,6 +141,17 @@ class Task extends \Google\Protobuf\Internal\Message
      *     @type \Google\Protobuf\Timestamp $updated_at
      *     @type int|string $revision
      *     @type array|\Google\Protobuf\Internal\MapField $labels
+     *     @type array<string>|\Google\Protobuf\Internal\RepeatedField $required_capabilities
+     *           Only a worker with all of these capabilities claims the task
+     *           (TaskService/ClaimTask).
+     *     @type int $max_attempts
+     *           Claims allowed before the task is DEAD_LETTER. 0 at submission means 3.
+     *     @type int $attempts
+     *           Claims so far (set by the core).
+     *     @type string $claimed_by
+     *           The worker holding the task's lease, while RUNNING from a claim.
+     *     @type \Google\Protobuf\Timestamp $lease_expires_at
+     *           When that lease runs out: the task can then be claimed again.
      * }
      */
     public function __construct($data = NULL) {
@@ -493,6 +537,148 @@ class Task extends \Google\Protobuf\Internal\Message
     {
         $arr = GPBUtil::checkMapField($var, \Google\Protobuf\Internal\GPBType::STRING, \Google\Protobuf\Internal\GPBType::STRING);
         $this->labels = $arr;
+
+        return $this;
+    }
+
+    /**
+     * Only a worker with all of these capabilities claims the task
+     * (TaskService/ClaimTask).
+     *
+     * Generated from protobuf field <code>repeated string required_capabilities = 16;</code>
+     * @return \Google\Protobuf\Internal\RepeatedField
+     */
+    public function getRequiredCapabilities()
+    {
+        return $this->required_capabilities;
+    }
+
+    /**
+     * Only a worker with all of these capabilities claims the task
+     * (TaskService/ClaimTask).
+     *
+     * Generated from protobuf field <code>repeated string required_capabilities = 16;</code>
+     * @param array<string>|\Google\Protobuf\Internal\RepeatedField $var
+     * @return $this
+     */
+    public function setRequiredCapabilities($var)
+    {
+        $arr = GPBUtil::checkRepeatedField($var, \Google\Protobuf\Internal\GPBType::STRING);
+        $this->required_capabilities = $arr;
+
+        return $this;
+    }
+
+    /**
+     * Claims allowed before the task is DEAD_LETTER. 0 at submission means 3.
+     *
+     * Generated from protobuf field <code>uint32 max_attempts = 17;</code>
+     * @return int
+     */
+    public function getMaxAttempts()
+    {
+        return $this->max_attempts;
+    }
+
+    /**
+     * Claims allowed before the task is DEAD_LETTER. 0 at submission means 3.
+     *
+     * Generated from protobuf field <code>uint32 max_attempts = 17;</code>
+     * @param int $var
+     * @return $this
+     */
+    public function setMaxAttempts($var)
+    {
+        GPBUtil::checkUint32($var);
+        $this->max_attempts = $var;
+
+        return $this;
+    }
+
+    /**
+     * Claims so far (set by the core).
+     *
+     * Generated from protobuf field <code>uint32 attempts = 18;</code>
+     * @return int
+     */
+    public function getAttempts()
+    {
+        return $this->attempts;
+    }
+
+    /**
+     * Claims so far (set by the core).
+     *
+     * Generated from protobuf field <code>uint32 attempts = 18;</code>
+     * @param int $var
+     * @return $this
+     */
+    public function setAttempts($var)
+    {
+        GPBUtil::checkUint32($var);
+        $this->attempts = $var;
+
+        return $this;
+    }
+
+    /**
+     * The worker holding the task's lease, while RUNNING from a claim.
+     *
+     * Generated from protobuf field <code>string claimed_by = 19;</code>
+     * @return string
+     */
+    public function getClaimedBy()
+    {
+        return $this->claimed_by;
+    }
+
+    /**
+     * The worker holding the task's lease, while RUNNING from a claim.
+     *
+     * Generated from protobuf field <code>string claimed_by = 19;</code>
+     * @param string $var
+     * @return $this
+     */
+    public function setClaimedBy($var)
+    {
+        GPBUtil::checkString($var, True);
+        $this->claimed_by = $var;
+
+        return $this;
+    }
+
+    /**
+     * When that lease runs out: the task can then be claimed again.
+     *
+     * Generated from protobuf field <code>.google.protobuf.Timestamp lease_expires_at = 20;</code>
+     * @return \Google\Protobuf\Timestamp|null
+     */
+    public function getLeaseExpiresAt()
+    {
+        return $this->lease_expires_at;
+    }
+
+    public function hasLeaseExpiresAt()
+    {
+        return isset($this->lease_expires_at);
+    }
+
+    public function clearLeaseExpiresAt()
+    {
+        unset($this->lease_expires_at);
+    }
+
+    /**
+     * When that lease runs out: the task can then be claimed again.
+     *
+     * Generated from protobuf field <code>.google.protobuf.Timestamp lease_expires_at = 20;</code>
+     * @param \Google\Protobuf\Timestamp $var
+     * @return $this
+     */
+    public function setLeaseExpiresAt($var)
+    {
+        GPBUtil::checkMessage($var, \Google\Protobuf\Timestamp::class);
+        $this->lease_expires_at = $var;
 
         return $this;
     }

@@ -39,6 +39,14 @@ class TaskStatus
      * Generated from protobuf enum <code>CANCELLED = 6;</code>
      */
     const CANCELLED = 6;
+    /**
+     * Claimed from the queue max_attempts times without finishing (each
+     * lease ran out, or FailTask asked for a retry): kept aside for a person
+     * to look at. Final.
+     *
+     * Generated from protobuf enum <code>DEAD_LETTER = 7;</code>
+     */
+    const DEAD_LETTER = 7;
 
     private static $valueToName = [
         self::TASK_STATUS_UNSPECIFIED => 'TASK_STATUS_UNSPECIFIED',
@@ -48,6 +56,7 @@ class TaskStatus
         self::SUCCEEDED => 'SUCCEEDED',
         self::FAILED => 'FAILED',
         self::CANCELLED => 'CANCELLED',
+        self::DEAD_LETTER => 'DEAD_LETTER',
     ];
 
     public static function name($value)

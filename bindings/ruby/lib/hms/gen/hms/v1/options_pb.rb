@@ -50,6 +50,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :verified_cache_capacity, :uint32, 7
       optional :authorization, :message, 8, "hms.v1.AuthorizationConfig"
       optional :audit, :message, 9, "hms.v1.AuditConfig"
+      optional :require_nats_identity, :bool, 10
+      map :nats_user_principals, :string, :string, 11
+      map :nats_account_principals, :string, :string, 12
     end
     add_message "hms.v1.AuthorizationConfig" do
       repeated :policy_files, :string, 1

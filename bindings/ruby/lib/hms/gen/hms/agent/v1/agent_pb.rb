@@ -68,6 +68,26 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :updated_at, :message, 13, "google.protobuf.Timestamp"
       optional :revision, :uint64, 14
       map :labels, :string, :string, 15
+      repeated :required_capabilities, :string, 16
+      optional :max_attempts, :uint32, 17
+      optional :attempts, :uint32, 18
+      optional :claimed_by, :string, 19
+      optional :lease_expires_at, :message, 20, "google.protobuf.Timestamp"
+    end
+    add_message "hms.agent.v1.ClaimTaskRequest" do
+      optional :worker_id, :string, 1
+      repeated :capabilities, :string, 2
+      map :labels, :string, :string, 3
+      optional :lease_ms, :uint32, 4
+    end
+    add_message "hms.agent.v1.ClaimTaskResponse" do
+      optional :task, :message, 1, "hms.agent.v1.Task"
+    end
+    add_message "hms.agent.v1.RenewLeaseRequest" do
+      optional :id, :string, 1
+      optional :worker_id, :string, 2
+      optional :lease_ms, :uint32, 3
+      optional :revision, :uint64, 4
     end
     add_message "hms.agent.v1.SubmitTaskRequest" do
       optional :task, :message, 1, "hms.agent.v1.Task"
@@ -104,6 +124,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :id, :string, 1
       optional :error, :message, 2, "hms.v1.Status"
       optional :revision, :uint64, 3
+      optional :retry, :bool, 4
     end
     add_message "hms.agent.v1.CancelTaskRequest" do
       optional :id, :string, 1
@@ -160,6 +181,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       value :SUCCEEDED, 4
       value :FAILED, 5
       value :CANCELLED, 6
+      value :DEAD_LETTER, 7
     end
   end
 end
@@ -176,6 +198,9 @@ module Hms
       DeleteAgentRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.DeleteAgentRequest").msgclass
       DeleteAgentResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.DeleteAgentResponse").msgclass
       Task = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.Task").msgclass
+      ClaimTaskRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.ClaimTaskRequest").msgclass
+      ClaimTaskResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.ClaimTaskResponse").msgclass
+      RenewLeaseRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.RenewLeaseRequest").msgclass
       SubmitTaskRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.SubmitTaskRequest").msgclass
       GetTaskRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.GetTaskRequest").msgclass
       ListTasksRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("hms.agent.v1.ListTasksRequest").msgclass
