@@ -159,6 +159,11 @@ fn extreme_task(priority: i32) -> Task {
         updated_at: Some(ts(1, 500_000_000)),
         revision: 1,
         labels: [("k".to_string(), String::new())].into(),
+        required_capabilities: vec![String::new(), "gpu \u{1F600}".into()],
+        max_attempts: u32::MAX,
+        attempts: u32::MAX,
+        claimed_by: "worker é".into(),
+        lease_expires_at: Some(ts(253_402_300_799, 999_999_999)),
     }
 }
 

@@ -31,5 +31,6 @@ mod remote_caller_thread;
 mod remote_events;
 mod security;
 mod storage;
+mod task_queue;
 mod tasks;
 mod wire_values;

@@ -371,3 +371,10 @@ fn calls_fail_unavailable_while_the_server_is_down_and_recover_after() {
     .unwrap();
     assert!(found.entries.is_empty(), "the refused put stored nothing");
 }
+
+#[test]
+fn workers_of_several_runtimes_never_claim_the_same_task() {
+    let database = server::fresh_database();
+    let runtimes: Vec<_> = (0..3).map(|_| runtime_on(&database).unwrap()).collect();
+    crate::task_queue::assert_workers_share_the_queue(&runtimes);
+}

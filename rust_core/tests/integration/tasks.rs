@@ -119,6 +119,7 @@ impl Op {
                         ..Default::default()
                     }),
                     revision,
+                    retry: false,
                 },
             ),
             Op::Cancel => call(
@@ -153,7 +154,8 @@ fn task_in(rt: &Rt, agent_id: &str, status: TaskStatus) -> Task {
         TaskStatus::Succeeded => &[Op::Assign, Op::Start, Op::Complete],
         TaskStatus::Failed => &[Op::Assign, Op::Start, Op::Fail],
         TaskStatus::Cancelled => &[Op::Cancel],
-        TaskStatus::Unspecified => unreachable!(),
+        // Reached only from the queue (task_queue.rs).
+        TaskStatus::Unspecified | TaskStatus::DeadLetter => unreachable!(),
     };
     let mut task = task;
     for op in path {
@@ -433,6 +435,7 @@ fn complete_and_fail_record_their_outcome() {
             id: running.id.clone(),
             error: None,
             revision: 0,
+            retry: false,
         },
     )
     .unwrap();
