@@ -3,7 +3,7 @@
 use prost::Message as _;
 
 use super::paging::{Page, decode_token, record_weight};
-use super::store::KnowledgeScan;
+use super::store::{KnowledgeScan, words};
 use super::{Admit, Domain, Write, check_revision, new_id, not_found, now, required};
 use crate::error::{Code, HmsError, Result};
 use crate::events::EventBus;
@@ -17,6 +17,15 @@ use crate::proto::hms::events::v1::event::Payload;
 /// neither may contain.
 fn token_key(namespace: &str, key: &str) -> String {
     format!("{namespace}\0{key}")
+}
+
+/// Whether `entry` passes the filters of a query (all but its text).
+fn matches(request: &QueryKnowledgeRequest, entry: &KnowledgeEntry) -> bool {
+    (request.namespace.is_empty() || entry.namespace == request.namespace)
+        && entry.key.starts_with(&request.key_prefix)
+        && request.tags.iter().all(|t| entry.tags.contains(t))
+        && entry.confidence >= request.min_confidence
+        && (request.agent_id.is_empty() || entry.agent_id == request.agent_id)
 }
 
 fn check_entry(entry: &KnowledgeEntry) -> Result<()> {
@@ -156,6 +165,9 @@ impl Domain {
         &self,
         request: QueryKnowledgeRequest,
     ) -> Result<QueryKnowledgeResponse> {
+        if !request.text_query.is_empty() {
+            return self.search_knowledge(request);
+        }
         let start_after = decode_token(&request.page_token)?
             .map(|token| match token.split_once('\0') {
                 Some((namespace, key)) => Ok((namespace.to_owned(), key.to_owned())),
@@ -164,13 +176,7 @@ impl Domain {
                 )),
             })
             .transpose()?;
-        let keep = |entry: &KnowledgeEntry| {
-            (request.namespace.is_empty() || entry.namespace == request.namespace)
-                && entry.key.starts_with(&request.key_prefix)
-                && request.tags.iter().all(|t| entry.tags.contains(t))
-                && entry.confidence >= request.min_confidence
-                && (request.agent_id.is_empty() || entry.agent_id == request.agent_id)
-        };
+        let keep = |entry: &KnowledgeEntry| matches(&request, entry);
         let scan = KnowledgeScan {
             after: start_after
                 .as_ref()
@@ -184,6 +190,48 @@ impl Domain {
         })?;
         Ok(QueryKnowledgeResponse {
             next_page_token: page.next_token(|entry| token_key(&entry.namespace, &entry.key)),
+            entries: page.items,
+        })
+    }
+
+    /// A query with `text_query`: the matching entries, most relevant
+    /// first. Its page tokens count the candidates the store gave so far.
+    fn search_knowledge(&self, request: QueryKnowledgeRequest) -> Result<QueryKnowledgeResponse> {
+        let words = words(&request.text_query);
+        if words.is_empty() {
+            return Err(HmsError::invalid_argument(
+                "`text_query` holds no words: give letters or digits to search for",
+            )
+            .with_detail("field", "text_query"));
+        }
+        let skip = match decode_token(&request.page_token)? {
+            None => 0,
+            Some(token) => token.parse::<usize>().map_err(|_| {
+                HmsError::invalid_argument("page_token is not one this search returned")
+                    .with_detail("field", "page_token")
+            })?,
+        };
+        let scan = KnowledgeScan {
+            after: None,
+            namespace: &request.namespace,
+            tags: &request.tags,
+        };
+        let mut page = Page::new(self.page_limit(request.page_size));
+        let (mut visited, mut consumed) = (0usize, skip);
+        self.read()?
+            .search_knowledge(&words, &scan, skip, &mut |entry| {
+                visited += 1;
+                if !matches(&request, entry) {
+                    return true;
+                }
+                let taken = page.take(entry, record_weight(entry.encoded_len()));
+                if taken {
+                    consumed = skip + visited;
+                }
+                taken
+            })?;
+        Ok(QueryKnowledgeResponse {
+            next_page_token: page.next_token(|_| consumed.to_string()),
             entries: page.items,
         })
     }

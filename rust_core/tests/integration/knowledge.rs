@@ -520,3 +520,169 @@ fn a_bad_page_token_is_invalid_argument() {
         );
     }
 }
+
+// ------------------------------------------------------------ full text
+
+fn searched(
+    rt: &Rt,
+    text_query: &str,
+    configure: impl FnOnce(&mut QueryKnowledgeRequest),
+) -> Vec<String> {
+    let mut request = QueryKnowledgeRequest {
+        text_query: text_query.into(),
+        ..Default::default()
+    };
+    configure(&mut request);
+    query_all(rt, request)
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect()
+}
+
+fn with_text(namespace: &str, key: &str, text: &str) -> KnowledgeEntry {
+    KnowledgeEntry {
+        text: text.into(),
+        ..entry(namespace, key)
+    }
+}
+
+#[test]
+fn text_queries_find_entries_holding_every_word_most_relevant_first() {
+    let rt = new_runtime();
+    put(
+        &rt,
+        with_text(
+            "ops",
+            "restart",
+            "Restart the Worker pool; a worker restart is safe",
+        ),
+    )
+    .unwrap();
+    put(&rt, with_text("ops", "scale", "Scale the worker pool out")).unwrap();
+    put(
+        &rt,
+        with_text("ops", "deploy", "Deploy with a rolling restart"),
+    )
+    .unwrap();
+    put(&rt, with_text("docs", "café", "Das Café öffnet um 8")).unwrap();
+    put(
+        &rt,
+        KnowledgeEntry {
+            content: br#"{"note": "worker quota exceeded"}"#.to_vec().into(),
+            content_type: "application/json".into(),
+            text: String::new(),
+            ..entry("ops", "quota")
+        },
+    )
+    .unwrap();
+    put(
+        &rt,
+        KnowledgeEntry {
+            content: b"worker worker worker".to_vec().into(),
+            content_type: "application/octet-stream".into(),
+            text: String::new(),
+            ..entry("ops", "binary")
+        },
+    )
+    .unwrap();
+    // Two mentions rank above one; ties fall back to namespace, key.
+    assert_eq!(
+        searched(&rt, "WORKER", |_| {}),
+        ["restart", "quota", "scale"]
+    );
+    assert_eq!(searched(&rt, "worker restart", |_| {}), ["restart"]);
+    assert_eq!(searched(&rt, "restart", |_| {}), ["restart", "deploy"]);
+    // Keys are searched too; accents are kept, case is not.
+    assert_eq!(searched(&rt, "CAFÉ", |_| {}), ["café"]);
+    assert!(searched(&rt, "cafe", |_| {}).is_empty());
+    // The other filters still apply.
+    assert_eq!(
+        searched(&rt, "restart", |r| r.key_prefix = "dep".into()),
+        ["deploy"]
+    );
+    assert!(searched(&rt, "worker", |r| r.namespace = "docs".into()).is_empty());
+    assert!(searched(&rt, "worker", |r| r.tags = vec!["none".into()]).is_empty());
+    assert!(searched(&rt, "nowhere", |_| {}).is_empty());
+}
+
+#[test]
+fn text_queries_follow_changes_and_page_through_every_match_once() {
+    let rt = new_runtime();
+    let first = put(&rt, with_text("n", "a", "alpha beta")).unwrap();
+    put(&rt, with_text("n", "b", "beta")).unwrap();
+    assert_eq!(searched(&rt, "alpha", |_| {}), ["a"]);
+    put(
+        &rt,
+        KnowledgeEntry {
+            revision: first.revision,
+            ..with_text("n", "a", "gamma")
+        },
+    )
+    .unwrap();
+    assert!(
+        searched(&rt, "alpha", |_| {}).is_empty(),
+        "the old words are gone"
+    );
+    assert_eq!(searched(&rt, "gamma", |_| {}), ["a"]);
+    let b = get(
+        &rt,
+        GetKnowledgeRequest {
+            namespace: "n".into(),
+            key: "b".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    delete(&rt, &b.id, 0).unwrap();
+    assert!(
+        searched(&rt, "beta", |_| {}).is_empty(),
+        "a deleted entry is not found"
+    );
+    for i in 0..25 {
+        put(&rt, with_text("many", &format!("k{i:02}"), "common word")).unwrap();
+    }
+    let mut paged = searched(&rt, "common", |r| r.page_size = 4);
+    assert_eq!(paged.len(), 25);
+    paged.sort();
+    paged.dedup();
+    assert_eq!(paged.len(), 25, "no entry twice across pages");
+}
+
+#[test]
+fn text_queries_without_words_or_with_a_foreign_token_are_refused() {
+    let rt = new_runtime();
+    let empty = expect_code(
+        query(
+            &rt,
+            &QueryKnowledgeRequest {
+                text_query: " ,;- ".into(),
+                ..Default::default()
+            },
+        ),
+        Code::InvalidArgument,
+    );
+    assert!(empty.message.contains("no words"), "{}", empty.message);
+    expect_code(
+        query(
+            &rt,
+            &QueryKnowledgeRequest {
+                text_query: "x".into(),
+                page_token: "bm90LWEtbnVtYmVy".into(),
+                ..Default::default()
+            },
+        ),
+        Code::InvalidArgument,
+    );
+}
+
+#[test]
+fn the_embedded_search_index_is_rebuilt_when_a_data_dir_opens_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let open =
+        || common::runtime_with(|settings| settings.data_dir = Some(dir.path().to_path_buf()));
+    let rt = open();
+    put(&rt, with_text("n", "kept", "durable words")).unwrap();
+    drop(rt);
+    let rt = open();
+    assert_eq!(searched(&rt, "durable", |_| {}), ["kept"]);
+}

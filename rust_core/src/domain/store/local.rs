@@ -244,6 +244,92 @@ impl Database {
     }
 }
 
+/// Full-text search of the embedded store: an FTS5 index in an in-memory
+/// SQLite database, built from the records at start and kept in step by
+/// every commit. It is derived data: nothing to migrate, nothing to lose;
+/// if it ever fails to take a change it is rebuilt before the next search.
+struct SearchIndex {
+    connection: Connection,
+    stale: bool,
+}
+
+impl SearchIndex {
+    fn build(tables: &Tables) -> Result<SearchIndex> {
+        let connection = Connection::open_in_memory().map_err(storage_error)?;
+        let mut index = SearchIndex {
+            connection,
+            stale: false,
+        };
+        index.rebuild(tables)?;
+        Ok(index)
+    }
+
+    fn rebuild(&mut self, tables: &Tables) -> Result<()> {
+        // The words are already split and lowercased (super::words); keeping
+        // accents matches PostgreSQL's 'simple' configuration.
+        self.connection
+            .execute_batch(
+                "DROP TABLE IF EXISTS search;
+                 CREATE VIRTUAL TABLE search USING fts5(
+                     id UNINDEXED, words, tokenize = 'unicode61 remove_diacritics 0');",
+            )
+            .map_err(storage_error)?;
+        let tx = self.connection.transaction().map_err(storage_error)?;
+        for entry in tables.knowledge.values() {
+            tx.execute(
+                "INSERT INTO search (id, words) VALUES (?1, ?2)",
+                params![entry.id, super::searchable_words(entry)],
+            )
+            .map_err(storage_error)?;
+        }
+        tx.commit().map_err(storage_error)?;
+        self.stale = false;
+        Ok(())
+    }
+
+    fn put(&mut self, entry: &KnowledgeEntry) {
+        let words = super::searchable_words(entry);
+        let changed = self
+            .connection
+            .execute("DELETE FROM search WHERE id = ?1", params![entry.id])
+            .and_then(|_| {
+                self.connection.execute(
+                    "INSERT INTO search (id, words) VALUES (?1, ?2)",
+                    params![entry.id, words],
+                )
+            });
+        self.stale |= changed.is_err();
+    }
+
+    fn delete(&mut self, id: &str) {
+        let changed = self
+            .connection
+            .execute("DELETE FROM search WHERE id = ?1", params![id]);
+        self.stale |= changed.is_err();
+    }
+
+    /// The ids of the entries holding every word, with their bm25 rank.
+    fn search(&mut self, words: &[String], tables: &Tables) -> Result<Vec<(String, f64)>> {
+        if self.stale {
+            self.rebuild(tables)?;
+        }
+        // Each word quoted: a phrase of one word, never FTS5 syntax.
+        let query = words
+            .iter()
+            .map(|word| format!("\"{word}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT id, bm25(search) FROM search WHERE search MATCH ?1")
+            .map_err(storage_error)?;
+        let rows = statement
+            .query_map(params![query], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(storage_error)?;
+        rows.map(|row| row.map_err(storage_error)).collect()
+    }
+}
+
 /// The embedded store: memory, durable in SQLite with a `data_dir`.
 pub struct LocalStore {
     state: Mutex<State>,
@@ -252,6 +338,7 @@ pub struct LocalStore {
 struct State {
     tables: Tables,
     database: Option<Database>,
+    search: SearchIndex,
 }
 
 impl LocalStore {
@@ -264,8 +351,13 @@ impl LocalStore {
             }
             None => (None, Tables::default()),
         };
+        let search = SearchIndex::build(&tables)?;
         Ok(LocalStore {
-            state: Mutex::new(State { tables, database }),
+            state: Mutex::new(State {
+                tables,
+                database,
+                search,
+            }),
         })
     }
 }
@@ -346,6 +438,35 @@ impl Transaction for LocalTransaction<'_> {
         Ok(())
     }
 
+    fn search_knowledge(
+        &mut self,
+        words: &[String],
+        _: &KnowledgeScan<'_>,
+        skip: usize,
+        visit: Visit<'_, KnowledgeEntry>,
+    ) -> Result<()> {
+        let state = &mut *self.state;
+        let tables = &state.tables;
+        let mut found: Vec<(f64, &KnowledgeEntry)> = state
+            .search
+            .search(words, tables)?
+            .into_iter()
+            .filter_map(|(id, rank)| Some((rank, tables.knowledge.get(&id)?)))
+            .collect();
+        // bm25 is lower for a better match.
+        found.sort_by(|(a_rank, a), (b_rank, b)| {
+            a_rank
+                .total_cmp(b_rank)
+                .then_with(|| (&a.namespace, &a.key).cmp(&(&b.namespace, &b.key)))
+        });
+        for (_, entry) in found.into_iter().skip(skip) {
+            if !visit(entry) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn scan_history(
         &mut self,
         agent_id: &str,
@@ -399,6 +520,7 @@ impl Transaction for LocalTransaction<'_> {
         if let Some(database) = &mut state.database {
             database.commit(&writes)?;
         }
+        let state = &mut *state;
         let tables = &mut state.tables;
         for write in writes {
             match write {
@@ -413,6 +535,7 @@ impl Transaction for LocalTransaction<'_> {
                     tables.tasks.insert(task.id.clone(), task);
                 }
                 Write::Knowledge(entry) => {
+                    state.search.put(&entry);
                     tables.knowledge_keys.insert(
                         (entry.namespace.clone(), entry.key.clone()),
                         entry.id.clone(),
@@ -420,6 +543,7 @@ impl Transaction for LocalTransaction<'_> {
                     tables.knowledge.insert(entry.id.clone(), entry);
                 }
                 Write::DeleteKnowledge(id) => {
+                    state.search.delete(&id);
                     if let Some(entry) = tables.knowledge.remove(&id) {
                         tables.knowledge_keys.remove(&(entry.namespace, entry.key));
                     }

@@ -77,6 +77,33 @@ pub fn lease_end_micros(task: &Task) -> Option<i64> {
         .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1_000))
 }
 
+/// The words of a full-text query or of an indexed text: runs of letters
+/// and digits, lowercased. Both stores index and search these words, never
+/// their own tokenizers' view of the raw text, so they find the same entries.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// What full-text search sees of an entry, as words: its key, its text, and
+/// its content when that is text (a `text/*` or JSON content type).
+pub fn searchable_words(entry: &KnowledgeEntry) -> String {
+    let content_is_text = entry.content_type.starts_with("text/")
+        || entry.content_type.starts_with("application/json");
+    let content = if content_is_text {
+        std::str::from_utf8(&entry.content).unwrap_or_default()
+    } else {
+        ""
+    };
+    [entry.key.as_str(), entry.text.as_str(), content]
+        .iter()
+        .flat_map(|part| words(part))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether a scan goes on after a record.
 pub type Visit<'v, T> = &'v mut dyn FnMut(&T) -> bool;
 
@@ -97,6 +124,16 @@ pub trait Transaction {
     fn scan_knowledge(
         &mut self,
         scan: &KnowledgeScan<'_>,
+        visit: Visit<'_, KnowledgeEntry>,
+    ) -> Result<()>;
+    /// Entries holding every one of `words` (see [`words`]), most relevant
+    /// first, then by (namespace, key), after skipping `skip` of them;
+    /// until `visit` returns false.
+    fn search_knowledge(
+        &mut self,
+        words: &[String],
+        scan: &KnowledgeScan<'_>,
+        skip: usize,
         visit: Visit<'_, KnowledgeEntry>,
     ) -> Result<()>;
     /// The transitions of an agent after `after_sequence`, oldest first,

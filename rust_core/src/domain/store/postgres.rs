@@ -303,9 +303,12 @@ const MIGRATIONS: &[&str] = &[r#"
         namespace TEXT COLLATE "C" NOT NULL,
         key TEXT COLLATE "C" NOT NULL,
         tags TEXT[] NOT NULL,
+        searchable TEXT NOT NULL,
+        search TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', searchable)) STORED,
         body BYTEA NOT NULL,
         UNIQUE (namespace, key));
     CREATE INDEX knowledge_tags ON knowledge USING GIN (tags);
+    CREATE INDEX knowledge_search ON knowledge USING GIN (search);
     CREATE TABLE lifecycle_events (
         agent_id TEXT COLLATE "C" NOT NULL, sequence BIGINT NOT NULL, body BYTEA NOT NULL,
         PRIMARY KEY (agent_id, sequence));
@@ -505,13 +508,16 @@ impl PostgresTransaction<'_> {
                 ],
             ),
             Write::Knowledge(entry) => client.execute(
-                "INSERT INTO knowledge (id, namespace, key, tags, body) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO UPDATE SET tags = excluded.tags, body = excluded.body",
+                "INSERT INTO knowledge (id, namespace, key, tags, searchable, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (id) DO UPDATE SET tags = excluded.tags, \
+                 searchable = excluded.searchable, body = excluded.body",
                 &[
                     &entry.id,
                     &entry.namespace,
                     &entry.key,
                     &entry.tags,
+                    &super::searchable_words(entry),
                     &entry.encode_to_vec(),
                 ],
             ),
@@ -594,6 +600,35 @@ impl Transaction for PostgresTransaction<'_> {
                 }
                 _ => return Ok(()),
             }
+        }
+    }
+
+    fn search_knowledge(
+        &mut self,
+        words: &[String],
+        scan: &KnowledgeScan<'_>,
+        skip: usize,
+        visit: Visit<'_, KnowledgeEntry>,
+    ) -> Result<()> {
+        // The words are letters and digits only: safe as tsquery lexemes.
+        let query = words.join(" & ");
+        let mut offset = i64::try_from(skip).unwrap_or(i64::MAX);
+        loop {
+            let rows = self.rows(
+                "SELECT body FROM knowledge, to_tsquery('simple', $1) AS query \
+                 WHERE search @@ query AND ($2 = '' OR namespace = $2) AND tags @> $3 \
+                 ORDER BY ts_rank(search, query) DESC, namespace, key OFFSET $4 LIMIT $5",
+                &[&query, &scan.namespace, &scan.tags, &offset, &SCAN_CHUNK],
+            )?;
+            for row in &rows {
+                if !visit(&decode_stored(row.get::<_, &[u8]>(0))?) {
+                    return Ok(());
+                }
+            }
+            if (rows.len() as i64) < SCAN_CHUNK {
+                return Ok(());
+            }
+            offset += SCAN_CHUNK;
         }
     }
 

@@ -953,12 +953,18 @@ class QueryKnowledgeRequest(_message.Message):
     AGENT_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TEXT_QUERY_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     key_prefix: _builtins.str
     min_confidence: _builtins.float
     agent_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    text_query: _builtins.str
+    """Full-text search: only entries whose key, text or textual content hold
+    every word of this, most relevant first. Words are runs of letters and
+    digits; case is ignored, accents are not. Empty: no search.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Entries carrying all of these tags."""
@@ -973,10 +979,11 @@ class QueryKnowledgeRequest(_message.Message):
         agent_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        text_query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "key_prefix", b"key_prefix", "min_confidence", b"min_confidence", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "key_prefix", b"key_prefix", "min_confidence", b"min_confidence", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "tags", b"tags", "text_query", b"text_query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -991,7 +998,9 @@ class QueryKnowledgeResponse(_message.Message):
     next_page_token: _builtins.str
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___KnowledgeEntry]:
-        """By namespace, then key."""
+        """By namespace, then key; with text_query, most relevant first (then by
+        namespace and key).
+        """
 
     def __init__(
         self,

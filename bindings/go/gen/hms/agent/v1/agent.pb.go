@@ -1788,6 +1788,10 @@ type QueryKnowledgeRequest struct {
 	AgentId       string   `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	PageSize      uint32   `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string   `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Full-text search: only entries whose key, text or textual content hold
+	// every word of this, most relevant first. Words are runs of letters and
+	// digits; case is ignored, accents are not. Empty: no search.
+	TextQuery     string `protobuf:"bytes,8,opt,name=text_query,json=textQuery,proto3" json:"text_query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1871,9 +1875,17 @@ func (x *QueryKnowledgeRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *QueryKnowledgeRequest) GetTextQuery() string {
+	if x != nil {
+		return x.TextQuery
+	}
+	return ""
+}
+
 type QueryKnowledgeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// By namespace, then key.
+	// By namespace, then key; with text_query, most relevant first (then by
+	// namespace and key).
 	Entries       []*KnowledgeEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	NextPageToken string            `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2166,7 +2178,7 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\x13GetKnowledgeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"\xe6\x01\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"\x85\x02\n" +
 	"\x15QueryKnowledgeRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1d\n" +
 	"\n" +
@@ -2176,7 +2188,9 @@ const file_hms_agent_v1_agent_proto_rawDesc = "" +
 	"\bagent_id\x18\x05 \x01(\tR\aagentId\x12\x1b\n" +
 	"\tpage_size\x18\x06 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\a \x01(\tR\tpageToken\"x\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\x12\x1d\n" +
+	"\n" +
+	"text_query\x18\b \x01(\tR\ttextQuery\"x\n" +
 	"\x16QueryKnowledgeResponse\x126\n" +
 	"\aentries\x18\x01 \x03(\v2\x1c.hms.agent.v1.KnowledgeEntryR\aentries\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +

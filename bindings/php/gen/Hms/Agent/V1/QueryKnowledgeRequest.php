@@ -43,6 +43,14 @@ class QueryKnowledgeRequest extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>string page_token = 7;</code>
      */
     protected $page_token = '';
+    /**
+     * Full-text search: only entries whose key, text or textual content hold
+     * every word of this, most relevant first. Words are runs of letters and
+     * digits; case is ignored, accents are not. Empty: no search.
+     *
+     * Generated from protobuf field <code>string text_query = 8;</code>
+     */
+    protected $text_query = '';
 
     /**
      * Constructor.
@@ -58,6 +66,10 @@ class QueryKnowledgeRequest extends \Google\Protobuf\Internal\Message
      *     @type string $agent_id
      *     @type int $page_size
      *     @type string $page_token
+     *     @type string $text_query
+     *           Full-text search: only entries whose key, text or textual content hold
+     *           every word of this, most relevant first. Words are runs of letters and
+     *           digits; case is ignored, accents are not. Empty: no search.
      * }
      */
     public function __construct($data = NULL) {
@@ -219,6 +231,36 @@ class QueryKnowledgeRequest extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, True);
         $this->page_token = $var;
+
+        return $this;
+    }
+
+    /**
+     * Full-text search: only entries whose key, text or textual content hold
+     * every word of this, most relevant first. Words are runs of letters and
+     * digits; case is ignored, accents are not. Empty: no search.
+     *
+     * Generated from protobuf field <code>string text_query = 8;</code>
+     * @return string
+     */
+    public function getTextQuery()
+    {
+        return $this->text_query;
+    }
+
+    /**
+     * Full-text search: only entries whose key, text or textual content hold
+     * every word of this, most relevant first. Words are runs of letters and
+     * digits; case is ignored, accents are not. Empty: no search.
+     *
+     * Generated from protobuf field <code>string text_query = 8;</code>
+     * @param string $var
+     * @return $this
+     */
+    public function setTextQuery($var)
+    {
+        GPBUtil::checkString($var, True);
+        $this->text_query = $var;
 
         return $this;
     }

@@ -14,7 +14,8 @@ use Google\Protobuf\Internal\GPBUtil;
 class QueryKnowledgeResponse extends \Google\Protobuf\Internal\Message
 {
     /**
-     * By namespace, then key.
+     * By namespace, then key; with text_query, most relevant first (then by
+     * namespace and key).
      *
      * Generated from protobuf field <code>repeated .hms.agent.v1.KnowledgeEntry entries = 1;</code>
      */
@@ -31,7 +32,8 @@ class QueryKnowledgeResponse extends \Google\Protobuf\Internal\Message
      *     Optional. Data for populating the Message object.
      *
      *     @type array<\Hms\Agent\V1\KnowledgeEntry>|\Google\Protobuf\Internal\RepeatedField $entries
-     *           By namespace, then key.
+     *           By namespace, then key; with text_query, most relevant first (then by
+     *           namespace and key).
      *     @type string $next_page_token
      * }
      */
@@ -41,7 +43,8 @@ class QueryKnowledgeResponse extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * By namespace, then key.
+     * By namespace, then key; with text_query, most relevant first (then by
+     * namespace and key).
      *
      * Generated from protobuf field <code>repeated .hms.agent.v1.KnowledgeEntry entries = 1;</code>
      * @return \Google\Protobuf\Internal\RepeatedField
@@ -52,7 +55,8 @@ class QueryKnowledgeResponse extends \Google\Protobuf\Internal\Message
     }
 
     /**
-     * By namespace, then key.
+     * By namespace, then key; with text_query, most relevant first (then by
+     * namespace and key).
      *
      * Generated from protobuf field <code>repeated .hms.agent.v1.KnowledgeEntry entries = 1;</code>
      * @param array<\Hms\Agent\V1\KnowledgeEntry>|\Google\Protobuf\Internal\RepeatedField $var

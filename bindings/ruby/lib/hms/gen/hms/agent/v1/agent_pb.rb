@@ -162,6 +162,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :agent_id, :string, 5
       optional :page_size, :uint32, 6
       optional :page_token, :string, 7
+      optional :text_query, :string, 8
     end
     add_message "hms.agent.v1.QueryKnowledgeResponse" do
       repeated :entries, :message, 1, "hms.agent.v1.KnowledgeEntry"
