@@ -426,6 +426,22 @@ impl Drop for TransitionLock<'_> {
     }
 }
 
+/// Visits the records of one chunk of a scan (their bytes in column
+/// `body`); whether the scan goes on: `visit` wants more and the chunk was
+/// full, so more rows may follow.
+fn visit_chunk<M: prost::Message + Default>(
+    rows: &[Row],
+    body: usize,
+    visit: Visit<'_, M>,
+) -> Result<bool> {
+    for row in rows {
+        if !visit(&decode_stored(row.get::<_, &[u8]>(body))?) {
+            return Ok(false);
+        }
+    }
+    Ok(rows.len() as i64 == SCAN_CHUNK)
+}
+
 struct PostgresTransaction<'a> {
     client: Pooled<'a>,
     access: Access,
@@ -463,15 +479,10 @@ impl PostgresTransaction<'_> {
         let mut after = after.unwrap_or_default().to_owned();
         loop {
             let rows = self.rows(&sql, &[&after, &SCAN_CHUNK])?;
-            for row in &rows {
-                if !visit(&decode_stored(row.get::<_, &[u8]>(1))?) {
-                    return Ok(());
-                }
+            if !visit_chunk(&rows, 1, visit)? {
+                return Ok(());
             }
-            match rows.last() {
-                Some(last) if rows.len() as i64 == SCAN_CHUNK => after = last.get(0),
-                _ => return Ok(()),
-            }
+            after = rows[rows.len() - 1].get(0);
         }
     }
 
@@ -588,18 +599,12 @@ impl Transaction for PostgresTransaction<'_> {
                  ORDER BY namespace, key LIMIT $5",
                 &[&namespace, &key, &scan.namespace, &scan.tags, &SCAN_CHUNK],
             )?;
-            for row in &rows {
-                if !visit(&decode_stored(row.get::<_, &[u8]>(2))?) {
-                    return Ok(());
-                }
+            if !visit_chunk(&rows, 2, visit)? {
+                return Ok(());
             }
-            match rows.last() {
-                Some(last) if rows.len() as i64 == SCAN_CHUNK => {
-                    namespace = last.get(0);
-                    key = last.get(1);
-                }
-                _ => return Ok(()),
-            }
+            let last = &rows[rows.len() - 1];
+            namespace = last.get(0);
+            key = last.get(1);
         }
     }
 
@@ -620,12 +625,7 @@ impl Transaction for PostgresTransaction<'_> {
                  ORDER BY ts_rank(search, query) DESC, namespace, key OFFSET $4 LIMIT $5",
                 &[&query, &scan.namespace, &scan.tags, &offset, &SCAN_CHUNK],
             )?;
-            for row in &rows {
-                if !visit(&decode_stored(row.get::<_, &[u8]>(0))?) {
-                    return Ok(());
-                }
-            }
-            if (rows.len() as i64) < SCAN_CHUNK {
+            if !visit_chunk(&rows, 0, visit)? {
                 return Ok(());
             }
             offset += SCAN_CHUNK;
@@ -645,15 +645,10 @@ impl Transaction for PostgresTransaction<'_> {
                  WHERE agent_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
                 &[&agent_id, &after, &SCAN_CHUNK],
             )?;
-            for row in &rows {
-                if !visit(&decode_stored(row.get::<_, &[u8]>(1))?) {
-                    return Ok(());
-                }
+            if !visit_chunk(&rows, 1, visit)? {
+                return Ok(());
             }
-            match rows.last() {
-                Some(last) if rows.len() as i64 == SCAN_CHUNK => after = last.get(0),
-                _ => return Ok(()),
-            }
+            after = rows[rows.len() - 1].get(0);
         }
     }
 
