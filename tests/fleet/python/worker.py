@@ -22,7 +22,10 @@ def main() -> int:
     url, password_file, worker_id, out_file, lease_ms = sys.argv[1:]
     store = {"postgres": {"url": url, "password_file": password_file}}
     completed = 0
-    with Runtime({"name": worker_id, "store": store}) as rt, open(out_file, "a", buffering=1) as out:
+    with (
+        Runtime({"name": worker_id, "store": store}) as rt,
+        open(out_file, "a", buffering=1) as out,
+    ):
         while True:
             task = rt.tasks.claim(worker_id, lease_ms=int(lease_ms))
             if task is None:
