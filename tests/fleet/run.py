@@ -22,7 +22,6 @@ PostgreSQL and every worker are stopped on the way out, failure or not.
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -38,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 from postgres_server import Database, PostgresServer, psql, started  # noqa: E402
+from programs import LIBRARY, build_go, environment  # noqa: E402
 
 from hms_cffi import Runtime, TaskStatus  # noqa: E402
 from hms_cffi.proto.hms.agent.v1 import agent_pb2  # noqa: E402
 
-LIBRARY = Path(os.environ.get("HMS_FFI_LIBRARY", ROOT / "rust_core/target/release/libhms_ffi.so"))
 TASKS = 10_000
 LEASE_MS = 2000
 #: Worker processes by language; the first of the two named in VICTIMS die.
@@ -60,49 +59,24 @@ def say(text: str) -> None:
     print(f"fleet: {text}", flush=True)
 
 
-def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env["HMS_FFI_LIBRARY"] = str(LIBRARY)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
 def build_go_worker(scratch: Path, env: dict[str, str]) -> Path:
     if not LIBRARY.is_file():
         raise SystemExit(f"fleet: {LIBRARY} is missing: cargo build --release in rust_core")
     program = scratch / "go-worker"
     say("building the Go worker (go build, the binding linked by cgo-env.sh)")
-    subprocess.run(
-        [
-            "bash",
-            "-c",
-            f'eval "$({ROOT}/bindings/go/cgo-env.sh)" && exec go build -o "$0" .',
-            str(program),
-        ],
-        cwd=HERE / "go",
-        env=env,
-        check=True,
-    )
+    build_go(HERE / "go", program, env)
     return program
 
 
 def fresh_store(server: PostgresServer) -> tuple[Database, dict[str, dict[str, str]]]:
     """A fresh database and the store section of every runtime of the fleet
-    on it, the password in the fixture's file (the core refuses one in the
-    URL)."""
+    on it."""
     database = server.fresh_database()
     # What is checked here is who completes what, not durability across a
     # crash of the server (tests/python covers that): commits need not wait
     # for the disk, which keeps the run short on a busy machine.
     psql(server.admin_url, f"ALTER DATABASE {database.name} SET synchronous_commit = off")
-    credentials, _, host = database.url.rpartition("@")
-    user = credentials.removeprefix("postgres://").partition(":")[0]
-    return database, {
-        "postgres": {
-            "url": f"postgres://{user}@{host}",
-            "password_file": str(server.folder / "password"),
-        }
-    }
+    return database, server.store_config(database)
 
 
 def submit(rt: Runtime) -> set[str]:

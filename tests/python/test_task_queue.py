@@ -98,15 +98,7 @@ def test_retried_failures_end_in_dead_letter(rt: Runtime) -> None:
 def test_workers_of_two_runtimes_share_a_postgres_queue(
     postgres_server: PostgresServer,
 ) -> None:
-    database = postgres_server.fresh_database()
-    credentials, _, host = database.url.rpartition("@")
-    user = credentials.removeprefix("postgres://").partition(":")[0]
-    store = {
-        "postgres": {
-            "url": f"postgres://{user}@{host}",
-            "password_file": str(postgres_server.folder / "password"),
-        }
-    }
+    store = postgres_server.store_config(postgres_server.fresh_database())
     with Runtime({"store": store}) as first, Runtime({"store": store}) as second:
         ids = {first.tasks.submit(f"task {n}").id for n in range(4)}
         held = [first.tasks.claim("a"), second.tasks.claim("b")]
