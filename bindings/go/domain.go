@@ -179,11 +179,15 @@ type ClaimFilter struct {
 // core's default of 30 s; at most an hour; whole milliseconds). It returns
 // nil, nil when no task is ready for this worker.
 func (c Tasks) Claim(ctx context.Context, workerID string, lease time.Duration, filter ClaimFilter) (*agentv1.Task, error) {
+	ms, err := leaseMs(lease)
+	if err != nil {
+		return nil, err
+	}
 	req := &agentv1.ClaimTaskRequest{
 		WorkerId:     workerID,
 		Capabilities: filter.Capabilities,
 		Labels:       filter.Labels,
-		LeaseMs:      leaseMs(lease),
+		LeaseMs:      ms,
 	}
 	resp, err := callProto[agentv1.ClaimTaskResponse](ctx, c.rt, taskSvc+"ClaimTask", req)
 	if err != nil {
@@ -196,21 +200,26 @@ func (c Tasks) Claim(ctx context.Context, workerID string, lease time.Duration, 
 // from now (0: the core's default); a non-zero revision must be current.
 // Another worker's task fails with ErrFailedPrecondition.
 func (c Tasks) RenewLease(ctx context.Context, id, workerID string, lease time.Duration, revision uint64) (*agentv1.Task, error) {
+	ms, err := leaseMs(lease)
+	if err != nil {
+		return nil, err
+	}
 	return callProto[agentv1.Task](ctx, c.rt, taskSvc+"RenewLease",
-		&agentv1.RenewLeaseRequest{Id: id, WorkerId: workerID, LeaseMs: leaseMs(lease), Revision: revision})
+		&agentv1.RenewLeaseRequest{Id: id, WorkerId: workerID, LeaseMs: ms, Revision: revision})
 }
 
-// leaseMs saturates so that a lease too long for the field reaches the core,
-// which refuses it with a clear message, instead of wrapping to a short one.
-func leaseMs(lease time.Duration) uint32 {
+// leaseMs saturates a lease too long for the field, so that the core
+// refuses it with its limit in the message instead of it wrapping to a
+// short one.
+func leaseMs(lease time.Duration) (uint32, error) {
 	ms := lease.Milliseconds()
 	switch {
 	case ms < 0:
-		return 0
+		return 0, bindingError(CodeInvalidArgument, nil, "lease of %v: a lease cannot be negative", lease)
 	case ms > math.MaxUint32:
-		return math.MaxUint32
+		return math.MaxUint32, nil
 	}
-	return uint32(ms)
+	return uint32(ms), nil
 }
 
 // Cancel cancels a task that is not final.

@@ -1,6 +1,7 @@
 package hms_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,10 @@ func TestOnlyTheHolderRenewsALease(t *testing.T) {
 	}
 	wantCode(t, errOf(rt.Tasks().RenewLease(ctx, held.Id, "intruder", time.Minute, 0)), hms.CodeFailedPrecondition)
 	wantCode(t, errOf(rt.Tasks().RenewLease(ctx, held.Id, "holder", time.Minute, held.Revision)), hms.CodeAborted)
+	e := wantCode(t, errOf(rt.Tasks().RenewLease(ctx, held.Id, "holder", -time.Second, 0)), hms.CodeInvalidArgument)
+	if !strings.Contains(e.Message, "negative") {
+		t.Fatalf("unclear message: %v", e)
+	}
 }
 
 func TestRetriedFailuresEndInDeadLetter(t *testing.T) {
@@ -88,5 +93,11 @@ func TestRetriedFailuresEndInDeadLetter(t *testing.T) {
 	if none := must(rt.Tasks().Claim(ctx, "w", 0, hms.ClaimFilter{}))(t); none != nil {
 		t.Fatalf("a dead letter was claimed: %v", none)
 	}
-	wantCode(t, errOf(rt.Tasks().Claim(ctx, "w", 2*time.Hour, hms.ClaimFilter{})), hms.CodeInvalidArgument)
+	for _, tooLong := range []time.Duration{2 * time.Hour, 5000 * time.Hour} {
+		e := wantCode(t, errOf(rt.Tasks().Claim(ctx, "w", tooLong, hms.ClaimFilter{})), hms.CodeInvalidArgument)
+		if !strings.Contains(e.Message, "3600000") {
+			t.Fatalf("the limit is not in %q", e.Message)
+		}
+	}
+	wantCode(t, errOf(rt.Tasks().Claim(ctx, "w", -time.Millisecond, hms.ClaimFilter{})), hms.CodeInvalidArgument)
 }
