@@ -49,10 +49,15 @@ def test_none_is_ready_when_capabilities_or_labels_do_not_fit(rt: Runtime) -> No
     assert task.id == gpu.id
 
 
-def test_a_claim_needs_a_worker_id(rt: Runtime) -> None:
+def test_bad_claims_are_refused(rt: Runtime) -> None:
     rt.tasks.submit("work")
     with pytest.raises(InvalidArgumentError):
         rt.tasks.claim("")
+    with pytest.raises(InvalidArgumentError, match="3600000"):
+        rt.tasks.claim("w", lease_ms=3_600_001)
+    with pytest.raises(ValueError, match="out of range"):
+        rt.tasks.claim("w", lease_ms=-1)
+    assert rt.tasks.claim("w") is not None, "nothing was claimed by a refused call"
 
 
 def test_only_the_holder_renews_a_lease(rt: Runtime) -> None:

@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace Hms\Tests;
 
+use Hms\Exception\DecodeException;
 use Hms\Exception\FailedPreconditionException;
 use Hms\Exception\InvalidArgumentException;
 
@@ -35,6 +36,8 @@ final class TaskQueueTest extends HmsTestCase
         $lease = (new \DateTimeImmutable($task['lease_expires_at']))->format('U.v') - (new \DateTimeImmutable($task['updated_at']))->format('U.v');
         $this->assertEqualsWithDelta(1.5, $lease, 0.0001);
         $this->assertStatus(InvalidArgumentException::class, 'INVALID_ARGUMENT', fn () => $tasks->claim(''));
+        $this->assertStatus(DecodeException::class, 'DECODE_ERROR', fn () => $tasks->claim('w', [], [], -1), 'lease_ms');
+        $this->assertStatus(InvalidArgumentException::class, 'INVALID_ARGUMENT', fn () => $tasks->claim('w', [], [], 3600001), '3600000');
     }
 
     public function testOnlyTheHolderRenewsALease(): void

@@ -25,6 +25,10 @@ class TaskQueueTest < Minitest::Test
     assert_equal gpu["id"], task["id"]
     assert_in_delta 1.5, Time.iso8601(task["lease_expires_at"]) - Time.iso8601(task["updated_at"]), 0.0001
     assert_hms_error(HMS::InvalidArgumentError) { @rt.tasks.claim("") }
+    error = assert_hms_error(HMS::DecodeError) { @rt.tasks.claim("w", lease_ms: -1) }
+    assert_includes error.message, "lease_ms"
+    assert_includes assert_hms_error(HMS::InvalidArgumentError) { @rt.tasks.claim("w", lease_ms: 3_600_001) }.message,
+                    "3600000"
   end
 
   def test_only_the_holder_renews_a_lease
