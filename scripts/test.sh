@@ -22,7 +22,9 @@
 #      conformance matrix, remote calls between processes of every language
 #      over a real nats-server (tests/remote/run.py), the conformance matrix
 #      again with the services in another process over NATS
-#      (scripts/conformance.sh --remote), the README's demo
+#      (scripts/conformance.sh --remote), 8 workers in Python, Go and Ruby
+#      sharing a 10,000-task queue on a real PostgreSQL, two of them killed
+#      (tests/fleet/run.py), the README's demo
 #      command (scripts/demo.sh, its setup warm by then), every binding
 #      installed from outside the checkout (tests/install/run.sh: make
 #      install, then each README's route), the
@@ -112,6 +114,7 @@ done
 run_step "conformance matrix (language x scenario)" bash scripts/conformance.sh
 run_step "remote calls across processes and languages (tests/remote/run.py)" python3 tests/remote/run.py
 run_step "conformance matrix over NATS (scripts/conformance.sh --remote)" bash scripts/conformance.sh --remote
+run_step "task queue fleet: 8 workers in 3 languages on PostgreSQL (tests/fleet/run.py)" python3 tests/fleet/run.py
 run_step "the README's demo command (scripts/demo.sh: the tour, then over NATS)" bash scripts/demo.sh
 run_step "installed and used from outside the checkout (tests/install/run.sh)" bash tests/install/run.sh
 run_step "protobuf conformance suite (official runner)" bash scripts/protobuf_conformance.sh

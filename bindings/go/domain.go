@@ -3,8 +3,10 @@ package hms
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -155,6 +157,69 @@ func (c Tasks) Complete(ctx context.Context, id string, result []byte, contentTy
 // Fail moves a RUNNING task to FAILED with the reason.
 func (c Tasks) Fail(ctx context.Context, id string, reason *hmsv1.Status) (*agentv1.Task, error) {
 	return callProto[agentv1.Task](ctx, c.rt, taskSvc+"FailTask", &agentv1.FailTaskRequest{Id: id, Error: reason})
+}
+
+// FailRetry fails a claimed RUNNING task so that another claim can take
+// it: the task is PENDING again, or DEAD_LETTER once its Attempts reach its
+// MaxAttempts.
+func (c Tasks) FailRetry(ctx context.Context, id string, reason *hmsv1.Status) (*agentv1.Task, error) {
+	return callProto[agentv1.Task](ctx, c.rt, taskSvc+"FailTask", &agentv1.FailTaskRequest{Id: id, Error: reason, Retry: true})
+}
+
+// ClaimFilter chooses the tasks a worker claims: those whose
+// RequiredCapabilities are all among Capabilities and which carry all of
+// Labels. The zero value claims tasks that require no capability.
+type ClaimFilter struct {
+	Capabilities []string
+	Labels       map[string]string
+}
+
+// Claim takes the most urgent, then oldest, PENDING task that fits filter:
+// it is RUNNING, ClaimedBy workerID, until its lease ends (lease 0: the
+// core's default of 30 s; at most an hour; whole milliseconds). It returns
+// nil, nil when no task is ready for this worker.
+func (c Tasks) Claim(ctx context.Context, workerID string, lease time.Duration, filter ClaimFilter) (*agentv1.Task, error) {
+	ms, err := leaseMs(lease)
+	if err != nil {
+		return nil, err
+	}
+	req := &agentv1.ClaimTaskRequest{
+		WorkerId:     workerID,
+		Capabilities: filter.Capabilities,
+		Labels:       filter.Labels,
+		LeaseMs:      ms,
+	}
+	resp, err := callProto[agentv1.ClaimTaskResponse](ctx, c.rt, taskSvc+"ClaimTask", req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetTask(), nil
+}
+
+// RenewLease extends the lease workerID holds on a claimed task to lease
+// from now (0: the core's default); a non-zero revision must be current.
+// Another worker's task fails with ErrFailedPrecondition.
+func (c Tasks) RenewLease(ctx context.Context, id, workerID string, lease time.Duration, revision uint64) (*agentv1.Task, error) {
+	ms, err := leaseMs(lease)
+	if err != nil {
+		return nil, err
+	}
+	return callProto[agentv1.Task](ctx, c.rt, taskSvc+"RenewLease",
+		&agentv1.RenewLeaseRequest{Id: id, WorkerId: workerID, LeaseMs: ms, Revision: revision})
+}
+
+// leaseMs saturates a lease too long for the field, so that the core
+// refuses it with its limit in the message instead of it wrapping to a
+// short one.
+func leaseMs(lease time.Duration) (uint32, error) {
+	ms := lease.Milliseconds()
+	switch {
+	case ms < 0:
+		return 0, bindingError(CodeInvalidArgument, nil, "lease of %v: a lease cannot be negative", lease)
+	case ms > math.MaxUint32:
+		return math.MaxUint32, nil
+	}
+	return uint32(ms), nil
 }
 
 // Cancel cancels a task that is not final.

@@ -75,7 +75,9 @@ class TransitionType(enum.IntEnum):
 class TaskStatus(enum.IntEnum):
     """The status of a task (``hms.agent.v1.TaskStatus``). It moves only
     forward: PENDING -> ASSIGNED -> RUNNING -> SUCCEEDED or FAILED; CANCELLED
-    from any status that is not final."""
+    from any status that is not final. A claimed task that fails with
+    ``retry`` goes back to PENDING, or to DEAD_LETTER once its attempts run
+    out."""
 
     UNSPECIFIED = _agent.TASK_STATUS_UNSPECIFIED
     PENDING = _agent.PENDING
@@ -84,11 +86,17 @@ class TaskStatus(enum.IntEnum):
     SUCCEEDED = _agent.SUCCEEDED
     FAILED = _agent.FAILED
     CANCELLED = _agent.CANCELLED
+    DEAD_LETTER = _agent.DEAD_LETTER
 
     @property
     def is_final(self) -> bool:
-        """SUCCEEDED, FAILED and CANCELLED are final."""
-        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+        """SUCCEEDED, FAILED, CANCELLED and DEAD_LETTER are final."""
+        return self in (
+            TaskStatus.SUCCEEDED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+            TaskStatus.DEAD_LETTER,
+        )
 
     @property
     def proto_name(self) -> str:

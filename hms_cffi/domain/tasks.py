@@ -21,6 +21,8 @@ _START = _SERVICE + "StartTask"
 _COMPLETE = _SERVICE + "CompleteTask"
 _FAIL = _SERVICE + "FailTask"
 _CANCEL = _SERVICE + "CancelTask"
+_CLAIM = _SERVICE + "ClaimTask"
+_RENEW_LEASE = _SERVICE + "RenewLease"
 
 Task = agent_pb2.Task
 
@@ -37,6 +39,10 @@ class Tasks(Client):
     FailedPreconditionError whose ``details`` name the ``rule``, ``from`` and
     ``to``. Every move takes an optional ``revision`` (AbortedError unless it
     is the task's current one) and returns the updated ``hms.agent.v1.Task``.
+
+    Workers share the PENDING tasks through ``claim``: each claim takes one
+    task (RUNNING, ``claimed_by`` the worker) under a lease the worker keeps
+    with ``renew_lease``; once the lease ends the task can be claimed again.
     """
 
     __slots__ = ()
@@ -51,9 +57,12 @@ class Tasks(Client):
         priority: int = 0,
         deadline: TimeLike | None = None,
         labels: Mapping[str, str] | None = None,
+        required_capabilities: Iterable[str] = (),
+        max_attempts: int = 0,
     ) -> agent_pb2.Task:
         """Submits a task: PENDING, or ASSIGNED at once when ``agent_id``
-        names an ACTIVE agent."""
+        names an ACTIVE agent. Only workers with all ``required_capabilities``
+        claim it, at most ``max_attempts`` times (0: the core's default, 3)."""
         task = agent_pb2.Task(
             title=title,
             agent_id=agent_id,
@@ -61,6 +70,8 @@ class Tasks(Client):
             input_content_type=input_content_type,
             priority=priority,
             labels=dict(labels or {}),
+            required_capabilities=list(required_capabilities),
+            max_attempts=max_attempts,
         )
         if deadline is not None:
             task.deadline.CopyFrom(timestamp(deadline))
@@ -113,6 +124,44 @@ class Tasks(Client):
         request = agent_pb2.StartTaskRequest(id=task_id, revision=revision_of(revision))
         return self._call(_START, request, Task)
 
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        capabilities: Iterable[str] = (),
+        labels: Mapping[str, str] | None = None,
+        lease_ms: int = 0,
+    ) -> agent_pb2.Task | None:
+        """Claims the most urgent, then oldest, PENDING task whose required
+        capabilities are all among ``capabilities`` and which carries all of
+        ``labels``: it is RUNNING for ``worker_id`` until its lease of
+        ``lease_ms`` (0: the core's default, 30 s) ends. None when no task is
+        ready for this worker."""
+        request = agent_pb2.ClaimTaskRequest(
+            worker_id=worker_id,
+            capabilities=list(capabilities),
+            labels=dict(labels or {}),
+            lease_ms=lease_ms,
+        )
+        reply = self._call(_CLAIM, request, agent_pb2.ClaimTaskResponse)
+        return reply.task if reply.HasField("task") else None
+
+    def renew_lease(
+        self,
+        task_id: str,
+        worker_id: str,
+        *,
+        lease_ms: int = 0,
+        revision: int | None = None,
+    ) -> agent_pb2.Task:
+        """Extends the lease ``worker_id`` holds on a claimed task to
+        ``lease_ms`` from now (0: the core's default). FailedPreconditionError
+        when another worker holds the task."""
+        request = agent_pb2.RenewLeaseRequest(
+            id=task_id, worker_id=worker_id, lease_ms=lease_ms, revision=revision_of(revision)
+        )
+        return self._call(_RENEW_LEASE, request, Task)
+
     def complete(
         self,
         task_id: str,
@@ -137,12 +186,18 @@ class Tasks(Client):
         *,
         code: StatusCode | int | None = None,
         revision: int | None = None,
+        retry: bool = False,
     ) -> agent_pb2.Task:
         """RUNNING -> FAILED. ``error`` says why: an ``hms.v1.Status``, an
         HmsError (its code, message, details and origin), or a message text
-        (``code`` defaults to UNKNOWN)."""
+        (``code`` defaults to UNKNOWN). With ``retry``, a claimed task goes
+        back to PENDING for another claim instead, or to DEAD_LETTER once its
+        attempts reach its ``max_attempts``."""
         request = agent_pb2.FailTaskRequest(
-            id=task_id, error=_status(error, code), revision=revision_of(revision)
+            id=task_id,
+            error=_status(error, code),
+            revision=revision_of(revision),
+            retry=retry,
         )
         return self._call(_FAIL, request, Task)
 

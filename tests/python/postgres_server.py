@@ -106,6 +106,19 @@ class PostgresServer:
             server = f"{user}:{password}@{host}"
         return f"{server}/{database}"
 
+    def store_config(self, database: Database) -> dict[str, dict[str, str]]:
+        """``RuntimeConfig.store`` (as a dict) for ``database``: its URL
+        without the password, which the core refuses there, and the
+        server's password file."""
+        credentials, _, host = database.url.rpartition("@")
+        user = credentials.removeprefix("postgres://").partition(":")[0]
+        return {
+            "postgres": {
+                "url": f"postgres://{user}@{host}",
+                "password_file": str(self.folder / "password"),
+            }
+        }
+
     def fresh_database(self) -> Database:
         """A new, empty database, named uniquely in this process."""
         name = f"hms_test_{os.getpid()}_{next(_names)}"

@@ -26,7 +26,12 @@ S = TaskStatus
 def test_enum_matches_the_proto() -> None:
     values = {v.name: v.number for v in agent_pb2.TaskStatus.DESCRIPTOR.values}
     assert {s.proto_name: int(s) for s in TaskStatus} == values
-    assert [s.name for s in TaskStatus if s.is_final] == ["SUCCEEDED", "FAILED", "CANCELLED"]
+    assert [s.name for s in TaskStatus if s.is_final] == [
+        "SUCCEEDED",
+        "FAILED",
+        "CANCELLED",
+        "DEAD_LETTER",
+    ]
 
 
 def test_submit_pending(rt: Runtime) -> None:

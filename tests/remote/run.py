@@ -20,7 +20,6 @@ Every process and the server are stopped on the way out, failure or not.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -33,8 +32,8 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 from nats_server import started  # noqa: E402
+from programs import LIBRARY, build_go, environment  # noqa: E402
 
-LIBRARY = Path(os.environ.get("HMS_FFI_LIBRARY", ROOT / "rust_core/target/release/libhms_ffi.so"))
 #: Longest a server may take to say "ready", and a caller to finish.
 READY_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 120.0
@@ -42,13 +41,6 @@ CALL_TIMEOUT_S = 120.0
 
 def say(text: str) -> None:
     print(f"remote: {text}", flush=True)
-
-
-def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env["HMS_FFI_LIBRARY"] = str(LIBRARY)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
 
 
 def build(scratch: Path, env: dict[str, str]) -> dict[str, list[str]]:
@@ -82,17 +74,7 @@ def build(scratch: Path, env: dict[str, str]) -> dict[str, list[str]]:
     )
     go_program = scratch / "go-greeter"
     say("building the Go greeter (go build, the binding linked by cgo-env.sh)")
-    subprocess.run(
-        [
-            "bash",
-            "-c",
-            f'eval "$({ROOT}/bindings/go/cgo-env.sh)" && exec go build -o "$0" .',
-            str(go_program),
-        ],
-        cwd=HERE / "go",
-        env=env,
-        check=True,
-    )
+    build_go(HERE / "go", go_program, env)
     python = [sys.executable, str(HERE / "python" / "greeter.py")]
     return {
         "python serve": [*python, "serve"],

@@ -13,6 +13,12 @@ use Hms\Runtime;
  * status that is not final; anything else is a FailedPreconditionException.
  * Only an ACTIVE agent takes tasks. Tasks are arrays with proto field names
  * (input and result are Bytes).
+ *
+ * Workers share the PENDING tasks through claim(): each claim takes one task
+ * (RUNNING, claimed_by the worker) under a lease the worker keeps with
+ * renewLease(); once the lease ends another claim can take the task. A
+ * claimed task failed with $retry is PENDING again, or DEAD_LETTER once its
+ * attempts reach its max_attempts.
  */
 final class Tasks
 {
@@ -77,6 +83,41 @@ final class Tasks
         return $this->runtime->call(self::SERVICE . 'StartTask', self::rev(['id' => $id], $revision));
     }
 
+    /**
+     * Claims the most urgent, then oldest, PENDING task whose
+     * required_capabilities are all among $capabilities and which carries
+     * all of $labels: it is RUNNING for $workerId until its lease of $leaseMs
+     * (0: the core's default, 30 s) ends. Null when no task is ready for
+     * this worker.
+     *
+     * @param list<string> $capabilities
+     * @param array<string, string> $labels
+     * @return array<string, mixed>|null
+     */
+    public function claim(string $workerId, array $capabilities = [], array $labels = [], int $leaseMs = 0): ?array
+    {
+        $request = ['worker_id' => $workerId, 'capabilities' => $capabilities, 'lease_ms' => $leaseMs];
+        if ($labels !== []) {
+            // An empty PHP array would go out as a JSON list, not a map.
+            $request['labels'] = $labels;
+        }
+        $reply = $this->runtime->call(self::SERVICE . 'ClaimTask', $request);
+        return $reply['task'] ?? null;
+    }
+
+    /**
+     * Extends the lease $workerId holds on a claimed task to $leaseMs from
+     * now (0: the core's default); a FailedPreconditionException when
+     * another worker holds it.
+     *
+     * @return array<string, mixed>
+     */
+    public function renewLease(string $id, string $workerId, int $leaseMs = 0, int $revision = 0): array
+    {
+        $request = ['id' => $id, 'worker_id' => $workerId, 'lease_ms' => $leaseMs];
+        return $this->runtime->call(self::SERVICE . 'RenewLease', self::rev($request, $revision));
+    }
+
     /** @return array<string, mixed> */
     public function complete(string $id, string $result = '', string $contentType = '', int $revision = 0): array
     {
@@ -88,14 +129,17 @@ final class Tasks
     }
 
     /**
-     * Fails a task with an hms.v1.Status (code, message, details).
+     * Fails a task with an hms.v1.Status (code, message, details). With
+     * $retry a claimed task goes back to PENDING for another claim, or to
+     * DEAD_LETTER once its attempts reach its max_attempts, instead of FAILED.
      *
      * @param array<string, mixed> $error
      * @return array<string, mixed>
      */
-    public function fail(string $id, array $error, int $revision = 0): array
+    public function fail(string $id, array $error, int $revision = 0, bool $retry = false): array
     {
-        return $this->runtime->call(self::SERVICE . 'FailTask', self::rev(['id' => $id, 'error' => $error], $revision));
+        $request = ['id' => $id, 'error' => $error, 'retry' => $retry];
+        return $this->runtime->call(self::SERVICE . 'FailTask', self::rev($request, $revision));
     }
 
     /** @return array<string, mixed> */

@@ -127,15 +127,22 @@ module HMS
       end
     end
 
-    # hms.agent.v1.TaskService.
+    # hms.agent.v1.TaskService. Workers share the PENDING tasks through
+    # #claim: each claim takes one task (RUNNING, claimed_by the worker) under
+    # a lease the worker keeps with #renew_lease; once the lease ends another
+    # claim can take it. A claimed task failed with +retry: true+ is PENDING
+    # again, or DEAD_LETTER once its attempts reach its max_attempts.
     class Tasks < Helper
       SERVICE = "hms.agent.v1.TaskService"
 
+      # Only workers with all +required_capabilities+ claim the task, at most
+      # +max_attempts+ times (nil: the core's default, 3).
       def submit(title:, agent_id: nil, input: nil, input_content_type: nil, priority: nil, labels: nil,
-                 deadline: nil)
+                 deadline: nil, required_capabilities: nil, max_attempts: nil)
         rpc("SubmitTask", task: {
               title: title, agent_id: agent_id, input: bytes(input), input_content_type: input_content_type,
               priority: priority, labels: strings(labels), deadline: timestamp(deadline),
+              required_capabilities: names(required_capabilities), max_attempts: max_attempts,
             })
       end
 
@@ -161,21 +168,39 @@ module HMS
         rpc("StartTask", id: id, revision: revision)
       end
 
+      # Claims the most urgent, then oldest, PENDING task whose
+      # required_capabilities are all among +capabilities+ and which carries
+      # all of +labels+: it is RUNNING for +worker_id+ until its lease of
+      # +lease_ms+ (nil: the core's default, 30 s) ends. nil when no task is
+      # ready for this worker.
+      def claim(worker_id, capabilities: nil, labels: nil, lease_ms: nil)
+        rpc("ClaimTask", worker_id: worker_id, capabilities: names(capabilities), labels: strings(labels),
+                         lease_ms: lease_ms)["task"]
+      end
+
+      # Extends the lease +worker_id+ holds on a claimed task to +lease_ms+
+      # from now; HMS::FailedPreconditionError when another worker holds it.
+      def renew_lease(id, worker_id, lease_ms: nil, revision: nil)
+        rpc("RenewLease", id: id, worker_id: worker_id, lease_ms: lease_ms, revision: revision)
+      end
+
       def complete(id, result: nil, result_content_type: nil, revision: nil)
         rpc("CompleteTask", id: id, result: bytes(result), result_content_type: result_content_type,
                             revision: revision)
       end
 
       # +error+: an HMS::Error, a String (UNKNOWN with that text) or an
-      # hms.v1.Status Hash.
-      def fail(id, error: nil, revision: nil)
+      # hms.v1.Status Hash. +retry: true+ gives a claimed task back to the
+      # queue (see the class comment) instead of FAILED.
+      def fail(id, error: nil, revision: nil, retry: false)
         status = case error
                  when nil, Hash then error
                  when Error then { code: error.code, message: error.status_message, details: error.details,
                                    origin: error.origin }
                  else { code: Status::UNKNOWN, message: error.to_s }
                  end
-        rpc("FailTask", id: id, error: status, revision: revision)
+        # +retry+ is a keyword of Ruby: the argument is read through the binding.
+        rpc("FailTask", id: id, error: status, revision: revision, retry: binding.local_variable_get(:retry))
       end
 
       def cancel(id, reason: nil, revision: nil)
