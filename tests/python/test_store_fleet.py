@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from postgres_server import PostgresServer
 from postgres_server import started as postgres_started
 
 from hms_cffi import Runtime
@@ -34,31 +33,15 @@ ALLOWED = {
 }
 
 
-def store_config(server: PostgresServer, database: str) -> dict[str, object]:
-    """The store section for ``database``: the URL without its password,
-    which the core takes from the server's password file."""
-    url = server.url(database)
-    scheme, _, rest = url.partition("://")
-    credentials, _, location = rest.rpartition("@")
-    user = credentials.partition(":")[0]
-    return {
-        "store": {
-            "postgres": {
-                "url": f"{scheme}://{user}@{location}",
-                "password_file": str(server.folder / "password"),
-                "connect_timeout_ms": 2000,
-            }
-        }
-    }
-
-
 @pytest.mark.slow
 def test_processes_sharing_the_store_never_lose_or_interleave_a_transition(
     tmp_path: Path,
 ) -> None:
     with postgres_started() as server:
         database = server.fresh_database()
-        config = store_config(server, database.name)
+        store = server.store_config(database)
+        store["postgres"]["connect_timeout_ms"] = "2000"
+        config = {"store": store}
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(config))
         with Runtime(config) as rt:
