@@ -126,6 +126,41 @@ def _fill(rt: Any, count: int) -> None:
         submit.batch([agent_pb2.SubmitTaskRequest(task={"title": "bench"})] * n)
 
 
+def _round(ops: list[Callable[[], bool]], start: float, end: float) -> dict[str, Any]:
+    """One thread per operation, each calling it from ``start`` to ``end``
+    (wall clock, shared by every worker)."""
+    counts = [0] * len(ops)
+    empty: list[bool] = []
+    errors: list[str] = []
+
+    def run(t: int) -> None:
+        one = ops[t]
+        time.sleep(max(0.0, start - time.time()))
+        n = 0
+        try:
+            while time.time() < end:
+                if not one():
+                    empty.append(True)
+                    break
+                n += 1
+        except Exception as e:  # reported to the coordinator, which fails the case
+            errors.append(repr(e))
+        counts[t] = n
+
+    cpu = time.process_time()
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(len(ops))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "ops": sum(counts),
+        "cpu_s": time.process_time() - cpu,
+        "empty": bool(empty),
+        "errors": errors,
+    }
+
+
 def worker(config: dict[str, Any], op: str, name: str) -> int:
     """A runtime on ``config`` answering the coordinator on stdin/stdout,
     one JSON line each way: {"fill": n} -> {"filled": n}; {"start": t,
@@ -141,32 +176,7 @@ def worker(config: dict[str, Any], op: str, name: str) -> int:
                 _fill(rt, command["fill"])
                 print(json.dumps({"filled": command["fill"]}), flush=True)
                 continue
-            counts = [0] * THREADS
-            empty = [False] * THREADS
-            errors: list[str] = []
-
-            def run(t: int, start: float = command["start"], end: float = command["end"]) -> None:
-                one = ops[t]
-                time.sleep(max(0.0, start - time.time()))
-                n = 0
-                try:
-                    while time.time() < end:
-                        if not one():
-                            empty[t] = True
-                            break
-                        n += 1
-                except Exception as e:  # reported to the coordinator, which fails the case
-                    errors.append(repr(e))
-                counts[t] = n
-
-            cpu = time.process_time()
-            threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            answer = {"ops": sum(counts), "cpu_s": time.process_time() - cpu, "empty": any(empty)}
-            answer["errors"] = errors
+            answer = _round(ops, command["start"], command["end"])
             print(json.dumps(answer), flush=True)
     return 0
 
@@ -252,14 +262,13 @@ def start_sampler(admin_url: str, seconds: float) -> subprocess.Popen[str]:
     from postgres_server import _psql_binary
 
     sql = _SAMPLE_SQL.format(count=max(1, int(seconds * SAMPLE_HZ)), pause=1 / SAMPLE_HZ)
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [_psql_binary(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", admin_url]
         + ["-c", sql],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    return process
 
 
 def finish_sampler(process: subprocess.Popen[str], into: Counter[str]) -> None:
@@ -390,7 +399,8 @@ def measure(ops: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any], list[
                 base = "sqlite" if n == 1 else "pg_1rt"
                 label = f"{what}: PostgreSQL, {n} runtime{'s' if n > 1 else ''}"
                 stores.append((f"pg_{n}rt", {}, n, label, base))
-            for store, config, count, label, base in stores:
+            for store, store_config, count, label, base in stores:
+                config = store_config
                 waits: Counter[str] | None = None
                 sample_url = ""
                 if store.startswith("pg_"):
