@@ -382,7 +382,8 @@ def measure(ops: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any], list[
         f"{THREADS} threads per runtime, each runtime in a process of its own; "
         f"{ROUNDS} rounds of {ROUND_SECONDS} s after a warm-up; a figure is the time per "
         "operation of all runtimes together (1e9 / median = operations/s).",
-        f"{os.cpu_count()} cores shared by the workers, PostgreSQL and this coordinator.",
+        f"{os.cpu_count()} cores shared by the workers, PostgreSQL and this coordinator; "
+        "load average when it started: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     ]
     with postgres() as server, tempfile.TemporaryDirectory(prefix="hms-bench-store-") as tmp:
         from postgres_server import psql
