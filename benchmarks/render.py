@@ -578,7 +578,7 @@ def section_store(data: dict[str, Any]) -> list[str]:
     cases = cases_by_id(data)
 
     def rate(case: dict[str, Any]) -> float:
-        return 1e9 / case["median_ns"]
+        return 1e9 / float(case["median_ns"])
 
     rows = []
     for op, text in STORE_OPS:

@@ -123,7 +123,7 @@ def _fill(rt: Any, count: int) -> None:
     submit = rt.method(SUBMIT)
     for start in range(0, count, SUBMIT_CHUNK):
         n = min(SUBMIT_CHUNK, count - start)
-        submit.batch([agent_pb2.SubmitTaskRequest(task={"title": "bench"})] * n)
+        submit.batch([agent_pb2.SubmitTaskRequest(task=agent_pb2.Task(title="bench"))] * n)
 
 
 def _round(ops: list[Callable[[], bool]], start: float, end: float) -> dict[str, Any]:
@@ -397,9 +397,9 @@ def measure(ops: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any], list[
                 ("sqlite", sqlite, 1, f"{what}: SQLite, one runtime (data_dir)", None)
             ]
             for n in RUNTIME_COUNTS:
-                base = "sqlite" if n == 1 else "pg_1rt"
+                baseline = "sqlite" if n == 1 else "pg_1rt"
                 label = f"{what}: PostgreSQL, {n} runtime{'s' if n > 1 else ''}"
-                stores.append((f"pg_{n}rt", {}, n, label, base))
+                stores.append((f"pg_{n}rt", {}, n, label, baseline))
             for store, store_config, count, label, base in stores:
                 config = store_config
                 waits: Counter[str] | None = None
