@@ -42,9 +42,18 @@ LANGUAGES = [
     ("rust-codecs", "Rust (the core alone: codecs and dispatch)"),
     ("python-remote", "Python: remote calls over NATS"),
     ("go-remote", "Go: remote calls over NATS"),
+    ("python-store", "Python: store throughput (SQLite, PostgreSQL)"),
 ]
 #: Files whose cases are FFI bindings (the summary table and batch targets).
 BINDINGS = ["python", "go", "php", "ruby-fiddle", "ruby-ffi"]
+
+#: The store benchmark's operations and stores, in the order of its table.
+STORE_OPS = [
+    ("create_agent", "CreateAgent"),
+    ("transition", "Transition"),
+    ("claim_complete", "ClaimTask + CompleteTask"),
+]
+STORE_RUNTIMES = (1, 2, 4)
 
 #: Largest RSS growth over the memory cases (CASES.md: under 5%).
 RSS_GROWTH_MAX = 0.05
@@ -277,6 +286,11 @@ def validate(data: Any) -> list[str]:
         problems.append("'notes' is not a list")
     if "memory" in data and not isinstance(data["memory"], list):
         problems.append("'memory' is not a list")
+    stops = data.get("where_it_stops", {})
+    if not isinstance(stops, dict) or not all(
+        isinstance(s, dict) and isinstance(s.get("wait_events"), list) for s in stops.values()
+    ):
+        problems.append("'where_it_stops' is not an object of {wait_events: [...]} per operation")
     if problems:
         return problems
     ids: set[str] = set()
@@ -529,6 +543,8 @@ def section_language(
     out += [f"- {cell(n)}" for n in data.get("notes", [])]
     if data.get("notes"):
         out.append("")
+    if name == "python-store":
+        out += section_store(data)
     cases = cases_by_id(data)
     rows = []
     for c in data["cases"]:
@@ -554,6 +570,54 @@ def section_language(
         "rounds x iterations",
     ]
     return out + table(header, rows, "llrrlrr") + [""]
+
+
+def section_store(data: dict[str, Any]) -> list[str]:
+    """python-store.json as throughput: every store's operations/s beside
+    SQLite and one PostgreSQL runtime, and where the scaling stops."""
+    cases = cases_by_id(data)
+
+    def rate(case: dict[str, Any]) -> float:
+        return 1e9 / float(case["median_ns"])
+
+    rows = []
+    for op, text in STORE_OPS:
+        sqlite, one = cases.get(f"{op}_sqlite"), cases.get(f"{op}_pg_1rt")
+        if sqlite:
+            rows.append([text, "SQLite, 1 runtime", f"{rate(sqlite):,.0f}", "1.00x", "", ""])
+        for n in STORE_RUNTIMES:
+            c = cases.get(f"{op}_pg_{n}rt")
+            if c is None:
+                continue
+            rows.append(
+                [
+                    text,
+                    f"PostgreSQL, {n} runtime{'s' if n > 1 else ''}",
+                    f"{rate(c):,.0f}",
+                    ratio(rate(c) / rate(sqlite)) if sqlite else "—",
+                    ratio(rate(c) / rate(one)) if one else "—",
+                    f"{ns(c['q1_ns'])} - {ns(c['q3_ns'])}",
+                ]
+            )
+    header = ["operation", "store", "operations/s", "x SQLite", "x 1 runtime", "spread per op"]
+    out = table(header, rows, "llrrrr") + [""]
+    stops = data.get("where_it_stops") or {}
+    for op, text in STORE_OPS:
+        stop = stops.get(op)
+        if not isinstance(stop, dict):
+            continue
+        events = ", ".join(
+            f"{e['event']} {e['share']:.0%}" for e in stop.get("wait_events", [])[:3]
+        )
+        one, most = cases.get(f"{op}_pg_1rt"), cases.get(f"{op}_pg_{stop.get('runtimes')}rt")
+        scaling = f"{ratio(rate(most) / rate(one))} of 1 runtime; " if one and most else ""
+        out.append(
+            f"- Where it stops, {text} with {stop.get('runtimes')} runtimes: {scaling}"
+            f"machine busy {stop.get('machine_busy', 0):.0%} of its cores (workers "
+            f"{stop.get('worker_cpu_cores', 0):.2f} cores); connections in use wait on "
+            f"{events or 'nothing sampled'}."
+        )
+    return out + [""]
 
 
 def section_memory(files: dict[str, Any]) -> list[str]:
@@ -690,10 +754,29 @@ def self_test() -> int:
         ],
     }
     go = {"language": "Go", "version": "go1", "cases": [case("floor", 30, "nope")]}
+    store = {
+        "language": "Python: store throughput",
+        "version": "CPython 3.11.7",
+        "cases": [
+            case("create_agent_sqlite", 1e6),
+            case("create_agent_pg_1rt", 2e6, "create_agent_sqlite"),
+            case("create_agent_pg_2rt", 1e6, "create_agent_pg_1rt"),
+            case("create_agent_pg_4rt", 8e5, "create_agent_pg_1rt"),
+        ],
+        "where_it_stops": {
+            "create_agent": {
+                "runtimes": 4,
+                "machine_busy": 0.97,
+                "worker_cpu_cores": 1.2,
+                "wait_events": [{"event": "LWLock:WALWrite (active)", "samples": 9, "share": 0.6}],
+            }
+        },
+    }
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(tmp)
         (out_dir / "python.json").write_text(json.dumps(python))
         (out_dir / "go.json").write_text(json.dumps(go))
+        (out_dir / "python-store.json").write_text(json.dumps(store))
         (out_dir / "php.json").write_text("{not json")
         dest = out_dir / "RESULTS.md"
         rc = write(out_dir, dest, quick=True)
@@ -732,6 +815,16 @@ def self_test() -> int:
         ("| +0.50% | **met** |" in text, "RSS target"),
         ("+100 KiB (+0.50%)" in text, "memory growth"),
         ("**Quick mode**" in text, "quick banner"),
+        (
+            "| CreateAgent | PostgreSQL, 4 runtimes | 1,250 | 1.25x | 2.50x |" in text,
+            "store throughput row",
+        ),
+        (
+            "- Where it stops, CreateAgent with 4 runtimes: 2.50x of 1 runtime; machine busy "
+            "97% of its cores (workers 1.20 cores); connections in use wait on "
+            "LWLock:WALWrite (active) 60%." in text,
+            "store: where it stops",
+        ),
     ]
     failed = [what for ok, what in expect if not ok]
     for what in failed:

@@ -6,6 +6,8 @@
 #      remote:  benchmarks/python/remote.py      -> benchmarks/out/python-remote.json
 #               benchmarks/go/run.sh --remote -> benchmarks/out/go-remote.json
 #      (remote calls over NATS, each with a nats-server of its own)
+#      store:   benchmarks/python/store.py       -> benchmarks/out/python-store.json
+#      (SQLite against 1, 2, 4 runtimes on a PostgreSQL server of its own)
 #   4. Rust:   benchmarks/rust/run.sh codecs     -> benchmarks/out/rust-codecs.json
 #   5. Go, PHP, Ruby: benchmarks/<lang>/run.sh   -> benchmarks/out/<lang>*.json
 #   6. benchmarks/render.py                      -> benchmarks/RESULTS.md
@@ -17,7 +19,7 @@
 #   bash scripts/bench.sh                 # everything (~5 min on 2 cores once built)
 #   bash scripts/bench.sh python rust     # only these steps (and setup, render)
 #   HMS_BENCH_QUICK=1 bash scripts/bench.sh   # smoke test: few, short rounds
-# Steps: python remote rust go php ruby. HMS_BENCH_SKIP_SETUP=1 skips step 1;
+# Steps: python remote store rust go php ruby. HMS_BENCH_SKIP_SETUP=1 skips step 1;
 # HMS_BENCH_OUT=DIR puts the result files in DIR instead of benchmarks/out;
 # HMS_BENCH_RESULTS=FILE writes the report there instead of
 # benchmarks/RESULTS.md (CI's smoke run keeps the committed report intact).
@@ -31,7 +33,7 @@ export HMS_BENCH_QUICK="${HMS_BENCH_QUICK:-0}"
 # runner honours it).
 export HMS_BENCH_OUT="${HMS_BENCH_OUT:-$root/benchmarks/out}"
 
-all_steps=(python remote rust go php ruby)
+all_steps=(python remote store rust go php ruby)
 if (($#)); then
     wanted=("$@")
     for step in "${wanted[@]}"; do
@@ -105,6 +107,7 @@ for step in "${wanted[@]}"; do
             run_step "remote, Python (benchmarks/python/remote.py)" python3 benchmarks/python/remote.py
             run_step "remote, Go (benchmarks/go/run.sh --remote)" bash benchmarks/go/run.sh --remote
             ;;
+        store) run_step "store (benchmarks/python/store.py)" python3 benchmarks/python/store.py ;;
         rust) run_step "rust (benchmarks/rust/run.sh codecs)" bash benchmarks/rust/run.sh codecs ;;
         *) run_step "$step (benchmarks/$step/run.sh)" lang_step "$step" ;;
     esac
