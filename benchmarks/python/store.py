@@ -351,22 +351,6 @@ def postgres() -> Iterator[Any]:
         yield server
 
 
-def postgres_config(server: Any, database: str) -> dict[str, Any]:
-    """The store config of ``database``: the URL without its password, the
-    password in the server's file (the core refuses one in the URL)."""
-    scheme, _, rest = server.url(database).partition("://")
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.partition(":")[0]
-    return {
-        "store": {
-            "postgres": {
-                "url": f"{scheme}://{user}@{host}",
-                "password_file": str(server.folder / "password"),
-            }
-        }
-    }
-
-
 def summarize_waits(waits: Counter[str]) -> list[dict[str, Any]]:
     total = sum(waits.values()) or 1
     return [
@@ -406,7 +390,7 @@ def measure(ops: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any], list[
                 sample_url = ""
                 if store.startswith("pg_"):
                     database = server.fresh_database()
-                    config = postgres_config(server, database.name)
+                    config = {"store": server.store_config(database)}
                     if count == max(RUNTIME_COUNTS):
                         waits = Counter()
                         sample_url = database.url
