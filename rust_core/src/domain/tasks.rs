@@ -374,15 +374,6 @@ impl Domain {
         request: ClaimTaskRequest,
     ) -> Result<ClaimTaskResponse> {
         required(&request.worker_id, "worker_id")?;
-        let fits = |task: &Task| {
-            task.required_capabilities
-                .iter()
-                .all(|c| request.capabilities.contains(c))
-                && request
-                    .labels
-                    .iter()
-                    .all(|(k, v)| task.labels.get(k) == Some(v))
-        };
         loop {
             let stamp = now();
             let lease = lease_until(request.lease_ms, stamp)?;
@@ -397,7 +388,11 @@ impl Domain {
                 // A task whose stripe is busy is being changed: skipped like
                 // a row another claim holds (waiting here, inside the store's
                 // lock, could deadlock with that change).
-                match fits(task).then(|| self.order.try_hold(&task.id)).flatten() {
+                match scan
+                    .fits(task)
+                    .then(|| self.order.try_hold(&task.id))
+                    .flatten()
+                {
                     Some(order) => {
                         found = Some((task.clone(), order));
                         false

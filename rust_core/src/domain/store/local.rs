@@ -429,11 +429,22 @@ impl Transaction for LocalTransaction<'_> {
         visit: Visit<'_, KnowledgeEntry>,
     ) -> Result<()> {
         let tables = &self.state.tables;
-        let after = knowledge_scan
-            .after
-            .map(|(namespace, key)| (namespace.to_owned(), key.to_owned()));
+        let namespace = knowledge_scan.namespace;
+        // Within one namespace the scan starts at it (no key is empty, so
+        // (namespace, "") is before its first entry) and ends with it.
+        let after = match knowledge_scan.after {
+            Some((after_namespace, key)) => Some((after_namespace.to_owned(), key.to_owned())),
+            None if !namespace.is_empty() => Some((namespace.to_owned(), String::new())),
+            None => None,
+        };
         scan(&tables.knowledge_keys, after, &mut |id| {
-            tables.knowledge.get(id).is_none_or(&mut *visit)
+            let Some(entry) = tables.knowledge.get(id) else {
+                return true;
+            };
+            if !namespace.is_empty() && entry.namespace != namespace {
+                return false;
+            }
+            !knowledge_scan.tags.iter().all(|t| entry.tags.contains(t)) || visit(entry)
         });
         Ok(())
     }
@@ -489,7 +500,7 @@ impl Transaction for LocalTransaction<'_> {
             .tables
             .tasks
             .values()
-            .filter(|task| super::claimable(task, scan.now_micros))
+            .filter(|task| super::claimable(task, scan.now_micros) && scan.fits(task))
             .collect();
         ready.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
         for task in ready {

@@ -61,6 +61,19 @@ pub struct ClaimScan<'a> {
     pub labels: &'a std::collections::BTreeMap<String, String>,
 }
 
+impl ClaimScan<'_> {
+    /// Whether a worker with these capabilities and labels may run `task`.
+    pub fn fits(&self, task: &Task) -> bool {
+        task.required_capabilities
+            .iter()
+            .all(|c| self.capabilities.contains(c))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| task.labels.get(k) == Some(v))
+    }
+}
+
 /// Whether `task` may be claimed at `now_micros`: PENDING, or RUNNING under
 /// a lease that ended.
 pub fn claimable(task: &Task, now_micros: i64) -> bool {
