@@ -54,10 +54,6 @@ fn lease_until(requested_ms: u32, now: prost_types::Timestamp) -> Result<prost_t
     })
 }
 
-fn micros(stamp: prost_types::Timestamp) -> i64 {
-    stamp.seconds.saturating_mul(1_000_000) + i64::from(stamp.nanos / 1_000)
-}
-
 /// Claims allowed for `task` before it is DEAD_LETTER.
 fn max_attempts(task: &Task) -> u32 {
     if task.max_attempts == 0 {
@@ -379,7 +375,7 @@ impl Domain {
             let lease = lease_until(request.lease_ms, stamp)?;
             let mut tx = self.write()?;
             let scan = super::store::ClaimScan {
-                now_micros: micros(stamp),
+                now_micros: super::store::micros(stamp),
                 capabilities: &request.capabilities,
                 labels: &request.labels,
             };

@@ -84,10 +84,14 @@ pub fn claimable(task: &Task, now_micros: i64) -> bool {
             && lease_end_micros(task).is_some_and(|end| end < now_micros))
 }
 
+/// A time in Unix microseconds, as leases are compared and stored.
+pub fn micros(stamp: prost_types::Timestamp) -> i64 {
+    stamp.seconds.saturating_mul(1_000_000) + i64::from(stamp.nanos / 1_000)
+}
+
 /// The end of a task's lease in Unix microseconds.
 pub fn lease_end_micros(task: &Task) -> Option<i64> {
-    task.lease_expires_at
-        .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1_000))
+    task.lease_expires_at.map(micros)
 }
 
 /// The words of a full-text query or of an indexed text: runs of letters

@@ -454,13 +454,18 @@ impl PostgresTransaction<'_> {
         rows.map_err(|e| self.client.failed(e))
     }
 
-    /// The record of `table` with `id`, locked when this transaction writes.
-    fn one<M: prost::Message + Default>(&mut self, table: &str, id: &str) -> Result<Option<M>> {
-        let lock = if self.access == Access::Write {
+    /// What a point read appends: a write transaction locks what it reads.
+    fn lock_clause(&self) -> &'static str {
+        if self.access == Access::Write {
             " FOR UPDATE"
         } else {
             ""
-        };
+        }
+    }
+
+    /// The record of `table` with `id`, locked when this transaction writes.
+    fn one<M: prost::Message + Default>(&mut self, table: &str, id: &str) -> Result<Option<M>> {
+        let lock = self.lock_clause();
         let sql = format!("SELECT body FROM {table} WHERE id = $1{lock}");
         self.rows(&sql, &[&id])?
             .first()
@@ -562,11 +567,7 @@ impl Transaction for PostgresTransaction<'_> {
     }
 
     fn knowledge_at(&mut self, namespace: &str, key: &str) -> Result<Option<KnowledgeEntry>> {
-        let lock = if self.access == Access::Write {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
+        let lock = self.lock_clause();
         let sql = format!("SELECT body FROM knowledge WHERE namespace = $1 AND key = $2{lock}");
         self.rows(&sql, &[&namespace, &key])?
             .first()
