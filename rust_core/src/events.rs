@@ -6,7 +6,7 @@
 //! the number lost, then the events it still has, in order.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime};
@@ -279,7 +279,10 @@ impl Subscription {
 
 /// Publishes a runtime's events to its subscriptions.
 pub struct EventBus {
-    sequence: AtomicU64,
+    /// The last sequence handed out. Held while an event is queued for every
+    /// subscriber, so that each queue receives events in sequence order even
+    /// when several threads publish about different agents at once.
+    sequence: Mutex<u64>,
     subscribers: RwLock<Vec<Arc<Subscription>>>,
     capacity: usize,
     closed: AtomicBool,
@@ -297,7 +300,7 @@ pub type PushSink = Box<dyn FnMut(&[u8]) + Send>;
 impl EventBus {
     pub fn new(capacity: usize) -> EventBus {
         EventBus {
-            sequence: AtomicU64::new(0),
+            sequence: Mutex::new(0),
             subscribers: RwLock::new(Vec::new()),
             capacity,
             closed: AtomicBool::new(false),
@@ -364,8 +367,10 @@ impl EventBus {
 
     /// Publishes one event; `agent_id` is empty for events about no agent.
     pub fn publish(&self, kind: &str, subject: &str, agent_id: &str, payload: Payload) {
+        let mut sequence = self.sequence.lock();
+        *sequence += 1;
         let event = Arc::new(Event {
-            sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+            sequence: *sequence,
             kind: kind.to_owned(),
             subject: subject.to_owned(),
             agent_id: agent_id.to_owned(),
@@ -380,6 +385,7 @@ impl EventBus {
         if let Some(sink) = self.sink.get() {
             sink.publish(&event);
         }
+        drop(sequence);
     }
 
     pub fn subscriber_count(&self) -> usize {
