@@ -111,6 +111,10 @@ fn bad_filter(field: &str, problem: impl std::fmt::Display) -> HmsError {
 /// it (the NATS publisher). Must not block: the publisher is a handler.
 pub trait EventSink: Send + Sync {
     fn publish(&self, event: &Arc<Event>);
+    /// Waits until every event up to `sequence` has reached the other
+    /// runtimes' side (the NATS server has processed it), at most until
+    /// `until`; whether it did.
+    fn wait_sent(&self, sequence: u64, until: Instant) -> bool;
 }
 
 struct Queue {
@@ -132,6 +136,11 @@ pub struct Subscription {
     pusher_state: Mutex<PusherState>,
     pusher_exited: Condvar,
     pub is_push: bool,
+    /// Takes this runtime's own events from NATS with the others' instead
+    /// of from the bus, so that all of them arrive in the one order the
+    /// NATS server gave them (a runtime sharing its store: the history of
+    /// one agent is made by several runtimes).
+    own_from_feed: bool,
 }
 
 #[derive(Default)]
@@ -328,6 +337,7 @@ impl EventBus {
         filter: Filter,
         format: Format,
         sink: Option<PushSink>,
+        own_from_feed: bool,
     ) -> Result<Arc<Subscription>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(HmsError::new(Code::Cancelled, "the runtime is closing"));
@@ -347,6 +357,7 @@ impl EventBus {
             pusher_state: Mutex::new(PusherState::default()),
             pusher_exited: Condvar::new(),
             is_push: sink.is_some(),
+            own_from_feed,
         });
         if let Some(sink) = sink {
             let handle = spawn_pusher(subscription.clone(), sink)?;
@@ -366,7 +377,8 @@ impl EventBus {
     }
 
     /// Publishes one event; `agent_id` is empty for events about no agent.
-    pub fn publish(&self, kind: &str, subject: &str, agent_id: &str, payload: Payload) {
+    /// Returns its sequence.
+    pub fn publish(&self, kind: &str, subject: &str, agent_id: &str, payload: Payload) -> u64 {
         let mut sequence = self.sequence.lock();
         *sequence += 1;
         let event = Arc::new(Event {
@@ -380,12 +392,23 @@ impl EventBus {
             stream_sequence: 0,
         });
         for subscriber in self.subscribers.read().iter() {
-            subscriber.offer(&event);
+            if !subscriber.own_from_feed {
+                subscriber.offer(&event);
+            }
         }
         if let Some(sink) = self.sink.get() {
             sink.publish(&event);
         }
-        drop(sequence);
+        event.sequence
+    }
+
+    /// Waits until the events up to `sequence` have reached the other
+    /// runtimes, when this runtime publishes to them, at most until
+    /// `until`; whether they did (true without a transport).
+    pub fn wait_sent(&self, sequence: u64, until: Instant) -> bool {
+        self.sink
+            .get()
+            .is_none_or(|sink| sink.wait_sent(sequence, until))
     }
 
     pub fn subscriber_count(&self) -> usize {

@@ -102,9 +102,50 @@ pub trait Dispatch {
         options: CallOptions,
         out: &mut Vec<u8>,
     ) -> Result<()>;
+
+    /// Runs the blocking hook `hook_id` (calling `method`) in `runtime`,
+    /// which registered it and shares this runtime's store, through the
+    /// transport; the answer is appended to `out` (CBOR).
+    fn remote_hook_call(
+        &self,
+        runtime: &str,
+        hook_id: &str,
+        method: &str,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()>;
 }
 
 impl Dispatch for Arc<Runtime> {
+    fn remote_hook_call(
+        &self,
+        runtime: &str,
+        hook_id: &str,
+        method: &str,
+        request: &[u8],
+        options: CallOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let Some(transport) = self.transport.get() else {
+            return Err(HmsError::new(
+                Code::FailedPrecondition,
+                format!(
+                    "hook `{hook_id}` runs in runtime `{runtime}`, which shares this runtime's \
+                     store, and this runtime has no transport to reach it; configure \
+                     RuntimeConfig.nats on every runtime of the fleet (docs/deployment.md)"
+                ),
+            )
+            .with_detail("runtime", runtime)
+            .with_detail("hook_id", hook_id));
+        };
+        let _level = crate::workers::enter_call(method)?;
+        let options = self.outgoing(&options);
+        transport
+            .send_hook(runtime, hook_id, method, Format::Cbor, request, &options)?
+            .wait(self.limits(), out)
+    }
+
     fn nested_call(
         &self,
         method_name: &str,
@@ -239,6 +280,12 @@ impl Runtime {
         let transport = Transport::start(settings, &self.settings.name, Arc::downgrade(self))?;
         let transport = self.transport.get_or_init(|| transport);
         self.events.set_origin(transport.identity());
+        if self.domain.shares_store() {
+            // Hooks live as long as their process: any listed under this
+            // name are a previous one's.
+            self.domain.forget_fleet_hooks(transport.identity())?;
+            transport.serve_hooks()?;
+        }
         if let Some(publisher) = transport.event_publisher() {
             self.events.set_sink(publisher);
         }
@@ -398,11 +445,17 @@ impl Runtime {
     ) -> Result<PendingCall> {
         let (service, method) = crate::registry::split_method(method_name)?;
         let _level = crate::workers::enter_call(method_name)?;
-        let options = match &self.settings.security {
+        let options = self.outgoing(options);
+        transport.send(service, method, format, request, &options)
+    }
+
+    /// `options` as they leave for another runtime: with this runtime's
+    /// default credentials when they carry none.
+    fn outgoing<'o>(&self, options: &'o CallOptions) -> std::borrow::Cow<'o, CallOptions> {
+        match &self.settings.security {
             Some(security) => security.outgoing(options),
             None => std::borrow::Cow::Borrowed(options),
-        };
-        transport.send(service, method, format, request, &options)
+        }
     }
 
     fn resolve(&self, method_name: &str) -> Result<Arc<Method>> {
@@ -769,9 +822,18 @@ impl Runtime {
             }
             _ => None,
         };
-        let subscription = self.events.subscribe(filter.clone(), format, sink)?;
+        // In a fleet, one agent's history is made by several runtimes, and
+        // only the NATS server puts all of their events in one order.
+        let own_from_feed = transport.is_some_and(|t| {
+            t.settings().publish_events
+                && self.domain.shares_store()
+                && filter.proto().include_remote
+        });
+        let subscription = self
+            .events
+            .subscribe(filter.clone(), format, sink, own_from_feed)?;
         let remote = match transport
-            .map(|t| t.feed(&subscription, &filter))
+            .map(|t| t.feed(&subscription, &filter, own_from_feed))
             .transpose()
         {
             Ok(remote) => remote,
@@ -856,6 +918,10 @@ impl Runtime {
             let _ = free_method(handle);
         }
         if let Some(transport) = self.transport.get() {
+            // Before the transport stops answering for them; a failure
+            // leaves rows the next start under this name removes, and other
+            // runtimes skip meanwhile (nobody answers for them).
+            let _ = self.domain.forget_fleet_hooks(transport.identity());
             transport.shutdown(deadline);
         }
         self.events.close(until);

@@ -10,6 +10,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use prost::Message as _;
 
 use super::paging::{Page, decode_token, record_weight};
+use super::store::FleetHook;
 use super::{Admit, Domain, Write, new_id, not_found, now, required};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::codec::{self, Format};
@@ -143,9 +144,47 @@ struct Hook {
     to_states: Vec<i32>,
     blocking: bool,
     timeout_ms: u32,
+    /// The runtime sharing this one's store that runs it; `None`: this one.
+    runtime: Option<String>,
 }
 
 impl Hook {
+    /// `request` with its defaults filled in (see [`Hook::request`]).
+    fn new(id: String, request: RegisterHookRequest, runtime: Option<String>) -> Hook {
+        Hook {
+            id,
+            name: if request.name.is_empty() {
+                request.method.clone()
+            } else {
+                request.name
+            },
+            method: request.method,
+            agent_ids: request.agent_ids,
+            from_states: request.from_states,
+            to_states: request.to_states,
+            blocking: request.blocking,
+            timeout_ms: if request.timeout_ms == 0 {
+                DEFAULT_HOOK_TIMEOUT_MS
+            } else {
+                request.timeout_ms
+            },
+            runtime,
+        }
+    }
+
+    /// As the fleet stores it.
+    fn request(&self) -> RegisterHookRequest {
+        RegisterHookRequest {
+            name: self.name.clone(),
+            method: self.method.clone(),
+            agent_ids: self.agent_ids.clone(),
+            from_states: self.from_states.clone(),
+            to_states: self.to_states.clone(),
+            blocking: self.blocking,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
     fn matches(&self, event: &LifecycleEvent) -> bool {
         (self.agent_ids.is_empty() || self.agent_ids.contains(&event.agent_id))
             && (self.from_states.is_empty() || self.from_states.contains(&event.previous_state))
@@ -191,9 +230,46 @@ fn call_hook(
         ..Default::default()
     };
     let mut response = Vec::new();
-    context
-        .dispatch
-        .nested_call(&hook.method, Format::Cbor, &request, options, &mut response)
+    match &hook.runtime {
+        None => context.dispatch.nested_call(
+            &hook.method,
+            Format::Cbor,
+            &request,
+            options,
+            &mut response,
+        ),
+        Some(runtime) => context.dispatch.remote_hook_call(
+            runtime,
+            &hook.id,
+            &hook.method,
+            &request,
+            options,
+            &mut response,
+        ),
+    }
+}
+
+/// Tells subscribers that `hook` failed without refusing the transition
+/// (a non-blocking hook, or a blocking one whose runtime is gone).
+fn publish_hook_failure(
+    context: &CallContext<'_>,
+    hook: &Hook,
+    event: &LifecycleEvent,
+    error: &HmsError,
+) {
+    let failure = HookFailedEvent {
+        hook_id: hook.id.clone(),
+        hook_name: hook.name.clone(),
+        method: hook.method.clone(),
+        error: Some(error.to_status()),
+        event: Some(event.clone()),
+    };
+    context.events.publish(
+        "lifecycle.hook_failed",
+        &event.agent_id,
+        &event.agent_id,
+        Payload::HookFailed(failure),
+    );
 }
 
 fn transition_type(request: &TransitionRequest) -> Result<TransitionType> {
@@ -247,7 +323,36 @@ fn audited(kind: AuditKind, decision: &str, status: Code, event: &LifecycleEvent
     )
 }
 
+/// Longest a transition in a fleet holds its agent for its event to reach
+/// the NATS server (when the server is away, events of one agent from two
+/// runtimes may then arrive out of order).
+const FLEET_SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Domain {
+    /// The blocking hooks for `event`: this runtime's, in registration
+    /// order, then those of the other runtimes sharing the store, in the
+    /// order the fleet registered them.
+    fn blocking_hooks(
+        &self,
+        context: &CallContext<'_>,
+        event: &LifecycleEvent,
+    ) -> Result<Vec<Arc<Hook>>> {
+        let mut hooks = self.hooks.matching(event, true);
+        if let Some(fleet) = self.store.fleet_hooks() {
+            let me = context.events.origin();
+            hooks.extend(
+                fleet
+                    .list()?
+                    .into_iter()
+                    .filter(|listed| listed.runtime != me)
+                    .map(|listed| Hook::new(listed.id, listed.hook, Some(listed.runtime)))
+                    .filter(|hook| hook.blocking && hook.matches(event))
+                    .map(Arc::new),
+            );
+        }
+        Ok(hooks)
+    }
+
     pub fn transition(
         &self,
         context: &CallContext<'_>,
@@ -318,13 +423,19 @@ impl Domain {
             metadata: request.metadata.clone(),
             sequence,
         };
-        for hook in self.hooks.matching(&event, true) {
+        for hook in self.blocking_hooks(context, &event)? {
             let timeout = if request.timeout_ms > 0 {
                 request.timeout_ms
             } else {
                 hook.timeout_ms
             };
             if let Err(error) = call_hook(context, &hook, &event, timeout) {
+                if hook.runtime.is_some() && crate::transport::is_hook_gone(&error) {
+                    // Its hooks went with it; it lists them again when it
+                    // starts again.
+                    publish_hook_failure(context, &hook, &event, &error);
+                    continue;
+                }
                 context.audit(
                     audited(AuditKind::HookVeto, "veto", error.code, &event)
                         .with_detail("hook_id", &hook.id)
@@ -375,12 +486,19 @@ impl Domain {
             tx.commit()?;
             // Published in the agent's stripe, so subscribers see each
             // agent's events in the order they happened.
-            context.events.publish(
+            let published = context.events.publish(
                 "lifecycle.transition",
                 &agent_id,
                 &agent_id,
                 Payload::Lifecycle(event.clone()),
             );
+            if self.shares_store() {
+                // Sent before the next runtime may transition the agent, so
+                // every runtime's subscribers see its history in order.
+                context
+                    .events
+                    .wait_sent(published, std::time::Instant::now() + FLEET_SEND_WAIT);
+            }
         }
         // Released before the non-blocking hooks, which may transition the
         // agent again.
@@ -388,19 +506,7 @@ impl Domain {
         drop(guard);
         for hook in self.hooks.matching(&event, false) {
             if let Err(error) = call_hook(context, &hook, &event, hook.timeout_ms) {
-                let failure = HookFailedEvent {
-                    hook_id: hook.id.clone(),
-                    hook_name: hook.name.clone(),
-                    method: hook.method.clone(),
-                    error: Some(error.to_status()),
-                    event: Some(event.clone()),
-                };
-                context.events.publish(
-                    "lifecycle.hook_failed",
-                    &agent_id,
-                    &agent_id,
-                    Payload::HookFailed(failure),
-                );
+                publish_hook_failure(context, &hook, &event, &error);
             }
         }
         Ok(TransitionResponse {
@@ -503,30 +609,52 @@ impl Domain {
             ))
             .with_detail("field", "timeout_ms"));
         }
-        let hook = Hook {
-            id: new_id(),
-            name: if request.name.is_empty() {
-                request.method.clone()
-            } else {
-                request.name
-            },
-            method: request.method,
-            agent_ids: request.agent_ids,
-            from_states: request.from_states,
-            to_states: request.to_states,
-            blocking: request.blocking,
-            timeout_ms: if request.timeout_ms == 0 {
-                DEFAULT_HOOK_TIMEOUT_MS
-            } else {
-                request.timeout_ms
-            },
-        };
+        let hook = Hook::new(new_id(), request, None);
         let response = RegisterHookResponse {
             hook_id: hook.id.clone(),
         };
         admit.admit(&response)?;
+        // Other runtimes sharing the store run a blocking hook too, through
+        // the transport; without one, nobody could reach it.
+        let runtime = context.events.origin();
+        if let Some(fleet) = self.store.fleet_hooks()
+            && hook.blocking
+            && !runtime.is_empty()
+        {
+            fleet.add(&FleetHook {
+                runtime: runtime.to_owned(),
+                id: hook.id.clone(),
+                hook: hook.request(),
+            })?;
+        }
         self.hooks.hooks.write().push(Arc::new(hook));
         Ok(response)
+    }
+
+    /// The method of this runtime's blocking hook `hook_id`, which another
+    /// runtime sharing the store asks it to run.
+    pub fn blocking_hook_method(&self, hook_id: &str) -> Option<String> {
+        self.hooks
+            .hooks
+            .read()
+            .iter()
+            .find(|hook| hook.id == hook_id && hook.blocking)
+            .map(|hook| hook.method.clone())
+    }
+
+    /// Whether other runtimes may share this one's store (and so run its
+    /// blocking hooks, and it theirs).
+    pub fn shares_store(&self) -> bool {
+        self.store.fleet_hooks().is_some()
+    }
+
+    /// Forgets the blocking hooks the fleet lists for `runtime`: it starts
+    /// (any listed are a previous process's under the same name) or closes.
+    pub fn forget_fleet_hooks(&self, runtime: &str) -> Result<()> {
+        match self.store.fleet_hooks() {
+            Some(fleet) => fleet.remove_runtime(runtime),
+            None => Ok(()),
+        }
     }
 
     pub fn unregister_hook(
@@ -534,12 +662,19 @@ impl Domain {
         request: UnregisterHookRequest,
     ) -> Result<UnregisterHookResponse> {
         required(&request.hook_id, "hook_id")?;
-        let mut hooks = self.hooks.hooks.write();
-        let before = hooks.len();
-        hooks.retain(|h| h.id != request.hook_id);
-        if hooks.len() == before {
+        let known = self
+            .hooks
+            .hooks
+            .read()
+            .iter()
+            .any(|h| h.id == request.hook_id);
+        if !known {
             return Err(not_found("hook", &request.hook_id));
         }
+        if let Some(fleet) = self.store.fleet_hooks() {
+            fleet.remove(&request.hook_id)?;
+        }
+        self.hooks.hooks.write().retain(|h| h.id != request.hook_id);
         Ok(UnregisterHookResponse {})
     }
 }

@@ -11,12 +11,14 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::{Client, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use prost::Message;
 use tokio::sync::{Notify, watch};
 
@@ -24,6 +26,9 @@ use super::{EventStreamSettings, event_subject, events_subject};
 use crate::error::{Code, HmsError, Result};
 use crate::events::{EventSink, Filter, KIND_LAGGED, Subscription};
 use crate::proto::hms::events::v1::{Event, LaggedEvent, event::Payload};
+
+/// Longest the publisher waits for the server to confirm what it sent.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Events waiting for the publisher task, and how many were dropped since
 /// it last looked.
@@ -40,6 +45,13 @@ pub struct EventPublisher {
     wake: Notify,
     prefix: String,
     identity: String,
+    /// The last sequence the NATS server is known to have processed, told
+    /// to [`EventSink::wait_sent`] callers; `u64::MAX` once closed.
+    sent: Mutex<u64>,
+    sent_moved: Condvar,
+    /// Callers in `wait_sent`: only then does the task ask the server to
+    /// confirm what it sent (one round trip per batch).
+    waiting: AtomicUsize,
 }
 
 impl EventSink for EventPublisher {
@@ -56,6 +68,23 @@ impl EventSink for EventPublisher {
         drop(outbox);
         self.wake.notify_one();
     }
+
+    fn wait_sent(&self, sequence: u64, until: Instant) -> bool {
+        let mut sent = self.sent.lock();
+        if *sent >= sequence {
+            return true;
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        // The task may be idle with this event sent but not confirmed.
+        self.wake.notify_one();
+        while *sent < sequence {
+            if self.sent_moved.wait_until(&mut sent, until).timed_out() {
+                break;
+            }
+        }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        *sent >= sequence
+    }
 }
 
 impl EventPublisher {
@@ -70,7 +99,17 @@ impl EventPublisher {
             wake: Notify::new(),
             prefix: prefix.to_owned(),
             identity: identity.to_owned(),
+            sent: Mutex::new(0),
+            sent_moved: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         }
+    }
+
+    fn confirm_sent(&self, sequence: u64) {
+        let mut sent = self.sent.lock();
+        *sent = (*sent).max(sequence);
+        drop(sent);
+        self.sent_moved.notify_all();
     }
 
     /// Sends the outbox until [`EventPublisher::close`], then what is left
@@ -78,6 +117,11 @@ impl EventPublisher {
     /// given and this task waits for it, so the outbox fills and drops its
     /// oldest events rather than blocking anyone.
     pub async fn run(self: Arc<Self>, client: Client) {
+        // What comes back on this inbox was processed by the server after
+        // every event sent before it, on this one connection.
+        let inbox = client.new_inbox();
+        let mut echoes = client.subscribe(inbox.clone()).await.ok();
+        let mut unconfirmed = 0;
         loop {
             let (events, dropped, closing) = {
                 let mut outbox = self.outbox.lock();
@@ -100,9 +144,25 @@ impl EventPublisher {
             for event in &events {
                 self.send(&client, event).await;
             }
+            unconfirmed = events.back().map_or(unconfirmed, |e| e.sequence);
             if closing {
                 let _ = client.flush().await;
+                self.confirm_sent(u64::MAX);
                 return;
+            }
+            if let Some(echoes) = echoes.as_mut()
+                && unconfirmed > 0
+                && self.waiting.load(Ordering::Acquire) > 0
+            {
+                let _ = client.publish(inbox.clone(), Bytes::new()).await;
+                if tokio::time::timeout(ECHO_TIMEOUT, echoes.next())
+                    .await
+                    .is_ok()
+                {
+                    self.confirm_sent(unconfirmed);
+                    unconfirmed = 0;
+                }
+                continue;
             }
             if events.is_empty() && dropped == 0 {
                 self.wake.notified().await;
@@ -119,6 +179,8 @@ impl EventPublisher {
 
     /// Stops taking events; the task sends what is queued and ends.
     pub fn close(&self) {
+        // Nobody waits for a confirmation that will not come.
+        self.confirm_sent(u64::MAX);
         self.outbox.lock().closing = true;
         self.wake.notify_one();
     }
@@ -283,12 +345,12 @@ impl RemoteFeed {
 }
 
 /// Queues one event from NATS: never this runtime's own (its bus has them
-/// already), never bytes that are not an event.
+/// already) unless `identity` is empty, never bytes that are not an event.
 fn deliver(subscription: &Subscription, identity: &str, payload: &[u8], stream_sequence: u64) {
     let Ok(mut event) = Event::decode(payload) else {
         return;
     };
-    if event.origin.is_empty() || event.origin == identity {
+    if event.origin.is_empty() || (!identity.is_empty() && event.origin == identity) {
         return;
     }
     event.stream_sequence = stream_sequence;

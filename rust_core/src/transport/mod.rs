@@ -89,11 +89,26 @@ impl Transport {
         &self,
         _: &std::sync::Arc<crate::events::Subscription>,
         _: &crate::events::Filter,
+        _: bool,
     ) -> Result<RemoteFeed> {
         match *self {}
     }
     pub fn send(
         &self,
+        _: &str,
+        _: &str,
+        _: crate::codec::Format,
+        _: &[u8],
+        _: &crate::proto::v1::CallOptions,
+    ) -> Result<PendingCall> {
+        match *self {}
+    }
+    pub fn serve_hooks(&self) -> Result<()> {
+        match *self {}
+    }
+    pub fn send_hook(
+        &self,
+        _: &str,
         _: &str,
         _: &str,
         _: crate::codec::Format,
@@ -149,6 +164,35 @@ pub mod headers {
     /// In every reply: "0" with the answer as the payload, or a status code
     /// with an `hms.v1.Status` in the request's format as the payload.
     pub const STATUS: &str = "Hms-Status";
+    /// On a request to run a blocking hook: the hook's id in the runtime
+    /// that registered it.
+    pub const HOOK_ID: &str = "Hms-Hook-Id";
+}
+
+/// The subject on which `runtime` runs its blocking hooks for the other
+/// runtimes sharing its store: `<prefix>.hook.<runtime>`.
+pub fn hook_subject(prefix: &str, runtime: &str) -> String {
+    format!("{prefix}.hook.{}", subject_token(runtime))
+}
+
+/// The `reason` detail of [`hook_gone`].
+const HOOK_GONE: &str = "hook_gone";
+
+/// Another runtime's blocking hook cannot run because it is no longer
+/// there: its runtime stopped (or lost its NATS connection), or it was
+/// unregistered. `why` says which.
+pub fn hook_gone(runtime: &str, hook_id: &str, why: &str) -> HmsError {
+    HmsError::new(
+        Code::Unavailable,
+        format!("hook `{hook_id}` of runtime `{runtime}` did not run: {why}"),
+    )
+    .with_detail("reason", HOOK_GONE)
+    .with_detail("runtime", runtime)
+    .with_detail("hook_id", hook_id)
+}
+
+pub fn is_hook_gone(error: &HmsError) -> bool {
+    error.details.get("reason").map(String::as_str) == Some(HOOK_GONE)
 }
 
 /// Metadata keys of the NATS service announcements (`$SRV.INFO`).

@@ -36,8 +36,8 @@ use super::events::{
     EventPublisher, RemoteFeed, Source, ensure_stream, feed_subject, replay, subscribe_live,
 };
 use super::{
-    Auth, TransportSettings, announce, escape, headers, method_subject, nats_service_name,
-    queue_group, unescape,
+    Auth, TransportSettings, announce, escape, headers, hook_subject, method_subject,
+    nats_service_name, queue_group, unescape,
 };
 use crate::codec::{self, Format, Limits};
 use crate::error::{Code, HmsError, Result};
@@ -65,6 +65,9 @@ pub const MAX_SERVED_CALLS: usize = 256;
 /// Longest wait to stop the exported services and the tokio runtime in
 /// `hms_runtime_free`, within the runtime's own shutdown bound.
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The NATS service through which a runtime runs its hooks for others.
+const HOOKS_SERVICE: &str = "hms-hooks";
 
 /// How long one step of stopping may wait: what is left until `until`, at
 /// most [`STOP_TIMEOUT`].
@@ -346,7 +349,13 @@ impl Transport {
     /// Starts bringing other runtimes' events into `subscription`: live, or
     /// replayed from the event stream and then live. Returns once NATS
     /// knows the subscription, so events published after it are delivered.
-    pub fn feed(&self, subscription: &Arc<Subscription>, filter: &Filter) -> Result<RemoteFeed> {
+    /// With `own_events`, this runtime's own events come through NATS too.
+    pub fn feed(
+        &self,
+        subscription: &Arc<Subscription>,
+        filter: &Filter,
+        own_events: bool,
+    ) -> Result<RemoteFeed> {
         let subject = feed_subject(&self.settings.subject_prefix, filter);
         let client = self.client.clone();
         let wait = self.settings.connect_timeout;
@@ -386,7 +395,11 @@ impl Transport {
             &self.spawner,
             source,
             subscription.clone(),
-            self.identity.clone(),
+            if own_events {
+                String::new()
+            } else {
+                self.identity.clone()
+            },
         ))
     }
 
@@ -431,8 +444,50 @@ impl Transport {
         request: &[u8],
         options: &CallOptions,
     ) -> Result<PendingCall> {
-        let full_name = format!("{service}/{method}");
         let subject = method_subject(&self.settings.subject_prefix, service, method);
+        self.send_to(subject, service, method, None, format, request, options)
+    }
+
+    /// Sends the request of the blocking hook `hook_id` (of method
+    /// `method_name`) to `runtime`, which registered it, as [`Transport::send`].
+    pub fn send_hook(
+        &self,
+        runtime: &str,
+        hook_id: &str,
+        method_name: &str,
+        format: Format,
+        request: &[u8],
+        options: &CallOptions,
+    ) -> Result<PendingCall> {
+        let (service, method) = crate::registry::split_method(method_name)?;
+        let subject = hook_subject(&self.settings.subject_prefix, runtime);
+        let hook = HookTarget {
+            runtime: runtime.to_owned(),
+            hook_id: hook_id.to_owned(),
+        };
+        self.send_to(
+            subject,
+            service,
+            method,
+            Some(hook),
+            format,
+            request,
+            options,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_to(
+        &self,
+        subject: String,
+        service: &str,
+        method: &str,
+        hook: Option<HookTarget>,
+        format: Format,
+        request: &[u8],
+        options: &CallOptions,
+    ) -> Result<PendingCall> {
+        let full_name = format!("{service}/{method}");
         let fail = |error: HmsError| failed_at(error, &subject);
         if !self.is_connected() {
             return Err(fail(HmsError::new(
@@ -448,7 +503,10 @@ impl Transport {
             ms => Duration::from_millis(ms.into()),
         };
         let deadline = Instant::now() + budget;
-        let headers = request_headers(format, budget, options)?;
+        let mut headers = request_headers(format, budget, options)?;
+        if let Some(hook) = &hook {
+            headers.insert(headers::HOOK_ID, hook.hook_id.as_str());
+        }
         let max_payload = self.client.server_info().max_payload;
         let size = request.len() + wire_len(&headers);
         if size > max_payload {
@@ -506,10 +564,54 @@ impl Transport {
             subject,
             format,
             max_payload,
+            hook,
         })
     }
 
     // ---------------------------------------------------------- exporting
+
+    /// Answers the other runtimes sharing this one's store when they ask it
+    /// to run one of its blocking hooks, on [`hook_subject`] (a NATS service
+    /// of its own, so its calls are counted like the exports').
+    pub fn serve_hooks(&self) -> Result<()> {
+        let client = self.client.clone();
+        let serving = self.serving.clone();
+        let subject = hook_subject(&self.settings.subject_prefix, &self.identity);
+        let starting = async move {
+            let announcement = client
+                .service_builder()
+                .description("blocking lifecycle hooks of one HMS runtime")
+                .queue_group(subject.clone())
+                .start(HOOKS_SERVICE, env!("CARGO_PKG_VERSION"))
+                .await?;
+            let mut endpoint = announcement
+                .endpoint_builder()
+                .name("RunHook")
+                .add(subject)
+                .await?;
+            tokio::spawn(async move {
+                // Kept alive while its endpoint serves.
+                let _announcement = announcement;
+                while let Some(request) = endpoint.next().await {
+                    serving.accept_hook(request);
+                }
+            });
+            Ok::<(), async_nats::Error>(())
+        };
+        match self.run(self.settings.connect_timeout, starting) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(HmsError::new(
+                Code::Unavailable,
+                format!("cannot serve this runtime's hooks on NATS: {e}"),
+            )
+            .with_origin("transport")),
+            None => Err(HmsError::new(
+                Code::Unavailable,
+                "the NATS server did not take this runtime's hook subscription in time",
+            )
+            .with_origin("transport")),
+        }
+    }
 
     /// Serves `service` on NATS (announced, one endpoint per method);
     /// replaces an export of an older registration under the same name.
@@ -777,8 +879,16 @@ fn failed_at(error: HmsError, subject: &str) -> HmsError {
         .with_origin("transport")
 }
 
+/// Which runtime runs a hook call, and the hook there.
+struct HookTarget {
+    runtime: String,
+    hook_id: String,
+}
+
 /// A remote call sent by [`Transport::send`], its answer to come.
 pub struct PendingCall {
+    /// Set for a hook call ([`Transport::send_hook`]).
+    hook: Option<HookTarget>,
     answer: Answer,
     /// Asks, on no responders, whether the service is served at all.
     client: Client,
@@ -816,6 +926,7 @@ impl PendingCall {
             subject,
             format,
             max_payload,
+            hook,
         } = self;
         let (service, method) = (service.as_str(), method.as_str());
         let fail = |error: HmsError| failed_at(error, &subject);
@@ -843,6 +954,16 @@ impl PendingCall {
                 )));
             }
             Outcome::Reply(Ok(reply)) => reply,
+            Outcome::Reply(Err(error))
+                if error.kind() == RequestErrorKind::NoResponders
+                    && let Some(hook) = &hook =>
+            {
+                return Err(fail(super::hook_gone(
+                    &hook.runtime,
+                    &hook.hook_id,
+                    "its runtime does not answer on NATS (it stopped or lost its connection)",
+                )));
+            }
             // No responders: is the whole service missing, or only this
             // method of it? Only this error path pays for the question.
             Outcome::Reply(Err(error))
@@ -1204,6 +1325,24 @@ async fn round_trip(client: &Client) {
 }
 
 impl Serving {
+    /// Runs the blocking hook a request names, as an exported call of its
+    /// method: only a hook's method is reachable this way, never another
+    /// method of this runtime that it does not export.
+    fn accept_hook(self: &Arc<Self>, request: ServiceRequest) {
+        let hook_id = header(request.message.headers.as_ref(), headers::HOOK_ID).unwrap_or("");
+        let method = self
+            .runtime
+            .upgrade()
+            .and_then(|runtime| runtime.domain.blocking_hook_method(hook_id));
+        match method {
+            Some(method) => self.accept(request, method.into()),
+            None => {
+                let gone = super::hook_gone(&self.identity, hook_id, "it is not registered there");
+                self.respond(request, Err(gone), Format::Cbor);
+            }
+        }
+    }
+
     /// Runs one request on a library thread (or queues it for the host's
     /// thread) and sends its reply.
     fn accept(self: &Arc<Self>, request: ServiceRequest, full_name: Arc<str>) {

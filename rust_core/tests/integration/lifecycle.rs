@@ -579,14 +579,14 @@ fn get_history_is_oldest_first_filtered_and_paged() {
 
 /// A host service usable as a hook: records each invocation, then answers
 /// with `behavior`'s verdict.
-struct HookHost {
-    method: String,
-    calls: Arc<Mutex<Vec<HookInvocation>>>,
+pub struct HookHost {
+    pub method: String,
+    pub calls: Arc<Mutex<Vec<HookInvocation>>>,
 }
 
-type Verdict = Result<(), (Code, String)>;
+pub type Verdict = Result<(), (Code, String)>;
 
-fn hook_host(
+pub fn hook_host(
     rt: &Rt,
     caller_thread_only: bool,
     behavior: impl Fn(&HookInvocation) -> Verdict + Send + Sync + 'static,
@@ -618,12 +618,12 @@ fn hook_host(
     }
 }
 
-fn register_hook(rt: &Rt, request: RegisterHookRequest) -> Result<String, HmsError> {
+pub fn register_hook(rt: &Rt, request: RegisterHookRequest) -> Result<String, HmsError> {
     let response: RegisterHookResponse = call(rt, &format!("{LIFECYCLE}/RegisterHook"), &request)?;
     Ok(response.hook_id)
 }
 
-fn hook(method: &str, blocking: bool) -> RegisterHookRequest {
+pub fn hook(method: &str, blocking: bool) -> RegisterHookRequest {
     RegisterHookRequest {
         method: method.into(),
         blocking,

@@ -12,6 +12,8 @@ mod codec;
 mod dispatch;
 mod events;
 mod fast_paths;
+#[cfg(all(feature = "nats", feature = "postgres"))]
+mod fleet;
 mod formats;
 mod host_services;
 mod knowledge;

@@ -218,7 +218,7 @@ fn runtimes_starting_together_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2], "each version applied once");
 }
 
 #[test]

@@ -13,7 +13,7 @@ mod local;
 mod postgres;
 
 use crate::error::Result;
-use crate::proto::hms::agent::lifecycle::v1::LifecycleEvent;
+use crate::proto::hms::agent::lifecycle::v1::{LifecycleEvent, RegisterHookRequest};
 use crate::proto::hms::agent::v1::{Agent, KnowledgeEntry, Task};
 
 pub use local::LocalStore;
@@ -179,6 +179,32 @@ pub trait Store: Send + Sync {
     /// `agent_id` until the guard drops (within one runtime the domain's
     /// own agent locks do it).
     fn lock_transitions(&self, agent_id: &str) -> Result<Box<dyn Send + '_>>;
+    /// Where runtimes sharing this store list their blocking hooks, so that
+    /// each runs the others' for its own transitions; `None` for a store
+    /// one runtime owns.
+    fn fleet_hooks(&self) -> Option<&dyn FleetHooks> {
+        None
+    }
+}
+
+/// A blocking hook as the fleet knows it: which runtime runs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FleetHook {
+    pub runtime: String,
+    pub id: String,
+    /// As registered, with its name and timeout filled in.
+    pub hook: RegisterHookRequest,
+}
+
+/// The blocking hooks of every runtime sharing a store.
+pub trait FleetHooks: Send + Sync {
+    fn add(&self, hook: &FleetHook) -> Result<()>;
+    fn remove(&self, id: &str) -> Result<()>;
+    /// Everything `runtime` registered (it closes, or starts again under the
+    /// same name: hooks live only as long as the process that runs them).
+    fn remove_runtime(&self, runtime: &str) -> Result<()>;
+    /// Every hook, in the order the fleet registered them.
+    fn list(&self) -> Result<Vec<FleetHook>>;
 }
 
 /// A record as stored; bytes that do not decode are DATA_LOSS.

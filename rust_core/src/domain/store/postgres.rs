@@ -18,7 +18,10 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
-use super::{Access, ClaimScan, KnowledgeScan, Store, Transaction, Visit, Write, decode_stored};
+use super::{
+    Access, ClaimScan, FleetHook, FleetHooks, KnowledgeScan, Store, Transaction, Visit, Write,
+    decode_stored,
+};
 use crate::error::{Code, HmsError, Result};
 use crate::proto::hms::agent::lifecycle::v1::LifecycleEvent;
 use crate::proto::hms::agent::v1::{Agent, KnowledgeEntry, Task};
@@ -286,7 +289,8 @@ fn database_error(server: &str, error: postgres::Error) -> HmsError {
 
 /// The schema's versions, oldest first; `hms_schema_version` holds one row
 /// per version applied. A released version never changes.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE agents (id TEXT COLLATE "C" PRIMARY KEY, body BYTEA NOT NULL);
     CREATE TABLE tasks (
         id TEXT COLLATE "C" PRIMARY KEY,
@@ -312,7 +316,16 @@ const MIGRATIONS: &[&str] = &[r#"
     CREATE TABLE lifecycle_events (
         agent_id TEXT COLLATE "C" NOT NULL, sequence BIGINT NOT NULL, body BYTEA NOT NULL,
         PRIMARY KEY (agent_id, sequence));
-"#];
+"#,
+    r#"
+    CREATE TABLE lifecycle_hooks (
+        registered BIGSERIAL NOT NULL,
+        id TEXT COLLATE "C" PRIMARY KEY,
+        runtime TEXT COLLATE "C" NOT NULL,
+        body BYTEA NOT NULL);
+    CREATE INDEX lifecycle_hooks_runtime ON lifecycle_hooks (runtime);
+"#,
+];
 
 /// Taken while migrating, so runtimes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x484d_535f_4d49_4752; // "HMS_MIGR"
@@ -403,6 +416,62 @@ impl Store for PostgresStore {
             client,
             agent_id: agent_id.to_owned(),
         }))
+    }
+
+    fn fleet_hooks(&self) -> Option<&dyn FleetHooks> {
+        Some(self)
+    }
+}
+
+impl PostgresStore {
+    /// Runs one statement outside any transaction.
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let mut client = self.pool.get()?;
+        let rows = client.client().query(sql, params);
+        rows.map_err(|e| client.failed(e))
+    }
+}
+
+impl FleetHooks for PostgresStore {
+    fn add(&self, hook: &FleetHook) -> Result<()> {
+        self.execute(
+            "INSERT INTO lifecycle_hooks (id, runtime, body) VALUES ($1, $2, $3)",
+            &[
+                &hook.id,
+                &hook.runtime,
+                &prost::Message::encode_to_vec(&hook.hook),
+            ],
+        )
+        .map(drop)
+    }
+
+    fn remove(&self, id: &str) -> Result<()> {
+        self.execute("DELETE FROM lifecycle_hooks WHERE id = $1", &[&id])
+            .map(drop)
+    }
+
+    fn remove_runtime(&self, runtime: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM lifecycle_hooks WHERE runtime = $1",
+            &[&runtime],
+        )
+        .map(drop)
+    }
+
+    fn list(&self) -> Result<Vec<FleetHook>> {
+        self.execute(
+            "SELECT id, runtime, body FROM lifecycle_hooks ORDER BY registered",
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            Ok(FleetHook {
+                id: row.get(0),
+                runtime: row.get(1),
+                hook: decode_stored(row.get::<_, &[u8]>(2))?,
+            })
+        })
+        .collect()
     }
 }
 

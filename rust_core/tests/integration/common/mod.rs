@@ -52,16 +52,7 @@ fn store_under_test(settings: &mut Settings) {
         && settings.data_dir.is_none()
         && matches!(settings.store, hms_ffi::domain::StoreSettings::Embedded)
     {
-        let database = postgres::fresh_database();
-        let config = hms_ffi::proto::v1::StoreConfig {
-            postgres: Some(hms_ffi::proto::v1::PostgresStoreConfig {
-                url: database.url_without_password,
-                password_file: database.password_file.display().to_string(),
-                ..Default::default()
-            }),
-        };
-        settings.store =
-            hms_ffi::domain::StoreSettings::from_config(config).expect("the test store's config");
+        settings.store = postgres::fresh_database().store_settings();
     }
 }
 

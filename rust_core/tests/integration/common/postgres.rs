@@ -55,6 +55,18 @@ impl TestDatabase {
     pub fn client(&self) -> postgres::Client {
         connect(&self.url)
     }
+
+    /// The store of a runtime on this database.
+    pub fn store_settings(&self) -> hms_ffi::domain::StoreSettings {
+        let config = hms_ffi::proto::v1::StoreConfig {
+            postgres: Some(hms_ffi::proto::v1::PostgresStoreConfig {
+                url: self.url_without_password.clone(),
+                password_file: self.password_file.display().to_string(),
+                ..Default::default()
+            }),
+        };
+        hms_ffi::domain::StoreSettings::from_config(config).expect("the test store's config")
+    }
 }
 
 /// The server this test process shares, started on first use.
