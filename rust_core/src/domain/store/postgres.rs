@@ -495,6 +495,21 @@ impl Drop for TransitionLock<'_> {
     }
 }
 
+/// The next claimable task, most urgent then oldest, after what `after`
+/// says. The capability and label checks sit inside one CASE on purpose:
+/// before the table has statistics (a fresh database, until autovacuum
+/// analyzes it), PostgreSQL would take `<@` and `@>` for very selective
+/// and sort every claimable task instead of walking `tasks_claimable` in
+/// order (measured: 29 ms against 0.05 ms per claim with 10,000 tasks).
+fn claim_sql(after: &str) -> String {
+    format!(
+        "SELECT priority, id, body FROM tasks \
+         WHERE (status = 1 OR (status = 3 AND claimed_by <> '' AND lease_expires_at < $1)) \
+         AND CASE WHEN required_capabilities <@ $2 THEN labels @> $3 ELSE false END {after} \
+         ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+}
+
 /// Visits the records of one chunk of a scan (their bytes in column
 /// `body`); whether the scan goes on: `visit` wants more and the chunk was
 /// full, so more rows may follow.
@@ -728,22 +743,22 @@ impl Transaction for PostgresTransaction<'_> {
         // transaction ends, so a worker locks only the task it takes.
         let mut after: Option<(i32, String)> = None;
         loop {
-            let (priority, id) = after.clone().unwrap_or((i32::MAX, String::new()));
-            let rows = self.rows(
-                "SELECT priority, id, body FROM tasks \
-                 WHERE (status = 1 OR (status = 3 AND claimed_by <> '' AND lease_expires_at < $1)) \
-                 AND required_capabilities <@ $2 AND labels @> $3 \
-                 AND (priority < $4 OR (priority = $4 AND id > $5) OR $6) \
-                 ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                &[
-                    &scan.now_micros,
-                    &scan.capabilities,
-                    &labels,
-                    &priority,
-                    &id,
-                    &after.is_none(),
-                ],
-            )?;
+            let first = [
+                &scan.now_micros as &(dyn ToSql + Sync),
+                &scan.capabilities,
+                &labels,
+            ];
+            let rows = match &after {
+                None => self.rows(&claim_sql(""), &first)?,
+                Some((priority, id)) => {
+                    let mut params = first.to_vec();
+                    params.extend([priority as &(dyn ToSql + Sync), id]);
+                    self.rows(
+                        &claim_sql("AND priority <= $4 AND (priority < $4 OR id > $5)"),
+                        &params,
+                    )?
+                }
+            };
             let Some(row) = rows.first() else {
                 return Ok(());
             };
